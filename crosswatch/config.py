@@ -1,0 +1,453 @@
+"""The YAML config, validated entirely at load into frozen dataclasses.
+
+Pure apart from reading the one file and checking that watched folders exist. There is no global
+config object: ``load_config`` returns a ``Config`` and callers pass it on.
+
+Every section is a frozen dataclass; ``_build`` turns a YAML mapping into one by the dataclass's own
+field types, so a new key is added by adding a field (and documenting it in config.example.yaml).
+Errors name the file, the line and the dotted key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from crosswatch.errors import ConfigError
+from crosswatch.templates import TemplateError, template_fields
+
+KNOWN_TARGET_KINDS = ("outbox", "x", "instagram")
+
+DEFAULT_INCLUDE = ("*.jpg", "*.jpeg", "*.png", "*.heic", "*.heif", "*.webp", "*.tif", "*.tiff")
+
+
+@dataclass(frozen=True)
+class WatchFolder:
+    path: Path
+    targets: tuple[str, ...]
+    recursive: bool = True
+    include: tuple[str, ...] = DEFAULT_INCLUDE
+    exclude: tuple[str, ...] = ()
+    # A file is taken once its size and mtime have not changed for this long.
+    settle_seconds: float = 2.0
+
+
+@dataclass(frozen=True)
+class IntakeConfig:
+    # Periodic full rescan that finds whatever file events were missed.
+    rescan_seconds: float = 300.0
+    # A photo re-exported under the same path with new content: skip (log it) or post it again.
+    on_change: Literal["skip", "repost"] = "skip"
+
+
+@dataclass(frozen=True)
+class MediaHostConfig:
+    type: Literal["directory", "s3", "command"]
+    public_url: str | None = None
+    path: Path | None = None
+    bucket: str | None = None
+    prefix: str = "crosswatch/"
+    endpoint_url: str | None = None
+    region: str | None = None
+    expires_seconds: int = 3600
+    command: tuple[str, ...] = ()
+    delete_command: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class TargetConfig:
+    """One entry under ``targets``; ``kind`` is the key name unless ``type`` says otherwise."""
+
+    name: str
+    kind: Literal["outbox", "x", "instagram"]
+    enabled: bool = True
+    # outbox
+    path: Path | None = None
+    # platform sign-in and endpoints
+    client_id: str | None = None
+    api_base: str | None = None
+    authorize_url: str | None = None
+    graph_base: str | None = None
+    redirect_port: int = 8765
+    media_host: MediaHostConfig | None = None
+    # pacing (0 = no limit of our own)
+    max_per_hour: int = 0
+    max_per_day: int = 0
+
+
+TARGET_DEFAULTS: dict[str, dict[str, Any]] = {
+    "x": {"api_base": "https://api.x.com", "authorize_url": "https://x.com/i/oauth2/authorize"},
+    "instagram": {
+        "graph_base": "https://graph.instagram.com",
+        "api_base": "https://api.instagram.com",
+        "authorize_url": "https://www.instagram.com/oauth/authorize",
+    },
+    "outbox": {},
+}
+
+
+@dataclass(frozen=True)
+class HashtagConfig:
+    from_keywords: bool = True
+    extra: tuple[str, ...] = ()
+    # Keywords that never become hashtags (case-insensitive).
+    private: tuple[str, ...] = ("private",)
+    # Per target name; targets not listed use ``default_max``.
+    max: Mapping[str, int] = field(default_factory=lambda: {"instagram": 5, "x": 3})
+    default_max: int = 5
+
+
+@dataclass(frozen=True)
+class LinksConfig:
+    url: str | None = None
+    # Per target name: UTM parameters merged into {link}.
+    utm: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class FitConfig:
+    # Where a caption is too long: what to shorten first.
+    order: tuple[str, ...] = ("hashtags", "description", "title")
+
+
+@dataclass(frozen=True)
+class PrivacyConfig:
+    # What the prepared image must not carry, and what it must keep.
+    strip: tuple[str, ...] = ("gps", "makernotes", "serial", "xmp_history", "thumbnail", "comments")
+    keep: tuple[str, ...] = ("creator", "copyright")
+
+
+@dataclass(frozen=True)
+class MediaConfig:
+    fit: Literal["pad", "crop", "reject"] = "pad"
+    pad_color: str = "#ffffff"
+    background: str = "#ffffff"
+    max_input_bytes: int = 200 * 1024 * 1024
+    max_pixels: int = 120_000_000
+    min_quality: int = 70
+    max_quality: int = 92
+
+
+@dataclass(frozen=True)
+class BridgeConfig:
+    enabled: bool = False
+    poll_seconds: float = 600.0
+    backfill: int = 0
+
+
+@dataclass(frozen=True)
+class LoggingConfig:
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    # auto: key=value on a terminal, JSON under systemd (JOURNAL_STREAM set) or when piped.
+    format: Literal["auto", "console", "json"] = "auto"
+
+
+@dataclass(frozen=True)
+class Config:
+    source: Path
+    state_dir: Path
+    watch: tuple[WatchFolder, ...]
+    targets: Mapping[str, TargetConfig]
+    captions: Mapping[str, str] = field(default_factory=dict)
+    alt_text: str = "{alt_text}"
+    attribution: str = ""
+    intake: IntakeConfig = IntakeConfig()
+    hashtags: HashtagConfig = HashtagConfig()
+    links: LinksConfig = LinksConfig()
+    fit: FitConfig = FitConfig()
+    privacy: PrivacyConfig = PrivacyConfig()
+    media: MediaConfig = MediaConfig()
+    bridge: BridgeConfig = BridgeConfig()
+    logging: LoggingConfig = LoggingConfig()
+
+    @property
+    def journal_path(self) -> Path:
+        return self.state_dir / "journal.sqlite3"
+
+    @property
+    def media_cache_dir(self) -> Path:
+        return self.state_dir / "media"
+
+
+# ---------------------------------------------------------------------------------------------------
+# Finding the file
+
+
+def default_config_path() -> Path:
+    env = os.environ.get("CROSSWATCH_CONFIG")
+    if env:
+        return Path(env).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_config_dir("crosswatch")) / "config.yaml"
+
+
+def default_state_dir() -> Path:
+    import platformdirs
+
+    return Path(platformdirs.user_state_dir("crosswatch"))
+
+
+# ---------------------------------------------------------------------------------------------------
+# YAML with line numbers
+
+
+class _Located:
+    """Line numbers for every mapping key and value, by dotted key path."""
+
+    def __init__(self, file: str) -> None:
+        self.file = file
+        self.lines: dict[tuple[str, ...], int] = {}
+
+    def error(self, path: tuple[str, ...], message: str) -> ConfigError:
+        line = None
+        probe = path
+        while probe and line is None:
+            line = self.lines.get(probe)
+            probe = probe[:-1]
+        return ConfigError(message, file=self.file, line=line, key=".".join(path) or None)
+
+
+def _plain(node: yaml.Node, path: tuple[str, ...], where: _Located) -> Any:
+    where.lines.setdefault(path, node.start_mark.line + 1)
+    if isinstance(node, yaml.MappingNode):
+        result: dict[str, Any] = {}
+        for key_node, value_node in node.value:
+            key = str(yaml.safe_load(yaml.serialize(key_node)))
+            where.lines[(*path, key)] = key_node.start_mark.line + 1
+            if key in result:
+                raise where.error((*path, key), "this key appears twice")
+            result[key] = _plain(value_node, (*path, key), where)
+        return result
+    if isinstance(node, yaml.SequenceNode):
+        items = []
+        for index, item in enumerate(node.value):
+            items.append(_plain(item, (*path, str(index)), where))
+        return items
+    return yaml.safe_load(yaml.serialize(node))
+
+
+def _read_yaml(path: Path) -> tuple[dict[str, Any], _Located]:
+    where = _Located(str(path))
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(
+            "no config file here; copy config.example.yaml there, or pass --config PATH "
+            "(or set CROSSWATCH_CONFIG)", file=str(path)) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read the config file ({exc})", file=str(path)) from None
+    try:
+        # safe_load semantics: SafeLoader composes the node tree, so no tags run code.
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"not valid YAML: {problem}", file=str(path),
+                          line=mark.line + 1 if mark else None) from None
+    if node is None:
+        raise ConfigError("the config file is empty", file=str(path))
+    try:
+        data = _plain(node, (), where)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"not valid YAML: {exc}", file=str(path)) from None
+    if not isinstance(data, dict):
+        raise ConfigError("the config file must be a mapping of keys to values", file=str(path), line=1)
+    return data, where
+
+
+# ---------------------------------------------------------------------------------------------------
+# Building dataclasses by their field types
+
+
+def _type_name(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
+    if origin in (types.UnionType, typing.Union):
+        return " or ".join(_type_name(a) for a in typing.get_args(tp) if a is not type(None))
+    if origin is tuple:
+        return "a list"
+    if origin in (dict, Mapping) or tp in (dict, Mapping):
+        return "a mapping"
+    if dataclasses.is_dataclass(tp):
+        return "a mapping"
+    names = {str: "text", int: "a whole number", float: "a number", bool: "true or false", Path: "a path"}
+    return names.get(tp, getattr(tp, "__name__", str(tp)))
+
+
+def _convert(tp: Any, value: Any, path: tuple[str, ...], where: _Located, base_dir: Path) -> Any:
+    origin = typing.get_origin(tp)
+    if origin in (types.UnionType, typing.Union):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _convert(inner[0], value, path, where, base_dir)
+    if origin is Literal:
+        if value not in typing.get_args(tp):
+            raise where.error(path, f"must be {_type_name(tp)}, not {value!r}")
+        return value
+    if origin is tuple:
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list):
+            raise where.error(path, f"must be a list, not {_yaml_kind(value)}")
+        (item_tp, _ellipsis) = typing.get_args(tp)
+        return tuple(_convert(item_tp, v, (*path, str(i)), where, base_dir) for i, v in enumerate(value))
+    if origin in (dict, Mapping):
+        if not isinstance(value, dict):
+            raise where.error(path, f"must be a mapping, not {_yaml_kind(value)}")
+        _key_tp, value_tp = typing.get_args(tp)
+        return types.MappingProxyType(
+            {str(k): _convert(value_tp, v, (*path, str(k)), where, base_dir) for k, v in value.items()}
+        )
+    if dataclasses.is_dataclass(tp):
+        assert isinstance(tp, type)
+        return _build(tp, value, path, where, base_dir)
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise where.error(path, f"must be true or false, not {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise where.error(path, f"must be a whole number, not {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise where.error(path, f"must be a number, not {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise where.error(path, f"must be text, not {_yaml_kind(value)}")
+        return value
+    if tp is Path:
+        if not isinstance(value, str) or not value:
+            raise where.error(path, f"must be a path, not {value!r}")
+        p = Path(os.path.expandvars(value)).expanduser()
+        return p if p.is_absolute() else (base_dir / p)
+    raise where.error(path, f"unsupported setting type {tp!r}")  # a programming error, kept readable
+
+
+def _yaml_kind(value: Any) -> str:
+    if value is None:
+        return "empty"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    return repr(value)
+
+
+def _build(cls: type, value: Any, path: tuple[str, ...], where: _Located, base_dir: Path,
+           extra: Mapping[str, Any] | None = None) -> Any:
+    if value is None:
+        value = {}
+    if not isinstance(value, dict):
+        raise where.error(path, f"must be a mapping, not {_yaml_kind(value)}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    kwargs: dict[str, Any] = dict(extra or {})
+    for key, raw in value.items():
+        if key not in fields or key in kwargs:
+            known = ", ".join(sorted(k for k in fields if k not in (extra or {})))
+            raise where.error((*path, key), f"unknown key; known keys here: {known}")
+        kwargs[key] = _convert(hints[key], raw, (*path, key), where, base_dir)
+    missing = [
+        name for name, f in fields.items()
+        if name not in kwargs and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    ]
+    if missing:
+        raise where.error((*path, missing[0]), "is required")
+    return cls(**kwargs)
+
+
+# ---------------------------------------------------------------------------------------------------
+# The whole file
+
+
+def load_config(path: Path | None = None) -> Config:
+    """Read and validate the config; raises ConfigError naming file, line and key."""
+    path = (path or default_config_path()).expanduser()
+    data, where = _read_yaml(path)
+    return config_from_mapping(data, path, where)
+
+
+def config_from_mapping(data: dict[str, Any], path: Path, where: _Located | None = None) -> Config:
+    where = where or _Located(str(path))
+    base_dir = path.parent.resolve()
+    data = dict(data)
+    if "targets" not in data or not data["targets"]:
+        raise where.error(("targets",), "is required: name at least one target (outbox, x, instagram)")
+    if not isinstance(data["targets"], dict):
+        raise where.error(("targets",), f"must be a mapping, not {_yaml_kind(data['targets'])}")
+    targets = {
+        name: _build_target(name, raw, where, base_dir) for name, raw in data.pop("targets").items()
+    }
+    data.setdefault("state_dir", str(default_state_dir()))
+    if "watch" not in data:
+        data["watch"] = []
+    config: Config = _build(Config, data, (), where, base_dir,
+                            extra={"source": path, "targets": types.MappingProxyType(targets)})
+    _check_references(config, where)
+    return config
+
+
+def _build_target(name: str, raw: Any, where: _Located, base_dir: Path) -> TargetConfig:
+    path = ("targets", name)
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise where.error(path, f"must be a mapping, not {_yaml_kind(raw)}")
+    raw = dict(raw)
+    kind = raw.pop("type", name)
+    if kind not in KNOWN_TARGET_KINDS:
+        raise where.error(path, f"unknown target type {kind!r}; use type: one of {', '.join(KNOWN_TARGET_KINDS)}")
+    merged = {**TARGET_DEFAULTS[kind], **raw}
+    target: TargetConfig = _build(TargetConfig, merged, path, where, base_dir, extra={"name": name, "kind": kind})
+    if kind == "outbox" and target.path is None:
+        raise where.error((*path, "path"), "is required for an outbox target (the folder it writes into)")
+    return target
+
+
+def _check_references(config: Config, where: _Located) -> None:
+    if not config.watch:
+        raise where.error(("watch",), "is required: list at least one folder to watch")
+    for index, folder in enumerate(config.watch):
+        path = ("watch", str(index))
+        if not folder.path.is_dir():
+            raise where.error((*path, "path"), f"folder {folder.path} does not exist; create it or fix the path")
+        for t_index, name in enumerate(folder.targets):
+            if name not in config.targets:
+                raise where.error((*path, "targets", str(t_index)),
+                                  f"names target {name!r}, which is not under targets")
+        if folder.settle_seconds < 0:
+            raise where.error((*path, "settle_seconds"), "must not be negative")
+    for name, template in config.captions.items():
+        if name not in config.targets:
+            raise where.error(("captions", name), f"is a caption for target {name!r}, which is not under targets")
+        _check_template(template, ("captions", name), where)
+    _check_template(config.alt_text, ("alt_text",), where)
+    _check_template(config.attribution, ("attribution",), where)
+    for name, target in config.targets.items():
+        if target.media_host and target.kind != "instagram":
+            raise where.error(("targets", name, "media_host"), "only an instagram target uses a media host")
+    if config.intake.rescan_seconds <= 0:
+        raise where.error(("intake", "rescan_seconds"), "must be more than 0")
+    if not 1 <= config.media.min_quality <= config.media.max_quality <= 100:
+        raise where.error(("media", "min_quality"), "qualities must satisfy 1 <= min_quality <= max_quality <= 100")
+
+
+def _check_template(template: str, path: tuple[str, ...], where: _Located) -> None:
+    try:
+        template_fields(template)
+    except TemplateError as exc:
+        raise where.error(path, str(exc)) from None

@@ -1,0 +1,94 @@
+"""The Target protocol: a target turns a job into steps; only the runner performs them.
+
+A platform step (``HttpStep``) builds an ``httpx.Request`` and parses the ``httpx.Response`` into an
+``Outcome``; it never sends (sans-I/O, after h11). A ``LocalStep`` does local work the runner calls
+(writing the outbox, copying a file to the media host). Each step says whether it is safe to repeat:
+before a step that is not, the runner commits its intent to the journal, so that a crash in between
+is found and reconciled instead of posting twice.
+
+Parsing never raises on a strange response: it returns an outcome.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import httpx
+
+from crosswatch.models import Caption, PreparedImage
+
+
+@dataclass(frozen=True)
+class JobContext:
+    """Everything a step may read. ``data`` holds what earlier steps of this job returned."""
+
+    job_id: int
+    target: str
+    photo_hash: str
+    photo_path: Path
+    caption: Caption
+    image: PreparedImage | None
+    data: Mapping[str, Any] = field(default_factory=dict)
+    access_token: str | None = None
+
+
+class Kind(enum.StrEnum):
+    NEXT = "next"            # this step succeeded; go on to the next one (data merged)
+    AGAIN = "again"          # the same step again after ``retry_after`` (polling a container)
+    DONE = "done"            # the job is done; remote_id/permalink set
+    RETRY = "retry"          # transient failure; retry after ``retry_after`` or by backoff
+    RATE_LIMITED = "rate_limited"  # wait until ``retry_after``; not a failure
+    AUTH = "auth"            # the token was refused: refresh once, else park until sign-in
+    PAUSED = "paused"        # the platform blocked the account (spam block); park the target
+    FAILED = "failed"        # permanent platform failure: no retry
+    REJECTED = "rejected"    # the input itself cannot be posted
+    DUPLICATE = "duplicate"  # the platform says this exact post exists already
+    UNKNOWN = "unknown"      # the request may or may not have been applied (ambiguous answer)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    kind: Kind
+    data: Mapping[str, Any] = field(default_factory=dict)
+    remote_id: str | None = None
+    permalink: str | None = None
+    reason: str | None = None
+    retry_after: float | None = None  # seconds from now
+
+    @classmethod
+    def next(cls, **data: Any) -> Outcome:
+        return cls(Kind.NEXT, data=data)
+
+
+@runtime_checkable
+class HttpStep(Protocol):
+    name: str
+    safe_to_repeat: bool
+
+    def build(self, ctx: JobContext) -> httpx.Request: ...
+
+    def parse(self, ctx: JobContext, response: httpx.Response) -> Outcome: ...
+
+
+@runtime_checkable
+class LocalStep(Protocol):
+    name: str
+    safe_to_repeat: bool
+
+    def run(self, ctx: JobContext) -> Outcome: ...
+
+
+Step = HttpStep | LocalStep
+
+
+class Target(Protocol):
+    """A configured destination. ``steps`` is fixed per target; the journal records the index."""
+
+    name: str
+    kind: str
+
+    def steps(self) -> Sequence[Step]: ...
