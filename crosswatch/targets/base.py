@@ -34,6 +34,8 @@ class JobContext:
     image: PreparedImage | None
     data: Mapping[str, Any] = field(default_factory=dict)
     access_token: str | None = None
+    # The signed-in account's platform id (X user id, Instagram user id), from the token store.
+    account_id: str | None = None
 
 
 class Kind(enum.StrEnum):
