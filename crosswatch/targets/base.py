@@ -94,3 +94,13 @@ class Target(Protocol):
     kind: str
 
     def steps(self) -> Sequence[Step]: ...
+
+
+def step_applies(step: Step, ctx: JobContext) -> bool:
+    """Whether the runner should perform ``step`` for this job.
+
+    A step may define ``applies(ctx) -> bool``; when it returns False the runner moves on to the next
+    step as if this one returned ``Outcome.next()`` (X's alt-text step when a photo has no alt text).
+    """
+    applies = getattr(step, "applies", None)
+    return True if applies is None else bool(applies(ctx))

@@ -1,0 +1,471 @@
+"""The Instagram target (Instagram API with Instagram Login), sans-I/O.
+
+Meta fetches the image from a public URL, so the steps are: put the prepared JPEG on the media host
+(local), create a container with ``image_url``, poll the container until FINISHED, publish it (the one
+step that is not safe to repeat, but checkable: the container then says PUBLISHED), read the
+permalink, and remove the hosted copy.
+
+Graph errors are ``{"error": {"code", "error_subcode", "message", "error_user_msg", ...}}`` and are
+told apart by code and subcode (api-notes B5). Requests carry the token in the ``Authorization``
+header, never in the URL, so it cannot end up in a logged URL.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+from crosswatch.config import TargetConfig
+from crosswatch.targets.base import JobContext, Kind, Outcome, Step
+
+if TYPE_CHECKING:
+    from crosswatch.hosting import MediaHost
+
+DEFAULT_GRAPH_BASE = "https://graph.instagram.com"
+INSTAGRAM_SCOPES: tuple[str, ...] = ("instagram_business_basic", "instagram_business_content_publish")
+MAX_ALT_TEXT = 1000
+
+# Container polling: 2, 4, 8, 16, 32, then 60 s; Meta asks for no more than about 5 minutes of it.
+POLL_FIRST_WAIT = 2.0
+POLL_MAX_WAIT = 60.0
+DEFAULT_MAX_POLLS = 12
+# An expired container is recreated this many times before the job fails.
+MAX_CONTAINER_RECREATIONS = 1
+
+RATE_LIMIT_CODES = frozenset({4, 17, 32, 613, 80002})
+SPAM_BLOCK = (4, 2207051)
+PUBLISH_QUOTA = (9, 2207042)
+NOT_READY = (9007, 2207027)
+CONTAINER_GONE = (24, 2207008)
+MEDIA_EXPIRED = (-2, 2207020)
+FETCH_FAILED = (9004, 2207052)
+TRANSIENT_CODES = frozenset({-1, -2, 1, 2})
+# Waits when Meta gives no estimate of its own.
+DEFAULT_THROTTLE_WAIT = 15 * 60.0
+PUBLISH_QUOTA_WAIT = 60 * 60.0
+
+
+# ---------------------------------------------------------------------------------------------------
+# Graph errors
+
+
+@dataclass(frozen=True)
+class GraphError:
+    status: int
+    code: int | None
+    subcode: int | None
+    message: str | None
+    user_title: str | None
+    user_message: str | None
+    is_transient: bool
+
+    @property
+    def pair(self) -> tuple[int | None, int | None]:
+        return (self.code, self.subcode)
+
+    @property
+    def reason(self) -> str:
+        text = self.user_message or self.message or f"HTTP {self.status}"
+        if self.user_title and self.user_message:
+            text = f"{self.user_title}: {self.user_message}"
+        codes = f"code {self.code}" + (f"/{self.subcode}" if self.subcode is not None else "")
+        return f"Instagram answered {self.status} ({codes}): {text}"
+
+
+def _json_body(response: httpx.Response) -> Any:
+    try:
+        return json.loads(response.content) if response.content else None
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
+def _int(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str):
+        try:
+            return int(value)
+        except ValueError:
+            return None
+    return None
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def parse_graph_error(response: httpx.Response) -> GraphError:
+    body = _json_body(response)
+    error = body.get("error") if isinstance(body, dict) else None
+    if not isinstance(error, dict):
+        return GraphError(response.status_code, None, None, response.reason_phrase or None, None, None, False)
+    return GraphError(
+        status=response.status_code,
+        code=_int(error.get("code")),
+        subcode=_int(error.get("error_subcode")),
+        message=_text(error.get("message")),
+        user_title=_text(error.get("error_user_title")),
+        user_message=_text(error.get("error_user_msg")),
+        is_transient=error.get("is_transient") is True,
+    )
+
+
+def regain_access_seconds(headers: httpx.Headers) -> float | None:
+    """The longest ``estimated_time_to_regain_access`` (minutes) in X-Business-Use-Case-Usage, in s."""
+    raw = headers.get("x-business-use-case-usage")
+    if not raw:
+        return None
+    try:
+        usage = json.loads(raw)
+    except ValueError:
+        return None
+    minutes: list[float] = []
+    for entries in usage.values() if isinstance(usage, dict) else ():
+        for entry in entries if isinstance(entries, list) else ():
+            value = entry.get("estimated_time_to_regain_access") if isinstance(entry, dict) else None
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                minutes.append(float(value))
+    return max(minutes) * 60.0 if minutes else None
+
+
+def error_outcome(response: httpx.Response, *, applied_if_transient: bool = False) -> Outcome:
+    """Map a Graph error response to an outcome (api-notes B5, codes and subcodes).
+
+    ``applied_if_transient``: for the publish step a server-side failure does not prove nothing was
+    published, so it is UNKNOWN and the runner checks the container's status before anything else.
+    """
+    error = parse_graph_error(response)
+    data: dict[str, Any] = {"http_status": error.status, "error_code": error.code,
+                            "error_subcode": error.subcode}
+    if error.code == 190 or (error.status == 401 and error.code is None):
+        return Outcome(Kind.AUTH, data=data, reason=error.reason)
+    if error.pair == SPAM_BLOCK:
+        # Not a rate limit: Instagram restricted the account; waiting a few minutes will not help.
+        return Outcome(Kind.PAUSED, data=data,
+                       reason=error.reason + " — Instagram restricted this account's activity")
+    if error.pair == PUBLISH_QUOTA:
+        return Outcome(Kind.RATE_LIMITED, data=data, reason=error.reason,
+                       retry_after=regain_access_seconds(response.headers) or PUBLISH_QUOTA_WAIT)
+    if error.code in RATE_LIMIT_CODES:
+        return Outcome(Kind.RATE_LIMITED, data=data, reason=error.reason,
+                       retry_after=regain_access_seconds(response.headers) or DEFAULT_THROTTLE_WAIT)
+    if error.pair in (NOT_READY, CONTAINER_GONE):
+        # Meta's advice for both: wait a little and try again (a container may be briefly invisible).
+        return Outcome(Kind.RETRY, data=data, reason=error.reason, retry_after=30.0)
+    if error.pair == MEDIA_EXPIRED:
+        return Outcome(Kind.FAILED, data=data, reason=error.reason + " — the container expired")
+    if error.pair == FETCH_FAILED:
+        return Outcome(Kind.FAILED, data=data, reason=error.reason +
+                       " — check that the media host's public_url is reachable from the internet")
+    transient = error.code in TRANSIENT_CODES or error.is_transient or error.status >= 500
+    if transient:
+        return Outcome(Kind.UNKNOWN if applied_if_transient else Kind.RETRY, data=data, reason=error.reason)
+    return Outcome(Kind.FAILED, data=data, reason=error.reason)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Requests
+
+
+def graph_url(config: TargetConfig, path: str) -> str:
+    return (config.graph_base or DEFAULT_GRAPH_BASE).rstrip("/") + "/" + path.lstrip("/")
+
+
+def bearer(token: str | None) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token or ''}"}
+
+
+def user_node(ctx_account_id: str | None) -> str:
+    # ``me`` resolves to the token's own account, which avoids the id/user_id ambiguity (api-notes B1).
+    return ctx_account_id or "me"
+
+
+def _graph_object(response: httpx.Response) -> dict[str, Any]:
+    body = _json_body(response)
+    return body if isinstance(body, dict) else {}
+
+
+def _id_string(value: Any) -> str | None:
+    if isinstance(value, str) and value:
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return None
+
+
+def build_create_container_request(config: TargetConfig, ctx: JobContext, image_url: str) -> httpx.Request:
+    fields = {"image_url": image_url, "caption": ctx.caption.text}
+    if ctx.caption.alt_text and ctx.caption.alt_text.strip():
+        fields["alt_text"] = ctx.caption.alt_text.strip()[:MAX_ALT_TEXT]
+    return httpx.Request("POST", graph_url(config, f"{user_node(ctx.account_id)}/media"),
+                         headers=bearer(ctx.access_token), data=fields)
+
+
+def build_container_status_request(config: TargetConfig, container_id: str,
+                                   token: str | None) -> httpx.Request:
+    return httpx.Request("GET", graph_url(config, container_id), headers=bearer(token),
+                         params={"fields": "status_code,status"})
+
+
+@dataclass(frozen=True)
+class ContainerStatus:
+    status_code: str  # EXPIRED, ERROR, FINISHED, IN_PROGRESS, PUBLISHED
+    status: str | None
+
+    @property
+    def published(self) -> bool:
+        return self.status_code == "PUBLISHED"
+
+
+def parse_container_status(response: httpx.Response) -> ContainerStatus | None:
+    """The container's status, or None when the answer is an error or carries no status_code."""
+    if not response.is_success:
+        return None
+    body = _graph_object(response)
+    code = _text(body.get("status_code"))
+    return ContainerStatus(code.upper(), _text(body.get("status"))) if code else None
+
+
+def build_publishing_limit_request(config: TargetConfig, account_id: str | None, token: str | None,
+                                   since: int | None = None) -> httpx.Request:
+    params = {"fields": "config,quota_usage"}
+    if since is not None:
+        params["since"] = str(since)
+    return httpx.Request("GET", graph_url(config, f"{user_node(account_id)}/content_publishing_limit"),
+                         headers=bearer(token), params=params)
+
+
+@dataclass
+class PublishingQuota:
+    usage: int
+    total: int | None
+    duration: int | None
+
+    @property
+    def remaining(self) -> int | None:
+        return None if self.total is None else max(0, self.total - self.usage)
+
+
+def parse_publishing_limit(response: httpx.Response) -> PublishingQuota | None:
+    """``{"data":[{"quota_usage":2,"config":{"quota_total":50,"quota_duration":86400}}]}``."""
+    if not response.is_success:
+        return None
+    items = _graph_object(response).get("data")
+    first = items[0] if isinstance(items, list) and items and isinstance(items[0], dict) else None
+    usage = _int(first.get("quota_usage")) if first else None
+    if first is None or usage is None:
+        return None
+    config = first.get("config")
+    if not isinstance(config, dict):
+        config = {}
+    return PublishingQuota(usage, _int(config.get("quota_total")), _int(config.get("quota_duration")))
+
+
+def build_permalink_request(config: TargetConfig, media_id: str, token: str | None) -> httpx.Request:
+    return httpx.Request("GET", graph_url(config, media_id), headers=bearer(token),
+                         params={"fields": "permalink"})
+
+
+def hosted_key(ctx: JobContext) -> str:
+    """A stable name for the hosted copy: repeating the host step overwrites the same object."""
+    return f"{ctx.photo_hash[:24]}-{ctx.job_id}.jpg"
+
+
+def poll_wait(poll_count: int) -> float:
+    """Seconds before poll number ``poll_count + 1``: 2, 4, 8, ... capped at 60."""
+    return min(POLL_MAX_WAIT, POLL_FIRST_WAIT * (2 ** max(0, poll_count)))
+
+
+# ---------------------------------------------------------------------------------------------------
+# Steps
+
+
+@dataclass
+class HostImage:
+    """Put the prepared JPEG where Meta can fetch it (a LocalStep)."""
+
+    host: MediaHost
+    name: str = "host_image"
+    safe_to_repeat: bool = True
+
+    def run(self, ctx: JobContext) -> Outcome:
+        if ctx.image is None:
+            return Outcome(Kind.REJECTED, reason="no prepared image for Instagram")
+        key = hosted_key(ctx)
+        try:
+            url = self.host.put(Path(ctx.image.path), key)
+        except Exception as exc:  # a host failure is a value here: the runner retries later
+            return Outcome(Kind.RETRY, reason=f"could not put the image on the media host: {exc}")
+        return Outcome.next(image_url=url, hosted_key=key)
+
+
+@dataclass
+class CreateContainer:
+    config: TargetConfig
+    name: str = "create_container"
+    safe_to_repeat: bool = True
+
+    def build(self, ctx: JobContext) -> httpx.Request:
+        return build_create_container_request(self.config, ctx, str(ctx.data.get("image_url", "")))
+
+    def parse(self, ctx: JobContext, response: httpx.Response) -> Outcome:
+        return parse_created_container(response, poll_count=0)
+
+
+def parse_created_container(response: httpx.Response, *, poll_count: int) -> Outcome:
+    if not response.is_success:
+        return error_outcome(response)
+    container_id = _id_string(_graph_object(response).get("id"))
+    if container_id is None:
+        return Outcome(Kind.RETRY, reason="Instagram created no container id")
+    return Outcome.next(container_id=container_id, poll_count=poll_count)
+
+
+@dataclass
+class WaitForContainer:
+    """Poll the container until FINISHED; recreate it once if it EXPIRED.
+
+    After an expiry the step clears ``container_id``; its next build then creates a new container
+    (same request as CreateContainer) and polling starts again.
+    """
+
+    config: TargetConfig
+    max_polls: int = DEFAULT_MAX_POLLS
+    name: str = "wait_for_container"
+    safe_to_repeat: bool = True
+
+    def build(self, ctx: JobContext) -> httpx.Request:
+        container_id = ctx.data.get("container_id")
+        if not container_id:
+            return build_create_container_request(self.config, ctx, str(ctx.data.get("image_url", "")))
+        return build_container_status_request(self.config, str(container_id), ctx.access_token)
+
+    def parse(self, ctx: JobContext, response: httpx.Response) -> Outcome:
+        if not ctx.data.get("container_id"):
+            created = parse_created_container(response, poll_count=0)
+            if created.kind is Kind.NEXT:
+                return Outcome(Kind.AGAIN, data=created.data, retry_after=poll_wait(0))
+            return created
+        if not response.is_success:
+            return error_outcome(response)
+        status = parse_container_status(response)
+        if status is None:
+            return Outcome(Kind.RETRY, reason="Instagram sent no container status_code")
+        return self._on_status(ctx, status)
+
+    def _on_status(self, ctx: JobContext, status: ContainerStatus) -> Outcome:
+        polls = int(ctx.data.get("poll_count", 0) or 0)
+        detail = f" ({status.status})" if status.status else ""
+        match status.status_code:
+            case "FINISHED":
+                return Outcome.next(container_status="FINISHED")
+            case "IN_PROGRESS":
+                if polls + 1 >= self.max_polls:
+                    reason = f"the Instagram container was still IN_PROGRESS after {polls + 1} checks"
+                    return Outcome(Kind.FAILED, data={"poll_count": polls + 1}, reason=reason)
+                return Outcome(Kind.AGAIN, data={"poll_count": polls + 1}, retry_after=poll_wait(polls))
+            case "EXPIRED":
+                recreated = int(ctx.data.get("containers_recreated", 0) or 0)
+                if recreated >= MAX_CONTAINER_RECREATIONS:
+                    return Outcome(Kind.FAILED, reason="the Instagram container expired again" + detail)
+                return Outcome(Kind.AGAIN, retry_after=0.0,
+                               data={"container_id": None, "poll_count": 0,
+                                     "containers_recreated": recreated + 1})
+            case "PUBLISHED":
+                # Only a reconciliation mix-up gets here; the post exists, so never publish again.
+                return Outcome(Kind.UNKNOWN, data={"container_status": "PUBLISHED"},
+                               reason="the Instagram container is already published")
+            case _:
+                return Outcome(Kind.FAILED, data={"container_status": status.status_code},
+                               reason=f"Instagram could not process the image: {status.status_code}{detail}")
+
+
+@dataclass
+class Publish:
+    """``POST /{ig-user-id}/media_publish``. Not safe to repeat; the container status can tell."""
+
+    config: TargetConfig
+    name: str = "publish"
+    safe_to_repeat: bool = False
+
+    def build(self, ctx: JobContext) -> httpx.Request:
+        return httpx.Request("POST", graph_url(self.config, f"{user_node(ctx.account_id)}/media_publish"),
+                             headers=bearer(ctx.access_token),
+                             data={"creation_id": str(ctx.data.get("container_id", ""))})
+
+    def parse(self, ctx: JobContext, response: httpx.Response) -> Outcome:
+        if not response.is_success:
+            return error_outcome(response, applied_if_transient=True)
+        media_id = _id_string(_graph_object(response).get("id"))
+        if media_id is None:
+            reason = f"Instagram answered {response.status_code} without a media id"
+            return Outcome(Kind.UNKNOWN, reason=reason)
+        return Outcome.next(media_id=media_id)
+
+
+@dataclass
+class ReadPermalink:
+    config: TargetConfig
+    name: str = "read_permalink"
+    safe_to_repeat: bool = True
+
+    def build(self, ctx: JobContext) -> httpx.Request:
+        return build_permalink_request(self.config, str(ctx.data.get("media_id", "")), ctx.access_token)
+
+    def parse(self, ctx: JobContext, response: httpx.Response) -> Outcome:
+        if response.is_success:
+            return Outcome.next(permalink=_text(_graph_object(response).get("permalink")))
+        outcome = error_outcome(response)
+        if outcome.kind is Kind.FAILED:
+            # The post exists; a permalink we cannot read must not turn it into a failed job.
+            return Outcome.next(permalink=None, permalink_error=outcome.reason)
+        return outcome
+
+
+@dataclass
+class Unhost:
+    """Remove the hosted copy, then report the job DONE. A failed removal never fails the post."""
+
+    host: MediaHost
+    name: str = "unhost_image"
+    safe_to_repeat: bool = True
+
+    def run(self, ctx: JobContext) -> Outcome:
+        data: dict[str, Any] = {}
+        key = ctx.data.get("hosted_key")
+        if key:
+            try:
+                self.host.delete(str(key))
+            except Exception as exc:  # keep the post; report the leftover copy
+                data["unhost_error"] = f"could not remove the hosted copy {key}: {exc}"
+        media_id = _id_string(ctx.data.get("media_id"))
+        return Outcome(Kind.DONE, data=data, remote_id=media_id, permalink=_text(ctx.data.get("permalink")))
+
+
+class InstagramTarget:
+    """Posts one photo to Instagram through the container flow."""
+
+    kind = "instagram"
+
+    def __init__(self, config: TargetConfig, host: MediaHost, *, max_polls: int = DEFAULT_MAX_POLLS) -> None:
+        self.config = config
+        self.name = config.name
+        self.host = host
+        self._steps: tuple[Step, ...] = (
+            HostImage(host),
+            CreateContainer(config),
+            WaitForContainer(config, max_polls),
+            Publish(config),
+            ReadPermalink(config),
+            Unhost(host),
+        )
+
+    def steps(self) -> Sequence[Step]:
+        return self._steps

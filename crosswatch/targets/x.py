@@ -1,0 +1,408 @@
+"""The X target: upload the image, set its alt text, create the post (sans-I/O).
+
+Every step builds an ``httpx.Request`` and parses an ``httpx.Response``; nothing here sends. The only
+I/O is reading the prepared image from disk while building the upload request.
+
+Error handling follows X API v2 (see api-notes.md, A3 and A5): errors are RFC 7807 problems whose
+``type`` URI may start with either ``https://api.twitter.com/2/problems/`` or
+``https://api.x.com/2/problems/``, so types are compared by their last path segment. Rate limits come
+from the ``x-rate-limit-*`` headers and, on write endpoints, the 24-hour ``x-user-limit-24hour-*`` and
+``x-app-limit-24hour-*`` headers; a 429 may come from any of these windows.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from crosswatch.config import TargetConfig
+from crosswatch.targets.base import JobContext, Kind, Outcome, Step
+
+DEFAULT_API_BASE = "https://api.x.com"
+# The scopes crosswatch asks for, no more (api-notes A1: the minimum set for posting a photo).
+X_SCOPES: tuple[str, ...] = ("tweet.read", "tweet.write", "users.read", "media.write", "offline.access")
+MAX_ALT_TEXT = 1000
+# When a 429 carries no usable reset header, wait this long before trying again.
+DEFAULT_RATE_LIMIT_WAIT = 15 * 60.0
+DUPLICATE_DETAIL = "duplicate content"
+# v1.1-era error codes that still appear in some 403 bodies: 187 "Status is a duplicate".
+DUPLICATE_LEGACY_CODE = 187
+
+Clock = Callable[[], float]
+
+
+# ---------------------------------------------------------------------------------------------------
+# Rate-limit headers
+
+
+@dataclass(frozen=True)
+class RateWindow:
+    """One rate-limit window as reported by X: ``reset`` is epoch seconds."""
+
+    limit: int | None
+    remaining: int | None
+    reset: int | None
+
+    def as_json(self) -> dict[str, int | None]:
+        return {"limit": self.limit, "remaining": self.remaining, "reset": self.reset}
+
+
+# Outcome-data key -> header prefix. The 24-hour windows are third-party observations, not always sent.
+RATE_HEADER_PREFIXES: Mapping[str, str] = {
+    "window": "x-rate-limit-",
+    "user_24h": "x-user-limit-24hour-",
+    "app_24h": "x-app-limit-24hour-",
+}
+
+
+def _int_header(headers: httpx.Headers, name: str) -> int | None:
+    value = headers.get(name)
+    if value is None:
+        return None
+    try:
+        return int(value.strip())
+    except ValueError:
+        return None
+
+
+def parse_rate_limits(headers: httpx.Headers) -> dict[str, RateWindow]:
+    """Every rate-limit window present in ``headers``, keyed as in ``RATE_HEADER_PREFIXES``."""
+    windows: dict[str, RateWindow] = {}
+    for key, prefix in RATE_HEADER_PREFIXES.items():
+        window = RateWindow(
+            limit=_int_header(headers, prefix + "limit"),
+            remaining=_int_header(headers, prefix + "remaining"),
+            reset=_int_header(headers, prefix + "reset"),
+        )
+        if window != RateWindow(None, None, None):
+            windows[key] = window
+    return windows
+
+
+def rate_limit_data(headers: httpx.Headers) -> dict[str, Any]:
+    """The rate-limit windows as plain JSON for outcome data (empty when X sent none)."""
+    windows = parse_rate_limits(headers)
+    return {"rate_limit": {key: w.as_json() for key, w in windows.items()}} if windows else {}
+
+
+def rate_limited_wait(headers: httpx.Headers, now: float) -> float:
+    """Seconds to wait after a 429: until the latest reset among the exhausted windows.
+
+    A 429 can come from the 15-minute window or a 24-hour cap, so an exhausted 24-hour window wins
+    over a 15-minute one that still has room. If no window says it is exhausted, the 15-minute reset
+    is used; if there is no reset at all, a conservative default.
+    """
+    windows = parse_rate_limits(headers)
+    exhausted = [w.reset for w in windows.values() if w.remaining == 0 and w.reset is not None]
+    resets = exhausted or [w.reset for w in windows.values() if w.reset is not None]
+    if not resets:
+        return DEFAULT_RATE_LIMIT_WAIT
+    # One extra second: X's reset is a whole second, and arriving early earns another 429.
+    return max(1.0, max(resets) - now + 1.0)
+
+
+# ---------------------------------------------------------------------------------------------------
+# RFC 7807 problems
+
+
+@dataclass(frozen=True)
+class Problem:
+    """An X API error. ``kind`` is the type URI's last path segment (``about:blank`` kept whole)."""
+
+    status: int
+    title: str | None
+    detail: str | None
+    type: str | None
+    messages: tuple[str, ...] = ()
+    legacy_codes: tuple[int, ...] = ()
+
+    @property
+    def kind(self) -> str | None:
+        if not self.type:
+            return None
+        if "/problems/" in self.type:
+            return self.type.rstrip("/").rsplit("/", 1)[-1]
+        return self.type
+
+    @property
+    def reason(self) -> str:
+        """One line for the journal and the user: the platform's own words."""
+        parts = [p for p in (self.title, self.detail) if p]
+        if self.detail and self.title and self.detail.startswith(self.title):
+            parts = [self.detail]
+        extra = [m for m in self.messages if m not in parts]
+        text = ": ".join(parts) if parts else f"HTTP {self.status}"
+        if extra:
+            text += " (" + "; ".join(extra[:3]) + ")"
+        return f"X answered {self.status}: {text}"
+
+    @property
+    def is_duplicate(self) -> bool:
+        words = " ".join(p for p in (self.detail, *self.messages) if p).lower()
+        return DUPLICATE_DETAIL in words or DUPLICATE_LEGACY_CODE in self.legacy_codes
+
+
+def _json_body(response: httpx.Response) -> Any:
+    try:
+        return json.loads(response.content) if response.content else None
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def parse_problem(response: httpx.Response) -> Problem:
+    """The problem in an error response; never raises, whatever the body holds."""
+    body = _json_body(response)
+    if not isinstance(body, dict):
+        return Problem(response.status_code, response.reason_phrase or None, None, None)
+    messages: list[str] = []
+    codes: list[int] = []
+    errors = body.get("errors")
+    for item in errors if isinstance(errors, list) else ():
+        if not isinstance(item, dict):
+            continue
+        message = _text(item.get("message")) or _text(item.get("detail"))
+        if message:
+            messages.append(message)
+        if isinstance(item.get("code"), int):
+            codes.append(item["code"])
+    status = body.get("status")
+    return Problem(
+        status=status if isinstance(status, int) else response.status_code,
+        title=_text(body.get("title")),
+        detail=_text(body.get("detail")),
+        type=_text(body.get("type")),
+        messages=tuple(messages),
+        legacy_codes=tuple(codes),
+    )
+
+
+def error_outcome(response: httpx.Response, now: float, *, applied_if_5xx: bool = False) -> Outcome:
+    """Map an X error response to an outcome.
+
+    ``applied_if_5xx``: for a step that is not safe to repeat, a 5xx does not prove the request was
+    not applied (a gateway can time out after the post was made), so the answer is UNKNOWN and the
+    runner reconciles against the timeline instead of retrying blindly.
+    """
+    problem = parse_problem(response)
+    status = response.status_code
+    data = rate_limit_data(response.headers) | {"http_status": status, "problem_type": problem.kind}
+    if status == 401:
+        return Outcome(Kind.AUTH, data=data, reason=problem.reason + " — the access token was refused")
+    if status == 429 or problem.kind == "rate-limit-exceeded":
+        return Outcome(Kind.RATE_LIMITED, data=data, reason=problem.reason,
+                       retry_after=rate_limited_wait(response.headers, now))
+    if status == 403 and problem.is_duplicate:
+        return Outcome(Kind.DUPLICATE, data=data, reason=problem.reason)
+    if problem.kind == "usage-capped":
+        # Pay-per-use credits or a usage cap ran out: nothing for this target will go through.
+        return Outcome(Kind.PAUSED, data=data, reason=problem.reason + " — check the X developer console")
+    if status >= 500:
+        kind = Kind.UNKNOWN if applied_if_5xx else Kind.RETRY
+        return Outcome(kind, data=data, reason=problem.reason)
+    return Outcome(Kind.FAILED, data=data, reason=problem.reason)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Helpers shared by the steps
+
+
+def api_url(config: TargetConfig, path: str) -> str:
+    return (config.api_base or DEFAULT_API_BASE).rstrip("/") + path
+
+
+def bearer(token: str | None) -> dict[str, str]:
+    # A missing token still builds a request: X answers 401 and the runner treats it as AUTH.
+    return {"Authorization": f"Bearer {token or ''}"}
+
+
+def _data_object(response: httpx.Response) -> dict[str, Any] | None:
+    body = _json_body(response)
+    if isinstance(body, dict) and isinstance(body.get("data"), dict):
+        data: dict[str, Any] = body["data"]
+        return data
+    return None
+
+
+def _id_string(value: Any) -> str | None:
+    # X ids are strings of digits; accept a number too rather than fail on a sloppy server.
+    if isinstance(value, str) and value:
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return None
+
+
+def post_permalink(post_id: str, username: str | None = None) -> str:
+    if username:
+        return f"https://x.com/{username}/status/{post_id}"
+    return f"https://x.com/i/web/status/{post_id}"
+
+
+# ---------------------------------------------------------------------------------------------------
+# Steps
+
+
+@dataclass
+class UploadMedia:
+    """One-shot ``POST /2/media/upload`` (multipart), for a prepared image of at most 5 MB."""
+
+    config: TargetConfig
+    clock: Clock = time.time
+    name: str = "upload_media"
+    safe_to_repeat: bool = True
+
+    def build(self, ctx: JobContext) -> httpx.Request:
+        if ctx.image is None:
+            raise ValueError("the X upload step needs a prepared image")  # a runner bug, not user input
+        path = Path(ctx.image.path)
+        content_type = "image/png" if ctx.image.format.upper() == "PNG" else "image/jpeg"
+        return httpx.Request(
+            "POST",
+            api_url(self.config, "/2/media/upload"),
+            headers=bearer(ctx.access_token),
+            data={"media_category": "tweet_image"},
+            files={"media": (path.name, path.read_bytes(), content_type)},
+        )
+
+    def parse(self, ctx: JobContext, response: httpx.Response) -> Outcome:
+        if not response.is_success:
+            outcome = error_outcome(response, self.clock())
+            if response.status_code in (400, 413) and outcome.kind is Kind.FAILED:
+                # The image itself was refused (type, size): the input cannot be posted as it is.
+                return Outcome(Kind.REJECTED, data=outcome.data, reason=outcome.reason)
+            return outcome
+        data = _data_object(response) or {}
+        media_id = _id_string(data.get("id"))
+        if media_id is None:
+            return Outcome(Kind.RETRY, data=rate_limit_data(response.headers),
+                           reason="X accepted the upload but sent no media id")
+        media_key = _text(data.get("media_key"))
+        return Outcome.next(media_id=media_id, media_key=media_key, **rate_limit_data(response.headers))
+
+
+@dataclass
+class SetAltText:
+    """``POST /2/media/metadata``; does not apply when the caption has no alt text."""
+
+    config: TargetConfig
+    clock: Clock = time.time
+    name: str = "set_alt_text"
+    safe_to_repeat: bool = True
+
+    def applies(self, ctx: JobContext) -> bool:
+        return bool(ctx.caption.alt_text and ctx.caption.alt_text.strip())
+
+    def build(self, ctx: JobContext) -> httpx.Request:
+        alt_text = (ctx.caption.alt_text or "").strip()[:MAX_ALT_TEXT]
+        body = {"id": str(ctx.data.get("media_id", "")), "metadata": {"alt_text": {"text": alt_text}}}
+        return httpx.Request("POST", api_url(self.config, "/2/media/metadata"),
+                             headers=bearer(ctx.access_token), json=body)
+
+    def parse(self, ctx: JobContext, response: httpx.Response) -> Outcome:
+        if not response.is_success:
+            return error_outcome(response, self.clock())
+        return Outcome.next(alt_text_set=True, **rate_limit_data(response.headers))
+
+
+@dataclass
+class CreatePost:
+    """``POST /2/tweets`` with the caption and the uploaded media. Not safe to repeat."""
+
+    config: TargetConfig
+    clock: Clock = time.time
+    username: str | None = None
+    name: str = "create_post"
+    safe_to_repeat: bool = False
+
+    def build(self, ctx: JobContext) -> httpx.Request:
+        body: dict[str, Any] = {"text": ctx.caption.text}
+        media_id = ctx.data.get("media_id")
+        if media_id:
+            body["media"] = {"media_ids": [str(media_id)]}
+        return httpx.Request("POST", api_url(self.config, "/2/tweets"),
+                             headers=bearer(ctx.access_token), json=body)
+
+    def parse(self, ctx: JobContext, response: httpx.Response) -> Outcome:
+        if not response.is_success:
+            return error_outcome(response, self.clock(), applied_if_5xx=True)
+        post_id = _id_string((_data_object(response) or {}).get("id"))
+        if post_id is None:
+            # A 2xx without an id: the post probably exists, but only the timeline can say.
+            return Outcome(Kind.UNKNOWN, data=rate_limit_data(response.headers),
+                           reason=f"X answered {response.status_code} without a post id")
+        username = self.username or _text(ctx.data.get("username"))
+        return Outcome(Kind.DONE, data={"post_id": post_id, **rate_limit_data(response.headers)},
+                       remote_id=post_id, permalink=post_permalink(post_id, username))
+
+
+class XTarget:
+    """Posts one photo to X: upload (safe), alt text (safe), create post (not safe)."""
+
+    kind = "x"
+
+    def __init__(self, config: TargetConfig, *, username: str | None = None,
+                 clock: Clock = time.time) -> None:
+        self.config = config
+        self.name = config.name
+        self._steps: tuple[Step, ...] = (
+            UploadMedia(config, clock),
+            SetAltText(config, clock),
+            CreatePost(config, clock, username),
+        )
+
+    def steps(self) -> Sequence[Step]:
+        return self._steps
+
+
+# ---------------------------------------------------------------------------------------------------
+# Reconciliation: did a post carrying our media get made?
+
+
+def build_recent_posts_request(config: TargetConfig, account_id: str, token: str,
+                               since: datetime | str | None = None, max_results: int = 20) -> httpx.Request:
+    """``GET /2/users/{id}/tweets`` with each post's media keys.
+
+    ``since`` is either a post id (``since_id``) or a time (``start_time``). Both ``tweet.fields`` and
+    its 2026 name ``post.fields`` are sent (api-notes A4 and summary item 16).
+    """
+    params: dict[str, str] = {
+        "max_results": str(max(5, min(100, max_results))),
+        "expansions": "attachments.media_keys",
+        "media.fields": "media_key",
+        "tweet.fields": "created_at,attachments",
+        "post.fields": "created_at,attachments",
+    }
+    if isinstance(since, datetime):
+        moment = since if since.tzinfo else since.replace(tzinfo=UTC)
+        params["start_time"] = moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    elif isinstance(since, str) and since:
+        params["since_id"] = since
+    return httpx.Request("GET", api_url(config, f"/2/users/{account_id}/tweets"),
+                         headers=bearer(token), params=params)
+
+
+def find_post_with_media_key(response: httpx.Response, media_key: str) -> str | None:
+    """The id of the post in a timeline response that carries ``media_key``, else None."""
+    if not response.is_success:
+        return None
+    body = _json_body(response)
+    posts = body.get("data") if isinstance(body, dict) else None
+    for post in posts if isinstance(posts, list) else ():
+        if not isinstance(post, dict):
+            continue
+        attachments = post.get("attachments")
+        keys = attachments.get("media_keys") if isinstance(attachments, dict) else None
+        if isinstance(keys, list) and media_key in keys:
+            return _id_string(post.get("id"))
+    return None
