@@ -1,0 +1,341 @@
+"""The command line: thin. Parse, call the library, print.
+
+Every error a user can cause is a ``CrosswatchError`` and comes out as one line on stderr with the
+exit status it names (2 for config and usage errors, 1 for runtime failures); never a traceback.
+Set CROSSWATCH_DEBUG=1 to see the traceback of an unexpected error.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import sys
+import time
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import click
+
+from crosswatch.config import Config, default_config_path, load_config
+from crosswatch.errors import CrosswatchError, JournalLocked, UsageError
+from crosswatch.journal import DaemonLock, Journal, printable_path
+from crosswatch.models import Job, JobState
+
+CONFIG_HELP = "config file (default: $CROSSWATCH_CONFIG, else the user config dir's crosswatch/config.yaml)"
+
+
+class Obj:
+    """What the group passes to commands: the config path, loaded on first use."""
+
+    def __init__(self, config_path: Path | None) -> None:
+        self.config_path = config_path
+        self._config: Config | None = None
+
+    @property
+    def config(self) -> Config:
+        if self._config is None:
+            self._config = load_config(self.config_path)
+        return self._config
+
+
+pass_obj = click.make_pass_decorator(Obj)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--config", "config_path", type=click.Path(path_type=Path, dir_okay=False), help=CONFIG_HELP)
+@click.version_option(package_name="crosswatch")
+@click.pass_context
+def cli(ctx: click.Context, config_path: Path | None) -> None:
+    """crosswatch: post photos from watched folders to Instagram and X, exactly once."""
+    ctx.obj = Obj(config_path)
+
+
+def _setup_logging(config: Config) -> None:
+    from crosswatch import logs
+
+    logs.configure(config.logging.level, config.logging.format)
+
+
+def _token_factory() -> Any:
+    """The token sources for platform targets (sign-in lives in crosswatch.auth)."""
+    from crosswatch import auth
+
+    return auth.token_sources
+
+
+# -- run ---------------------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.option("--once", is_flag=True, help="scan, post everything due, wait for it, and exit")
+@pass_obj
+def run(obj: Obj, once: bool) -> None:
+    """Run the daemon: watch the folders and post what lands there."""
+    config = obj.config  # config errors first, before anything heavier is imported
+    from crosswatch.daemon import Daemon
+
+    _setup_logging(config)
+    daemon = Daemon(config, token_factory=_token_factory())
+    code = daemon.run_once() if once else daemon.run_forever()
+    sys.exit(code)
+
+
+# -- status, queue, retry ----------------------------------------------------------------------------
+
+
+def _open_journal(config: Config) -> Journal:
+    return Journal(config.journal_path)
+
+
+def _job_json(job: Job, photo_path: str) -> dict[str, Any]:
+    return {
+        "id": job.id,
+        "photo": printable_path(photo_path),
+        "photo_id": job.photo_id,
+        "target": job.target,
+        "state": job.state.value,
+        "step": job.step,
+        "attempts": job.attempts,
+        "next_attempt_at": job.next_attempt_at or None,
+        "reason": job.reason,
+        "remote_id": job.remote_id,
+        "permalink": job.permalink,
+    }
+
+
+def _when(timestamp: float) -> str:
+    return dt.datetime.fromtimestamp(timestamp).astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")
+
+
+def _job_line(job: Job, photo_path: str, now: float) -> str:
+    head = f"#{job.id} {job.target:<10} {printable_path(photo_path)}"
+    if job.state is JobState.READY and job.next_attempt_at > now:
+        return f"{head}: waiting until {_when(job.next_attempt_at)}" + (f" ({job.reason})" if job.reason else "")
+    if job.state is JobState.IN_DOUBT:
+        return (f"{head}: in doubt ({job.reason}); check the platform, then run "
+                f"`crosswatch resolve {job.id} --posted` or `crosswatch resolve {job.id} --not-posted`")
+    if job.state in (JobState.FAILED, JobState.REJECTED):
+        return f"{head}: {job.state.value}: {job.reason}; `crosswatch retry {job.id}` to try again"
+    if job.state is JobState.DONE:
+        return f"{head}: done {job.permalink or job.remote_id or ''}".rstrip()
+    return f"{head}: {job.state.value}" + (f" ({job.reason})" if job.reason else "")
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="print one JSON document instead of text")
+@click.option("--all", "show_all", is_flag=True, help="list every job, not only those needing attention")
+@pass_obj
+def status(obj: Obj, as_json: bool, show_all: bool) -> None:
+    """Photos and jobs per target, with their states and last errors."""
+    with _open_journal(obj.config) as journal:
+        photos = journal.photos()
+        paths = {photo.id: photo.path for photo, _status, _reason in photos}
+        jobs = journal.jobs()
+        if as_json:
+            document = {
+                "photos": [
+                    {"id": p.id, "hash": p.hash, "path": printable_path(p.path), "status": s, "reason": r,
+                     "first_seen": p.first_seen}
+                    for p, s, r in photos
+                ],
+                "jobs": [_job_json(job, paths.get(job.photo_id, "")) for job in jobs],
+            }
+            click.echo(json.dumps(document, indent=2, ensure_ascii=False))
+            return
+        rejected = sum(1 for _p, s, _r in photos if s != "ok")
+        click.echo(f"photos: {len(photos)}" + (f" ({rejected} rejected at intake)" if rejected else ""))
+        counts = journal.state_counts()
+        for target in sorted(set(counts) | set(obj.config.targets)):
+            per_state = counts.get(target, {})
+            summary = ", ".join(f"{n} {state}" for state, n in sorted(per_state.items())) or "no jobs"
+            click.echo(f"  {target}: {summary}")
+        now = time.time()
+        attention = [
+            j for j in jobs
+            if show_all or j.state in (JobState.FAILED, JobState.REJECTED, JobState.IN_DOUBT)
+            or (j.state is JobState.READY and j.next_attempt_at > now)
+        ]
+        for job in attention:
+            click.echo("  " + _job_line(job, paths.get(job.photo_id, ""), now))
+
+
+@cli.command()
+@pass_obj
+def queue(obj: Obj) -> None:
+    """Jobs waiting to go out, with the time each is planned for."""
+    now = time.time()
+    with _open_journal(obj.config) as journal:
+        paths = {photo.id: photo.path for photo, _s, _r in journal.photos()}
+        waiting = [j for j in journal.jobs() if j.state in (JobState.READY, JobState.AWAITING_APPROVAL,
+                                                              JobState.PENDING, JobState.IN_FLIGHT)]
+        if not waiting:
+            click.echo("nothing is waiting")
+            return
+        for job in sorted(waiting, key=lambda j: (j.next_attempt_at, j.id)):
+            planned = "now" if job.next_attempt_at <= now else _when(job.next_attempt_at)
+            line = f"#{job.id} {job.target:<10} {job.state.value:<17} {planned:<26} {printable_path(paths[job.photo_id])}"
+            click.echo(line + (f"  ({job.reason})" if job.reason else ""))
+
+
+@cli.command()
+@click.argument("job_id", type=int)
+@pass_obj
+def retry(obj: Obj, job_id: int) -> None:
+    """Put a failed or rejected job back in the queue, to go out now."""
+    with _open_journal(obj.config) as journal:
+        job = journal.job(job_id)
+        if job is None:
+            raise UsageError(f"there is no job {job_id}; `crosswatch status --all` lists them")
+        if job.state not in (JobState.FAILED, JobState.REJECTED):
+            raise UsageError(f"job {job_id} is {job.state.value}; only failed or rejected jobs can be retried")
+        journal.transition(job_id, JobState.READY, step_index=0, next_attempt_at=time.time(),
+                           attempts_delta=-job.attempts, detail="retry requested")
+    click.echo(f"job {job_id} ({job.target}) is queued again")
+
+
+# -- doctor ------------------------------------------------------------------------------------------
+
+
+def _check_folders(config: Config) -> list[tuple[bool, str]]:
+    results = []
+    for folder in config.watch:
+        readable = os.access(folder.path, os.R_OK | os.X_OK)
+        results.append((readable, f"folder {folder.path} -> {', '.join(folder.targets)}"
+                        + ("" if readable else ": not readable by this user")))
+    return results
+
+
+def _check_state_dir(config: Config) -> list[tuple[bool, str]]:
+    try:
+        config.state_dir.mkdir(parents=True, exist_ok=True)
+        writable = os.access(config.state_dir, os.W_OK)
+    except OSError as exc:
+        return [(False, f"state_dir {config.state_dir}: {exc.strerror}")]
+    results = [(writable, f"state_dir {config.state_dir}" + ("" if writable else ": not writable"))]
+    try:
+        with Journal(config.journal_path) as journal:
+            results.append((True, f"journal {config.journal_path}: {journal.count_photos()} photos"))
+    except CrosswatchError as exc:
+        results.append((False, str(exc)))
+    lock = DaemonLock(config.journal_path)
+    try:
+        lock.acquire()
+        lock.release()
+        results.append((True, "daemon: not running"))
+    except JournalLocked:
+        results.append((True, "daemon: running"))
+    return results
+
+
+def _check_targets(config: Config) -> list[tuple[bool, str]]:
+    results: list[tuple[bool, str]] = []
+    for name, target in config.targets.items():
+        if target.kind == "outbox":
+            assert target.path is not None
+            parent = target.path if target.path.exists() else target.path.parent
+            ok = os.access(parent, os.W_OK)
+            results.append((ok, f"target {name}: outbox {target.path}" + ("" if ok else ": not writable")))
+        else:
+            from crosswatch import auth
+
+            results.extend(auth.doctor_checks(config, target))
+    return results
+
+
+@cli.command()
+@pass_obj
+def doctor(obj: Obj) -> None:
+    """Check the config, folders, state dir, journal, tokens and media host; say what to fix."""
+    config = obj.config
+    checks = [(True, f"config {config.source}: valid")]
+    checks += _check_folders(config) + _check_state_dir(config) + _check_targets(config)
+    for ok, text in checks:
+        click.echo(("ok    " if ok else "FIX   ") + text)
+    if not all(ok for ok, _ in checks):
+        sys.exit(1)
+
+
+# -- metadata and preview ----------------------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="print one JSON document instead of text")
+def metadata(file: Path, as_json: bool) -> None:
+    """The normalised metadata read from one photo."""
+    from crosswatch.metadata import read_metadata
+
+    document = read_metadata(file).as_json()
+    if as_json:
+        click.echo(json.dumps(document, indent=2, ensure_ascii=False))
+        return
+    for key, value in document.items():
+        if value not in (None, [], ""):
+            click.echo(f"{key:<22} {', '.join(map(str, value)) if isinstance(value, list) else value}")
+
+
+@cli.command()
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False, exists=True))
+@click.option("--out", "out_dir", type=click.Path(path_type=Path, file_okay=False),
+              help="write the prepared images (<target>.jpg) and preview.json here")
+@click.option("--json", "as_json", is_flag=True, help="print one JSON document instead of text")
+@pass_obj
+def preview(obj: Obj, file: Path, out_dir: Path | None, as_json: bool) -> None:
+    """What would be posted, per target: caption, alt text, length and limit, prepared image."""
+    from crosswatch.preview import build_preview
+
+    document = build_preview(obj.config, file, out_dir)
+    if as_json:
+        click.echo(json.dumps(document, indent=2, ensure_ascii=False))
+        return
+    for name, entry in document["targets"].items():
+        click.echo(f"== {name} ({entry['length']} of {entry['limit']})")
+        click.echo(entry["text"])
+        if entry.get("alt_text"):
+            click.echo(f"-- alt text: {entry['alt_text']}")
+        if entry.get("shortened"):
+            click.echo(f"-- shortened: {', '.join(entry['shortened'])}")
+        image = entry.get("image") or {}
+        if image.get("error"):
+            click.echo(f"-- image: cannot be prepared: {image['error']}")
+        elif image:
+            click.echo(f"-- image: {image['width']}x{image['height']} {image['format']}, {image['bytes']} bytes")
+        click.echo("")
+
+
+# -- entry point -------------------------------------------------------------------------------------
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    try:
+        result = cli.main(args=list(argv) if argv is not None else None, prog_name="crosswatch",
+                          standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        click.echo("crosswatch: aborted", err=True)
+        sys.exit(1)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except CrosswatchError as exc:
+        click.echo(f"crosswatch: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except Exception as exc:
+        if os.environ.get("CROSSWATCH_DEBUG"):
+            traceback.print_exc()
+        from crosswatch.logs import redact_text
+
+        click.echo(f"crosswatch: internal error: {redact_text(f'{type(exc).__name__}: {exc}')} "
+                   "(this is a bug; run again with CROSSWATCH_DEBUG=1 and report it)", err=True)
+        sys.exit(1)
+    sys.exit(result if isinstance(result, int) else 0)
+
+
+if __name__ == "__main__":
+    main()

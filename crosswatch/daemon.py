@@ -1,0 +1,209 @@
+"""The daemon: wires config, journal, intake, watcher and runner together; signals; systemd notify.
+
+Threads: watchdog's observer feeds ``Intake.offer``; the intake thread takes settled files and
+rescans now and then; the runner thread performs due jobs; the main thread waits for a signal and
+pings systemd's watchdog. Each thread that writes the journal has its own SQLite connection.
+
+SIGTERM and SIGINT stop gracefully: the runner finishes the step in progress (or leaves the job to
+be recovered at the next start), intake stops between files, and the journal lock is released.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from types import FrameType
+
+import httpx
+import structlog
+
+from crosswatch.config import Config
+from crosswatch.journal import DaemonLock, Journal
+from crosswatch.models import JobState
+from crosswatch.runner import Runner, TokenSource
+from crosswatch.targets import build_targets
+from crosswatch.targets.base import Target
+from crosswatch.watcher import Intake, Watcher
+
+log = structlog.get_logger("crosswatch.daemon")
+
+INTAKE_TICK_SECONDS = 0.25
+RUNNER_IDLE_SECONDS = 5.0
+# run --once waits for steps due within this long (Instagram containers finishing, short retries).
+ONCE_HORIZON_SECONDS = 120.0
+
+
+def sd_notify(message: str) -> bool:
+    """Send one sd_notify message when running under systemd (Type=notify); else do nothing."""
+    address = os.environ.get("NOTIFY_SOCKET")
+    if not address:
+        return False
+    if address.startswith("@"):
+        address = "\0" + address[1:]  # an abstract socket
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+            sock.connect(address)
+            sock.sendall(message.encode())
+    except OSError as exc:
+        log.warning("sd_notify failed", error=str(exc))
+        return False
+    return True
+
+
+def watchdog_interval() -> float | None:
+    """Half of systemd's WatchdogSec, if it asked this process for pings."""
+    usec = os.environ.get("WATCHDOG_USEC")
+    pid = os.environ.get("WATCHDOG_PID")
+    if not usec or (pid and pid != str(os.getpid())):
+        return None
+    return int(usec) / 2e6
+
+
+TokenFactory = Callable[[Config, httpx.Client], dict[str, TokenSource]]
+
+
+class Daemon:
+    def __init__(self, config: Config, *, token_factory: TokenFactory | None = None,
+                 targets: dict[str, Target] | None = None) -> None:
+        self.config = config
+        self.stop_event = threading.Event()
+        self.wake_runner = threading.Event()
+        self._token_factory = token_factory
+        self._targets = targets
+        self._errors: list[BaseException] = []
+
+    # -- signals -----------------------------------------------------------------------------------
+
+    def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
+        log.info("stopping", signal=signal.Signals(signum).name)
+        self.stop_event.set()
+        self.wake_runner.set()
+
+    @contextmanager
+    def _signals(self) -> Iterator[None]:
+        previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            yield
+        finally:
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+
+    # -- wiring ------------------------------------------------------------------------------------
+
+    @contextmanager
+    def _parts(self) -> Iterator[tuple[Intake, Runner]]:
+        lock = DaemonLock(self.config.journal_path)
+        lock.acquire()
+        intake_journal = Journal(self.config.journal_path)
+        runner_journal = Journal(self.config.journal_path)
+        client = httpx.Client(timeout=httpx.Timeout(30.0, connect=10.0),
+                              headers={"User-Agent": "crosswatch/0.1"})
+        try:
+            targets = self._targets if self._targets is not None else build_targets(self.config)
+            tokens = self._token_factory(self.config, client) if self._token_factory else {}
+            intake = Intake(self.config, intake_journal, on_new_jobs=self.wake_runner.set)
+            runner = Runner(self.config, runner_journal, targets, client=client, tokens=tokens)
+            runner.stop_when(self.stop_event.is_set)
+            yield intake, runner
+        finally:
+            client.close()
+            runner_journal.close()
+            intake_journal.close()
+            lock.release()
+
+    # -- modes -------------------------------------------------------------------------------------
+
+    def run_forever(self) -> int:
+        with self._signals(), self._parts() as (intake, runner):
+            runner.recover()
+            watcher = Watcher(self.config, intake) if self.config.intake.use_events else None
+            if watcher:
+                watcher.start()
+            threads = [
+                threading.Thread(target=self._guard(self._intake_loop, intake), name="intake", daemon=True),
+                threading.Thread(target=self._guard(self._runner_loop, runner), name="runner", daemon=True),
+            ]
+            for thread in threads:
+                thread.start()
+            sd_notify("READY=1\nSTATUS=watching " + ", ".join(str(f.path) for f in self.config.watch))
+            log.info("watching", folders=[str(f.path) for f in self.config.watch],
+                     targets=sorted(runner.targets))
+            ping = watchdog_interval()
+            while not self.stop_event.wait(ping or 1.0):
+                if ping:
+                    sd_notify("WATCHDOG=1")
+            sd_notify("STOPPING=1")
+            if watcher:
+                watcher.stop()
+            for thread in threads:
+                thread.join(timeout=60)
+        if self._errors:
+            log.error("stopped after an internal error", error=repr(self._errors[0]))
+            return 1
+        log.info("stopped")
+        return 0
+
+    def _guard(self, loop: Callable[[object], None], part: object) -> Callable[[], None]:
+        def guarded() -> None:
+            try:
+                loop(part)
+            except BaseException as exc:  # a dead thread must stop the daemon, not leave it half-alive
+                log.exception("internal error", thread=threading.current_thread().name)
+                self._errors.append(exc)
+                self.stop_event.set()
+                self.wake_runner.set()
+
+        return guarded
+
+    def _intake_loop(self, part: object) -> None:
+        assert isinstance(part, Intake)
+        intake = part
+        intake.scan()
+        next_scan = time.monotonic() + self.config.intake.rescan_seconds
+        while not self.stop_event.is_set():
+            intake.process()
+            if time.monotonic() >= next_scan:
+                found = intake.scan()
+                if found:
+                    log.info("rescan found files", count=found)
+                next_scan = time.monotonic() + self.config.intake.rescan_seconds
+            self.stop_event.wait(INTAKE_TICK_SECONDS)
+
+    def _runner_loop(self, part: object) -> None:
+        assert isinstance(part, Runner)
+        runner = part
+        while not self.stop_event.is_set():
+            if runner.run_due():
+                continue
+            next_due = runner.journal.next_due_at()
+            wait = RUNNER_IDLE_SECONDS if next_due is None else max(0.05, min(RUNNER_IDLE_SECONDS,
+                                                                              next_due - time.time()))
+            self.wake_runner.wait(wait)
+            self.wake_runner.clear()
+
+    def run_once(self, *, settle_timeout: float = 600.0) -> int:
+        """Scan, take every settled file, perform every due job and the steps that follow soon, exit."""
+        with self._signals(), self._parts() as (intake, runner):
+            runner.recover()
+            intake.scan()
+            deadline = time.monotonic() + settle_timeout
+            while intake.pending() and time.monotonic() < deadline and not self.stop_event.is_set():
+                intake.process()
+                if intake.pending():
+                    self.stop_event.wait(INTAKE_TICK_SECONDS)
+            while not self.stop_event.is_set():
+                if runner.run_due():
+                    continue
+                next_due = runner.journal.next_due_at()
+                if next_due is None or next_due - time.time() > ONCE_HORIZON_SECONDS:
+                    break
+                self.stop_event.wait(max(0.05, next_due - time.time()))
+            waiting = runner.journal.jobs(state=JobState.READY)
+            if waiting:
+                log.info("left waiting for later", jobs=len(waiting))
+        return 0

@@ -1,0 +1,496 @@
+"""The journal: the only module that touches sqlite3.
+
+One SQLite file (``state_dir/journal.sqlite3``) in WAL mode with ``synchronous=FULL``: every
+transaction that returns has reached the disk. Writes use ``BEGIN IMMEDIATE`` so two writers queue
+instead of failing half-way. The schema version lives in ``PRAGMA user_version``; ``MIGRATIONS`` is
+the ordered list of steps from an empty file to the current schema.
+
+Tables:
+    photos  one row per distinct content (sha256); a file that cannot be read is kept by path
+    files   what intake last saw at each path (size, mtime), so rescans skip unchanged files
+    jobs    one row per (photo, target): state, step, attempts, next attempt, platform ids
+    events  append-only log of every job transition
+
+A job is never deleted. Every state change goes through ``transition``, which checks the move against
+the state table in models.py and appends the event in the same transaction.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import fcntl
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from crosswatch.errors import JournalError, JournalLocked
+from crosswatch.models import Job, JobState, Photo, check_transition
+
+MIGRATIONS: list[str] = [
+    # 1: the first schema
+    """
+    CREATE TABLE photos (
+        id          INTEGER PRIMARY KEY,
+        hash        TEXT NOT NULL UNIQUE,
+        path        TEXT NOT NULL,
+        size        INTEGER NOT NULL,
+        mtime       REAL NOT NULL,
+        first_seen  REAL NOT NULL,
+        status      TEXT NOT NULL DEFAULT 'ok',
+        reason      TEXT
+    );
+    CREATE TABLE files (
+        path        TEXT PRIMARY KEY,
+        size        INTEGER NOT NULL,
+        mtime_ns    INTEGER NOT NULL,
+        photo_id    INTEGER REFERENCES photos(id),
+        seen_at     REAL NOT NULL
+    );
+    CREATE TABLE jobs (
+        id              INTEGER PRIMARY KEY,
+        photo_id        INTEGER NOT NULL REFERENCES photos(id),
+        target          TEXT NOT NULL,
+        state           TEXT NOT NULL,
+        step            TEXT,
+        step_index      INTEGER NOT NULL DEFAULT 0,
+        intent_at       REAL,
+        attempts        INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at REAL NOT NULL DEFAULT 0,
+        remote_id       TEXT,
+        permalink       TEXT,
+        reason          TEXT,
+        data            TEXT NOT NULL DEFAULT '{}',
+        created_at      REAL NOT NULL,
+        updated_at      REAL NOT NULL,
+        UNIQUE (photo_id, target)
+    );
+    CREATE INDEX jobs_by_state ON jobs (state, next_attempt_at);
+    CREATE TABLE events (
+        id          INTEGER PRIMARY KEY,
+        job_id      INTEGER NOT NULL REFERENCES jobs(id),
+        at          REAL NOT NULL,
+        from_state  TEXT,
+        to_state    TEXT NOT NULL,
+        step        TEXT,
+        detail      TEXT
+    );
+    CREATE INDEX events_by_job ON events (job_id, id);
+    """,
+]
+
+SCHEMA_VERSION = len(MIGRATIONS)
+
+_JOB_COLUMNS = (
+    "id, photo_id, target, state, step, step_index, intent_at, attempts, next_attempt_at, remote_id, "
+    "permalink, reason, data, created_at, updated_at"
+)
+
+
+@dataclass(frozen=True)
+class JobRow:
+    """A job as stored, with the journal-only fields the runner needs."""
+
+    job: Job
+    step_index: int
+    intent_at: float | None
+
+
+@dataclass(frozen=True)
+class NewFile:
+    """A file intake has settled and read: its content hash, or a rejection reason."""
+
+    path: str
+    size: int
+    mtime_ns: int
+    content_hash: str
+    targets: tuple[str, ...]
+    reason: str | None = None  # set: the file cannot be posted; its jobs are rejected
+
+
+@dataclass(frozen=True)
+class IntakeResult:
+    """What adding a file did: ``new`` photo, ``duplicate`` content, or ``changed`` path skipped."""
+
+    outcome: str
+    photo_id: int
+
+
+class Journal:
+    def __init__(self, path: Path, *, clock: Any = time.time) -> None:
+        self.path = path
+        self._clock = clock
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(str(path), isolation_level=None, timeout=30.0,
+                                       check_same_thread=False)
+        except (OSError, sqlite3.Error) as exc:
+            raise JournalError(f"cannot open the journal {path}: {exc}; check state_dir") from None
+        self._db.row_factory = sqlite3.Row
+        try:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            self._migrate()
+        except sqlite3.DatabaseError as exc:
+            self._db.close()
+            raise JournalError(f"the journal {path} is unusable: {exc}") from None
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> Journal:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            raise JournalError(f"cannot write the journal {self.path}: {exc}") from None
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        try:
+            self._db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            # Disk full or I/O error at commit: nothing of this transaction is kept.
+            with contextlib.suppress(sqlite3.Error):
+                self._db.execute("ROLLBACK")
+            raise JournalError(f"cannot write the journal {self.path}: {exc}") from None
+
+    def _migrate(self) -> None:
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise JournalError(
+                f"the journal {self.path} was written by a newer crosswatch (schema {version}); upgrade"
+            )
+        for number in range(version, SCHEMA_VERSION):
+            with self._write() as db:
+                for statement in MIGRATIONS[number].split(";"):
+                    if statement.strip():
+                        db.execute(statement)
+                db.execute(f"PRAGMA user_version = {number + 1}")
+
+    # -- intake ------------------------------------------------------------------------------------
+
+    def files_seen(self) -> dict[str, tuple[int, int]]:
+        """Every path intake has taken, with the size and mtime it had then."""
+        rows = self._db.execute("SELECT path, size, mtime_ns FROM files")
+        return {_path_from_db(r[0]): (r[1], r[2]) for r in rows}
+
+    def add_files(self, files: Sequence[NewFile], *, on_change: str = "skip") -> list[IntakeResult]:
+        """Record files taken by intake, and create their jobs, in one transaction.
+
+        Same content already known: a duplicate, nothing new. New content at a path that already had
+        a posted photo: ``on_change`` decides (``skip`` records the file only; ``repost`` makes jobs).
+        A file with a ``reason`` gets its jobs straight in the rejected state, so status shows why.
+        """
+        now = self._clock()
+        with self._write() as db:
+            return [self._add_file(db, f, on_change, now) for f in files]
+
+    def _add_file(self, db: sqlite3.Connection, new: NewFile, on_change: str, now: float) -> IntakeResult:
+        path = _path_to_db(new.path)
+        existing = db.execute("SELECT id FROM photos WHERE hash = ?", (new.content_hash,)).fetchone()
+        if existing is not None:
+            self._record_file(db, path, new.size, new.mtime_ns, existing["id"], now)
+            return IntakeResult("duplicate", existing["id"])
+        previous = db.execute(
+            "SELECT p.status FROM files f JOIN photos p ON p.id = f.photo_id WHERE f.path = ?", (path,)
+        ).fetchone()
+        cursor = db.execute(
+            "INSERT INTO photos (hash, path, size, mtime, first_seen, status, reason) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (new.content_hash, path, new.size, new.mtime_ns / 1e9, now,
+             "rejected" if new.reason else "ok", new.reason),
+        )
+        photo_id = int(cursor.lastrowid or 0)
+        self._record_file(db, path, new.size, new.mtime_ns, photo_id, now)
+        if previous is not None and previous["status"] == "ok" and on_change == "skip":
+            return IntakeResult("changed", photo_id)
+        for target in new.targets:
+            self._create_job(db, photo_id, target, now, rejected_reason=new.reason)
+        return IntakeResult("new", photo_id)
+
+    @staticmethod
+    def _record_file(db: sqlite3.Connection, path: str, size: int, mtime_ns: int, photo_id: int,
+                     now: float) -> None:
+        db.execute(
+            "INSERT INTO files (path, size, mtime_ns, photo_id, seen_at) VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT (path) DO UPDATE SET size = excluded.size, mtime_ns = excluded.mtime_ns, "
+            "photo_id = excluded.photo_id, seen_at = excluded.seen_at",
+            (path, size, mtime_ns, photo_id, now),
+        )
+
+    def _create_job(self, db: sqlite3.Connection, photo_id: int, target: str, now: float, *,
+                    rejected_reason: str | None) -> None:
+        cursor = db.execute(
+            "INSERT INTO jobs (photo_id, target, state, created_at, updated_at) VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT (photo_id, target) DO NOTHING",
+            (photo_id, target, JobState.PENDING.value, now, now),
+        )
+        if not cursor.rowcount:
+            return
+        job_id = int(cursor.lastrowid or 0)
+        self._event(db, job_id, None, JobState.PENDING, None, None, now)
+        new_state = JobState.REJECTED if rejected_reason else JobState.READY
+        self._move(db, job_id, JobState.PENDING, new_state, now, reason=rejected_reason)
+
+    # -- transitions -------------------------------------------------------------------------------
+
+    @staticmethod
+    def _event(db: sqlite3.Connection, job_id: int, old: JobState | None, new: JobState,
+               step: str | None, detail: str | None, now: float) -> None:
+        db.execute(
+            "INSERT INTO events (job_id, at, from_state, to_state, step, detail) VALUES (?, ?, ?, ?, ?, ?)",
+            (job_id, now, old.value if old else None, new.value, step, detail),
+        )
+
+    def _move(self, db: sqlite3.Connection, job_id: int, old: JobState, new: JobState, now: float, *,
+              reason: str | None = None, detail: str | None = None) -> None:
+        check_transition(old, new)
+        db.execute("UPDATE jobs SET state = ?, reason = ?, updated_at = ? WHERE id = ?",
+                   (new.value, reason, now, job_id))
+        self._event(db, job_id, old, new, None, detail or reason, now)
+
+    def transition(self, job_id: int, new_state: JobState, *, expect: JobState | None = None,
+                   step: str | None = None, step_index: int | None = None,
+                   data: dict[str, Any] | None = None, remote_id: str | None = None,
+                   permalink: str | None = None, reason: str | None = None,
+                   next_attempt_at: float | None = None, attempts_delta: int = 0,
+                   intent: bool | None = None, detail: str | None = None) -> JobRow:
+        """Move a job to ``new_state`` and record the event, atomically.
+
+        ``expect`` guards against a race (the job must still be in that state). ``data`` is merged
+        into the job's stored data. ``intent=True`` marks that an unsafe step is about to be sent;
+        ``intent=False`` clears the mark once its outcome is known.
+        """
+        now = self._clock()
+        with self._write() as db:
+            row = db.execute(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            if row is None:
+                raise JournalError(f"there is no job {job_id}")
+            old = JobState(row["state"])
+            if expect is not None and old is not expect:
+                raise JournalError(f"job {job_id} is {old.value}, not {expect.value}")
+            check_transition(old, new_state)
+            merged = json.loads(row["data"])
+            if data:
+                merged.update(data)
+            intent_at = row["intent_at"]
+            if intent is True:
+                intent_at = now
+            elif intent is False:
+                intent_at = None
+            db.execute(
+                "UPDATE jobs SET state = ?, step = ?, step_index = ?, intent_at = ?, attempts = attempts + ?, "
+                "next_attempt_at = ?, remote_id = ?, permalink = ?, reason = ?, data = ?, updated_at = ? "
+                "WHERE id = ?",
+                (
+                    new_state.value,
+                    step if step is not None else row["step"],
+                    step_index if step_index is not None else row["step_index"],
+                    intent_at,
+                    attempts_delta,
+                    next_attempt_at if next_attempt_at is not None else row["next_attempt_at"],
+                    remote_id if remote_id is not None else row["remote_id"],
+                    permalink if permalink is not None else row["permalink"],
+                    reason,
+                    json.dumps(merged, sort_keys=True),
+                    now,
+                    job_id,
+                ),
+            )
+            self._event(db, job_id, old, new_state, step if step is not None else row["step"],
+                        detail or reason, now)
+        result = self.job_row(job_id)
+        assert result is not None
+        return result
+
+    def recover_in_flight(self) -> list[tuple[JobRow, JobState]]:
+        """At start-up: jobs left in flight by a crash go back to ready, or to in-doubt when an
+        unsafe step's intent was committed and no outcome was. Returns each job with its new state.
+        """
+        moved: list[tuple[JobRow, JobState]] = []
+        rows = self._db.execute(
+            f"SELECT {_JOB_COLUMNS} FROM jobs WHERE state = ?", (JobState.IN_FLIGHT.value,)
+        ).fetchall()
+        for row in rows:
+            job_row = _job_row(row)
+            if job_row.intent_at is not None:
+                new = JobState.IN_DOUBT
+                reason = f"crosswatch stopped while '{job_row.job.step}' was being sent"
+            else:
+                new = JobState.READY
+                reason = None
+            moved.append((self.transition(job_row.job.id, new, reason=reason,
+                                          detail="recovered at start-up"), new))
+        return moved
+
+    # -- reading -----------------------------------------------------------------------------------
+
+    def job_row(self, job_id: int) -> JobRow | None:
+        row = self._db.execute(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        return _job_row(row) if row else None
+
+    def job(self, job_id: int) -> Job | None:
+        row = self.job_row(job_id)
+        return row.job if row else None
+
+    def due_jobs(self, now: float, limit: int = 50) -> list[JobRow]:
+        rows = self._db.execute(
+            f"SELECT {_JOB_COLUMNS} FROM jobs WHERE state = ? AND next_attempt_at <= ? "
+            "ORDER BY next_attempt_at, id LIMIT ?",
+            (JobState.READY.value, now, limit),
+        ).fetchall()
+        return [_job_row(r) for r in rows]
+
+    def next_due_at(self) -> float | None:
+        row = self._db.execute(
+            "SELECT MIN(next_attempt_at) FROM jobs WHERE state = ?", (JobState.READY.value,)
+        ).fetchone()
+        return None if row[0] is None else float(row[0])
+
+    def jobs(self, *, state: JobState | None = None, target: str | None = None) -> list[Job]:
+        sql = f"SELECT {_JOB_COLUMNS} FROM jobs"
+        clauses, args = [], []
+        if state is not None:
+            clauses.append("state = ?")
+            args.append(state.value)
+        if target is not None:
+            clauses.append("target = ?")
+            args.append(target)
+        if clauses:
+            sql += " WHERE " + " AND ".join(clauses)
+        sql += " ORDER BY id"
+        return [_job_row(r).job for r in self._db.execute(sql, args)]
+
+    def jobs_for_photo(self, photo_id: int) -> list[Job]:
+        rows = self._db.execute(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE photo_id = ? ORDER BY id",
+                                (photo_id,))
+        return [_job_row(r).job for r in rows]
+
+    def photo(self, photo_id: int) -> Photo | None:
+        row = self._db.execute("SELECT * FROM photos WHERE id = ?", (photo_id,)).fetchone()
+        return _photo(row) if row else None
+
+    def photos(self) -> list[tuple[Photo, str, str | None]]:
+        """Every photo with its intake status ('ok' or 'rejected') and reason."""
+        rows = self._db.execute("SELECT * FROM photos ORDER BY id").fetchall()
+        return [(_photo(r), r["status"], r["reason"]) for r in rows]
+
+    def count_photos(self) -> int:
+        return int(self._db.execute("SELECT COUNT(*) FROM photos").fetchone()[0])
+
+    def events(self, job_id: int) -> list[dict[str, Any]]:
+        rows = self._db.execute("SELECT * FROM events WHERE job_id = ? ORDER BY id", (job_id,))
+        return [dict(r) for r in rows]
+
+    def state_counts(self) -> dict[str, dict[str, int]]:
+        """target -> state -> number of jobs."""
+        counts: dict[str, dict[str, int]] = {}
+        for target, state, n in self._db.execute(
+            "SELECT target, state, COUNT(*) FROM jobs GROUP BY target, state ORDER BY target, state"
+        ):
+            counts.setdefault(target, {})[state] = n
+        return counts
+
+
+def _job_row(row: sqlite3.Row) -> JobRow:
+    job = Job(
+        id=row["id"],
+        photo_id=row["photo_id"],
+        target=row["target"],
+        state=JobState(row["state"]),
+        step=row["step"],
+        attempts=row["attempts"],
+        next_attempt_at=row["next_attempt_at"],
+        remote_id=row["remote_id"],
+        permalink=row["permalink"],
+        reason=row["reason"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        data=json.loads(row["data"]),
+    )
+    return JobRow(job=job, step_index=row["step_index"], intent_at=row["intent_at"])
+
+
+def _photo(row: sqlite3.Row) -> Photo:
+    return Photo(id=row["id"], hash=row["hash"], path=_path_from_db(row["path"]), size=row["size"], mtime=row["mtime"],
+                 first_seen=row["first_seen"])
+
+
+_UNDECODABLE = "undecodable-path:"
+
+
+def _path_to_db(path: str) -> str:
+    """File names need not be UTF-8 (Python keeps the bytes as surrogates); SQLite text must be.
+    Such a name is stored reversibly as base64 of its bytes."""
+    try:
+        path.encode("utf-8")
+        return path
+    except UnicodeEncodeError:
+        return _UNDECODABLE + base64.urlsafe_b64encode(os.fsencode(path)).decode("ascii")
+
+
+def _path_from_db(stored: str) -> str:
+    if stored.startswith(_UNDECODABLE):
+        return os.fsdecode(base64.urlsafe_b64decode(stored[len(_UNDECODABLE):]))
+    return stored
+
+
+def printable_path(path: str) -> str:
+    """A file name fit for one line of output: undecodable bytes and control characters escaped."""
+    text = os.fsencode(path).decode("utf-8", "backslashreplace")
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text)
+
+
+class DaemonLock:
+    """An exclusive lock beside the journal so two daemons never share one journal.
+
+    flock is released by the kernel when the process dies, so a SIGKILLed daemon leaves no stale lock.
+    """
+
+    def __init__(self, journal_path: Path) -> None:
+        self.path = journal_path.with_name(journal_path.name + ".lock")
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 64).decode(errors="replace").strip() or "another process"
+            os.close(fd)
+            raise JournalLocked(
+                f"another crosswatch daemon (pid {holder}) is using the journal {self.path.parent}; "
+                "stop it first, or give this one its own state_dir"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def __enter__(self) -> DaemonLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()

@@ -1,0 +1,31 @@
+"""Targets: where photos go. ``build_targets`` makes one adapter per enabled target in the config."""
+
+from __future__ import annotations
+
+from crosswatch.config import Config, TargetConfig
+from crosswatch.errors import ConfigError
+from crosswatch.targets.base import Target
+
+
+def build_target(target: TargetConfig) -> Target:
+    if target.kind == "outbox":
+        from crosswatch.targets.outbox import OutboxTarget
+
+        return OutboxTarget(target)
+    if target.kind == "x":
+        from crosswatch.targets.x import XTarget
+
+        return XTarget(target)
+    if target.kind == "instagram":
+        from crosswatch.hosting import build_host
+        from crosswatch.targets.instagram import InstagramTarget
+
+        if target.media_host is None:
+            raise ConfigError("an instagram target needs a media_host (Instagram fetches images from a URL)",
+                              key=f"targets.{target.name}.media_host")
+        return InstagramTarget(target, build_host(target.media_host))
+    raise ConfigError(f"unknown target type {target.kind!r}", key=f"targets.{target.name}")
+
+
+def build_targets(config: Config) -> dict[str, Target]:
+    return {name: build_target(t) for name, t in config.targets.items() if t.enabled}

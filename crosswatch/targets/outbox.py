@@ -1,0 +1,87 @@
+"""The outbox target: writes what it would post into a folder.
+
+It is the dry run of the real platforms and a feature of its own for people who post by hand: per
+photo, the prepared image and a text file with the caption and alt text. Names are derived from the
+photo's content hash and every file is written atomically (temporary name, then rename), so writing
+the same job twice leaves exactly one copy: the step is safe to repeat after a crash.
+
+Unlike the platform targets this one does local I/O in its step; the runner still decides when.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from crosswatch.config import TargetConfig
+from crosswatch.targets.base import JobContext, Kind, Outcome, Step
+
+
+def outbox_name(ctx: JobContext) -> str:
+    stem = Path(os.fsencode(ctx.photo_path).decode("utf-8", "replace")).stem
+    safe = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in stem)[:60] or "photo"
+    return f"{safe}-{ctx.photo_hash[:12]}"
+
+
+def caption_file_text(ctx: JobContext) -> str:
+    lines = [ctx.caption.text, ""]
+    if ctx.caption.alt_text:
+        lines += ["Alt text:", ctx.caption.alt_text, ""]
+    lines.append(f"Length: {ctx.caption.length} of {ctx.caption.limit}")
+    if ctx.caption.shortened:
+        lines.append("Shortened: " + ", ".join(ctx.caption.shortened))
+    return "\n".join(lines) + "\n"
+
+
+def _write_atomically(destination: Path, write: object) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=".crosswatch-", suffix=".tmp", dir=destination.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            if isinstance(write, bytes):
+                handle.write(write)
+            else:
+                with open(str(write), "rb") as source:
+                    shutil.copyfileobj(source, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, destination)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class WriteToOutbox:
+    name = "write"
+    safe_to_repeat = True
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def run(self, ctx: JobContext) -> Outcome:
+        base = outbox_name(ctx)
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            if ctx.image is not None:
+                suffix = ".png" if ctx.image.format.upper() == "PNG" else ".jpg"
+                _write_atomically(self.folder / (base + suffix), ctx.image.path)
+            _write_atomically(self.folder / (base + ".txt"), caption_file_text(ctx).encode("utf-8"))
+        except OSError as exc:
+            # A full disk or a vanished folder is worth another try later, not a lost photo.
+            return Outcome(Kind.RETRY, reason=f"cannot write the outbox {self.folder}: {exc.strerror or exc}")
+        text_path = self.folder / (base + ".txt")
+        return Outcome(Kind.DONE, remote_id=base, permalink=text_path.as_uri())
+
+
+class OutboxTarget:
+    kind = "outbox"
+
+    def __init__(self, config: TargetConfig) -> None:
+        assert config.path is not None  # config validation requires it
+        self.name = config.name
+        self._steps: Sequence[Step] = (WriteToOutbox(config.path),)
+
+    def steps(self) -> Sequence[Step]:
+        return self._steps

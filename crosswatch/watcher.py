@@ -1,0 +1,293 @@
+"""Folder intake: watchdog events plus scans, settle detection, and recording photos in the journal.
+
+Events only say where to look. A file is taken when it is complete: its size and mtime have not
+changed for the folder's settle time and it decodes as an image. Scans at start-up and every
+``intake.rescan_seconds`` find whatever events were missed (inotify drops events when its queue
+overflows, and the daemon may have been stopped); files whose size and mtime match what the journal
+already took are skipped without being read.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import os
+import stat
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import structlog
+from PIL import Image, UnidentifiedImageError
+
+from crosswatch.config import Config, WatchFolder
+from crosswatch.journal import IntakeResult, Journal, NewFile, printable_path
+
+log = structlog.get_logger("crosswatch.intake")
+
+# Names that editors, browsers, sync tools and Lightroom use while a file is still being written.
+TEMPORARY_PATTERNS = (
+    ".*", "*~", "~$*", "#*#", "*.tmp", "*.temp", "*.part", "*.partial", "*.crdownload", "*.download",
+    "*.swp", "*.swx", "*.lrtmp", "*.!sync", "*.sb-*",
+)
+
+BATCH_SIZE = 200
+
+
+@dataclass
+class _Candidate:
+    folder: WatchFolder
+    size: int
+    mtime_ns: int
+    stable_since: float
+
+
+def is_wanted(name: str, folder: WatchFolder) -> bool:
+    """Whether a file name is one intake should look at, by the folder's globs (case-insensitive)."""
+    lowered = name.lower()
+    if any(fnmatch.fnmatchcase(lowered, pattern) for pattern in TEMPORARY_PATTERNS):
+        return False
+    if not any(fnmatch.fnmatchcase(lowered, pattern.lower()) for pattern in folder.include):
+        return False
+    return not any(fnmatch.fnmatchcase(lowered, pattern.lower()) for pattern in folder.exclude)
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    try:
+        path.relative_to(folder)
+    except ValueError:
+        return False
+    return True
+
+
+def check_image(path: str) -> str | None:
+    """None when the file decodes as an image, else the reason it does not.
+
+    JPEGs are decoded at 1/8 scale in the DCT domain: every byte is still read (a truncated file
+    still fails), at a fraction of the cost of a full decode.
+    """
+    try:
+        with Image.open(path) as image:
+            if image.format == "JPEG":
+                image.draft("RGB", (max(1, image.width // 8), max(1, image.height // 8)))
+            image.load()
+    except UnidentifiedImageError:
+        return "not an image this version can read (is it really a photo?)"
+    except Image.DecompressionBombError as exc:
+        return f"too many pixels to decode safely ({exc})"
+    except (OSError, SyntaxError, ValueError) as exc:
+        return f"the image is damaged or incomplete ({exc})"
+    return None
+
+
+class Intake:
+    """Turns paths (from events or scans) into journaled photos once they have settled."""
+
+    def __init__(self, config: Config, journal: Journal, *, clock: Callable[[], float] = time.time,
+                 on_new_jobs: Callable[[], None] | None = None) -> None:
+        self.config = config
+        self.journal = journal
+        self._clock = clock
+        self._on_new_jobs = on_new_jobs
+        self._lock = threading.Lock()
+        self._candidates: dict[str, _Candidate] = {}
+        self._taken = journal.files_seen()
+        self._roots = [(folder, folder.path.resolve()) for folder in config.watch]
+
+    # -- where paths come from ---------------------------------------------------------------------
+
+    def offer(self, path: str) -> None:
+        """A path may have new content (a file event); it is looked at on the next ``process``."""
+        folder = self._folder_for(path)
+        if folder is None or not is_wanted(os.path.basename(path), folder):
+            return
+        self._observe(path, folder)
+
+    def scan(self) -> int:
+        """Walk every folder and offer files the journal has not taken as they are; returns how many."""
+        offered = 0
+        for folder, _root in self._roots:
+            for path in self._walk(folder):
+                try:
+                    st = os.lstat(path)
+                except OSError:
+                    continue
+                if self._taken.get(path) == (st.st_size, st.st_mtime_ns):
+                    continue
+                self._observe(path, folder, st)
+                offered += 1
+        return offered
+
+    def _walk(self, folder: WatchFolder) -> Iterable[str]:
+        root = str(folder.path)
+        for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+            # Hidden folders (.git, .thumbnails, Lightroom's previews) hold nothing to post.
+            dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+            if not folder.recursive:
+                dirnames.clear()
+            for name in filenames:
+                if is_wanted(name, folder):
+                    yield os.path.join(dirpath, name)
+
+    def _folder_for(self, path: str) -> WatchFolder | None:
+        absolute = Path(os.path.abspath(path))
+        for folder, root in self._roots:
+            if _inside(absolute, root) or _inside(absolute, folder.path):
+                if not folder.recursive and absolute.parent not in (root, folder.path):
+                    continue
+                return folder
+        return None
+
+    def _observe(self, path: str, folder: WatchFolder, st: os.stat_result | None = None) -> None:
+        if st is None:
+            try:
+                st = os.lstat(path)
+            except OSError:
+                return
+        if stat.S_ISDIR(st.st_mode):
+            return
+        now = self._clock()
+        with self._lock:
+            known = self._candidates.get(path)
+            if known and (known.size, known.mtime_ns) == (st.st_size, st.st_mtime_ns):
+                return
+            self._candidates[path] = _Candidate(folder, st.st_size, st.st_mtime_ns,
+                                                self._stable_since(st, now))
+
+    def _stable_since(self, st: os.stat_result, now: float) -> float:
+        # A file whose mtime is already older than now has not been written since then; trust it, so
+        # files found at start-up are taken without waiting another settle period.
+        return min(now, st.st_mtime_ns / 1e9)
+
+    # -- taking settled files ----------------------------------------------------------------------
+
+    def pending(self) -> int:
+        with self._lock:
+            return len(self._candidates)
+
+    def process(self) -> list[IntakeResult]:
+        """Take every candidate that has settled; returns what was recorded."""
+        settled = self._settled()
+        results: list[IntakeResult] = []
+        for start in range(0, len(settled), BATCH_SIZE):
+            batch = [f for f in (self._read(p, c) for p, c in settled[start:start + BATCH_SIZE]) if f]
+            if not batch:
+                continue
+            results.extend(self.journal.add_files(batch, on_change=self.config.intake.on_change))
+            for new_file, result in zip(batch, results[-len(batch):], strict=True):
+                self._taken[new_file.path] = (new_file.size, new_file.mtime_ns)
+                self._log_taken(new_file, result)
+            with self._lock:
+                for new_file in batch:
+                    candidate = self._candidates.get(new_file.path)
+                    if candidate and (candidate.size, candidate.mtime_ns) == (new_file.size, new_file.mtime_ns):
+                        del self._candidates[new_file.path]
+        if any(r.outcome == "new" for r in results) and self._on_new_jobs:
+            self._on_new_jobs()
+        return results
+
+    def _settled(self) -> list[tuple[str, _Candidate]]:
+        now = self._clock()
+        ready: list[tuple[str, _Candidate]] = []
+        with self._lock:
+            items = list(self._candidates.items())
+        for path, candidate in items:
+            try:
+                st = os.lstat(path)
+            except OSError:
+                with self._lock:
+                    self._candidates.pop(path, None)  # gone (moved away or deleted before settling)
+                continue
+            if (st.st_size, st.st_mtime_ns) != (candidate.size, candidate.mtime_ns):
+                with self._lock:
+                    candidate.size, candidate.mtime_ns = st.st_size, st.st_mtime_ns
+                    candidate.stable_since = now
+                continue
+            if now - candidate.stable_since >= candidate.folder.settle_seconds:
+                ready.append((path, candidate))
+        return ready
+
+    def _read(self, path: str, candidate: _Candidate) -> NewFile | None:
+        """Hash and check one settled file; None when it changed under us (it is looked at again)."""
+        targets = candidate.folder.targets
+        outside = self._leads_outside(path, candidate.folder)
+        if outside:
+            return self._rejected(path, candidate, targets, outside)
+        try:
+            with open(path, "rb") as handle:
+                st = os.fstat(handle.fileno())
+                if (st.st_size, st.st_mtime_ns) != (candidate.size, candidate.mtime_ns):
+                    return None
+                if st.st_size > self.config.media.max_input_bytes:
+                    return self._rejected(path, candidate, targets,
+                                          f"file is larger than media.max_input_bytes ({st.st_size} bytes)")
+                digest = hashlib.file_digest(handle, "sha256").hexdigest()
+        except PermissionError:
+            return self._rejected(path, candidate, targets, "cannot be read: permission denied")
+        except OSError as exc:
+            return self._rejected(path, candidate, targets, f"cannot be read: {exc.strerror or exc}")
+        if candidate.size == 0:
+            reason: str | None = "empty file (0 bytes)"
+        else:
+            reason = check_image(path)
+        return NewFile(path=path, size=candidate.size, mtime_ns=candidate.mtime_ns, content_hash=digest,
+                       targets=targets, reason=reason)
+
+    @staticmethod
+    def _rejected(path: str, candidate: _Candidate, targets: tuple[str, ...], reason: str) -> NewFile:
+        # Content that cannot be read is identified by where it was and when, not by its bytes.
+        identity = hashlib.sha256(
+            os.fsencode(path) + f"|{candidate.size}|{candidate.mtime_ns}".encode()
+        ).hexdigest()
+        return NewFile(path=path, size=candidate.size, mtime_ns=candidate.mtime_ns,
+                       content_hash="unread:" + identity, targets=targets, reason=reason)
+
+    def _leads_outside(self, path: str, folder: WatchFolder) -> str | None:
+        if not os.path.islink(path):
+            return None
+        real = Path(os.path.realpath(path))
+        if _inside(real, folder.path.resolve()):
+            return None
+        return "a symbolic link that leads outside the watched folder (not followed)"
+
+    def _log_taken(self, new_file: NewFile, result: IntakeResult) -> None:
+        shown = printable_path(new_file.path)
+        if new_file.reason:
+            log.warning("photo rejected", path=shown, reason=new_file.reason)
+        elif result.outcome == "duplicate":
+            log.info("same content already known", path=shown, photo=result.photo_id)
+        elif result.outcome == "changed":
+            log.info("new content at a path already posted; skipped (intake.on_change: skip)", path=shown)
+        else:
+            log.info("photo taken", path=shown, photo=result.photo_id)
+
+
+class Watcher:
+    """watchdog observers over every folder, feeding ``Intake.offer``."""
+
+    def __init__(self, config: Config, intake: Intake) -> None:
+        from watchdog.events import FileSystemEvent, FileSystemEventHandler
+        from watchdog.observers import Observer
+
+        self._intake = intake
+
+        class _Handler(FileSystemEventHandler):
+            def on_any_event(self, event: FileSystemEvent) -> None:
+                if event.is_directory or event.event_type in ("deleted", "opened", "closed_no_write"):
+                    return
+                target = getattr(event, "dest_path", "") or event.src_path
+                intake.offer(os.fsdecode(target))
+
+        self._observer = Observer()
+        handler = _Handler()
+        for folder in config.watch:
+            self._observer.schedule(handler, str(folder.path), recursive=folder.recursive)
+
+    def start(self) -> None:
+        self._observer.start()
+
+    def stop(self) -> None:
+        self._observer.stop()
+        self._observer.join(timeout=5)
