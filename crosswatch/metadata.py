@@ -329,6 +329,7 @@ def _read_heif(path: Path) -> _Blocks:
 def _read_tiff(file: BinaryIO) -> _Blocks:
     blocks = _Blocks("tiff")
     # A TIFF's metadata may sit anywhere, often after the pixels, so the whole file is the EXIF block.
+    file.seek(0)
     data = file.read()
     tiff = _Tiff.open(data, blocks.warnings, "EXIF")
     if tiff is None:
