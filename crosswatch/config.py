@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import types
 import typing
 from collections.abc import Mapping
@@ -46,6 +47,9 @@ class IntakeConfig:
     rescan_seconds: float = 300.0
     # A photo re-exported under the same path with new content: skip (log it) or post it again.
     on_change: Literal["skip", "repost"] = "skip"
+    # File events (inotify, FSEvents). Turn off for network shares (NFS, SMB), where no events arrive
+    # for changes made by other machines: the periodic rescan then finds new photos on its own.
+    use_events: bool = True
 
 
 @dataclass(frozen=True)
@@ -118,11 +122,21 @@ class FitConfig:
     order: tuple[str, ...] = ("hashtags", "description", "title")
 
 
+# Metadata groups a prepared image may carry (``privacy.keep``); the output's EXIF is built from
+# scratch out of these, so anything not kept is absent.
+PRIVACY_KEEPABLE = ("creator", "copyright", "camera", "datetime", "exposure")
+# Groups that are never copied, whatever ``keep`` says; ``privacy.strip`` names them (and may name
+# keepable groups too, to state that they must go).
+PRIVACY_ALWAYS_STRIPPED = ("gps", "makernotes", "serial", "xmp_history", "thumbnail", "comments")
+
+
 @dataclass(frozen=True)
 class PrivacyConfig:
     # What the prepared image must not carry, and what it must keep.
-    strip: tuple[str, ...] = ("gps", "makernotes", "serial", "xmp_history", "thumbnail", "comments")
+    strip: tuple[str, ...] = PRIVACY_ALWAYS_STRIPPED
     keep: tuple[str, ...] = ("creator", "copyright")
+    # Also write the kept creator and copyright as XMP dc:creator and dc:rights (UTF-8, unlike EXIF).
+    xmp_credit: bool = True
 
 
 @dataclass(frozen=True)
@@ -134,6 +148,9 @@ class MediaConfig:
     max_pixels: int = 120_000_000
     min_quality: int = 70
     max_quality: int = 92
+    # When even min_quality exceeds a byte limit, the image is made smaller instead, but its long
+    # edge never below this; past it the photo is rejected for that target.
+    shrink_floor: int = 1080
 
 
 @dataclass(frozen=True)
@@ -444,6 +461,36 @@ def _check_references(config: Config, where: _Located) -> None:
         raise where.error(("intake", "rescan_seconds"), "must be more than 0")
     if not 1 <= config.media.min_quality <= config.media.max_quality <= 100:
         raise where.error(("media", "min_quality"), "qualities must satisfy 1 <= min_quality <= max_quality <= 100")
+    _check_media(config.media, where)
+    _check_privacy(config.privacy, where)
+
+
+def _check_media(media: MediaConfig, where: _Located) -> None:
+    for key in ("pad_color", "background"):
+        if not re.fullmatch(r"#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6})", getattr(media, key)):
+            raise where.error(("media", key), "must be a colour written #rgb or #rrggbb, e.g. #ffffff")
+    for key in ("max_input_bytes", "max_pixels", "shrink_floor"):
+        if getattr(media, key) <= 0:
+            raise where.error(("media", key), "must be more than 0")
+
+
+def _check_privacy(privacy: PrivacyConfig, where: _Located) -> None:
+    vocabulary = PRIVACY_KEEPABLE + PRIVACY_ALWAYS_STRIPPED
+    for index, word in enumerate(privacy.strip):
+        if word not in vocabulary:
+            raise where.error(("privacy", "strip", str(index)),
+                              f"unknown group {word!r}; known: {', '.join(vocabulary)}")
+    for index, word in enumerate(privacy.keep):
+        if word in PRIVACY_ALWAYS_STRIPPED:
+            raise where.error(("privacy", "keep", str(index)),
+                              f"{word!r} is private and always stripped; "
+                              f"keepable: {', '.join(PRIVACY_KEEPABLE)}")
+        if word not in PRIVACY_KEEPABLE:
+            raise where.error(("privacy", "keep", str(index)),
+                              f"unknown group {word!r}; keepable: {', '.join(PRIVACY_KEEPABLE)}")
+        if word in privacy.strip:
+            raise where.error(("privacy", "keep", str(index)),
+                              f"{word!r} is both kept and stripped; choose one")
 
 
 def _check_template(template: str, path: tuple[str, ...], where: _Located) -> None:

@@ -151,4 +151,6 @@ class PreparedImage:
     bytes: int
     format: str
     quality: int | None
-    fit: str | None
+    fit: str | None  # "pad" or "crop" when the aspect ratio had to be brought into range, else None
+    # Notes on the source that did not stop preparation (unreadable EXIF, unusable ICC profile, ...).
+    warnings: tuple[str, ...] = ()
