@@ -1,0 +1,256 @@
+"""The X target's steps against hand-written responses in the documented shapes (api-notes A2-A5)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import pytest
+
+from crosswatch.config import TargetConfig
+from crosswatch.models import Caption, PreparedImage
+from crosswatch.targets.base import HttpStep, JobContext, Kind, Outcome, step_applies
+from crosswatch.targets.x import (
+    XTarget,
+    build_recent_posts_request,
+    find_post_with_media_key,
+    parse_problem,
+    parse_rate_limits,
+    post_permalink,
+)
+
+NOW = 1_800_000_000.0
+CONFIG = TargetConfig(name="x", kind="x", api_base="https://api.x.test")
+JPEG = b"\xff\xd8\xff\xe0fake-jpeg-bytes\xff\xd9"
+
+
+def make_ctx(tmp_path: Path, *, alt_text: str | None = "A heron at dawn", data: dict[str, object] | None = None,
+             token: str | None = "tok-123") -> JobContext:
+    image = tmp_path / "x.jpg"
+    image.write_bytes(JPEG)
+    caption = Caption(text="Heron #birds", length=12, limit=280, alt_text=alt_text, hashtags=("#birds",),
+                      shortened=())
+    prepared = PreparedImage(path=str(image), width=64, height=48, bytes=len(JPEG), format="JPEG",
+                             quality=85, fit=None)
+    return JobContext(job_id=7, target="x", photo_hash="ab" * 32, photo_path=image, caption=caption,
+                      image=prepared, data=data or {}, access_token=token, account_id="42")
+
+
+def steps() -> list[HttpStep]:
+    result = list(XTarget(CONFIG, clock=lambda: NOW).steps())
+    assert all(isinstance(s, HttpStep) for s in result)
+    return [s for s in result if isinstance(s, HttpStep)]
+
+
+def problem(status: int, title: str, detail: str, type_: str = "about:blank",
+            headers: dict[str, str] | None = None) -> httpx.Response:
+    return httpx.Response(status, json={"title": title, "detail": detail, "type": type_, "status": status},
+                          headers=headers)
+
+
+def test_steps_are_upload_alt_text_post_and_only_the_post_is_unsafe() -> None:
+    names = [(s.name, s.safe_to_repeat) for s in steps()]
+    assert names == [("upload_media", True), ("set_alt_text", True), ("create_post", False)]
+
+
+def test_upload_is_a_one_shot_multipart_with_the_image_bytes(tmp_path: Path) -> None:
+    upload = steps()[0]
+    request = upload.build(make_ctx(tmp_path))
+    assert request.method == "POST"
+    assert str(request.url) == "https://api.x.test/2/media/upload"
+    assert request.headers["Authorization"] == "Bearer tok-123"
+    assert request.headers["Content-Type"].startswith("multipart/form-data; boundary=")
+    body = request.read()
+    assert b'name="media_category"\r\n\r\ntweet_image' in body
+    assert b'name="media"; filename="x.jpg"' in body
+    assert JPEG in body
+
+
+def test_upload_keeps_the_media_id_and_key(tmp_path: Path) -> None:
+    response = httpx.Response(200, json={"data": {"id": "1880028106020515840", "media_key": "3_1880028106020515840",
+                                                  "size": 20, "expires_after_secs": 86400}},
+                              headers={"x-rate-limit-limit": "500", "x-rate-limit-remaining": "499",
+                                       "x-rate-limit-reset": str(int(NOW) + 900)})
+    outcome = steps()[0].parse(make_ctx(tmp_path), response)
+    assert outcome.kind is Kind.NEXT
+    assert outcome.data["media_id"] == "1880028106020515840"
+    assert outcome.data["media_key"] == "3_1880028106020515840"
+    assert outcome.data["rate_limit"]["window"] == {"limit": 500, "remaining": 499, "reset": int(NOW) + 900}
+
+
+def test_upload_without_an_id_is_retried_not_crashed(tmp_path: Path) -> None:
+    outcome = steps()[0].parse(make_ctx(tmp_path), httpx.Response(200, text="<html>oops</html>"))
+    assert outcome.kind is Kind.RETRY
+
+
+def test_upload_refused_image_is_rejected(tmp_path: Path) -> None:
+    response = problem(400, "Invalid Request", "One or more parameters to your request was invalid.",
+                       "https://api.x.com/2/problems/invalid-request")
+    outcome = steps()[0].parse(make_ctx(tmp_path), response)
+    assert outcome.kind is Kind.REJECTED
+    assert "One or more parameters" in (outcome.reason or "")
+
+
+def test_alt_text_request_shape(tmp_path: Path) -> None:
+    alt = steps()[1]
+    ctx = make_ctx(tmp_path, data={"media_id": "123"})
+    request = alt.build(ctx)
+    assert str(request.url) == "https://api.x.test/2/media/metadata"
+    assert json.loads(request.read()) == {"id": "123", "metadata": {"alt_text": {"text": "A heron at dawn"}}}
+    ok = alt.parse(ctx, httpx.Response(200, json={"data": {"id": "123", "associated_metadata": {}}}))
+    assert ok.kind is Kind.NEXT
+
+
+def test_alt_text_is_cut_to_x_limit(tmp_path: Path) -> None:
+    request = steps()[1].build(make_ctx(tmp_path, alt_text="a" * 1500, data={"media_id": "1"}))
+    assert len(json.loads(request.read())["metadata"]["alt_text"]["text"]) == 1000
+
+
+def test_alt_text_step_does_not_apply_without_alt_text(tmp_path: Path) -> None:
+    alt = steps()[1]
+    assert step_applies(alt, make_ctx(tmp_path)) is True
+    assert step_applies(alt, make_ctx(tmp_path, alt_text=None)) is False
+    assert step_applies(alt, make_ctx(tmp_path, alt_text="  ")) is False
+    assert step_applies(steps()[0], make_ctx(tmp_path, alt_text=None)) is True
+
+
+def test_create_post_request_carries_text_and_media(tmp_path: Path) -> None:
+    request = steps()[2].build(make_ctx(tmp_path, data={"media_id": "99"}))
+    assert str(request.url) == "https://api.x.test/2/tweets"
+    assert json.loads(request.read()) == {"text": "Heron #birds", "media": {"media_ids": ["99"]}}
+
+
+def test_create_post_done_with_permalink(tmp_path: Path) -> None:
+    response = httpx.Response(201, json={"data": {"id": "1445880548472328192", "text": "Heron #birds"}})
+    outcome = steps()[2].parse(make_ctx(tmp_path, data={"media_id": "99"}), response)
+    assert outcome.kind is Kind.DONE
+    assert outcome.remote_id == "1445880548472328192"
+    assert outcome.permalink == "https://x.com/i/web/status/1445880548472328192"
+
+
+def test_create_post_permalink_uses_the_username_when_known(tmp_path: Path) -> None:
+    target = XTarget(CONFIG, username="heronwatch")
+    create = target.steps()[2]
+    assert isinstance(create, HttpStep)
+    outcome = create.parse(make_ctx(tmp_path), httpx.Response(201, json={"data": {"id": "5", "text": "t"}}))
+    assert outcome.permalink == "https://x.com/heronwatch/status/5"
+    assert post_permalink("5") == "https://x.com/i/web/status/5"
+
+
+def test_create_post_2xx_without_id_is_unknown(tmp_path: Path) -> None:
+    outcome = steps()[2].parse(make_ctx(tmp_path), httpx.Response(201, content=b""))
+    assert outcome.kind is Kind.UNKNOWN
+
+
+@pytest.mark.parametrize("prefix", ["https://api.twitter.com/2/problems/", "https://api.x.com/2/problems/"])
+def test_problem_type_matched_by_suffix(prefix: str) -> None:
+    parsed = parse_problem(problem(403, "Forbidden", "capped", prefix + "usage-capped"))
+    assert parsed.kind == "usage-capped"
+
+
+def test_duplicate_403_is_its_own_outcome(tmp_path: Path) -> None:
+    response = problem(403, "Forbidden", "You are not allowed to create a Tweet with duplicate content.")
+    outcome = steps()[2].parse(make_ctx(tmp_path), response)
+    assert outcome.kind is Kind.DUPLICATE
+    assert "duplicate content" in (outcome.reason or "")
+
+
+def test_legacy_duplicate_code_is_recognised(tmp_path: Path) -> None:
+    response = httpx.Response(403, json={"errors": [{"code": 187, "message": "Status is a duplicate."}]})
+    assert steps()[2].parse(make_ctx(tmp_path), response).kind is Kind.DUPLICATE
+
+
+def test_other_403_fails_with_the_platform_reason(tmp_path: Path) -> None:
+    response = problem(403, "Forbidden", "You are not permitted to perform this action.")
+    outcome = steps()[2].parse(make_ctx(tmp_path), response)
+    assert outcome.kind is Kind.FAILED
+    assert outcome.reason == "X answered 403: Forbidden: You are not permitted to perform this action."
+
+
+def test_401_is_auth(tmp_path: Path) -> None:
+    outcome = steps()[0].parse(make_ctx(tmp_path), problem(401, "Unauthorized", "Unauthorized"))
+    assert outcome.kind is Kind.AUTH
+
+
+def test_429_waits_until_the_window_resets(tmp_path: Path) -> None:
+    headers = {"x-rate-limit-limit": "100", "x-rate-limit-remaining": "0", "x-rate-limit-reset": str(int(NOW) + 120)}
+    outcome = steps()[2].parse(make_ctx(tmp_path), problem(429, "Too Many Requests", "Too Many Requests",
+                                                           headers=headers))
+    assert outcome.kind is Kind.RATE_LIMITED
+    assert outcome.retry_after == pytest.approx(121)
+
+
+def test_429_from_the_24_hour_cap_waits_for_that_cap(tmp_path: Path) -> None:
+    headers = {"x-rate-limit-limit": "100", "x-rate-limit-remaining": "57",
+               "x-rate-limit-reset": str(int(NOW) + 300),
+               "x-user-limit-24hour-limit": "17", "x-user-limit-24hour-remaining": "0",
+               "x-user-limit-24hour-reset": str(int(NOW) + 40_000)}
+    outcome = steps()[2].parse(make_ctx(tmp_path), problem(429, "Too Many Requests", "Too Many Requests",
+                                                           headers=headers))
+    assert outcome.retry_after == pytest.approx(40_001)
+    assert outcome.data["rate_limit"]["user_24h"]["remaining"] == 0
+
+
+def test_429_without_headers_has_a_default_wait(tmp_path: Path) -> None:
+    outcome = steps()[0].parse(make_ctx(tmp_path), problem(429, "Too Many Requests", "Too Many Requests"))
+    assert outcome.kind is Kind.RATE_LIMITED
+    assert outcome.retry_after == 900
+
+
+def test_5xx_is_retried_on_safe_steps_and_unknown_on_the_post(tmp_path: Path) -> None:
+    response = problem(503, "Service Unavailable", "Service Unavailable")
+    assert steps()[0].parse(make_ctx(tmp_path), response).kind is Kind.RETRY
+    assert steps()[1].parse(make_ctx(tmp_path), response).kind is Kind.RETRY
+    # A 5xx after POST /2/tweets may come after the post was made: the runner reconciles.
+    assert steps()[2].parse(make_ctx(tmp_path), response).kind is Kind.UNKNOWN
+
+
+def test_usage_capped_pauses_the_target(tmp_path: Path) -> None:
+    response = problem(403, "Usage capped", "Credits exhausted",
+                       "https://api.twitter.com/2/problems/usage-capped")
+    assert steps()[2].parse(make_ctx(tmp_path), response).kind is Kind.PAUSED
+
+
+def test_garbage_error_bodies_never_raise(tmp_path: Path) -> None:
+    for response in (httpx.Response(400, content=b"\xff\xfe"), httpx.Response(404, json=[1, 2]),
+                     httpx.Response(502, text="Bad Gateway"), httpx.Response(400, json={"errors": "x"})):
+        for step in steps():
+            assert isinstance(step.parse(make_ctx(tmp_path), response), Outcome)
+
+
+def test_rate_limit_headers_parse_all_windows() -> None:
+    headers = httpx.Headers({"x-rate-limit-limit": "100", "x-rate-limit-remaining": "nope",
+                             "x-app-limit-24hour-limit": "10000", "x-app-limit-24hour-remaining": "9999",
+                             "x-app-limit-24hour-reset": "1800003600"})
+    windows = parse_rate_limits(headers)
+    assert set(windows) == {"window", "app_24h"}
+    assert windows["window"].remaining is None
+    assert windows["app_24h"].reset == 1800003600
+
+
+def test_recent_posts_request_asks_for_media_keys_under_both_field_names() -> None:
+    request = build_recent_posts_request(CONFIG, "42", "tok", since=datetime(2026, 11, 1, 8, 0, tzinfo=UTC))
+    assert request.url.path == "/2/users/42/tweets"
+    params = request.url.params
+    assert params["expansions"] == "attachments.media_keys"
+    assert params["media.fields"] == "media_key"
+    assert "attachments" in params["tweet.fields"] and "attachments" in params["post.fields"]
+    assert params["start_time"] == "2026-11-01T08:00:00Z"
+    assert request.headers["Authorization"] == "Bearer tok"
+    assert build_recent_posts_request(CONFIG, "42", "tok", since="1000").url.params["since_id"] == "1000"
+
+
+def test_find_post_with_media_key() -> None:
+    response = httpx.Response(200, json={
+        "data": [{"id": "11", "text": "a", "attachments": {"media_keys": ["3_1"]}},
+                 {"id": "12", "text": "b"},
+                 {"id": "13", "text": "c", "attachments": {"media_keys": ["3_2", "3_9"]}}],
+        "includes": {"media": [{"media_key": "3_1"}, {"media_key": "3_2"}, {"media_key": "3_9"}]},
+        "meta": {"result_count": 3}})
+    assert find_post_with_media_key(response, "3_9") == "13"
+    assert find_post_with_media_key(response, "3_1") == "11"
+    assert find_post_with_media_key(response, "3_404") is None
+    assert find_post_with_media_key(httpx.Response(200, json={"meta": {"result_count": 0}}), "3_1") is None
+    assert find_post_with_media_key(httpx.Response(401, json={"data": []}), "3_1") is None
