@@ -45,7 +45,8 @@ class RecordingHost:
         self.deletes.append(key)
 
 
-def make_ctx(tmp_path: Path, data: dict[str, Any] | None = None, alt_text: str | None = "A heron") -> JobContext:
+def make_ctx(tmp_path: Path, data: dict[str, Any] | None = None,
+             alt_text: str | None = "A heron") -> JobContext:
     image = tmp_path / "ig.jpg"
     image.write_bytes(JPEG)
     caption = Caption(text="Heron\n\n#birds", length=13, limit=2200, alt_text=alt_text, hashtags=("#birds",),
@@ -153,7 +154,8 @@ def test_wait_polls_with_growing_backoff_until_finished(tmp_path: Path) -> None:
         data.update(outcome.data)
     assert waits == [2, 4, 8, 16, 32, 60, 60]
     assert data["poll_count"] == 7
-    done = wait.parse(make_ctx(tmp_path, data), httpx.Response(200, json={"status_code": "FINISHED", "id": "c1"}))
+    finished = httpx.Response(200, json={"status_code": "FINISHED", "id": "c1"})
+    done = wait.parse(make_ctx(tmp_path, data), finished)
     assert done.kind is Kind.NEXT
 
 
@@ -166,7 +168,8 @@ def test_wait_gives_up_after_max_polls(tmp_path: Path) -> None:
 
 
 def test_container_error_fails_with_the_status_text(tmp_path: Path) -> None:
-    response = httpx.Response(200, json={"status_code": "ERROR", "status": "Error: 2207052 media fetch failed"})
+    response = httpx.Response(200, json={"status_code": "ERROR",
+                                         "status": "Error: 2207052 media fetch failed"})
     outcome = http_step(2).parse(make_ctx(tmp_path, {"container_id": "c1"}), response)
     assert outcome.kind is Kind.FAILED
     assert "2207052" in (outcome.reason or "")
@@ -233,8 +236,8 @@ def test_media_error_reason_is_the_user_message(tmp_path: Path) -> None:
                            user_msg="The image is too large to download. It should be less than 8 MiB.")
     outcome = http_step(1).parse(make_ctx(tmp_path), response)
     assert outcome.kind is Kind.FAILED
-    assert outcome.reason == ("Instagram answered 400 (code 36000/2207004): Problem: The image is too large to "
-                              "download. It should be less than 8 MiB.")
+    assert outcome.reason == ("Instagram answered 400 (code 36000/2207004): Problem: The image is too "
+                              "large to download. It should be less than 8 MiB.")
 
 
 def test_fetch_failure_points_at_the_media_host(tmp_path: Path) -> None:
@@ -264,7 +267,8 @@ def test_permalink_step(tmp_path: Path) -> None:
     ctx = make_ctx(tmp_path, {"media_id": "m1"})
     request = step.build(ctx)
     assert request.url.path == "/v25.0/m1" and request.url.params["fields"] == "permalink"
-    ok = step.parse(ctx, httpx.Response(200, json={"permalink": "https://www.instagram.com/p/Abc/", "id": "m1"}))
+    body = {"permalink": "https://www.instagram.com/p/Abc/", "id": "m1"}
+    ok = step.parse(ctx, httpx.Response(200, json=body))
     assert ok == Outcome.next(permalink="https://www.instagram.com/p/Abc/")
     # A permanent failure to read it does not fail a job whose post exists.
     missing = step.parse(ctx, graph_error(100, None, "Unsupported get request"))
@@ -306,7 +310,8 @@ def test_publishing_limit_helpers() -> None:
     assert request.url.params["since"] == "1800000000"
     quota = parse_publishing_limit(httpx.Response(200, json={
         "data": [{"quota_usage": 2, "config": {"quota_total": 50, "quota_duration": 86400}}]}))
-    assert quota is not None and (quota.usage, quota.total, quota.duration, quota.remaining) == (2, 50, 86400, 48)
+    assert quota is not None
+    assert (quota.usage, quota.total, quota.duration, quota.remaining) == (2, 50, 86400, 48)
     bare = parse_publishing_limit(httpx.Response(200, json={"data": [{"quota_usage": 7}]}))
     assert bare is not None and bare.remaining is None
     assert parse_publishing_limit(httpx.Response(200, json={"data": []})) is None

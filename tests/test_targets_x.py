@@ -26,8 +26,8 @@ CONFIG = TargetConfig(name="x", kind="x", api_base="https://api.x.test")
 JPEG = b"\xff\xd8\xff\xe0fake-jpeg-bytes\xff\xd9"
 
 
-def make_ctx(tmp_path: Path, *, alt_text: str | None = "A heron at dawn", data: dict[str, object] | None = None,
-             token: str | None = "tok-123") -> JobContext:
+def make_ctx(tmp_path: Path, *, alt_text: str | None = "A heron at dawn",
+             data: dict[str, object] | None = None, token: str | None = "tok-123") -> JobContext:
     image = tmp_path / "x.jpg"
     image.write_bytes(JPEG)
     caption = Caption(text="Heron #birds", length=12, limit=280, alt_text=alt_text, hashtags=("#birds",),
@@ -69,8 +69,9 @@ def test_upload_is_a_one_shot_multipart_with_the_image_bytes(tmp_path: Path) -> 
 
 
 def test_upload_keeps_the_media_id_and_key(tmp_path: Path) -> None:
-    response = httpx.Response(200, json={"data": {"id": "1880028106020515840", "media_key": "3_1880028106020515840",
-                                                  "size": 20, "expires_after_secs": 86400}},
+    body = {"data": {"id": "1880028106020515840", "media_key": "3_1880028106020515840", "size": 20,
+                     "expires_after_secs": 86400}}
+    response = httpx.Response(200, json=body,
                               headers={"x-rate-limit-limit": "500", "x-rate-limit-remaining": "499",
                                        "x-rate-limit-reset": str(int(NOW) + 900)})
     outcome = steps()[0].parse(make_ctx(tmp_path), response)
@@ -175,7 +176,8 @@ def test_401_is_auth(tmp_path: Path) -> None:
 
 
 def test_429_waits_until_the_window_resets(tmp_path: Path) -> None:
-    headers = {"x-rate-limit-limit": "100", "x-rate-limit-remaining": "0", "x-rate-limit-reset": str(int(NOW) + 120)}
+    headers = {"x-rate-limit-limit": "100", "x-rate-limit-remaining": "0",
+               "x-rate-limit-reset": str(int(NOW) + 120)}
     outcome = steps()[2].parse(make_ctx(tmp_path), problem(429, "Too Many Requests", "Too Many Requests",
                                                            headers=headers))
     assert outcome.kind is Kind.RATE_LIMITED
