@@ -1,0 +1,489 @@
+"""Instagram Graph endpoints: /me, media lists, the container flow, publishing quota, node reads.
+
+The container flow follows Meta's: ``POST /{ig-user-id}/media`` fetches ``image_url`` right away and
+checks it (JPEG only, at most 8 MiB, aspect 4:5..1.91:1), the container is IN_PROGRESS for
+``ig_container_processing_seconds`` and then FINISHED (or ERROR/EXPIRED when a fault says so),
+``media_publish`` turns it into a media object within the rolling 24 h quota.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlencode
+
+import httpx
+
+from crosswatch.emulator.faults import CONTAINER_ACTIONS
+from crosswatch.emulator.httputil import BadRequestBody, form_params, graph_error, json_response, query_params
+from crosswatch.emulator.ig_oauth import token_from
+from crosswatch.emulator.images import inspect_image
+from crosswatch.emulator.routing import Call, Route, route
+from crosswatch.emulator.state import EmulatorState, IGContainer, IGMedia, IGToken, IGUser, shortcode_for
+
+PUBLISH_SCOPE = "instagram_business_content_publish"
+MIN_ASPECT = 4 / 5
+MAX_ASPECT = 1.91
+HASHTAG = re.compile(r"(?<![\w#])#\w+")
+MENTION = re.compile(r"(?<![\w@])@[\w.]+")
+STATUS_TEXT = {
+    "IN_PROGRESS": "In Progress: Media is still being processed.",
+    "FINISHED": "Finished: Media has been uploaded and it is ready to be published.",
+    "PUBLISHED": "Published: Media has been successfully published.",
+    "ERROR": "Error: Media upload has failed with error code 2207001.",
+    "EXPIRED": "Expired: Media has not been published within 24 hours of its creation.",
+}
+
+
+def routes() -> list[Route]:
+    return [
+        route("GET", "/me", "ig.me", me, "instagram"),
+        route("GET", "/{ig_user_id}/media", "ig.media.list", list_media, "instagram"),
+        route("POST", "/{ig_user_id}/media", "ig.media.create", create_container, "instagram"),
+        route("POST", "/{ig_user_id}/media_publish", "ig.media_publish", publish, "instagram"),
+        route(
+            "GET",
+            "/{ig_user_id}/content_publishing_limit",
+            "ig.publishing_limit",
+            publishing_limit,
+            "instagram",
+        ),
+        route("GET", "/{id}", "ig.node", read_node, "instagram"),
+    ]
+
+
+# --- shared checks -------------------------------------------------------------------------------------
+
+
+def _params(call: Call) -> dict[str, str] | httpx.Response:
+    """Graph takes parameters from the query string and, on POST, from a form body as well."""
+    try:
+        return {**query_params(call.request), **form_params(call.request)}
+    except BadRequestBody as exc:
+        return graph_error(100, f"Invalid parameter: {exc}")
+
+
+def _authorized_owner(call: Call, params: dict[str, str]) -> tuple[IGToken, IGUser] | httpx.Response:
+    token = token_from(call, params)
+    if isinstance(token, httpx.Response):
+        return token
+    user = call.state.ig_users[token.user_id]
+    path_id = call.path_params.get("ig_user_id", "me")
+    if path_id != "me" and path_id not in (user.user_id, user.app_scoped_id):
+        return _unsupported(call, path_id)
+    return token, user
+
+
+def _unsupported(call: Call, object_id: str) -> httpx.Response:
+    return graph_error(
+        100,
+        f"Unsupported {call.request.method.lower()} request. Object with ID '{object_id}' does not exist, "
+        "cannot be loaded due to missing permissions, or does not support this operation.",
+        subcode=33,
+        error_type="GraphMethodException",
+    )
+
+
+def _fields(params: dict[str, str]) -> list[str]:
+    return [f.strip() for f in params.get("fields", "").split(",") if f.strip()]
+
+
+def iso_graph(moment: float) -> str:
+    return datetime.fromtimestamp(moment, UTC).strftime("%Y-%m-%dT%H:%M:%S+0000")
+
+
+# --- profile --------------------------------------------------------------------------------------------
+
+
+def me(call: Call) -> httpx.Response:
+    params = _params(call)
+    if isinstance(params, httpx.Response):
+        return params
+    owner = _authorized_owner(call, params)
+    if isinstance(owner, httpx.Response):
+        return owner
+    return json_response(200, user_json(call.state, owner[1], _fields(params)))
+
+
+def user_json(state: EmulatorState, user: IGUser, fields: list[str]) -> dict[str, Any]:
+    media_count = sum(1 for m in state.ig_media if m.user_id == user.user_id)
+    available: dict[str, Any] = {
+        "user_id": user.user_id,
+        "username": user.username,
+        "name": user.name,
+        "account_type": user.account_type,
+        "profile_picture_url": "",
+        "followers_count": 0,
+        "follows_count": 0,
+        "media_count": media_count,
+    }
+    data = {key: available[key] for key in fields if key in available}
+    data["id"] = user.app_scoped_id
+    return data
+
+
+# --- media reads ----------------------------------------------------------------------------------------
+
+
+def media_json(call: Call, media: IGMedia, fields: list[str]) -> dict[str, Any]:
+    state = call.state
+    owner = state.ig_users.get(media.user_id)
+    available: dict[str, Any] = {
+        "caption": media.caption,
+        "media_type": "IMAGE",
+        "media_product_type": "FEED",
+        "media_url": f"{call.origin}/_emulator/media/ig/{media.id}.jpg",
+        "permalink": f"{call.origin}/_emulator/p/{media.shortcode}/",
+        "shortcode": media.shortcode,
+        "timestamp": iso_graph(media.timestamp),
+        "username": owner.username if owner else "",
+        "like_count": 0,
+        "comments_count": 0,
+        "is_comment_enabled": True,
+        "owner": {"id": owner.app_scoped_id if owner else media.user_id},
+    }
+    if media.alt_text is not None:
+        available["alt_text"] = media.alt_text
+    data = {key: available[key] for key in fields if key in available}
+    data["id"] = media.id
+    return data
+
+
+def list_media(call: Call) -> httpx.Response:
+    params = _params(call)
+    if isinstance(params, httpx.Response):
+        return params
+    owner = _authorized_owner(call, params)
+    if isinstance(owner, httpx.Response):
+        return owner
+    user = owner[1]
+    try:
+        limit = max(1, min(100, int(params.get("limit", "25"))))
+        since = float(params["since"]) if "since" in params else None
+        until = float(params["until"]) if "until" in params else None
+    except ValueError:
+        return graph_error(100, "Invalid parameter: limit, since and until must be numbers")
+    items = [
+        m
+        for m in reversed(call.state.ig_media)  # newest first
+        if m.user_id == user.user_id
+        and (since is None or m.timestamp >= since)
+        and (until is None or m.timestamp <= until)
+    ]
+    start = _cursor_start(items, params)
+    if start is None:
+        return graph_error(100, "Invalid parameter: unknown cursor")
+    page = items[start : start + limit]
+    payload: dict[str, Any] = {"data": [media_json(call, m, _fields(params)) for m in page]}
+    if page:
+        payload["paging"] = _paging(call, params, page, has_more=start + limit < len(items))
+    return json_response(200, payload)
+
+
+def _cursor(media_id: str) -> str:
+    return base64.urlsafe_b64encode(media_id.encode()).decode().rstrip("=")
+
+
+def _cursor_start(items: list[IGMedia], params: dict[str, str]) -> int | None:
+    def position(cursor: str) -> int | None:
+        try:
+            media_id = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        except (binascii.Error, UnicodeDecodeError):
+            return None
+        return next((i for i, m in enumerate(items) if m.id == media_id), None)
+
+    if "after" in params:
+        found = position(params["after"])
+        return None if found is None else found + 1
+    if "before" in params:
+        found = position(params["before"])
+        limit = max(1, min(100, int(params.get("limit", "25"))))
+        return None if found is None else max(0, found - limit)
+    return 0
+
+
+def _paging(call: Call, params: dict[str, str], page: list[IGMedia], *, has_more: bool) -> dict[str, Any]:
+    paging: dict[str, Any] = {"cursors": {"before": _cursor(page[0].id), "after": _cursor(page[-1].id)}}
+    if has_more:
+        next_params = {k: v for k, v in params.items() if k not in ("before", "after")}
+        next_params["after"] = _cursor(page[-1].id)
+        paging["next"] = f"{call.origin}{call.request.url.path}?{urlencode(next_params)}"
+    return paging
+
+
+def read_node(call: Call) -> httpx.Response:
+    """``GET /{id}``: a container's status, a media object, or the account itself."""
+    params = _params(call)
+    if isinstance(params, httpx.Response):
+        return params
+    token = token_from(call, params)
+    if isinstance(token, httpx.Response):
+        return token
+    state = call.state
+    node_id = call.path_params["id"]
+    fields = _fields(params)
+    if node_id == "me" or node_id in (token.user_id, state.ig_users[token.user_id].app_scoped_id):
+        return json_response(200, user_json(state, state.ig_users[token.user_id], fields))
+    container = state.ig_containers.get(node_id)
+    if container is not None and container.user_id == token.user_id:
+        return json_response(200, container_json(state, container, fields))
+    media = state.ig_media_by_id(node_id)
+    if media is not None and media.user_id == token.user_id:
+        return json_response(200, media_json(call, media, fields))
+    return _unsupported(call, node_id)
+
+
+def container_json(state: EmulatorState, container: IGContainer, fields: list[str]) -> dict[str, Any]:
+    status = state.container_status(container)
+    available: dict[str, Any] = {"status_code": status, "status": STATUS_TEXT[status]}
+    data = {key: available[key] for key in fields if key in available}
+    data["id"] = container.id
+    return data
+
+
+# --- container creation ---------------------------------------------------------------------------------
+
+
+def create_container(call: Call) -> httpx.Response:
+    params = _params(call)
+    if isinstance(params, httpx.Response):
+        return params
+    owner = _authorized_owner(call, params)
+    if isinstance(owner, httpx.Response):
+        return owner
+    token, user = owner
+    if PUBLISH_SCOPE not in token.scopes:
+        return graph_error(
+            10, "Application does not have permission for this action", error_type="OAuthException"
+        )
+    problem = _container_params_problem(call.state, params)
+    if problem is not None:
+        return problem
+    state = call.state
+    image_url = params["image_url"]
+    limit = state.settings.ig_image_max_bytes
+    fetch = state.fetch_image
+    if fetch is None:
+        raise RuntimeError("the emulator was built without an image fetcher")
+    with state.unlocked():
+        data = fetch(image_url, call.origin, limit)
+    image_problem = _image_problem(state, data)
+    if image_problem is not None:
+        return image_problem
+    assert data is not None  # _image_problem refuses None
+    facts = inspect_image(data)
+    assert facts is not None
+    now = state.now()
+    container = IGContainer(
+        id=state.next_ig_container_id(),
+        user_id=user.user_id,
+        image_url=image_url,
+        caption=params.get("caption", ""),
+        alt_text=params.get("alt_text"),
+        image=data,
+        width=facts.width,
+        height=facts.height,
+        created_at=now,
+        ready_at=now + state.settings.ig_container_processing_seconds,
+    )
+    fault = state.faults.take(call.endpoint, CONTAINER_ACTIONS)
+    if fault is not None:
+        container.forced_outcome = "ERROR" if fault.action == "container_error" else "EXPIRED"
+    state.ig_containers[container.id] = container
+    return json_response(200, {"id": container.id})
+
+
+def _container_params_problem(state: EmulatorState, params: dict[str, str]) -> httpx.Response | None:
+    settings = state.settings
+    if params.get("media_type") not in (None, "", "IMAGE"):
+        return graph_error(100, "The emulator supports single image posts only (no media_type).")
+    if not params.get("image_url"):
+        return graph_error(100, "The parameter image_url is required.")
+    caption = params.get("caption", "")
+    if (
+        len(caption) > settings.ig_caption_max_chars
+        or len(HASHTAG.findall(caption)) > settings.ig_max_hashtags
+    ):
+        return _meta_media_error(
+            36004,
+            2207010,
+            "The caption is too long.",
+            "Caption too long",
+            f"The caption must be at most {settings.ig_caption_max_chars} characters and "
+            f"{settings.ig_max_hashtags} hashtags.",
+        )
+    if len(MENTION.findall(caption)) > settings.ig_max_mentions:
+        return _meta_media_error(
+            100, 2207040, "Too many tags.", "Too many tags", "A post can tag at most 20 accounts."
+        )
+    if len(params.get("alt_text", "")) > settings.ig_alt_text_max_chars:
+        return graph_error(100, f"alt_text must be at most {settings.ig_alt_text_max_chars} characters.")
+    return None
+
+
+def _image_problem(state: EmulatorState, data: bytes | None) -> httpx.Response | None:
+    if data is None:
+        return _meta_media_error(
+            9004,
+            2207052,
+            "Only photo or video can be accepted as media type.",
+            "Media download has failed.",
+            "The media could not be fetched from this uri.",
+        )
+    if len(data) > state.settings.ig_image_max_bytes:
+        return _meta_media_error(
+            36000,
+            2207004,
+            "The image size is too large.",
+            "Image size too large",
+            "The image is too large to download. It should be less than 8 MiB.",
+        )
+    facts = inspect_image(data)
+    # MPO (multi-picture JPEG) decodes as a JPEG but Meta refuses it, as it refuses PNG and the rest.
+    if facts is None or facts.format != "JPEG":
+        return _meta_media_error(
+            36001,
+            2207005,
+            "The image format is not supported.",
+            "Unsupported format",
+            "The image format is not supported. Supported formats are: JPEG.",
+        )
+    if not MIN_ASPECT - 1e-9 <= facts.aspect <= MAX_ASPECT + 1e-9:
+        return _meta_media_error(
+            36003,
+            2207009,
+            "The aspect ratio is not supported.",
+            "Unsupported aspect ratio",
+            "The submitted image with aspect ratio "
+            f"('{facts.width}/{facts.height}') cannot be published. Please submit an image with a valid "
+            "aspect ratio.",
+        )
+    return None
+
+
+def _meta_media_error(code: int, subcode: int, message: str, title: str, user_msg: str) -> httpx.Response:
+    return graph_error(code, message, subcode=subcode, user_title=title, user_msg=user_msg)
+
+
+# --- publishing -----------------------------------------------------------------------------------------
+
+
+def publish(call: Call) -> httpx.Response:
+    params = _params(call)
+    if isinstance(params, httpx.Response):
+        return params
+    owner = _authorized_owner(call, params)
+    if isinstance(owner, httpx.Response):
+        return owner
+    token, user = owner
+    if PUBLISH_SCOPE not in token.scopes:
+        return graph_error(10, "Application does not have permission for this action")
+    state = call.state
+    container = state.ig_containers.get(params.get("creation_id", ""))
+    if container is None or container.user_id != user.user_id:
+        return _meta_media_error(
+            24, 2207008, "The media container does not exist.", "Media not found",
+            "The container does not exist or has expired.",
+        )  # fmt: skip
+    problem = _publish_problem(state, container, user)
+    if problem is not None:
+        return problem
+    media = publish_media(state, user, container.caption, container.alt_text, container.image, container.id)
+    container.media_id = media.id
+    return json_response(200, {"id": media.id})
+
+
+def _publish_problem(state: EmulatorState, container: IGContainer, user: IGUser) -> httpx.Response | None:
+    status = state.container_status(container)
+    if status == "IN_PROGRESS":
+        return _meta_media_error(
+            9007, 2207027, "Media ID is not available", "Media not ready",
+            "The media is not ready for publishing, please wait for a moment",
+        )  # fmt: skip
+    if status == "EXPIRED":
+        return _meta_media_error(
+            -2, 2207020, "The media has expired.", "Media expired",
+            "The media you are trying to access has expired. Please try again by generating a new container.",
+        )  # fmt: skip
+    if status == "ERROR":
+        return _meta_media_error(
+            -1, 2207032, "Create media has failed.", "Media upload failed",
+            "The container failed; create a new one.",
+        )  # fmt: skip
+    if status == "PUBLISHED":
+        # Not documented by Meta; a second publish of one container is refused, never posted twice.
+        return _meta_media_error(
+            24, 2207008, "The media container has already been published.", "Already published",
+            "This container has been published already.",
+        )  # fmt: skip
+    if quota_usage(state, user) >= state.settings.ig_publish_quota:
+        return _meta_media_error(
+            9, 2207042, "Application request limit reached", "Max posts reached",
+            "The maximum number of posts that were allowed to be published using the Content Publishing API "
+            "has been reached.",
+        )  # fmt: skip
+    return None
+
+
+def publish_media(
+    state: EmulatorState,
+    user: IGUser,
+    caption: str,
+    alt_text: str | None,
+    image: bytes,
+    container_id: str | None,
+    *,
+    timestamp: float | None = None,
+) -> IGMedia:
+    """Put a media object on the account: through the API (a container) or "from the phone" (none)."""
+    facts = inspect_image(image)
+    width, height = (facts.width, facts.height) if facts else (0, 0)
+    media_id = state.next_ig_media_id()
+    media = IGMedia(
+        id=media_id,
+        user_id=user.user_id,
+        caption=caption,
+        alt_text=alt_text,
+        image=image,
+        width=width,
+        height=height,
+        timestamp=state.now() if timestamp is None else timestamp,
+        shortcode=shortcode_for(media_id),
+        container_id=container_id,
+        source="api" if container_id is not None else "phone",
+    )
+    state.ig_media.append(media)
+    return media
+
+
+def quota_usage(state: EmulatorState, user: IGUser, since: float | None = None) -> int:
+    """Posts published through the API in the rolling window (posts made on the phone do not count)."""
+    window_start = state.now() - state.settings.ig_publish_quota_window
+    start = window_start if since is None else max(since, window_start)
+    return sum(
+        1 for m in state.ig_media if m.user_id == user.user_id and m.source == "api" and m.timestamp > start
+    )
+
+
+def publishing_limit(call: Call) -> httpx.Response:
+    params = _params(call)
+    if isinstance(params, httpx.Response):
+        return params
+    owner = _authorized_owner(call, params)
+    if isinstance(owner, httpx.Response):
+        return owner
+    state = call.state
+    try:
+        since = float(params["since"]) if "since" in params else None
+    except ValueError:
+        return graph_error(100, "Invalid parameter: since must be a unix timestamp")
+    entry: dict[str, Any] = {"quota_usage": quota_usage(state, owner[1], since)}
+    if "config" in _fields(params):
+        entry["config"] = {
+            "quota_total": state.settings.ig_publish_quota,
+            "quota_duration": int(state.settings.ig_publish_quota_window),
+        }
+    return json_response(200, {"data": [entry]})

@@ -1,0 +1,142 @@
+"""The inspection view: everything the emulator holds, as JSON-ready data."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+from crosswatch.emulator.state import EmulatorState, IGContainer, IGMedia, XMedia, XPost
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def x_media_json(media: XMedia, include_bytes: bool) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "id": media.id,
+        "media_key": media.media_key,
+        "user_id": media.user_id,
+        "mime": media.mime,
+        "width": media.width,
+        "height": media.height,
+        "size": len(media.data),
+        "sha256": media.sha256,
+        "category": media.category,
+        "alt_text": media.alt_text,
+        "uploaded_at": media.uploaded_at,
+        "url": f"/_emulator/media/x/{media.id}",
+    }
+    if include_bytes:
+        data["bytes_base64"] = _b64(media.data)
+    return data
+
+
+def x_post_json(state: EmulatorState, post: XPost, include_bytes: bool) -> dict[str, Any]:
+    user = state.x_users.get(post.user_id)
+    return {
+        "id": post.id,
+        "user_id": post.user_id,
+        "username": user.username if user else None,
+        "client_id": post.client_id,
+        "text": post.text,
+        "created_at": post.created_at,
+        "media": [
+            x_media_json(state.x_media[m], include_bytes) for m in post.media_ids if m in state.x_media
+        ],
+        "url": f"/_emulator/x/{user.username if user else post.user_id}/status/{post.id}",
+    }
+
+
+def ig_media_json(state: EmulatorState, media: IGMedia, include_bytes: bool) -> dict[str, Any]:
+    user = state.ig_users.get(media.user_id)
+    data: dict[str, Any] = {
+        "id": media.id,
+        "user_id": media.user_id,
+        "username": user.username if user else None,
+        "caption": media.caption,
+        "alt_text": media.alt_text,
+        "timestamp": media.timestamp,
+        "shortcode": media.shortcode,
+        "permalink": f"/_emulator/p/{media.shortcode}/",
+        "image_url": f"/_emulator/media/ig/{media.id}.jpg",
+        "width": media.width,
+        "height": media.height,
+        "size": len(media.image),
+        "container_id": media.container_id,
+        "source": media.source,
+    }
+    if include_bytes:
+        data["bytes_base64"] = _b64(media.image)
+    return data
+
+
+def ig_container_json(state: EmulatorState, container: IGContainer) -> dict[str, Any]:
+    return {
+        "id": container.id,
+        "user_id": container.user_id,
+        "image_url": container.image_url,
+        "caption": container.caption,
+        "alt_text": container.alt_text,
+        "status_code": state.container_status(container),
+        "created_at": container.created_at,
+        "ready_at": container.ready_at,
+        "media_id": container.media_id,
+        "size": len(container.image),
+    }
+
+
+def snapshot(state: EmulatorState, *, include_bytes: bool = False) -> dict[str, Any]:
+    now = state.now()
+    return {
+        "now": now,
+        "x": {
+            "clients": [
+                {"client_id": c.client_id, "confidential": c.client_secret is not None,
+                 "redirect_uris": list(c.redirect_uris)}
+                for c in state.x_clients.values()
+            ],
+            "users": [{"id": u.id, "username": u.username, "name": u.name} for u in state.x_users.values()],
+            "grants": [
+                {"id": g.id, "client_id": g.client_id, "user_id": g.user_id, "scopes": list(g.scopes),
+                 "revoked": g.revoked}
+                for g in state.x_grants.values()
+            ],
+            "access_tokens": [
+                {"token": t.token, "grant_id": t.grant_id, "issued_at": t.issued_at,
+                 "expires_at": t.expires_at, "revoked": t.revoked, "expired": now >= t.expires_at}
+                for t in state.x_access_tokens.values()
+            ],
+            "refresh_tokens": [
+                {"token": t.token, "grant_id": t.grant_id, "issued_at": t.issued_at,
+                 "rotated_at": t.rotated_at, "revoked": t.revoked}
+                for t in state.x_refresh_tokens.values()
+            ],
+            "media": [x_media_json(m, include_bytes) for m in state.x_media.values()],
+            "posts": [x_post_json(state, p, include_bytes) for p in state.x_posts],
+        },
+        "instagram": {
+            "apps": [
+                {"client_id": a.client_id, "redirect_uris": list(a.redirect_uris)}
+                for a in state.ig_apps.values()
+            ],
+            "users": [
+                {"user_id": u.user_id, "id": u.app_scoped_id, "username": u.username, "name": u.name}
+                for u in state.ig_users.values()
+            ],
+            "tokens": [
+                {"token": t.token, "user_id": t.user_id, "client_id": t.client_id, "kind": t.kind,
+                 "scopes": list(t.scopes), "issued_at": t.issued_at, "expires_at": t.expires_at,
+                 "revoked": t.revoked, "expired": now >= t.expires_at}
+                for t in state.ig_tokens.values()
+            ],
+            "containers": [ig_container_json(state, c) for c in state.ig_containers.values()],
+            "media": [ig_media_json(state, m, include_bytes) for m in state.ig_media],
+        },
+        "faults": [f.to_json() for f in state.faults.armed()],
+        "requests": [
+            {"seq": r.seq, "time": r.time, "method": r.method, "path": r.path, "endpoint": r.endpoint,
+             "status": r.status, "outcome": r.outcome}
+            for r in state.requests
+        ],
+    }  # fmt: skip

@@ -1,0 +1,499 @@
+"""X API v2 resource endpoints: users/me, a user's posts, one-shot media upload, alt text, create post.
+
+Every endpoint checks the bearer token (401), counts the per-user rate-limit window (429, with the
+x-rate-limit-* headers on every answer) and the OAuth scopes the OpenAPI document lists (403).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from collections import Counter
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+from twitter_text import parse_tweet
+
+from crosswatch.emulator import x_oauth
+from crosswatch.emulator.httputil import (
+    BadRequestBody,
+    b64decode_strict,
+    json_body,
+    json_response,
+    media_type,
+    multipart_fields,
+    problem_response,
+    query_params,
+    x_blank_problem,
+    x_invalid_request,
+)
+from crosswatch.emulator.images import inspect_image
+from crosswatch.emulator.routing import Call, Route, route
+from crosswatch.emulator.state import EmulatorState, XGrant, XMedia, XPost, XUser
+
+ID_PATTERN = re.compile(r"^[0-9]{1,19}$")
+ONE_SHOT_CATEGORIES = ("tweet_image", "dm_image")
+UPLOAD_IMAGE_FORMATS = ("JPEG", "MPO", "PNG", "GIF", "WEBP")
+CREATE_POST_FIELDS = frozenset(
+    {
+        "card_uri", "community_id", "direct_message_deep_link", "edit_options", "for_super_followers_only",
+        "geo", "made_with_ai", "media", "nullcast", "paid_partnership", "poll", "quote_tweet_id", "reply",
+        "reply_settings", "share_with_followers", "text",
+    }
+)  # fmt: skip
+EXCLUSIVE_POST_FIELDS = ("poll", "quote_tweet_id", "direct_message_deep_link", "media", "card_uri")
+DUPLICATE_DETAIL = "You are not allowed to create a Tweet with duplicate content."
+TOO_LONG_DETAIL = (
+    "Your Tweet text is too long. For more information on how Twitter determines text length see "
+    "https://github.com/twitter/twitter-text."
+)
+
+Authed = Callable[[Call, XGrant, XUser], httpx.Response]
+
+
+def routes() -> list[Route]:
+    return [
+        route(
+            "GET",
+            "/2/users/me",
+            "x.users.me",
+            _endpoint("x.users.me", ("tweet.read", "users.read"), users_me),
+            "x",
+        ),
+        route(
+            "GET",
+            "/2/users/{id}/tweets",
+            "x.users.tweets",
+            _endpoint("x.users.tweets", ("tweet.read", "users.read"), user_posts),
+            "x",
+        ),
+        route(
+            "POST",
+            "/2/media/upload",
+            "x.media.upload",
+            _endpoint("x.media.upload", ("media.write",), upload),
+            "x",
+        ),
+        route(
+            "POST",
+            "/2/media/metadata",
+            "x.media.metadata",
+            _endpoint("x.media.metadata", ("media.write",), metadata),
+            "x",
+        ),
+        route(
+            "POST",
+            "/2/tweets",
+            "x.tweets.create",
+            _endpoint("x.tweets.create", ("tweet.read", "tweet.write", "users.read"), create_post),
+            "x",
+        ),
+    ]
+
+
+def _endpoint(name: str, scopes: tuple[str, ...], handler: Authed) -> Callable[[Call], httpx.Response]:
+    def run(call: Call) -> httpx.Response:
+        authed = x_oauth.authenticate(call)
+        if isinstance(authed, httpx.Response):
+            return authed
+        grant, user = authed
+        state = call.state
+        rule = state.settings.x_rate_limits.get(name)
+        rate_headers: dict[str, str] = {}
+        if rule is not None:
+            decision = state.rate_limiter.hit(name, user.id, rule, state.now())
+            rate_headers = decision.headers()
+            if not decision.allowed:
+                return problem_response(429, x_blank_problem(429), rate_headers)
+        missing = [scope for scope in scopes if scope not in grant.scopes]
+        response = problem_response(403, x_blank_problem(403)) if missing else handler(call, grant, user)
+        response.headers.update(rate_headers)
+        return response
+
+    return run
+
+
+def _invalid(state: EmulatorState, message: str, parameters: dict[str, list[str]]) -> httpx.Response:
+    return problem_response(400, x_invalid_request(state.settings.x_problem_prefix, message, parameters))
+
+
+# --- users ------------------------------------------------------------------------------------------------
+
+
+def users_me(call: Call, grant: XGrant, user: XUser) -> httpx.Response:
+    fields = _csv(query_params(call.request).get("user.fields"))
+    return json_response(200, {"data": user_json(user, fields)})
+
+
+def user_json(user: XUser, fields: set[str]) -> dict[str, Any]:
+    data: dict[str, Any] = {"id": user.id, "name": user.name, "username": user.username}
+    extra: dict[str, Any] = {
+        "created_at": iso_x(user.created_at),
+        "description": "",
+        "protected": False,
+        "verified": False,
+        "profile_image_url": "",
+    }
+    data.update({key: value for key, value in extra.items() if key in fields})
+    return data
+
+
+def user_posts(call: Call, grant: XGrant, user: XUser) -> httpx.Response:
+    state = call.state
+    params = query_params(call.request)
+    target_id = call.path_params["id"]
+    if not ID_PATTERN.match(target_id):
+        return _invalid(
+            state, f"The `id` query parameter value [{target_id}] is not valid", {"id": [target_id]}
+        )
+    target = state.x_users.get(target_id)
+    if target is None:
+        return json_response(200, {"errors": [_user_not_found(state, target_id)]})
+    query = _timeline_query(state, params)
+    if isinstance(query, httpx.Response):
+        return query
+    posts = sorted(
+        (p for p in state.x_posts if p.user_id == target_id and query.admits(p)),
+        key=lambda p: int(p.id),
+        reverse=True,
+    )
+    page = posts[query.offset : query.offset + query.max_results]
+    has_more = query.offset + query.max_results < len(posts)
+    return json_response(200, _timeline_json(call, page, params, query, has_more))
+
+
+class _TimelineQuery:
+    def __init__(self, max_results: int, offset: int) -> None:
+        self.max_results = max_results
+        self.offset = offset
+        self.since_id: int | None = None
+        self.until_id: int | None = None
+        self.start_time: float | None = None
+        self.end_time: float | None = None
+
+    def admits(self, post: XPost) -> bool:
+        post_id = int(post.id)
+        return not (
+            (self.since_id is not None and post_id <= self.since_id)
+            or (self.until_id is not None and post_id >= self.until_id)
+            or (self.start_time is not None and post.created_at < self.start_time)
+            or (self.end_time is not None and post.created_at >= self.end_time)
+        )
+
+
+def _timeline_query(state: EmulatorState, params: dict[str, str]) -> _TimelineQuery | httpx.Response:
+    try:
+        max_results = int(params.get("max_results", "10"))
+    except ValueError:
+        max_results = -1
+    if not 5 <= max_results <= 100:
+        return _invalid(
+            state,
+            "The `max_results` query parameter value is not between 5 and 100",
+            {"max_results": [params.get("max_results", "")]},
+        )
+    offset = _decode_page_token(params.get("pagination_token"))
+    if offset is None:
+        return _invalid(state, "The `pagination_token` query parameter value is invalid", {})
+    query = _TimelineQuery(max_results, offset)
+    for key in ("since_id", "until_id"):
+        if key in params:
+            if not ID_PATTERN.match(params[key]):
+                return _invalid(state, f"The `{key}` query parameter value is invalid", {key: [params[key]]})
+            setattr(query, key, int(params[key]))
+    for key in ("start_time", "end_time"):
+        if key in params:
+            moment = parse_iso(params[key])
+            if moment is None:
+                return _invalid(state, f"The `{key}` query parameter value is invalid", {key: [params[key]]})
+            setattr(query, key, moment)
+    return query
+
+
+def _timeline_json(
+    call: Call, page: list[XPost], params: dict[str, str], query: _TimelineQuery, has_more: bool
+) -> dict[str, Any]:
+    state = call.state
+    # The 2026 document renamed tweet.fields to post.fields; clients send either.
+    post_fields = _csv(params.get("tweet.fields")) | _csv(params.get("post.fields"))
+    expansions = _csv(params.get("expansions"))
+    media_fields = _csv(params.get("media.fields"))
+    meta: dict[str, Any] = {"result_count": len(page)}
+    if not page:
+        return {"meta": meta}
+    payload: dict[str, Any] = {"data": [post_json(state, post, post_fields) for post in page]}
+    includes: dict[str, Any] = {}
+    if "attachments.media_keys" in expansions:
+        media = [state.x_media[mid] for post in page for mid in post.media_ids if mid in state.x_media]
+        if media:
+            includes["media"] = [media_json(call.origin, item, media_fields) for item in media]
+    if "author_id" in expansions:
+        authors = {post.user_id for post in page}
+        includes["users"] = [user_json(state.x_users[uid], set()) for uid in sorted(authors)]
+    if includes:
+        payload["includes"] = includes
+    meta.update({"newest_id": page[0].id, "oldest_id": page[-1].id})
+    if has_more:
+        meta["next_token"] = _encode_page_token(query.offset + query.max_results)
+    if query.offset > 0:
+        meta["previous_token"] = _encode_page_token(max(0, query.offset - query.max_results))
+    payload["meta"] = meta
+    return payload
+
+
+def post_json(state: EmulatorState, post: XPost, fields: set[str]) -> dict[str, Any]:
+    data: dict[str, Any] = {"id": post.id, "text": post.text, "edit_history_tweet_ids": [post.id]}
+    if "created_at" in fields:
+        data["created_at"] = iso_x(post.created_at)
+    if "author_id" in fields:
+        data["author_id"] = post.user_id
+    if "attachments" in fields and post.media_ids:
+        keys = [state.x_media[mid].media_key for mid in post.media_ids if mid in state.x_media]
+        data["attachments"] = {"media_keys": keys}
+    if "public_metrics" in fields:
+        data["public_metrics"] = {
+            name: 0
+            for name in ("retweet_count", "repost_count", "reply_count", "like_count", "quote_count",
+                         "bookmark_count", "impression_count")
+        }  # fmt: skip
+    return data
+
+
+def media_json(origin: str, media: XMedia, fields: set[str]) -> dict[str, Any]:
+    data: dict[str, Any] = {"media_key": media.media_key, "type": "photo"}
+    optional: dict[str, Any] = {
+        "url": f"{origin}/_emulator/media/x/{media.id}",
+        "width": media.width,
+        "height": media.height,
+    }
+    if media.alt_text is not None:
+        optional["alt_text"] = media.alt_text
+    data.update({key: value for key, value in optional.items() if key in fields})
+    return data
+
+
+def _user_not_found(state: EmulatorState, user_id: str) -> dict[str, Any]:
+    return {
+        "value": user_id,
+        "detail": f"Could not find user with id: [{user_id}].",
+        "title": "Not Found Error",
+        "resource_type": "user",
+        "parameter": "id",
+        "resource_id": user_id,
+        "type": state.settings.x_problem_prefix + "resource-not-found",
+    }
+
+
+def _encode_page_token(offset: int) -> str:
+    return base64.b32hexencode(f"page:{offset}".encode()).decode().rstrip("=").lower()
+
+
+def _decode_page_token(token: str | None) -> int | None:
+    if token is None:
+        return 0
+    padded = token.upper() + "=" * (-len(token) % 8)
+    try:
+        text = base64.b32hexdecode(padded).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    prefix, _, number = text.partition(":")
+    return int(number) if prefix == "page" and number.isdigit() else None
+
+
+# --- media ------------------------------------------------------------------------------------------------
+
+
+def upload(call: Call, grant: XGrant, user: XUser) -> httpx.Response:
+    state = call.state
+    parsed = _upload_fields(call.request)
+    if isinstance(parsed, str):
+        return _invalid(state, parsed, {})
+    data, category = parsed
+    if category not in ONE_SHOT_CATEGORIES:
+        return _invalid(
+            state,
+            "The emulator's one-shot upload takes images only (media_category tweet_image or dm_image).",
+            {"media_category": [category]},
+        )
+    if len(data) > state.settings.x_image_max_bytes:
+        return _invalid(state, f"File size exceeds {state.settings.x_image_max_bytes} bytes.", {"media": []})
+    facts = inspect_image(data)
+    if facts is None or facts.format not in UPLOAD_IMAGE_FORMATS:
+        return _invalid(state, "media type unrecognized.", {"media": []})
+    now = state.now()
+    media_id = state.next_x_media_id()
+    media = XMedia(
+        id=media_id,
+        media_key=f"3_{media_id}",
+        user_id=user.id,
+        data=data,
+        mime=facts.mime,
+        width=facts.width,
+        height=facts.height,
+        category=category,
+        uploaded_at=now,
+        expires_at=now + state.settings.x_media_expires_after,
+    )
+    state.x_media[media_id] = media
+    return json_response(
+        200,
+        {
+            "data": {
+                "id": media.id,
+                "media_key": media.media_key,
+                "size": len(data),
+                "expires_after_secs": state.settings.x_media_expires_after,
+                "image": {"image_type": media.mime, "w": media.width, "h": media.height},
+            }
+        },
+    )
+
+
+def _upload_fields(request: httpx.Request) -> tuple[bytes, str] | str:
+    """(bytes, media_category) from a multipart or a JSON (base64) body, or what is wrong with it."""
+    allowed = {"media", "media_category", "additional_owners"}
+    try:
+        if media_type(request) == "application/json":
+            body = json_body(request)
+            if not isinstance(body, dict):
+                return "The request body must be a JSON object."
+            fields = {k: v for k, v in body.items()}
+            if not isinstance(fields.get("media", ""), str):
+                return "media must be a base64 string"
+            raw = b64decode_strict(fields["media"]) if "media" in fields else None
+        else:
+            parts = multipart_fields(request)
+            fields = {k: v.decode("utf-8", "replace") for k, v in parts.items() if k != "media"}
+            raw = parts.get("media")
+            if raw is not None:
+                fields["media"] = ""
+    except BadRequestBody as exc:
+        return str(exc)
+    unknown = sorted(set(fields) - allowed)
+    if unknown:
+        return f"Unknown fields: {', '.join(unknown)}"
+    if raw is None:
+        return "The `media` field is required."
+    category = fields.get("media_category")
+    if not isinstance(category, str) or not category:
+        return "The `media_category` field is required."
+    return raw, category
+
+
+def metadata(call: Call, grant: XGrant, user: XUser) -> httpx.Response:
+    state = call.state
+    try:
+        body = json_body(call.request)
+    except BadRequestBody as exc:
+        return _invalid(state, str(exc), {})
+    if not isinstance(body, dict):
+        return _invalid(state, "The request body must be a JSON object.", {})
+    media_id = body.get("id")
+    media = state.x_media.get(media_id) if isinstance(media_id, str) else None
+    if media is None or media.user_id != user.id or state.now() >= media.expires_at:
+        return _invalid(state, "Your media IDs are invalid.", {"id": [str(media_id)]})
+    alt = ((body.get("metadata") or {}).get("alt_text") or {}).get("text")
+    if alt is not None:
+        if not isinstance(alt, str) or len(alt) > state.settings.x_alt_text_max_chars:
+            limit = state.settings.x_alt_text_max_chars
+            return _invalid(state, f"alt_text.text must be at most {limit} characters.", {"metadata": []})
+        media.alt_text = alt
+    associated = {"alt_text": {"text": media.alt_text}} if media.alt_text is not None else {}
+    return json_response(200, {"data": {"id": media.id, "associated_metadata": associated}})
+
+
+# --- posts -------------------------------------------------------------------------------------------------
+
+
+def create_post(call: Call, grant: XGrant, user: XUser) -> httpx.Response:
+    state = call.state
+    try:
+        body = json_body(call.request)
+    except BadRequestBody as exc:
+        return _invalid(state, str(exc), {})
+    if not isinstance(body, dict):
+        return _invalid(state, "The request body must be a JSON object.", {})
+    problem = _create_post_problem(state, body, user)
+    if problem is not None:
+        return problem
+    text = body.get("text", "")
+    media_ids = tuple((body.get("media") or {}).get("media_ids") or ())
+    if _is_duplicate(state, user.id, text, media_ids):
+        return problem_response(403, x_blank_problem(403, DUPLICATE_DETAIL))
+    post = XPost(state.next_x_post_id(), user.id, grant.client_id, text, media_ids, state.now())
+    state.x_posts.append(post)
+    return json_response(
+        201, {"data": {"id": post.id, "text": post.text, "edit_history_tweet_ids": [post.id]}}
+    )
+
+
+def _create_post_problem(state: EmulatorState, body: dict[str, Any], user: XUser) -> httpx.Response | None:
+    unknown = sorted(set(body) - CREATE_POST_FIELDS)
+    if unknown:
+        return _invalid(state, f"`{unknown[0]}` is not defined in the schema", {unknown[0]: []})
+    present = [key for key in EXCLUSIVE_POST_FIELDS if key in body]
+    if len(present) > 1:
+        return _invalid(
+            state,
+            "You can only provide one of poll or quote_tweet_id or direct_message_deep_link or media or "
+            "card_uri.",
+            {key: [] for key in present},
+        )
+    text = body.get("text", "")
+    if not isinstance(text, str):
+        return _invalid(state, "`text` must be a string", {"text": []})
+    media = body.get("media")
+    media_ids = media.get("media_ids") if isinstance(media, dict) else None
+    if media is not None and not _media_ids_usable(state, media_ids, user):
+        return _invalid(state, "Your media IDs are invalid.", {"media.media_ids": [str(media_ids)]})
+    if not text.strip() and media is None:
+        return _invalid(state, "Post text is required unless media is attached.", {"text": []})
+    if text and parse_tweet(text).weightedLength > 280:
+        payload = x_invalid_request(state.settings.x_problem_prefix, TOO_LONG_DETAIL, {"text": []})
+        payload["detail"] = TOO_LONG_DETAIL
+        return problem_response(400, payload)
+    return None
+
+
+def _media_ids_usable(state: EmulatorState, media_ids: object, user: XUser) -> bool:
+    if not isinstance(media_ids, list) or not 1 <= len(media_ids) <= 4:
+        return False
+    now = state.now()
+    for media_id in media_ids:
+        media = state.x_media.get(media_id) if isinstance(media_id, str) else None
+        if media is None or media.user_id != user.id or now >= media.expires_at:
+            return False
+    return True
+
+
+def _is_duplicate(state: EmulatorState, user_id: str, text: str, media_ids: tuple[str, ...]) -> bool:
+    """Same author, same text and the same image bytes (new uploads of one file get new ids)."""
+    wanted = Counter(state.x_media[mid].sha256 for mid in media_ids)
+    return any(
+        post.user_id == user_id
+        and post.text == text
+        and Counter(state.x_media[mid].sha256 for mid in post.media_ids if mid in state.x_media) == wanted
+        for post in state.x_posts
+    )
+
+
+# --- small helpers ------------------------------------------------------------------------------------
+
+
+def _csv(value: str | None) -> set[str]:
+    return {item.strip() for item in (value or "").split(",") if item.strip()}
+
+
+def iso_x(moment: float) -> str:
+    stamp = datetime.fromtimestamp(moment, UTC)
+    return stamp.strftime("%Y-%m-%dT%H:%M:%S.") + f"{stamp.microsecond // 1000:03d}Z"
+
+
+def parse_iso(text: str) -> float | None:
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
