@@ -56,8 +56,8 @@ def check_key(key: str) -> str:
 
 
 def join_url(public_url: str, key: str) -> str:
-    """``public_url`` + key, with exactly one slash between them and the key percent-encoded."""
-    return public_url.rstrip("/") + "/" + urllib.parse.quote(key, safe="")
+    """``public_url`` + key (or S3 object key), one slash between them, percent-encoded but for ``/``."""
+    return public_url.rstrip("/") + "/" + urllib.parse.quote(key, safe="/")
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -160,9 +160,11 @@ def make_s3_client(endpoint_url: str | None, region: str | None) -> Any:
     except ImportError:
         raise ConfigError("media_host type s3 needs boto3: pip install 'crosswatch[s3]'",
                           key="media_host.type") from None
-    # SigV4 presigned URLs work on every S3-compatible service (and are required in newer regions).
-    return boto3.client("s3", endpoint_url=endpoint_url, region_name=region,
-                        config=BotoConfig(signature_version="s3v4"))
+    # A session of our own: boto3's default session caches credentials process-wide. SigV4 presigned
+    # URLs work on every S3-compatible service (and are required in newer AWS regions).
+    session = boto3.session.Session()
+    return session.client("s3", endpoint_url=endpoint_url, region_name=region,
+                          config=BotoConfig(signature_version="s3v4"))
 
 
 # ---------------------------------------------------------------------------------------------------
