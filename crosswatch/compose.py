@@ -1,0 +1,501 @@
+"""Metadata -> the caption, alt text and hashtags posted to one target, fitted to its rules.
+
+Pure: no I/O. ``compose`` fills the target's caption template, then, while the caption breaks the
+platform's rules (length, mentions, hashtags), shortens the least important part first, in the order
+``config.fit.order`` names (default: hashtags, then the description, then the title), then any other
+part, and the attribution last of all: the credit always travels in the caption when it fits at all.
+
+Shortening never splits a grapheme cluster, a URL, a @mention or a #hashtag: text is cut only at
+sentence or word boundaries (with "…"), or, for a single overlong word, between grapheme clusters
+outside those tokens.
+
+Lengths: X counts twitter-text v3 weighted length (URLs 23, CJK and emoji 2, NFC first); Instagram's
+2,200-character limit is counted in UTF-16 code units, which is never less than the characters a
+person sees, so a caption that fits here fits there.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import PurePath
+from urllib.parse import quote, unquote_plus, urlsplit, urlunsplit
+
+import regex
+import twitter_text
+
+from crosswatch.config import Config
+from crosswatch.models import Caption, Metadata
+from crosswatch.templates import render, template_fields
+
+X_LIMIT = 280
+INSTAGRAM_LIMIT = 2200
+INSTAGRAM_MAX_MENTIONS = 20
+ALT_TEXT_LIMIT = 1000
+
+DEFAULT_CAPTIONS = {
+    "x": "{title} {attribution} {hashtags}",
+    "instagram": "{title}\n\n{description}\n\n{attribution}\n\n{hashtags}",
+    "outbox": "{title}\n\n{description}\n\n{attribution}\n\n{hashtags}",
+}
+
+ELLIPSIS = "…"
+
+# Parts whose text is never cut: a link is whole or absent; hashtags are dropped one tag at a time.
+_WHOLE_PARTS = frozenset({"link", "filename", "year", "date", "rating"})
+
+# Descriptions cameras write by themselves: not a caption and never an alt text.
+_CAMERA_BOILERPLATE = frozenset({
+    "olympus digital camera", "digital camera", "sony dsc", "samsung", "dcim", "default",
+    "<untitled>", "untitled", "image", "picture", "photo", "konica minolta digital camera",
+    "minolta digital camera", "exif_jpeg_picture", "lg digital camera", "sharp digital camera",
+})  # fmt: skip
+# what cameras and phones name files: IMG_1234, DSC01234.JPG, PXL_20240101_123456789
+_FILE_NAME_LIKE = re.compile(r"(?i)(img|dsc[nf]?|_mg|pict?|p|dji|pxl)[_-]?\d{3,}[\w-]*(\.\w{2,5})?")
+
+_MENTION = re.compile(r"(?<![\w@])@\w{1,30}")
+_HASHTAG = re.compile(r"(?<![\w&#])[#＃](?!\d+\b)\w+")
+_SENTENCE_END = re.compile(r"[.!?。！？](?=\s)")
+
+
+# ---------------------------------------------------------------------------------------------------
+# Counting
+
+
+def weighted_length(text: str) -> int:
+    """X's weighted length of ``text`` (twitter-text v3)."""
+    return int(twitter_text.parse_tweet(text).weightedLength)
+
+
+def caption_limit(target_kind: str) -> int:
+    """The caption length limit of a target kind (the outbox follows Instagram, the longer one)."""
+    return X_LIMIT if target_kind == "x" else INSTAGRAM_LIMIT
+
+
+def caption_length(target_kind: str, text: str) -> int:
+    if target_kind == "x":
+        return weighted_length(text)
+    return len(text.encode("utf-16-le")) // 2
+
+
+@dataclass(frozen=True)
+class _Rules:
+    """What a caption must satisfy on one target."""
+
+    kind: str
+    limit: int
+    max_hashtags: int | None  # in the whole text (Instagram's own cap); None: no rule
+    max_mentions: int | None
+
+    def length(self, text: str) -> int:
+        return caption_length(self.kind, text)
+
+    def fits(self, text: str) -> bool:
+        if self.max_mentions is not None and len(_MENTION.findall(text)) > self.max_mentions:
+            return False
+        if self.max_hashtags is not None and len(_HASHTAG.findall(text)) > self.max_hashtags:
+            return False
+        return self.length(text) <= self.limit
+
+
+def _rules_for(kind: str, hashtag_cap: int) -> _Rules:
+    if kind == "x":
+        return _Rules(kind, X_LIMIT, None, None)
+    return _Rules(kind, INSTAGRAM_LIMIT, hashtag_cap, INSTAGRAM_MAX_MENTIONS)
+
+
+# ---------------------------------------------------------------------------------------------------
+# The entry point
+
+
+def compose(config: Config, target: str, metadata: Metadata, photo_path: PurePath,
+            link: str | None = None) -> Caption:
+    """The caption, alt text and hashtags for ``target`` (a name under ``config.targets``, or a kind)."""
+    kind = _target_kind(config, target)
+    cap = hashtag_cap(config, target, kind)
+    rules = _rules_for(kind, cap)
+    values = placeholder_values(config, target, metadata, photo_path, link)
+    tags = _capped_tags(build_hashtags(config, metadata), cap, values, kind)
+    template = config.captions.get(target) or DEFAULT_CAPTIONS.get(kind, DEFAULT_CAPTIONS["outbox"])
+    fitted = _Fitter(template, values, tags, rules, config.fit.order).fit()
+    return Caption(
+        text=fitted.text,
+        length=rules.length(fitted.text),
+        limit=rules.limit,
+        alt_text=alt_text(config, metadata, values),
+        hashtags=tuple(fitted.tags) if "hashtags" in template_fields(template) else (),
+        shortened=tuple(fitted.shortened),
+    )
+
+
+def _target_kind(config: Config, target: str) -> str:
+    if target in config.targets:
+        return config.targets[target].kind
+    if target in DEFAULT_CAPTIONS:
+        return target
+    raise ValueError(f"unknown target {target!r}; targets: {', '.join(sorted(config.targets))}")
+
+
+def hashtag_cap(config: Config, target: str, kind: str) -> int:
+    caps = config.hashtags.max
+    return caps.get(target, caps.get(kind, config.hashtags.default_max))
+
+
+# ---------------------------------------------------------------------------------------------------
+# Placeholder values
+
+
+def placeholder_values(config: Config, target: str, metadata: Metadata, photo_path: PurePath,
+                       link: str | None = None) -> dict[str, str]:
+    """Every placeholder's text for one photo and target (hashtags are filled in by the fitter)."""
+    title = _meaningful(metadata.title, metadata, photo_path)
+    description = _meaningful(metadata.description, metadata, photo_path)
+    year = (metadata.date_taken or "")[:4] if re.match(r"\d{4}", metadata.date_taken or "") else ""
+    values = {
+        "title": title,
+        "description": description if description != title else "",
+        "creator": ", ".join(metadata.creator),
+        "copyright": normalise_copyright(metadata.copyright) or "",
+        "credit": _clean(metadata.credit),
+        "license": licence_text(metadata),
+        "keywords": ", ".join(k for k in metadata.keywords if not _is_private(config, k)),
+        "year": year,
+        "date": (metadata.date_taken or "")[:10],
+        "camera": camera_name(metadata.make, metadata.model),
+        "make": _clean(metadata.make),
+        "model": _clean(metadata.model),
+        "lens": _clean(metadata.lens),
+        "link": add_utm(link or config.links.url or "", config.links.utm.get(target, {})),
+        "filename": photo_path.name,
+        "rating": "" if metadata.rating is None else str(metadata.rating),
+        "alt_text": _clean(metadata.alt_text) or description or title,
+        "hashtags": "",
+    }
+    values["attribution"] = attribution(config, metadata, values)
+    return values
+
+
+def _clean(text: str | None) -> str:
+    """NFC, Unix line ends, no surrounding blanks."""
+    if not text:
+        return ""
+    return unicodedata.normalize("NFC", text.replace("\r\n", "\n").replace("\r", "\n")).strip()
+
+
+def _meaningful(text: str | None, metadata: Metadata, photo_path: PurePath) -> str:
+    """``text`` unless it is camera boilerplate or just a file name."""
+    cleaned = _clean(text)
+    folded = cleaned.casefold()
+    if not cleaned or folded in _CAMERA_BOILERPLATE:
+        return ""
+    if folded in (photo_path.name.casefold(), photo_path.stem.casefold()):
+        return ""
+    if _FILE_NAME_LIKE.fullmatch(cleaned):
+        return ""
+    if folded in ((metadata.make or "").strip().casefold(), (metadata.model or "").strip().casefold()):
+        return ""
+    return cleaned
+
+
+def camera_name(make: str | None, model: str | None) -> str:
+    """"Canon" + "Canon EOS 7D" -> "Canon EOS 7D"; "Apple" + "iPhone 7" -> "Apple iPhone 7"."""
+    make_text, model_text = _clean(make), _clean(model)
+    brand = make_text.split(" ")[0].casefold() if make_text else ""
+    if not model_text:
+        return make_text
+    if not brand or model_text.casefold().startswith(brand):
+        return model_text
+    return f"{make_text} {model_text}"
+
+
+# ---------------------------------------------------------------------------------------------------
+# Attribution and licence
+
+_COPYRIGHT_MARK = re.compile(r"(?i)^\s*(?:©|\(c\)|copyright\b|copr\.)[\s,:]*")
+_DOUBLED_MARK = re.compile(r"(?i)©(?:\s*(?:©|\(c\)|copyright\b|copr\.))+")
+
+
+def normalise_copyright(notice: str | None) -> str | None:
+    """One "©" in front, however the notice spelled it; None when nothing but the mark is left."""
+    text = _clean(notice)
+    while True:
+        stripped = _COPYRIGHT_MARK.sub("", text, count=1)
+        if stripped == text:
+            break
+        text = stripped
+    text = text.strip(" ,;:.-")
+    if not regex.search(r"[\p{L}\p{N}]", text):
+        return None
+    return f"© {text}"
+
+
+def attribution(config: Config, metadata: Metadata, values: Mapping[str, str]) -> str:
+    """The credit line: the configured template, or the notice / creator and year, with the licence."""
+    if config.attribution:
+        rendered = _render_attribution(config.attribution, values)
+        if rendered:
+            return rendered
+    owner = values["copyright"]
+    if not owner and values["creator"]:
+        owner = " ".join(part for part in ("©", values["year"], values["creator"]) if part)
+    parts = [owner]
+    credit = values["credit"]
+    if credit and credit.casefold() not in owner.casefold():
+        parts.append(f"Credit: {credit}")
+    parts.append(values["license"])
+    return " · ".join(part for part in parts if part)
+
+
+def _render_attribution(template: str, values: Mapping[str, str]) -> str:
+    # A template that names who owns the photo but finds none of it ("© {year} {creator}" with no
+    # creator) would print a bare year: fall back to the notice instead.
+    names = template_fields(template)
+    identity = [n for n in names if n in ("creator", "copyright", "credit", "attribution")]
+    if identity and not any(values.get(n) for n in identity):
+        return ""
+    text = render(template, {**values, "attribution": ""})
+    return _DOUBLED_MARK.sub("©", text).strip()
+
+
+_CC_URL = re.compile(r"creativecommons\.org/licenses/([a-z-]+)/(\d\.\d)", re.IGNORECASE)
+_CC_ZERO = re.compile(r"creativecommons\.org/publicdomain/zero/(\d\.\d)|\bCC0\b", re.IGNORECASE)
+_CC_SHORT = re.compile(r"\bCC[ -](BY(?:[ -](?:NC|ND|SA)){0,2})[ -]?(\d\.\d)?", re.IGNORECASE)
+_CC_WORDS = {
+    "attribution": "by", "noncommercial": "nc", "non-commercial": "nc", "noderivatives": "nd",
+    "noderivs": "nd", "no derivatives": "nd", "sharealike": "sa", "share-alike": "sa", "share alike": "sa",
+}
+
+
+def licence_text(metadata: Metadata) -> str:
+    """A short licence line from UsageTerms / WebStatement: "CC BY 4.0 https://…" or the terms as given."""
+    terms, statement = _clean(metadata.usage_terms), _clean(metadata.web_statement)
+    creative_commons = _creative_commons(f"{terms} {statement}")
+    if creative_commons is not None:
+        return creative_commons
+    return " ".join(part for part in (terms, statement) if part)
+
+
+def _creative_commons(text: str) -> str | None:
+    url_match = _CC_URL.search(text)
+    if url_match:
+        return _cc_line(url_match.group(1).lower(), url_match.group(2))
+    zero = _CC_ZERO.search(text)
+    if zero:
+        version = zero.group(1) or "1.0"
+        return f"CC0 {version} https://creativecommons.org/publicdomain/zero/{version}/"
+    short = _CC_SHORT.search(text)
+    if short and short.group(2):
+        return _cc_line(re.sub(r"[ -]", "-", short.group(1)).lower(), short.group(2))
+    if "creative commons" in text.casefold():
+        folded = text.casefold()
+        version = re.search(r"\d\.\d", text)
+        elements = [code for word, code in _CC_WORDS.items() if word in folded]
+        if "by" in elements and version:
+            ordered = [code for code in ("by", "nc", "nd", "sa") if code in elements]
+            return _cc_line("-".join(ordered), version.group(0))
+    return None
+
+
+def _cc_line(code: str, version: str) -> str:
+    return f"CC {code.upper()} {version} https://creativecommons.org/licenses/{code}/{version}/"
+
+
+# ---------------------------------------------------------------------------------------------------
+# Hashtags
+
+
+def build_hashtags(config: Config, metadata: Metadata) -> list[str]:
+    """Extras first (the photographer always wants them), then keywords; deduplicated, private ones out."""
+    candidates = list(config.hashtags.extra)
+    if config.hashtags.from_keywords:
+        candidates += [k for k in metadata.keywords if not _is_private(config, k)]
+    tags: list[str] = []
+    seen: set[str] = set()
+    for candidate in candidates:
+        tag = hashtag(candidate)
+        if tag and tag.casefold() not in seen:
+            seen.add(tag.casefold())
+            tags.append(tag)
+    return tags
+
+
+def hashtag(keyword: str) -> str | None:
+    """"New York" -> "#NewYork"; None when nothing tag-worthy is left (e.g. "2006": all digits)."""
+    words = [w for w in regex.split(r"[^\p{L}\p{M}\p{N}_]+", unicodedata.normalize("NFC", keyword)) if w]
+    if not words:
+        return None
+    body = words[0] if len(words) == 1 else "".join(w[:1].upper() + w[1:] for w in words)
+    if not regex.search(r"\p{L}", body):
+        return None
+    return "#" + body
+
+
+def _is_private(config: Config, keyword: str) -> bool:
+    folded = keyword.strip().casefold()
+    return any(folded == p.strip().casefold() for p in config.hashtags.private)
+
+
+def _capped_tags(tags: list[str], cap: int, values: Mapping[str, str], kind: str) -> list[str]:
+    if kind == "x":
+        return tags[: max(cap, 0)]
+    # Instagram's cap counts every hashtag in the caption, including any typed in the description.
+    typed = len({t.casefold() for field in ("title", "description") for t in _HASHTAG.findall(values[field])})
+    return tags[: max(cap - typed, 0)]
+
+
+# ---------------------------------------------------------------------------------------------------
+# Links
+
+
+def add_utm(url: str, utm: Mapping[str, str]) -> str:
+    """``url`` with the UTM parameters set, its own query and fragment kept as they were."""
+    if not url or not utm:
+        return url
+    parts = urlsplit(url)
+    wanted = {(k if k.startswith("utm_") else f"utm_{k}"): v for k, v in utm.items()}
+    # keep every existing parameter byte for byte, except those we replace
+    kept = [p for p in parts.query.split("&") if p and unquote_plus(p.split("=", 1)[0]) not in wanted]
+    added = [f"{quote(k, safe='')}={quote(v, safe='')}" for k, v in wanted.items()]
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, "&".join(kept + added), parts.fragment))
+
+
+# ---------------------------------------------------------------------------------------------------
+# Alt text
+
+
+def alt_text(config: Config, metadata: Metadata, values: Mapping[str, str]) -> str | None:
+    """The alt text (at most 1,000 characters); never the file name."""
+    text = render(config.alt_text, {**values, "filename": ""})
+    if not text:
+        return None
+    fitted = shorten_to_fit(text, lambda candidate: len(candidate) <= ALT_TEXT_LIMIT)
+    return fitted or None
+
+
+# ---------------------------------------------------------------------------------------------------
+# Fitting
+
+
+@dataclass
+class _Fitted:
+    text: str
+    tags: list[str]
+    shortened: list[str]
+
+
+class _Fitter:
+    """Shortens one caption's parts, least important first, until it satisfies the rules."""
+
+    def __init__(self, template: str, values: Mapping[str, str], tags: Sequence[str], rules: _Rules,
+                 order: Sequence[str]) -> None:
+        self.template = template
+        self.values = dict(values)
+        self.tags = list(tags)
+        self.values["hashtags"] = " ".join(self.tags)
+        self.rules = rules
+        self.order = order
+        self.shortened: list[str] = []
+
+    def text(self) -> str:
+        return render(self.template, self.values)
+
+    def fits(self) -> bool:
+        return self.rules.fits(self.text())
+
+    def fit(self) -> _Fitted:
+        for part in self._parts_in_order():
+            if self.fits():
+                break
+            self._shorten(part)
+        return _Fitted(self.text(), self.tags, self.shortened)
+
+    def _parts_in_order(self) -> list[str]:
+        used = [n for n in dict.fromkeys(template_fields(self.template)) if self.values.get(n)]
+        first = [p for p in self.order if p in used and p != "attribution"]
+        # parts the order does not name go next, the last-written first; the attribution last of all
+        rest = [p for p in reversed(used) if p not in first and p != "attribution"]
+        return [*first, *rest, *(["attribution"] if "attribution" in used else [])]
+
+    def _shorten(self, part: str) -> None:
+        before = self.values[part]
+        if part == "hashtags":
+            while self.tags and not self.fits():
+                self.tags.pop()
+                self.values["hashtags"] = " ".join(self.tags)
+        elif part in _WHOLE_PARTS:
+            self.values[part] = ""
+        else:
+            self.values[part] = shorten_to_fit(before, self._fits_with(part))
+        if self.values[part] != before:
+            self.shortened.append(part)
+
+    def _fits_with(self, part: str) -> Callable[[str], bool]:
+        def fits(candidate: str) -> bool:
+            return self.rules.fits(render(self.template, {**self.values, part: candidate}))
+        return fits
+
+
+def shorten_to_fit(text: str, fits: Callable[[str], bool]) -> str:
+    """The longest cut of ``text`` that ``fits``: at a sentence end, else a word end with "…", else
+    between grapheme clusters outside URLs, mentions and hashtags with "…"; "" when nothing fits."""
+    if fits(text):
+        return text
+    cuts = _Cuts(text)
+    by_word = _longest(cuts.word_ends, lambda end: fits(cuts.with_ellipsis(end)))
+    by_sentence = _longest(cuts.sentence_ends, lambda end: fits(text[:end]))
+    # A whole sentence reads better than a longer cut mid-sentence, unless it loses too much.
+    if by_sentence is not None and (by_word is None or by_sentence * 2 >= by_word):
+        return text[:by_sentence]
+    if by_word is not None:
+        return cuts.with_ellipsis(by_word)
+    by_grapheme = _longest(cuts.grapheme_ends, lambda end: fits(cuts.with_ellipsis(end)))
+    return cuts.with_ellipsis(by_grapheme) if by_grapheme is not None else ""
+
+
+def _longest(ends: Sequence[int], fits: Callable[[int], bool]) -> int | None:
+    """The largest end for which ``fits`` holds, by binary search (fitting shrinks with the end)."""
+    low, high, best = 0, len(ends) - 1, None
+    while low <= high:
+        middle = (low + high) // 2
+        if fits(ends[middle]):
+            best, low = ends[middle], middle + 1
+        else:
+            high = middle - 1
+    return best
+
+
+class _Cuts:
+    """The places where one text may be cut, each a grapheme boundary outside protected tokens."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        boundaries = {m.end() for m in regex.finditer(r"\X", text)}
+        protected = _protected_spans(text)
+        allowed = sorted(b for b in boundaries if 0 < b < len(text) and not _inside(b, protected))
+        allowed_set = set(allowed)
+        self.grapheme_ends = allowed
+        self.word_ends = [
+            end for end in (m.start() for m in re.finditer(r"\s+", text))
+            if end in allowed_set and text[:end].strip()
+        ]
+        self.sentence_ends = [m.end() for m in _SENTENCE_END.finditer(text) if m.end() in allowed_set]
+
+    def with_ellipsis(self, end: int) -> str:
+        return self.text[:end].rstrip(" \t\n,;:-–—") + ELLIPSIS
+
+
+def _protected_spans(text: str) -> list[tuple[int, int]]:
+    # twitter-text reports URL positions in UTF-16 code units; map them back to string indices
+    index_of = [i for i, ch in enumerate(text) for _ in range(2 if ord(ch) > 0xFFFF else 1)] + [len(text)]
+    spans = [(index_of[u["indices"][0]], index_of[u["indices"][1]])
+             for u in twitter_text.extract_urls_with_indices(text)]
+    spans += [m.span() for m in _MENTION.finditer(text)]
+    spans += [m.span() for m in _HASHTAG.finditer(text)]
+    return spans
+
+
+def _inside(position: int, spans: Sequence[tuple[int, int]]) -> bool:
+    # a cut exactly at a token's end is fine; anywhere after its start and before its end is not
+    return any(start < position < end for start, end in spans)
