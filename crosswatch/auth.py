@@ -853,11 +853,13 @@ class _BaseProvider(abc.ABC):
         return status(self.cfg, self.store, clock=self.clock)
 
     def username(self) -> str | None:
-        tokens = load_tokens(self.store, self.cfg.name)
+        with refresh_lock(self.state_dir, self.cfg.name):
+            tokens = load_tokens(self.store, self.cfg.name)
         return tokens.username if tokens else None
 
     def account_id(self) -> str | None:
-        tokens = self._load()
+        with refresh_lock(self.state_dir, self.cfg.name):
+            tokens = self._load()
         if tokens.account_id:
             return tokens.account_id
         # Imported without a lookup, or the lookup failed at sign-in: find out now and keep it.
@@ -902,34 +904,33 @@ class XTokenProvider(_BaseProvider):
         return remaining <= margin
 
     def access_token(self) -> str:
-        tokens = self._load()
-        if not self._needs_refresh(tokens, self.clock()):
+        # Everything under the lock, reads included: a reader must never see a half-written
+        # keyring entry, nor hand out a token whose refresh another thread is doing right now.
+        with refresh_lock(self.state_dir, self.cfg.name):
+            tokens = self._load()
+            if self._needs_refresh(tokens, self.clock()):
+                tokens = self._refresh_locked(tokens)
             return self._hand_out(tokens)
-        return self._hand_out(self._refresh(rejected=None))
 
     def force_refresh(self) -> str:
         """After a 401: a new token, unless another thread or process already replaced the one used."""
-        return self._hand_out(self._refresh(rejected=self._handed_out or ""))
-
-    def _refresh(self, rejected: str | None) -> TokenSet:
         with refresh_lock(self.state_dir, self.cfg.name):
-            # Re-read under the lock: whoever held it before us may have refreshed already, and
-            # the refresh token we saw earlier is then spent.
             tokens = self._load()
-            now = self.clock()
-            if rejected is None and not self._needs_refresh(tokens, now):
-                return tokens
-            if rejected and tokens.access_token != rejected:
-                return tokens
-            try:
-                fresh = x_refresh(self.cfg, self.client, self._secret(), tokens, now)
-            except AuthError:
-                self._mark_dead(tokens, "X refused the refresh token")
-                raise
-            # Persist before use: the old refresh token is spent from this moment on.
-            save_tokens(self.store, self.cfg.name, fresh)
-            log.info("refreshed access token", extra={"target": self.cfg.name})
-            return fresh
+            if self._handed_out and tokens.access_token != self._handed_out:
+                return self._hand_out(tokens)
+            return self._hand_out(self._refresh_locked(tokens))
+
+    def _refresh_locked(self, tokens: TokenSet) -> TokenSet:
+        """One refresh; the caller holds the lock and has just read ``tokens`` under it."""
+        try:
+            fresh = x_refresh(self.cfg, self.client, self._secret(), tokens, self.clock())
+        except AuthError:
+            self._mark_dead(tokens, "X refused the refresh token")
+            raise
+        # Persist before use: the old refresh token is spent from this moment on.
+        save_tokens(self.store, self.cfg.name, fresh)
+        log.info("refreshed access token", extra={"target": self.cfg.name})
+        return fresh
 
 
 class InstagramTokenProvider(_BaseProvider):
@@ -943,42 +944,38 @@ class InstagramTokenProvider(_BaseProvider):
         return now - tokens.obtained_at >= min(INSTAGRAM_MIN_REFRESH_AGE, lifetime / 2)
 
     def access_token(self) -> str:
-        tokens = self._load()
-        now = self.clock()
-        if tokens.expired(now):
-            self._mark_dead(tokens, "the token expired")
-            raise AuthError(f"the {self.cfg.name} token has expired; {login_hint(self.cfg.name)}")
-        if not self._wants_refresh(tokens, now):
-            return self._hand_out(tokens)
-        try:
-            return self._hand_out(self._refresh(rejected=None))
-        except (AuthError, TransientPlatformError) as exc:
-            # The current token is still valid: keep using it and try again another time.
-            log.warning("token refresh failed; the current token is still valid",
-                        extra={"target": self.cfg.name, "reason": str(exc)})
-            return self._hand_out(tokens)
-
-    def force_refresh(self) -> str:
-        try:
-            return self._hand_out(self._refresh(rejected=self._handed_out or ""))
-        except AuthError:
-            tokens = load_tokens(self.store, self.cfg.name)
-            if tokens is not None:
-                self._mark_dead(tokens, "Instagram refused the token")
-            raise
-
-    def _refresh(self, rejected: str | None) -> TokenSet:
         with refresh_lock(self.state_dir, self.cfg.name):
             tokens = self._load()
             now = self.clock()
-            if rejected is None and not self._wants_refresh(tokens, now):
-                return tokens
-            if rejected and tokens.access_token != rejected:
-                return tokens
-            fresh = instagram_refresh(self.cfg, self.client, tokens, now)
-            save_tokens(self.store, self.cfg.name, fresh)
-            log.info("refreshed access token", extra={"target": self.cfg.name})
-            return fresh
+            if tokens.expired(now):
+                self._mark_dead(tokens, "the token expired")
+                raise AuthError(f"the {self.cfg.name} token has expired; {login_hint(self.cfg.name)}")
+            if self._wants_refresh(tokens, now):
+                try:
+                    tokens = self._refresh_locked(tokens)
+                except (AuthError, TransientPlatformError) as exc:
+                    # The current token is still valid: keep using it and try again another time.
+                    log.warning("token refresh failed; the current token is still valid",
+                                extra={"target": self.cfg.name, "reason": str(exc)})
+            return self._hand_out(tokens)
+
+    def force_refresh(self) -> str:
+        """After the token was refused: a refresh is the only hope; if it fails, sign in again."""
+        with refresh_lock(self.state_dir, self.cfg.name):
+            tokens = self._load()
+            if self._handed_out and tokens.access_token != self._handed_out:
+                return self._hand_out(tokens)
+            try:
+                return self._hand_out(self._refresh_locked(tokens))
+            except AuthError:
+                self._mark_dead(tokens, "Instagram refused the token")
+                raise
+
+    def _refresh_locked(self, tokens: TokenSet) -> TokenSet:
+        fresh = instagram_refresh(self.cfg, self.client, tokens, self.clock())
+        save_tokens(self.store, self.cfg.name, fresh)
+        log.info("refreshed access token", extra={"target": self.cfg.name})
+        return fresh
 
 
 def token_provider(target_cfg: TargetConfig, store: SecretStore, client: httpx.Client, state_dir: Path,

@@ -8,6 +8,7 @@ with a line that says what to do; no message here ever includes a stored value.
 from __future__ import annotations
 
 import json
+import threading
 from typing import Any
 
 import keyring
@@ -21,6 +22,11 @@ HINT = ("the OS keyring is not available; install and unlock one (Secret Service
         "keyrings.alt.file.PlaintextKeyring on a headless machine")
 
 
+# Some backends (keyrings.alt's files) rewrite their file in place: serialise access in-process so a
+# reader never sees it half-written.
+_KEYRING_LOCK = threading.RLock()
+
+
 class SecretStore:
     """Named secrets in the keyring. Names are ``<target>:token`` and ``<target>:client_secret``."""
 
@@ -32,20 +38,23 @@ class SecretStore:
 
     def get(self, name: str) -> str | None:
         try:
-            return keyring.get_password(self.service, name)
+            with _KEYRING_LOCK:
+                return keyring.get_password(self.service, name)
         except Exception as exc:
             raise _store_error("read", name, exc) from None
 
     def set(self, name: str, value: str) -> None:
         try:
-            keyring.set_password(self.service, name, value)
+            with _KEYRING_LOCK:
+                keyring.set_password(self.service, name, value)
         except Exception as exc:
             raise _store_error("write", name, exc) from None
 
     def delete(self, name: str) -> bool:
         """Remove ``name``; False when it was not there."""
         try:
-            keyring.delete_password(self.service, name)
+            with _KEYRING_LOCK:
+                keyring.delete_password(self.service, name)
         except keyring.errors.PasswordDeleteError:
             return False
         except Exception as exc:
