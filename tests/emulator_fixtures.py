@@ -51,7 +51,9 @@ class OpenAPIRecorder:
     def assert_clean(self) -> None:
         with self._lock:
             violations = list(self.violations)
-        assert not violations, "X requests or responses that break the OpenAPI document:\n" + "\n".join(violations)
+        assert not violations, "X requests or responses that break the OpenAPI document:\n" + "\n".join(
+            violations
+        )
 
 
 def watch_openapi(emulator: Emulator, spec: XOpenAPI) -> OpenAPIRecorder:

@@ -82,13 +82,16 @@ class XOpenAPI:
         for template, item in self.spec["paths"].items():
             segments = template.strip("/").split("/")
             regex = "/".join(
-                f"(?P<{s[1:-1].replace('.', '_')}>[^/]+)" if s.startswith("{") else re.escape(s) for s in segments
+                f"(?P<{s[1:-1].replace('.', '_')}>[^/]+)" if s.startswith("{") else re.escape(s)
+                for s in segments
             )
             literal = sum(1 for s in segments if not s.startswith("{"))
             for method in item:
                 if method in ("get", "post", "put", "delete", "patch"):
                     pointer = f"/paths/{_escape_pointer(template)}/{method}"
-                    found.append(Operation(template, method.upper(), re.compile(f"^/{regex}$"), literal, pointer))
+                    found.append(
+                        Operation(template, method.upper(), re.compile(f"^/{regex}$"), literal, pointer)
+                    )
         # Prefer /2/users/me over /2/users/{id}: the most literal segments win.
         return sorted(found, key=lambda op: -op.literal_segments)
 
@@ -112,7 +115,9 @@ class XOpenAPI:
 
     def _errors(self, pointer: str, instance: Any, where: str) -> list[str]:
         errors = sorted(self._validator(pointer).iter_errors(instance), key=lambda e: list(e.absolute_path))
-        return [f"{where}: {'/'.join(map(str, e.absolute_path)) or '<root>'}: {e.message[:200]}" for e in errors]
+        return [
+            f"{where}: {'/'.join(map(str, e.absolute_path)) or '<root>'}: {e.message[:200]}" for e in errors
+        ]
 
     # --- requests -----------------------------------------------------------------------------------
 
@@ -139,7 +144,11 @@ class XOpenAPI:
         op = self._resolve(operation.pointer)
         out = []
         for index, param in enumerate(op.get("parameters", [])):
-            pointer = param["$ref"].removeprefix("#") if "$ref" in param else f"{operation.pointer}/parameters/{index}"
+            pointer = (
+                param["$ref"].removeprefix("#")
+                if "$ref" in param
+                else f"{operation.pointer}/parameters/{index}"
+            )
             out.append((pointer, self._resolve(pointer)))
         return out
 
@@ -236,7 +245,12 @@ def _decode_body(request: httpx.Request, media_type: str) -> Any:
     if media_type == "application/x-www-form-urlencoded":
         return dict(parse_qsl(request.content.decode("utf-8"), keep_blank_values=True))
     if media_type == "multipart/form-data":
-        raw = b"Content-Type: " + request.headers["content-type"].encode("latin-1") + b"\r\n\r\n" + request.content
+        raw = (
+            b"Content-Type: "
+            + request.headers["content-type"].encode("latin-1")
+            + b"\r\n\r\n"
+            + request.content
+        )
         message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(raw)
         fields: dict[str, Any] = {}
         for part in message.iter_parts():

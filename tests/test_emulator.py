@@ -158,7 +158,11 @@ def x_sign_in(client: httpx.Client, client_id: str = DEFAULT_X_CLIENT_ID) -> dic
 def x_refresh(client: httpx.Client, refresh_token: str) -> httpx.Response:
     return client.post(
         "/2/oauth2/token",
-        data={"grant_type": "refresh_token", "refresh_token": refresh_token, "client_id": DEFAULT_X_CLIENT_ID},
+        data={
+            "grant_type": "refresh_token",
+            "refresh_token": refresh_token,
+            "client_id": DEFAULT_X_CLIENT_ID,
+        },
     )
 
 
@@ -178,10 +182,14 @@ def upload(client: httpx.Client, token: str, data: bytes) -> httpx.Response:
 def post_photo(client: httpx.Client, token: str, text: str, data: bytes, alt: str) -> httpx.Response:
     media_id = upload(client, token, data).json()["data"]["id"]
     alt_response = client.post(
-        "/2/media/metadata", headers=bearer(token), json={"id": media_id, "metadata": {"alt_text": {"text": alt}}}
+        "/2/media/metadata",
+        headers=bearer(token),
+        json={"id": media_id, "metadata": {"alt_text": {"text": alt}}},
     )
     assert alt_response.status_code == 200
-    return client.post("/2/tweets", headers=bearer(token), json={"text": text, "media": {"media_ids": [media_id]}})
+    return client.post(
+        "/2/tweets", headers=bearer(token), json={"text": text, "media": {"media_ids": [media_id]}}
+    )
 
 
 def graph_error(response: httpx.Response) -> tuple[int, int | None]:
@@ -262,7 +270,12 @@ def test_x_confidential_client_authenticates_with_basic(rig: Rig) -> None:
     rig.emulator.add_x_client("confidential-app", "s3cret", (REDIRECT,))
     verifier, challenge = generate_pkce_pair()
     code = redirect_query(x_authorize(rig.client, challenge, client_id="confidential-app"))["code"]
-    form = {"code": code, "grant_type": "authorization_code", "redirect_uri": REDIRECT, "code_verifier": verifier}
+    form = {
+        "code": code,
+        "grant_type": "authorization_code",
+        "redirect_uri": REDIRECT,
+        "code_verifier": verifier,
+    }
 
     without = rig.client.post("/2/oauth2/token", data={**form, "client_id": "confidential-app"})
     assert without.status_code == 401
@@ -279,7 +292,12 @@ def test_x_expired_and_revoked_tokens_get_the_documented_401(make_rig: Any) -> N
     rig.clock.advance(5)
     expired = rig.client.get("/2/users/me", headers=bearer(tokens["access_token"]))
     assert expired.status_code == 401
-    assert expired.json() == {"title": "Unauthorized", "type": "about:blank", "status": 401, "detail": "Unauthorized"}
+    assert expired.json() == {
+        "title": "Unauthorized",
+        "type": "about:blank",
+        "status": 401,
+        "detail": "Unauthorized",
+    }
     assert rig.client.get("/2/users/me").status_code == 401
 
     fresh = x_refresh(rig.client, tokens["refresh_token"]).json()
@@ -314,7 +332,9 @@ def test_x_upload_alt_text_and_post_are_recorded_with_the_bytes(rig: Rig) -> Non
     assert alt.json()["data"]["associated_metadata"]["alt_text"]["text"] == "A phone on a desk"
 
     created = rig.client.post(
-        "/2/tweets", headers=bearer(token), json={"text": "New photo 📷", "media": {"media_ids": [data["id"]]}}
+        "/2/tweets",
+        headers=bearer(token),
+        json={"text": "New photo 📷", "media": {"media_ids": [data["id"]]}},
     )
     assert created.status_code == 201
     post = created.json()["data"]
@@ -376,7 +396,9 @@ def test_x_refuses_bad_media_long_text_and_missing_scope(rig: Rig) -> None:
     assert too_long.status_code == 400
     assert "too long" in too_long.json()["detail"]
     assert rig.client.post("/2/tweets", headers=bearer(token), json={"text": "é" * 280}).status_code == 201
-    bad_ids = rig.client.post("/2/tweets", headers=bearer(token), json={"text": "x", "media": {"media_ids": ["1"]}})
+    bad_ids = rig.client.post(
+        "/2/tweets", headers=bearer(token), json={"text": "x", "media": {"media_ids": ["1"]}}
+    )
     assert bad_ids.status_code == 400
 
     read_only = rig.emulator.mint_x_token(scopes=("tweet.read", "users.read"))["access_token"]
@@ -420,12 +442,16 @@ def test_x_timeline_pages_and_filters(rig: Rig) -> None:
     ids = []
     for n in range(7):
         rig.clock.advance(10)
-        ids.append(rig.client.post("/2/tweets", headers=bearer(token), json={"text": f"n{n}"}).json()["data"]["id"])
+        ids.append(
+            rig.client.post("/2/tweets", headers=bearer(token), json={"text": f"n{n}"}).json()["data"]["id"]
+        )
     path = f"/2/users/{DEFAULT_X_USER_ID}/tweets"
     first = rig.client.get(path, headers=bearer(token), params={"max_results": 5}).json()
     assert [p["id"] for p in first["data"]] == ids[::-1][:5]
     second = rig.client.get(
-        path, headers=bearer(token), params={"max_results": 5, "pagination_token": first["meta"]["next_token"]}
+        path,
+        headers=bearer(token),
+        params={"max_results": 5, "pagination_token": first["meta"]["next_token"]},
     ).json()
     assert [p["id"] for p in second["data"]] == ids[::-1][5:]
     assert "next_token" not in second["meta"]
@@ -443,7 +469,9 @@ def test_openapi_recorder_flags_requests_outside_the_document(spec: XOpenAPI) ->
     token = emulator.mint_x_token()["access_token"]
     with httpx.Client(transport=httpx.MockTransport(emulator.handle), base_url=BASE) as client:
         client.post("/2/tweets", headers=bearer(token), json={"text": "hi", "colour": "red"})
-        client.post("/2/media/metadata", headers=bearer(token), json={"id": "12", "metadata": {"alt_text": {}}})
+        client.post(
+            "/2/media/metadata", headers=bearer(token), json={"id": "12", "metadata": {"alt_text": {}}}
+        )
         client.get("/2/made-up", headers=bearer(token))
     assert len(recorder.violations) == 3
     assert "'colour' was unexpected" in recorder.violations[0]
@@ -538,14 +566,18 @@ def test_instagram_token_errors_are_190_463_and_467(make_rig: Any) -> None:
 # --- Instagram: publishing ---------------------------------------------------------------------------------
 
 
-def create_container(client: httpx.Client, token: str, image_url: str, caption: str = "A caption") -> httpx.Response:
+def create_container(
+    client: httpx.Client, token: str, image_url: str, caption: str = "A caption"
+) -> httpx.Response:
     return client.post(
         f"/v21.0/{DEFAULT_IG_USER_ID}/media",
         data={"image_url": image_url, "caption": caption, "alt_text": "Alt words", "access_token": token},
     )
 
 
-def test_instagram_container_flow_fetches_the_image_and_publishes(make_rig: Any, image_host: tuple[str, Path]) -> None:
+def test_instagram_container_flow_fetches_the_image_and_publishes(
+    make_rig: Any, image_host: tuple[str, Path]
+) -> None:
     rig = make_rig(EmulatorSettings(ig_container_processing_seconds=30))
     base_url, root = image_host
     photo = REAL_JPEG.read_bytes()
@@ -575,7 +607,10 @@ def test_instagram_container_flow_fetches_the_image_and_publishes(make_rig: Any,
 
     media = rig.client.get(
         f"/{media_id}",
-        params={"fields": "id,permalink,caption,media_type,media_url,timestamp,alt_text", "access_token": token},
+        params={
+            "fields": "id,permalink,caption,media_type,media_url,timestamp,alt_text",
+            "access_token": token,
+        },
     ).json()
     assert media["caption"] == "Evening light #sunset"
     assert media["media_type"] == "IMAGE"
@@ -655,7 +690,9 @@ def test_instagram_container_error_and_expired_outcomes(rig: Rig, image_host: tu
     normal = create_container(rig.client, token, f"{base_url}/ok.jpg").json()["id"]
     rig.clock.advance(5)
     statuses = {
-        cid: rig.client.get(f"/{cid}", params={"fields": "status_code", "access_token": token}).json()["status_code"]
+        cid: rig.client.get(f"/{cid}", params={"fields": "status_code", "access_token": token}).json()[
+            "status_code"
+        ]
         for cid in (failed, expired, normal)
     }
     assert statuses == {failed: "ERROR", expired: "EXPIRED", normal: "FINISHED"}
@@ -673,14 +710,16 @@ def test_instagram_media_list_pages_with_cursors(rig: Rig) -> None:
         rig.clock.advance(1)
         rig.emulator.post_from_phone(caption=f"phone {n}")
     token = ig_token(rig.emulator)
-    first = rig.client.get("/me/media", params={"fields": "id,caption", "limit": 2, "access_token": token}).json()
+    first = rig.client.get(
+        "/me/media", params={"fields": "id,caption", "limit": 2, "access_token": token}
+    ).json()
     assert [m["caption"] for m in first["data"]] == ["phone 2", "phone 1"]
     second = rig.client.get(first["paging"]["next"]).json()
     assert [m["caption"] for m in second["data"]] == ["phone 0"]
     assert "next" not in second["paging"]
 
 
-# --- faults in-process ---------------------------------------------------------------------------------------
+# --- faults in-process ---------------------------------------------------------------------------------
 
 
 def test_respond_fault_fires_the_given_number_of_times(rig: Rig) -> None:
@@ -747,9 +786,9 @@ def test_real_server_instagram_flow_with_admin_api(
     container_id = create_container(client, token, f"{base_url}/photo.jpg").json()["id"]
     status = "IN_PROGRESS"
     for _ in range(50):
-        status = client.get(f"/{container_id}", params={"fields": "status_code", "access_token": token}).json()[
-            "status_code"
-        ]
+        status = client.get(
+            f"/{container_id}", params={"fields": "status_code", "access_token": token}
+        ).json()["status_code"]
         if status == "FINISHED":
             break
         threading.Event().wait(0.05)
@@ -761,7 +800,10 @@ def test_real_server_instagram_flow_with_admin_api(
 
     phone = client.post(
         "/_emulator/instagram/posts",
-        json={"caption": "Shot on the phone", "image_base64": base64.b64encode(sample_jpeg(600, 600)).decode()},
+        json={
+            "caption": "Shot on the phone",
+            "image_base64": base64.b64encode(sample_jpeg(600, 600)).decode(),
+        },
     )
     assert phone.status_code == 201
     permalink = client.get(phone.json()["permalink"])
@@ -772,7 +814,9 @@ def test_real_server_instagram_flow_with_admin_api(
     assert advanced.json()["now"] >= emulator.now() - 1
 
 
-def test_real_server_drops_and_stalls_connections(served: tuple[Emulator, EmulatorServer, httpx.Client]) -> None:
+def test_real_server_drops_and_stalls_connections(
+    served: tuple[Emulator, EmulatorServer, httpx.Client],
+) -> None:
     emulator, _, client = served
     token = emulator.mint_x_token()["access_token"]
     armed = client.post("/_emulator/faults", json={"endpoint": "x.tweets.create", "action": "drop_before"})
@@ -795,7 +839,9 @@ def test_real_server_drops_and_stalls_connections(served: tuple[Emulator, Emulat
     assert client.get("/_emulator/faults").json() == {"faults": []}
 
 
-def test_real_server_html_page_shows_both_timelines(served: tuple[Emulator, EmulatorServer, httpx.Client]) -> None:
+def test_real_server_html_page_shows_both_timelines(
+    served: tuple[Emulator, EmulatorServer, httpx.Client],
+) -> None:
     emulator, _, client = served
     token = emulator.mint_x_token()["access_token"]
     post_photo(client, token, "X <caption> & more", REAL_JPEG.read_bytes(), 'Alt "quoted"')

@@ -46,7 +46,9 @@ def add_x_user(state: EmulatorState, user_id: str, username: str, name: str | No
     return user
 
 
-def add_ig_app(state: EmulatorState, client_id: str, client_secret: str, redirect_uris: tuple[str, ...] = ()) -> IGApp:
+def add_ig_app(
+    state: EmulatorState, client_id: str, client_secret: str, redirect_uris: tuple[str, ...] = ()
+) -> IGApp:
     app = IGApp(client_id, client_secret, tuple(redirect_uris))
     state.ig_apps[client_id] = app
     return app

@@ -198,11 +198,15 @@ def seed(call: Call) -> httpx.Response:
     if set(body) - allowed:
         raise AdminError(f"unknown seed keys: {sorted(set(body) - allowed)}")
     for item in body.get("x_clients", []):
-        accounts.add_x_client(state, item["client_id"], item.get("client_secret"), tuple(item.get("redirect_uris", ())))
+        accounts.add_x_client(
+            state, item["client_id"], item.get("client_secret"), tuple(item.get("redirect_uris", ()))
+        )
     for item in body.get("x_users", []):
         accounts.add_x_user(state, str(item["id"]), item["username"], item.get("name"))
     for item in body.get("ig_apps", []):
-        accounts.add_ig_app(state, str(item["client_id"]), item["client_secret"], tuple(item.get("redirect_uris", ())))
+        accounts.add_ig_app(
+            state, str(item["client_id"]), item["client_secret"], tuple(item.get("redirect_uris", ()))
+        )
     for item in body.get("ig_users", []):
         accounts.add_ig_user(state, str(item["user_id"]), item["username"], item.get("id"), item.get("name"))
     return json_response(200, {"ok": True})
@@ -211,7 +215,9 @@ def seed(call: Call) -> httpx.Response:
 def mint_x(call: Call) -> httpx.Response:
     body = _object_body(call)
     scopes = tuple(body.get("scopes", accounts.X_DAEMON_SCOPES))
-    return json_response(200, accounts.mint_x_token(call.state, body.get("user_id"), body.get("client_id"), scopes))
+    return json_response(
+        200, accounts.mint_x_token(call.state, body.get("user_id"), body.get("client_id"), scopes)
+    )
 
 
 def mint_ig(call: Call) -> httpx.Response:

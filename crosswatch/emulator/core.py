@@ -147,7 +147,9 @@ class Emulator:
     @staticmethod
     def _connection_error(request: httpx.Request, fault: Fault) -> httpx.TransportError:
         if fault.action.startswith("timeout"):
-            return ResponseTimedOut("The read operation timed out", request=request, hold_seconds=fault.seconds)
+            return ResponseTimedOut(
+                "The read operation timed out", request=request, hold_seconds=fault.seconds
+            )
         return ConnectionDropped("Server disconnected without sending a response.", request=request)
 
     def _record(self, request: httpx.Request, endpoint: str, status: int | None, outcome: str) -> None:
@@ -225,7 +227,9 @@ class Emulator:
     def delay(self, endpoint: str, seconds: float, *, times: int | None = 1) -> Fault:
         return self.inject(endpoint, "delay", seconds=seconds, times=times)
 
-    def stall(self, endpoint: str, seconds: float, *, after_applying: bool = False, times: int | None = 1) -> Fault:
+    def stall(
+        self, endpoint: str, seconds: float, *, after_applying: bool = False, times: int | None = 1
+    ) -> Fault:
         return self.inject(
             endpoint, "timeout_after" if after_applying else "timeout_before", seconds=seconds, times=times
         )
@@ -306,7 +310,9 @@ class Emulator:
         alt_text: str | None = None,
     ) -> IGMedia:
         with self.state.lock:
-            return accounts.post_from_phone(self.state, user_id, caption=caption, image=image, alt_text=alt_text)
+            return accounts.post_from_phone(
+                self.state, user_id, caption=caption, image=image, alt_text=alt_text
+            )
 
     # --- inspection -------------------------------------------------------------------------------------
 
@@ -362,9 +368,10 @@ def _not_found(request: httpx.Request) -> httpx.Response:
         return problem_response(404, x_blank_problem(404, f"No route for {request.method} {path}"))
     if path.startswith("/_emulator"):
         return text_response(404, f"No admin route for {request.method} {path}")
+    method = request.method.lower()
     return graph_error(
         100,
-        f"Unsupported {request.method.lower()} request. Object does not exist or does not support this operation.",
+        f"Unsupported {method} request. Object does not exist or does not support this operation.",
         subcode=33,
         error_type="GraphMethodException",
     )

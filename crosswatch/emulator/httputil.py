@@ -103,7 +103,9 @@ def json_response(status: int, payload: Any, headers: dict[str, str] | None = No
     return httpx.Response(status, content=body, headers=merged)
 
 
-def problem_response(status: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> httpx.Response:
+def problem_response(
+    status: int, payload: dict[str, Any], headers: dict[str, str] | None = None
+) -> httpx.Response:
     body = json.dumps(payload, ensure_ascii=False).encode("utf-8")
     merged = {"content-type": "application/problem+json", **(headers or {})}
     return httpx.Response(status, content=body, headers=merged)

@@ -123,7 +123,9 @@ def exchange_code(call: Call) -> httpx.Response:
     )
 
 
-def issue_token(state: EmulatorState, user_id: str, client_id: str, scopes: tuple[str, ...], kind: str) -> IGToken:
+def issue_token(
+    state: EmulatorState, user_id: str, client_id: str, scopes: tuple[str, ...], kind: str
+) -> IGToken:
     now = state.now()
     settings = state.settings
     lifetime = settings.ig_long_token_lifetime if kind == "long" else settings.ig_short_token_lifetime
@@ -187,7 +189,9 @@ def token_from(call: Call, params: dict[str, str]) -> IGToken | httpx.Response:
     state = call.state
     value = params.get("access_token") or bearer_token(call.request)
     if not value:
-        return graph_error(190, "An active access token must be used to query information about the current user.")
+        return graph_error(
+            190, "An active access token must be used to query information about the current user."
+        )
     token = state.ig_tokens.get(value)
     if token is None or token.revoked:
         return graph_error(190, "Invalid OAuth access token - Cannot parse access token", subcode=467)

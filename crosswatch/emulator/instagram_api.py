@@ -256,7 +256,9 @@ def create_container(call: Call) -> httpx.Response:
         return owner
     token, user = owner
     if PUBLISH_SCOPE not in token.scopes:
-        return graph_error(10, "Application does not have permission for this action", error_type="OAuthException")
+        return graph_error(
+            10, "Application does not have permission for this action", error_type="OAuthException"
+        )
     problem = _container_params_problem(call.state, params)
     if problem is not None:
         return problem
@@ -301,7 +303,10 @@ def _container_params_problem(state: EmulatorState, params: dict[str, str]) -> h
     if not params.get("image_url"):
         return graph_error(100, "The parameter image_url is required.")
     caption = params.get("caption", "")
-    if len(caption) > settings.ig_caption_max_chars or len(HASHTAG.findall(caption)) > settings.ig_max_hashtags:
+    if (
+        len(caption) > settings.ig_caption_max_chars
+        or len(HASHTAG.findall(caption)) > settings.ig_max_hashtags
+    ):
         return _meta_media_error(
             36004,
             2207010,
@@ -311,7 +316,9 @@ def _container_params_problem(state: EmulatorState, params: dict[str, str]) -> h
             f"{settings.ig_max_hashtags} hashtags.",
         )
     if len(MENTION.findall(caption)) > settings.ig_max_mentions:
-        return _meta_media_error(100, 2207040, "Too many tags.", "Too many tags", "A post can tag at most 20 accounts.")
+        return _meta_media_error(
+            100, 2207040, "Too many tags.", "Too many tags", "A post can tag at most 20 accounts."
+        )
     if len(params.get("alt_text", "")) > settings.ig_alt_text_max_chars:
         return graph_error(100, f"alt_text must be at most {settings.ig_alt_text_max_chars} characters.")
     return None
@@ -456,7 +463,9 @@ def quota_usage(state: EmulatorState, user: IGUser, since: float | None = None) 
     """Posts published through the API in the rolling window (posts made on the phone do not count)."""
     window_start = state.now() - state.settings.ig_publish_quota_window
     start = window_start if since is None else max(since, window_start)
-    return sum(1 for m in state.ig_media if m.user_id == user.user_id and m.source == "api" and m.timestamp > start)
+    return sum(
+        1 for m in state.ig_media if m.user_id == user.user_id and m.source == "api" and m.timestamp > start
+    )
 
 
 def publishing_limit(call: Call) -> httpx.Response:

@@ -21,7 +21,9 @@ from crosswatch.emulator.core import Emulator
 from crosswatch.emulator.faults import ConnectionDropped, ResponseTimedOut
 from crosswatch.emulator.settings import EmulatorSettings
 
-HOP_BY_HOP = frozenset({"connection", "keep-alive", "transfer-encoding", "content-length", "te", "trailer", "upgrade"})
+HOP_BY_HOP = frozenset(
+    {"connection", "keep-alive", "transfer-encoding", "content-length", "te", "trailer", "upgrade"}
+)
 
 
 class _Server(ThreadingHTTPServer):
@@ -151,7 +153,10 @@ class EmulatorServer:
         self._server = _Server(self._address, self.emulator)
         # A short poll interval keeps stop() quick; shutdown() waits for the loop to notice.
         self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="crosswatch-emulator", daemon=True
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="crosswatch-emulator",
+            daemon=True,
         )
         self._thread.start()
         return self

@@ -41,7 +41,9 @@ def x_post_json(state: EmulatorState, post: XPost, include_bytes: bool) -> dict[
         "client_id": post.client_id,
         "text": post.text,
         "created_at": post.created_at,
-        "media": [x_media_json(state.x_media[m], include_bytes) for m in post.media_ids if m in state.x_media],
+        "media": [
+            x_media_json(state.x_media[m], include_bytes) for m in post.media_ids if m in state.x_media
+        ],
         "url": f"/_emulator/x/{user.username if user else post.user_id}/status/{post.id}",
     }
 

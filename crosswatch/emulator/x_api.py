@@ -45,6 +45,9 @@ CREATE_POST_FIELDS = frozenset(
     }
 )  # fmt: skip
 EXCLUSIVE_POST_FIELDS = ("poll", "quote_tweet_id", "direct_message_deep_link", "media", "card_uri")
+EXCLUSIVE_MESSAGE = (
+    "You can only provide one of poll or quote_tweet_id or direct_message_deep_link or media or card_uri."
+)
 DUPLICATE_DETAIL = "You are not allowed to create a Tweet with duplicate content."
 TOO_LONG_DETAIL = (
     "Your Tweet text is too long. For more information on how Twitter determines text length see "
@@ -146,7 +149,9 @@ def user_posts(call: Call, grant: XGrant, user: XUser) -> httpx.Response:
     params = query_params(call.request)
     target_id = call.path_params["id"]
     if not ID_PATTERN.match(target_id):
-        return _invalid(state, f"The `id` query parameter value [{target_id}] is not valid", {"id": [target_id]})
+        return _invalid(
+            state, f"The `id` query parameter value [{target_id}] is not valid", {"id": [target_id]}
+        )
     target = state.x_users.get(target_id)
     if target is None:
         return json_response(200, {"errors": [_user_not_found(state, target_id)]})
@@ -423,7 +428,9 @@ def create_post(call: Call, grant: XGrant, user: XUser) -> httpx.Response:
         return problem_response(403, x_blank_problem(403, DUPLICATE_DETAIL))
     post = XPost(state.next_x_post_id(), user.id, grant.client_id, text, media_ids, state.now())
     state.x_posts.append(post)
-    return json_response(201, {"data": {"id": post.id, "text": post.text, "edit_history_tweet_ids": [post.id]}})
+    return json_response(
+        201, {"data": {"id": post.id, "text": post.text, "edit_history_tweet_ids": [post.id]}}
+    )
 
 
 def _create_post_problem(state: EmulatorState, body: dict[str, Any], user: XUser) -> httpx.Response | None:
@@ -434,7 +441,7 @@ def _create_post_problem(state: EmulatorState, body: dict[str, Any], user: XUser
     if len(present) > 1:
         return _invalid(
             state,
-            "You can only provide one of poll or quote_tweet_id or direct_message_deep_link or media or card_uri.",
+            EXCLUSIVE_MESSAGE,
             {key: [] for key in present},
         )
     text = body.get("text", "")

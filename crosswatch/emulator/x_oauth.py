@@ -76,7 +76,9 @@ def authorize(call: Call) -> httpx.Response:
     if problem is not None:
         return _authorize_error(problem)
     if not state.x_consent:
-        return redirect_response(_with_query(redirect_uri, {"error": "access_denied", "state": params["state"]}))
+        return redirect_response(
+            _with_query(redirect_uri, {"error": "access_denied", "state": params["state"]})
+        )
     user_id = state.x_signed_in_user or next(iter(state.x_users), None)
     if user_id is None:
         return _authorize_error("no X user is seeded in the emulator")
@@ -140,7 +142,9 @@ def token(call: Call) -> httpx.Response:
         return _exchange_code(call.state, client, form)
     if grant_type == "refresh_token":
         return _refresh(call.state, client, form)
-    return _oauth_error(400, "unsupported_grant_type", "grant_type must be authorization_code or refresh_token")
+    return _oauth_error(
+        400, "unsupported_grant_type", "grant_type must be authorization_code or refresh_token"
+    )
 
 
 def _authenticate_client(call: Call, form: dict[str, str]) -> XClient | httpx.Response:
