@@ -66,30 +66,50 @@ def template_fields(template: str, known: frozenset[str] = KNOWN_PLACEHOLDERS) -
     return names
 
 
+# Literal text made only of these is a separator between placeholders: it goes with an empty one.
+_SEPARATOR = re.compile(r"[\s,;:/|·•–—-]*")
+
+
 def render(template: str, values: Mapping[str, str]) -> str:
     """Fill ``template``; a line whose placeholders are all empty disappears.
 
+    Within a line, separator-only text next to an empty placeholder goes with it ("{a}, {b} — {c}"
+    with an empty b gives "A — C"; a separator at the start or end of what is left is dropped), so no
+    dangling commas or doubled spaces remain; the values themselves are inserted exactly as given.
     Lines without placeholders are kept as written (blank lines included), but runs of blank lines
     left behind by removed lines collapse into one, and blank lines at the ends are trimmed.
     """
     out_lines: list[str] = []
     for line in template.split("\n"):
-        parsed = list(string.Formatter().parse(line))
-        names = [name for _lit, name, _spec, _conv in parsed if name is not None]
-        pieces: list[str] = []
-        for literal, name, _spec, _conv in parsed:
-            pieces.append(literal)
-            if name is not None:
-                pieces.append(values.get(name, "") or "")
-        if names and not any((values.get(n) or "").strip() for n in names):
+        parsed = [(literal, name) for literal, name, _spec, _conv in string.Formatter().parse(line)]
+        names = [name for _literal, name in parsed if name is not None]
+        if not names:
+            out_lines.append("".join(literal for literal, _name in parsed))
             continue
-        out_lines.append(_squeeze_spaces("".join(pieces)) if names else "".join(pieces))
+        if not any((values.get(n) or "").strip() for n in names):
+            continue
+        out_lines.append(_render_line(parsed, values))
     return _collapse_blank_lines(out_lines)
 
 
-def _squeeze_spaces(line: str) -> str:
-    # An empty placeholder between two words leaves a double space; fold it.
-    return re.sub(r"[ \t]{2,}", " ", line).strip()
+def _render_line(parsed: list[tuple[str, str | None]], values: Mapping[str, str]) -> str:
+    out = ""
+    gap = ""  # separator text waiting for the next non-empty piece; the last one wins
+    for literal, name in parsed:
+        if literal:
+            if _SEPARATOR.fullmatch(literal):
+                gap = literal if out else ""
+            else:
+                out, gap = _join(out, gap) + literal, ""
+        value = (values.get(name) or "") if name is not None else ""
+        if value.strip():
+            out, gap = _join(out, gap) + value, ""
+    return out.strip()
+
+
+def _join(out: str, gap: str) -> str:
+    # "© " then the gap " " left by an empty {year}: one space, not two
+    return out + (gap.lstrip() if out[-1:].isspace() else gap)
 
 
 def _collapse_blank_lines(lines: list[str]) -> str:
