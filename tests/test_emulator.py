@@ -869,3 +869,57 @@ def test_run_emulator_prints_the_url_and_stops(capsys: pytest.CaptureFixture[str
     stop.set()
     thread.join(5)
     assert not thread.is_alive()
+
+
+def test_admin_api_seeds_accounts_arms_faults_and_overrides_containers(rig: Rig) -> None:
+    client = rig.client
+    names = client.get("/_emulator/endpoints").json()["endpoints"]
+    assert {"x.tweets.create", "x.media.upload", "ig.media.create", "ig.media_publish"} <= set(names)
+
+    seeded = client.post(
+        "/_emulator/seed",
+        json={
+            "x_users": [{"id": "42", "username": "second"}],
+            "ig_apps": [{"client_id": "77", "client_secret": "shh"}],
+            "ig_users": [{"user_id": "17841400000000099", "username": "other.account"}],
+        },
+    )
+    assert seeded.status_code == 200
+    assert client.post("/_emulator/consent", json={"platform": "x", "user_id": "42"}).status_code == 200
+    tokens = x_sign_in(client)
+    assert (
+        client.get("/2/users/me", headers=bearer(tokens["access_token"])).json()["data"]["username"]
+        == "second"
+    )
+
+    unknown = client.post("/_emulator/faults", json={"endpoint": "x.nope", "action": "drop_before"})
+    assert unknown.status_code == 400
+    bad_action = client.post("/_emulator/faults", json={"endpoint": "x.users.me", "action": "explode"})
+    assert bad_action.status_code == 400
+    armed = client.post(
+        "/_emulator/faults",
+        json={"endpoint": "ig.me", "action": "respond", "status": 500, "times": None},
+    ).json()
+    token = ig_token(rig.emulator)
+    assert graph_error(client.get("/me", params={"access_token": token})) == (2, None)
+    assert graph_error(client.get("/me", params={"access_token": token})) == (2, None)
+    assert client.delete(f"/_emulator/faults/{armed['id']}").json() == {"removed": True}
+    assert client.get("/me", params={"access_token": token}).status_code == 200
+
+    rig.emulator.state.hosted_dir = PHOTOS
+    container_id = create_container(client, token, f"{BASE}/_emulator/hosted/pil-iptc.jpg").json()["id"]
+    forced = client.post(f"/_emulator/containers/{container_id}", json={"status": "ERROR"})
+    assert forced.json() == {"id": container_id, "status_code": "ERROR"}
+    assert client.get("/_emulator/hosted/../conftest.py").status_code == 404
+
+
+def test_request_log_redacts_secrets_and_records_dropped_requests(rig: Rig) -> None:
+    token = ig_token(rig.emulator)
+    rig.client.get("/me", params={"fields": "username", "access_token": token})
+    rig.emulator.drop_connection("ig.me", after_applying=True)
+    with pytest.raises(httpx.RemoteProtocolError):
+        rig.client.get("/me", params={"access_token": token})
+    first, dropped = rig.emulator.requests_log("ig.me")
+    assert token not in first.path
+    assert "access_token=%3Credacted%3E" in first.path
+    assert (dropped.status, dropped.outcome) == (None, "fault:drop_after")

@@ -49,6 +49,13 @@ def routes(endpoint_names: Callable[[], list[str]], advance_clock: Callable[[flo
         advance_clock(float(seconds))
         return json_response(200, {"now": call.state.now()})
 
+    def add_fault(call: Call) -> httpx.Response:
+        fault = fault_from_json(_object_body(call))
+        if fault.endpoint != "*" and fault.endpoint not in endpoint_names():
+            raise AdminError(f"unknown endpoint {fault.endpoint!r}; see /_emulator/endpoints")
+        call.state.faults.add(fault)
+        return json_response(201, fault.to_json())
+
     table: list[tuple[str, str, str, Callable[[Call], httpx.Response]]] = [
         ("GET", "/", "admin.home", home),
         ("GET", "/_emulator", "admin.home", home),
@@ -167,11 +174,6 @@ def hosted_file(call: Call) -> httpx.Response:
 
 def list_faults(call: Call) -> httpx.Response:
     return json_response(200, {"faults": [f.to_json() for f in call.state.faults.armed()]})
-
-
-def add_fault(call: Call) -> httpx.Response:
-    fault = call.state.faults.add(fault_from_json(_object_body(call)))
-    return json_response(201, fault.to_json())
 
 
 def clear_faults(call: Call) -> httpx.Response:

@@ -165,6 +165,9 @@ class Emulator:
                     outcome=outcome,
                 )
             )
+            excess = len(self.state.requests) - self.settings.request_log_limit
+            if excess > 0:
+                del self.state.requests[:excess]
 
     def _notify(self, request: httpx.Request, response: httpx.Response | None, endpoint: str) -> None:
         for observer in list(self._observers):

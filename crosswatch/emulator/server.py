@@ -12,6 +12,7 @@ import socket
 import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -187,6 +188,7 @@ def run_emulator(
     port: int = 0,
     *,
     settings: EmulatorSettings | None = None,
+    hosted_dir: Path | None = None,
     emulator: Emulator | None = None,
     ready: threading.Event | None = None,
     stop: threading.Event | None = None,
@@ -194,9 +196,10 @@ def run_emulator(
     """Serve until Ctrl-C (or until ``stop`` is set), printing the base URL first.
 
     ``crosswatch emulator [--host] [--port]`` calls this; pass ``settings`` for short token lifetimes,
-    small quotas and the like.
+    small quotas and the like, and ``hosted_dir`` to serve a folder under ``/_emulator/hosted/`` (a
+    ``directory`` media host for Instagram without another web server).
     """
-    emulator = emulator or Emulator(settings)
+    emulator = emulator or Emulator(settings, hosted_dir=hosted_dir)
     with EmulatorServer(emulator, host, port) as server:
         print(f"crosswatch emulator listening on {server.url}", flush=True)
         print(f"timelines: {server.url}/_emulator/   state: {server.url}/_emulator/state", flush=True)

@@ -58,5 +58,7 @@ class EmulatorSettings:
     ig_max_hashtags: int = 30
     ig_max_mentions: int = 20
     ig_image_fetch_timeout: float = 10.0
+    # Oldest entries of the request log are dropped beyond this many.
+    request_log_limit: int = 10_000
     # The documented code-exchange response is {"data":[{...}]}; the live one is reported flat.
     ig_token_response_shape: Literal["flat", "data"] = "flat"
