@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -10,8 +13,10 @@ import httpx
 import pytest
 
 from crosswatch.config import TargetConfig
+from crosswatch.emulator import DEFAULT_IG_USER_ID, Emulator, EmulatorServer, EmulatorSettings, ManualClock, sample_jpeg
+from crosswatch.hosting import DirectoryHost
 from crosswatch.models import Caption, PreparedImage
-from crosswatch.targets.base import HttpStep, JobContext, Kind, LocalStep, Outcome
+from crosswatch.targets.base import HttpStep, JobContext, Kind, LocalStep, Outcome, Reconciler, Verdict
 from crosswatch.targets.instagram import (
     InstagramTarget,
     build_container_status_request,
@@ -20,6 +25,7 @@ from crosswatch.targets.instagram import (
     parse_publishing_limit,
     poll_wait,
 )
+from tests.target_helpers import drive
 
 CONFIG = TargetConfig(name="instagram", kind="instagram", graph_base="https://graph.ig.test/v25.0")
 JPEG = b"\xff\xd8\xff\xe0fake\xff\xd9"
@@ -320,3 +326,172 @@ def test_publishing_limit_helpers() -> None:
 
 def test_poll_wait_schedule() -> None:
     assert [poll_wait(n) for n in range(8)] == [2, 4, 8, 16, 32, 60, 60, 60]
+
+
+# ---------------------------------------------------------------------------------------------------
+# Against the bundled emulator: Meta fetches the image from the media host, containers take time
+
+
+BASE = "https://emu.test"
+NOW = 1_800_000_000.0
+
+
+@dataclass
+class Emulated:
+    emulator: Emulator
+    clock: ManualClock
+    client: httpx.Client
+    host: DirectoryHost
+    hosted: Path
+
+
+@pytest.fixture
+def emulated(tmp_path: Path) -> Iterator[Emulated]:
+    hosted = tmp_path / "hosted"
+    hosted.mkdir()
+    clock = ManualClock(NOW)
+    emulator = Emulator(EmulatorSettings(ig_container_processing_seconds=5.0), clock=clock, hosted_dir=hosted)
+    # The emulator serves hosted_dir under /_emulator/hosted/: it stands in for the user's web server.
+    host = DirectoryHost(hosted, BASE + "/_emulator/hosted")
+    with httpx.Client(transport=httpx.MockTransport(emulator.handle)) as client:
+        yield Emulated(emulator, clock, client, host, hosted)
+
+
+def emulator_ctx(tmp_path: Path, token: str, *, caption: str = "Heron at dawn\n\n#birds", seed: int = 0,
+                 job_id: int = 1) -> JobContext:
+    image = tmp_path / f"ig-{seed}.jpg"
+    image.write_bytes(sample_jpeg(1080, 1350, seed=seed))
+    text = Caption(text=caption, length=len(caption), limit=2200, alt_text="A grey heron in the mist",
+                   hashtags=("#birds",), shortened=())
+    prepared = PreparedImage(path=str(image), width=1080, height=1350, bytes=image.stat().st_size,
+                             format="JPEG", quality=90, fit=None)
+    return JobContext(job_id=job_id, target="instagram", photo_hash=f"{seed:064x}", photo_path=image,
+                      caption=text, image=prepared, access_token=token, account_id=DEFAULT_IG_USER_ID)
+
+
+def emulator_target(e: Emulated, version: str = "/v25.0") -> InstagramTarget:
+    return InstagramTarget(TargetConfig(name="instagram", kind="instagram", graph_base=BASE + version), e.host)
+
+
+def test_post_through_the_container_flow(tmp_path: Path, emulated: Emulated) -> None:
+    token = emulated.emulator.mint_ig_token()["access_token"]
+    ctx = emulator_ctx(tmp_path, token)
+    outcome, final, performed = drive(emulator_target(emulated).steps(), ctx, emulated.client,
+                                      wait=emulated.clock.advance)
+    assert outcome.kind is Kind.DONE
+    assert performed[:3] == ["host_image", "create_container", "wait_for_container"]
+    assert performed.count("wait_for_container") >= 2  # it was IN_PROGRESS at first
+    assert performed[-3:] == ["publish", "read_permalink", "unhost_image"]
+    [media] = emulated.emulator.ig_posts()
+    assert outcome.remote_id == media.id
+    assert outcome.permalink is not None and media.shortcode in outcome.permalink
+    assert media.caption == "Heron at dawn\n\n#birds" and media.alt_text == "A grey heron in the mist"
+    assert media.image == ctx.photo_path.read_bytes()  # fetched from the media host
+    assert list(emulated.hosted.iterdir()) == []  # and removed from it afterwards
+    assert final.data["poll_count"] >= 1
+
+
+def test_container_error_fails_the_job(tmp_path: Path, emulated: Emulated) -> None:
+    emulated.emulator.fail_next_containers("ERROR")
+    ctx = emulator_ctx(tmp_path, emulated.emulator.mint_ig_token()["access_token"])
+    outcome, _, performed = drive(emulator_target(emulated).steps(), ctx, emulated.client,
+                                  wait=emulated.clock.advance)
+    assert outcome.kind is Kind.FAILED and "ERROR" in (outcome.reason or "")
+    assert "publish" not in performed
+    assert emulated.emulator.ig_posts() == []
+
+
+def test_expired_container_is_recreated_and_published(tmp_path: Path, emulated: Emulated) -> None:
+    emulated.emulator.fail_next_containers("EXPIRED")
+    ctx = emulator_ctx(tmp_path, emulated.emulator.mint_ig_token()["access_token"])
+    outcome, final, _ = drive(emulator_target(emulated).steps(), ctx, emulated.client, wait=emulated.clock.advance)
+    assert outcome.kind is Kind.DONE
+    assert final.data["containers_recreated"] == 1
+    assert len(emulated.emulator.requests_log("ig.media.create")) == 2
+    assert len(emulated.emulator.ig_posts()) == 1
+
+
+def test_unreachable_image_url_is_a_failure_naming_the_media_host(tmp_path: Path, emulated: Emulated) -> None:
+    broken = DirectoryHost(emulated.hosted, BASE + "/_emulator/hosted/nowhere")
+    target = InstagramTarget(TargetConfig(name="instagram", kind="instagram", graph_base=BASE), broken)
+    ctx = emulator_ctx(tmp_path, emulated.emulator.mint_ig_token()["access_token"])
+    outcome, _, _ = drive(target.steps(), ctx, emulated.client, wait=emulated.clock.advance)
+    assert outcome.kind is Kind.FAILED
+    assert "public_url" in (outcome.reason or "")
+
+
+def test_publishing_quota_is_a_rate_limit(tmp_path: Path) -> None:
+    clock = ManualClock(NOW)
+    hosted = tmp_path / "hosted"
+    hosted.mkdir()
+    emulator = Emulator(EmulatorSettings(ig_publish_quota=1, ig_container_processing_seconds=0.0), clock=clock,
+                        hosted_dir=hosted)
+    target = InstagramTarget(TargetConfig(name="instagram", kind="instagram", graph_base=BASE),
+                             DirectoryHost(hosted, BASE + "/_emulator/hosted"))
+    with httpx.Client(transport=httpx.MockTransport(emulator.handle)) as client:
+        token = emulator.mint_ig_token()["access_token"]
+        first, _, _ = drive(target.steps(), emulator_ctx(tmp_path, token, seed=1), client, wait=clock.advance)
+        second, _, _ = drive(target.steps(), emulator_ctx(tmp_path, token, seed=2, caption="b", job_id=2), client,
+                             wait=clock.advance)
+        limit = client.send(build_publishing_limit_request(target.config, DEFAULT_IG_USER_ID, token))
+    assert first.kind is Kind.DONE
+    assert second.kind is Kind.RATE_LIMITED and second.data["error_code"] == 9
+    quota = parse_publishing_limit(limit)
+    assert quota is not None and (quota.usage, quota.total, quota.remaining) == (1, 1, 0)
+
+
+def test_expired_token_is_auth(tmp_path: Path, emulated: Emulated) -> None:
+    ctx = emulator_ctx(tmp_path, emulated.emulator.mint_ig_token(long_lived=False)["access_token"])
+    emulated.clock.advance(3601)
+    outcome, _, performed = drive(emulator_target(emulated).steps(), ctx, emulated.client,
+                                  wait=emulated.clock.advance)
+    assert (outcome.kind, performed) == (Kind.AUTH, ["host_image", "create_container"])
+
+
+def test_reconciler_after_publish_finds_the_media(tmp_path: Path, emulated: Emulated) -> None:
+    token = emulated.emulator.mint_ig_token()["access_token"]
+    emulated.emulator.post_from_phone(caption="something else")
+    target = emulator_target(emulated)
+    intent_at = emulated.clock()
+    done, final, _ = drive(target.steps(), emulator_ctx(tmp_path, token), emulated.client,
+                           wait=emulated.clock.advance)
+    reconciler = target.reconciler
+    assert isinstance(reconciler, Reconciler)
+    ctx = final
+    for _ in range(3):
+        request = reconciler.build(ctx, "publish", intent_at)
+        assert request is not None
+        finding = reconciler.parse(ctx, "publish", emulated.client.send(request))
+        if finding.verdict is not Verdict.ASK_AGAIN:
+            break
+        ctx = JobContext(**{**ctx.__dict__, "data": {**ctx.data, **finding.data}})
+    assert finding.verdict is Verdict.POSTED
+    assert (finding.remote_id, finding.permalink) == (done.remote_id, done.permalink)
+
+
+def test_reconciler_before_publish_says_absent(tmp_path: Path, emulated: Emulated) -> None:
+    target = emulator_target(emulated)
+    steps = target.steps()
+    ctx = emulator_ctx(tmp_path, emulated.emulator.mint_ig_token()["access_token"])
+    # Host, create, wait until FINISHED; then "crash" before publishing.
+    outcome, ctx, _ = drive(steps[:3], ctx, emulated.client, wait=emulated.clock.advance)
+    assert outcome.kind is Kind.DONE
+    request = target.reconciler.build(ctx, "publish", emulated.clock())
+    assert request is not None
+    finding = target.reconciler.parse(ctx, "publish", emulated.client.send(request))
+    assert finding.verdict is Verdict.ABSENT
+    assert target.reconciler.build(ctx, "create_container", emulated.clock()) is None
+
+
+def test_post_on_the_real_emulator_server(tmp_path: Path) -> None:
+    hosted = tmp_path / "hosted"
+    hosted.mkdir()
+    emulator = Emulator(EmulatorSettings(ig_container_processing_seconds=0.3), hosted_dir=hosted)
+    with EmulatorServer(emulator) as server, httpx.Client() as client:
+        # The emulator fetches image_url over real HTTP from its own server, like Meta would.
+        target = InstagramTarget(TargetConfig(name="instagram", kind="instagram", graph_base=server.url),
+                                 DirectoryHost(hosted, server.url + "/_emulator/hosted"))
+        ctx = emulator_ctx(tmp_path, emulator.mint_ig_token()["access_token"])
+        outcome, _, _ = drive(target.steps(), ctx, client, wait=lambda seconds: time.sleep(min(seconds, 0.2)))
+    assert outcome.kind is Kind.DONE
+    assert [m.id for m in emulator.ig_posts()] == [outcome.remote_id]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -10,8 +12,18 @@ import httpx
 import pytest
 
 from crosswatch.config import TargetConfig
+from crosswatch.emulator import (
+    DEFAULT_X_USER_ID,
+    DEFAULT_X_USERNAME,
+    Emulator,
+    EmulatorServer,
+    EmulatorSettings,
+    ManualClock,
+    RateLimit,
+    sample_jpeg,
+)
 from crosswatch.models import Caption, PreparedImage
-from crosswatch.targets.base import HttpStep, JobContext, Kind, Outcome, step_applies
+from crosswatch.targets.base import HttpStep, JobContext, Kind, Outcome, Reconciler, Verdict, step_applies
 from crosswatch.targets.x import (
     XTarget,
     build_recent_posts_request,
@@ -20,6 +32,7 @@ from crosswatch.targets.x import (
     parse_rate_limits,
     post_permalink,
 )
+from tests.target_helpers import drive
 
 NOW = 1_800_000_000.0
 CONFIG = TargetConfig(name="x", kind="x", api_base="https://api.x.test")
@@ -256,3 +269,141 @@ def test_find_post_with_media_key() -> None:
     assert find_post_with_media_key(response, "3_404") is None
     assert find_post_with_media_key(httpx.Response(200, json={"meta": {"result_count": 0}}), "3_1") is None
     assert find_post_with_media_key(httpx.Response(401, json={"data": []}), "3_1") is None
+
+
+# ---------------------------------------------------------------------------------------------------
+# Against the bundled emulator: in-process (MockTransport) and as a real server
+
+
+def emulator_ctx(tmp_path: Path, token: str, *, text: str = "Heron at dawn #birds", seed: int = 0,
+                 alt_text: str | None = "A grey heron on one leg in the mist", job_id: int = 1) -> JobContext:
+    image = tmp_path / f"x-{seed}.jpg"
+    image.write_bytes(sample_jpeg(640, 480, seed=seed))
+    caption = Caption(text=text, length=len(text), limit=280, alt_text=alt_text, hashtags=(), shortened=())
+    prepared = PreparedImage(path=str(image), width=640, height=480, bytes=image.stat().st_size, format="JPEG",
+                             quality=85, fit=None)
+    return JobContext(job_id=job_id, target="x", photo_hash=f"{seed:064x}", photo_path=image, caption=caption,
+                      image=prepared, access_token=token, account_id=DEFAULT_X_USER_ID)
+
+
+Emulated = tuple[Emulator, ManualClock, httpx.Client]
+
+
+def emulator_config(base: str) -> TargetConfig:
+    return TargetConfig(name="x", kind="x", api_base=base)
+
+
+@pytest.fixture
+def emulated() -> Iterator[Emulated]:
+    clock = ManualClock(NOW)
+    emulator = Emulator(clock=clock)
+    with httpx.Client(transport=httpx.MockTransport(emulator.handle)) as client:
+        yield emulator, clock, client
+
+
+def test_post_with_alt_text_on_the_emulator(tmp_path: Path, emulated: Emulated) -> None:
+    emulator, clock, client = emulated
+    target = XTarget(emulator_config("https://emu.test"), username=DEFAULT_X_USERNAME, clock=clock)
+    ctx = emulator_ctx(tmp_path, emulator.mint_x_token()["access_token"])
+    outcome, final, performed = drive(target.steps(), ctx, client, wait=clock.advance)
+    assert performed == ["upload_media", "set_alt_text", "create_post"]
+    assert outcome.kind is Kind.DONE
+    [post] = emulator.x_posts()
+    assert outcome.remote_id == post.id and post.text == "Heron at dawn #birds"
+    assert outcome.permalink == f"https://x.com/{DEFAULT_X_USERNAME}/status/{post.id}"
+    assert post.media_ids == (final.data["media_id"],)
+    assert emulator.x_media_bytes(post.media_ids[0]) == ctx.photo_path.read_bytes()
+    assert emulator.x_alt_text(post.media_ids[0]) == "A grey heron on one leg in the mist"
+
+
+def test_without_alt_text_the_metadata_call_is_skipped(tmp_path: Path,
+                                                      emulated: Emulated) -> None:
+    emulator, clock, client = emulated
+    ctx = emulator_ctx(tmp_path, emulator.mint_x_token()["access_token"], alt_text=None)
+    outcome, _final, _ = drive(XTarget(emulator_config("https://emu.test")).steps(), ctx, client,
+                               wait=clock.advance)
+    assert outcome.kind is Kind.DONE
+    assert emulator.requests_log("x.media.metadata") == []
+
+
+def test_the_same_post_twice_is_a_duplicate(tmp_path: Path,
+                                            emulated: Emulated) -> None:
+    emulator, clock, client = emulated
+    token = emulator.mint_x_token()["access_token"]
+    steps = XTarget(emulator_config("https://emu.test"), clock=clock).steps()
+    first, _, _ = drive(steps, emulator_ctx(tmp_path, token), client, wait=clock.advance)
+    second, _, _ = drive(steps, emulator_ctx(tmp_path, token), client, wait=clock.advance)
+    assert (first.kind, second.kind) == (Kind.DONE, Kind.DUPLICATE)
+
+
+def test_expired_token_is_auth(tmp_path: Path, emulated: Emulated) -> None:
+    emulator, clock, client = emulated
+    ctx = emulator_ctx(tmp_path, emulator.mint_x_token()["access_token"])
+    clock.advance(7201)
+    outcome, _, performed = drive(XTarget(emulator_config("https://emu.test")).steps(), ctx, client,
+                                  wait=clock.advance)
+    assert (outcome.kind, performed) == (Kind.AUTH, ["upload_media"])
+
+
+def test_rate_limit_429_from_the_emulator(tmp_path: Path) -> None:
+    clock = ManualClock(NOW)
+    limits = {**EmulatorSettings().x_rate_limits, "x.tweets.create": RateLimit(1, 900)}
+    emulator = Emulator(EmulatorSettings(x_rate_limits=limits), clock=clock)
+    steps = XTarget(emulator_config("https://emu.test"), clock=clock).steps()
+    with httpx.Client(transport=httpx.MockTransport(emulator.handle)) as client:
+        token = emulator.mint_x_token()["access_token"]
+        first, _, _ = drive(steps, emulator_ctx(tmp_path, token, seed=1), client, wait=clock.advance)
+        assert first.kind is Kind.DONE
+        assert first.data["rate_limit"]["window"]["remaining"] == 0
+        second, _, _ = drive(steps, emulator_ctx(tmp_path, token, seed=2, text="another"), client,
+                             wait=clock.advance)
+    assert second.kind is Kind.RATE_LIMITED
+    assert second.retry_after is not None and 1 <= second.retry_after <= 901
+
+
+def test_reconciler_finds_the_post_by_media_key(tmp_path: Path,
+                                                emulated: Emulated) -> None:
+    emulator, clock, client = emulated
+    token = emulator.mint_x_token()["access_token"]
+    target = XTarget(emulator_config("https://emu.test"), clock=clock)
+    # Some other post first, so the match is not simply "the only post".
+    drive(target.steps(), emulator_ctx(tmp_path, token, seed=5, text="older"), client, wait=clock.advance)
+    done, posted_ctx, _ = drive(target.steps(), emulator_ctx(tmp_path, token, seed=6), client, wait=clock.advance)
+    reconciler = target.reconciler
+    assert isinstance(reconciler, Reconciler)
+    request = reconciler.build(posted_ctx, "create_post", intent_at=clock() - 1)
+    assert request is not None
+    finding = reconciler.parse(posted_ctx, "create_post", client.send(request))
+    assert finding.verdict is Verdict.POSTED
+    assert finding.remote_id == done.remote_id
+
+
+def test_reconciler_absent_only_once_the_timeline_has_settled(
+        tmp_path: Path, emulated: Emulated) -> None:
+    emulator, clock, client = emulated
+    token = emulator.mint_x_token()["access_token"]
+    target = XTarget(emulator_config("https://emu.test"), clock=clock)
+    upload = target.steps()[0]
+    assert isinstance(upload, HttpStep)
+    ctx = emulator_ctx(tmp_path, token)
+    uploaded = upload.parse(ctx, client.send(upload.build(ctx)))
+    ctx = JobContext(**{**ctx.__dict__, "data": dict(uploaded.data)})  # the post itself never went out
+    reconciler = target.reconciler
+    request = reconciler.build(ctx, "create_post", intent_at=clock())
+    assert request is not None
+    assert reconciler.parse(ctx, "create_post", client.send(request)).verdict is Verdict.UNKNOWN
+    clock.advance(60)
+    request = reconciler.build(ctx, "create_post", intent_at=clock() - 60)
+    assert request is not None
+    assert reconciler.parse(ctx, "create_post", client.send(request)).verdict is Verdict.ABSENT
+    assert reconciler.build(ctx, "upload_media", intent_at=clock()) is None
+
+
+def test_post_on_the_real_emulator_server(tmp_path: Path) -> None:
+    emulator = Emulator()
+    with EmulatorServer(emulator) as server, httpx.Client() as client:
+        target = XTarget(emulator_config(server.url))
+        ctx = emulator_ctx(tmp_path, emulator.mint_x_token()["access_token"])
+        outcome, _, _ = drive(target.steps(), ctx, client, wait=time.sleep)
+    assert outcome.kind is Kind.DONE
+    assert [p.id for p in emulator.x_posts()] == [outcome.remote_id]

@@ -13,15 +13,16 @@ header, never in the URL, so it cannot end up in a logged URL.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from crosswatch.config import TargetConfig
-from crosswatch.targets.base import JobContext, Kind, Outcome, Step
+from crosswatch.targets.base import Finding, JobContext, Kind, Outcome, Step, Verdict
 
 if TYPE_CHECKING:
     from crosswatch.hosting import MediaHost
@@ -48,6 +49,8 @@ TRANSIENT_CODES = frozenset({-1, -2, 1, 2})
 # Waits when Meta gives no estimate of its own.
 DEFAULT_THROTTLE_WAIT = 15 * 60.0
 PUBLISH_QUOTA_WAIT = 60 * 60.0
+# A published post is looked for among media from a little before the intent (clocks differ).
+RECONCILE_LOOKBACK_SECONDS = 300
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -416,6 +419,10 @@ class ReadPermalink:
     name: str = "read_permalink"
     safe_to_repeat: bool = True
 
+    def applies(self, ctx: JobContext) -> bool:
+        # A post found by reconciliation without its media id has no node to read.
+        return bool(ctx.data.get("media_id"))
+
     def build(self, ctx: JobContext) -> httpx.Request:
         return build_permalink_request(self.config, str(ctx.data.get("media_id", "")), ctx.access_token)
 
@@ -466,6 +473,95 @@ class InstagramTarget:
             ReadPermalink(config),
             Unhost(host),
         )
+        self.reconciler = InstagramReconciler(config)
 
     def steps(self) -> Sequence[Step]:
         return self._steps
+
+
+# ---------------------------------------------------------------------------------------------------
+# Reconciliation: did media_publish go out?
+
+
+def build_recent_media_request(config: TargetConfig, account_id: str | None, token: str | None,
+                               since: int | None = None, limit: int = 25) -> httpx.Request:
+    params = {"fields": "id,caption,permalink,timestamp", "limit": str(max(1, min(100, limit)))}
+    if since is not None:
+        params["since"] = str(since)
+    return httpx.Request("GET", graph_url(config, f"{user_node(account_id)}/media"), headers=bearer(token),
+                         params=params)
+
+
+def _graph_time(value: Any) -> float | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.strptime(value, "%Y-%m-%dT%H:%M:%S%z").timestamp()
+    except ValueError:
+        return None
+
+
+def _same_caption(a: str, b: str) -> bool:
+    # Compare words only: Instagram may normalise line endings and trailing space.
+    return a.split() == b.split()
+
+
+def find_media_by_caption(response: httpx.Response, caption: str,
+                          not_before: float) -> Mapping[str, str | None] | None:
+    """``{"id", "permalink"}`` of the newest media with this caption posted at or after ``not_before``."""
+    if not response.is_success:
+        return None
+    items = _graph_object(response).get("data")
+    for item in items if isinstance(items, list) else ():
+        if not isinstance(item, dict) or not isinstance(item.get("caption"), str):
+            continue
+        posted_at = _graph_time(item.get("timestamp"))
+        media_id = _id_string(item.get("id"))
+        if media_id and posted_at is not None and posted_at >= not_before and \
+                _same_caption(item["caption"], caption):
+            return {"id": media_id, "permalink": _text(item.get("permalink"))}
+    return None
+
+
+class InstagramReconciler:
+    """The container's status says whether ``media_publish`` took effect (PUBLISHED); the media id
+    itself is then found among the account's recent media by caption and time."""
+
+    def __init__(self, config: TargetConfig) -> None:
+        self.config = config
+        # parse() is not told when the intent was; remember it per job from build().
+        self._not_before: dict[int, float] = {}
+
+    def build(self, ctx: JobContext, step: str, intent_at: float) -> httpx.Request | None:
+        container_id = ctx.data.get("container_id")
+        if step != "publish" or not container_id:
+            return None
+        if ctx.data.get("reconcile_container") == "PUBLISHED":
+            since = int(intent_at) - RECONCILE_LOOKBACK_SECONDS
+            self._not_before[ctx.job_id] = float(since)
+            return build_recent_media_request(self.config, ctx.account_id, ctx.access_token, since)
+        return build_container_status_request(self.config, str(container_id), ctx.access_token)
+
+    def parse(self, ctx: JobContext, step: str, response: httpx.Response) -> Finding:
+        not_before = self._not_before.pop(ctx.job_id, 0.0)
+        if not response.is_success:
+            return Finding(Verdict.UNKNOWN, reason=error_outcome(response).reason)
+        if ctx.data.get("reconcile_container") == "PUBLISHED":
+            return self._find_media(ctx, response, not_before)
+        status = parse_container_status(response)
+        if status is None:
+            return Finding(Verdict.UNKNOWN, reason="Instagram sent no container status_code")
+        if status.published:
+            return Finding(Verdict.ASK_AGAIN, data={"reconcile_container": "PUBLISHED"})
+        # FINISHED (or IN_PROGRESS, ERROR, EXPIRED): nothing was published from this container.
+        return Finding(Verdict.ABSENT, reason=f"the container is {status.status_code}, not published")
+
+    def _find_media(self, ctx: JobContext, response: httpx.Response, not_before: float) -> Finding:
+        found = find_media_by_caption(response, ctx.caption.text, not_before)
+        if found is None:
+            # Published for certain, but the media is not identifiable: never publish again.
+            return Finding(Verdict.POSTED, data={"media_id": None},
+                           reason="the container is published; its media was not found by caption")
+        media_id = found["id"]
+        return Finding(Verdict.POSTED, remote_id=media_id, permalink=found["permalink"],
+                       data={"media_id": media_id, "permalink": found["permalink"]})

@@ -23,7 +23,7 @@ from typing import Any
 import httpx
 
 from crosswatch.config import TargetConfig
-from crosswatch.targets.base import JobContext, Kind, Outcome, Step
+from crosswatch.targets.base import Finding, JobContext, Kind, Outcome, Step, Verdict
 
 DEFAULT_API_BASE = "https://api.x.com"
 # The scopes crosswatch asks for, no more (api-notes A1: the minimum set for posting a photo).
@@ -34,6 +34,10 @@ DEFAULT_RATE_LIMIT_WAIT = 15 * 60.0
 DUPLICATE_DETAIL = "duplicate content"
 # v1.1-era error codes that still appear in some 403 bodies: 187 "Status is a duplicate".
 DUPLICATE_LEGACY_CODE = 187
+# Reconciliation looks at posts from a little before the intent (clocks differ) and treats a miss as
+# certain only once the post would have had time to show up in the timeline.
+RECONCILE_LOOKBACK_SECONDS = 300.0
+TIMELINE_SETTLE_SECONDS = 20.0
 
 Clock = Callable[[], float]
 
@@ -360,6 +364,7 @@ class XTarget:
             SetAltText(config, clock),
             CreatePost(config, clock, username),
         )
+        self.reconciler = XReconciler(config, username=username, clock=clock)
 
     def steps(self) -> Sequence[Step]:
         return self._steps
@@ -406,3 +411,54 @@ def find_post_with_media_key(response: httpx.Response, media_key: str) -> str | 
         if isinstance(keys, list) and media_key in keys:
             return _id_string(post.get("id"))
     return None
+
+
+def media_key_of(data: Mapping[str, Any]) -> str | None:
+    """The uploaded image's media key; X photo keys are ``3_<media id>`` when the upload sent none."""
+    key = _text(data.get("media_key"))
+    media_id = _id_string(data.get("media_id"))
+    return key or (f"3_{media_id}" if media_id else None)
+
+
+class XReconciler:
+    """Did ``POST /2/tweets`` go out? Look for a recent post of ours carrying the uploaded media key."""
+
+    def __init__(self, config: TargetConfig, *, username: str | None = None, clock: Clock = time.time) -> None:
+        self.config = config
+        self.username = username
+        self.clock = clock
+        # parse() is not told when the intent was; remember it per job from build().
+        self._intent_at: dict[int, float] = {}
+
+    def build(self, ctx: JobContext, step: str, intent_at: float) -> httpx.Request | None:
+        if step != "create_post" or not ctx.account_id or not media_key_of(ctx.data):
+            return None
+        self._intent_at[ctx.job_id] = intent_at
+        since = datetime.fromtimestamp(intent_at - RECONCILE_LOOKBACK_SECONDS, UTC)
+        request = build_recent_posts_request(self.config, ctx.account_id, ctx.access_token or "", since,
+                                             max_results=100)
+        page = _text(ctx.data.get("reconcile_next_token"))
+        if page:
+            request = httpx.Request("GET", request.url.copy_merge_params({"pagination_token": page}),
+                                    headers=request.headers)
+        return request
+
+    def parse(self, ctx: JobContext, step: str, response: httpx.Response) -> Finding:
+        media_key = media_key_of(ctx.data) or ""
+        intent_at = self._intent_at.pop(ctx.job_id, None)
+        if not response.is_success:
+            return Finding(Verdict.UNKNOWN, reason=error_outcome(response, self.clock()).reason)
+        post_id = find_post_with_media_key(response, media_key)
+        if post_id is not None:
+            username = self.username or _text(ctx.data.get("username"))
+            return Finding(Verdict.POSTED, remote_id=post_id, permalink=post_permalink(post_id, username),
+                           data={"post_id": post_id})
+        body = _json_body(response)
+        meta = body.get("meta") if isinstance(body, dict) else None
+        next_token = _text(meta.get("next_token")) if isinstance(meta, dict) else None
+        if next_token:
+            return Finding(Verdict.ASK_AGAIN, data={"reconcile_next_token": next_token})
+        if intent_at is not None and self.clock() - intent_at < TIMELINE_SETTLE_SECONDS:
+            return Finding(Verdict.UNKNOWN, reason="no post with the image yet; it may not be visible so soon")
+        return Finding(Verdict.ABSENT, data={"reconcile_next_token": None},
+                       reason=f"no recent post carries media {media_key}")
