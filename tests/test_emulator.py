@@ -8,6 +8,9 @@ from __future__ import annotations
 import base64
 import functools
 import io
+import signal
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
@@ -923,3 +926,27 @@ def test_request_log_redacts_secrets_and_records_dropped_requests(rig: Rig) -> N
     assert token not in first.path
     assert "access_token=%3Credacted%3E" in first.path
     assert (dropped.status, dropped.outcome) == (None, "fault:drop_after")
+
+
+def test_module_entry_point_serves_as_a_subprocess(tmp_path: Path) -> None:
+    (tmp_path / "hosted.jpg").write_bytes(sample_jpeg(400, 400))
+    command = [
+        sys.executable,
+        "-m",
+        "crosswatch.emulator",
+        "--x-token-lifetime",
+        "3",
+        "--hosted-dir",
+        str(tmp_path),
+    ]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout is not None
+        url = process.stdout.readline().split("listening on ")[1].strip()
+        with httpx.Client(base_url=url, timeout=5) as client:
+            assert client.post("/_emulator/tokens/x", json={}).json()["expires_in"] == 3
+            assert client.get("/_emulator/hosted/hosted.jpg").headers["content-type"] == "image/jpeg"
+    finally:
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=10)
+    assert process.returncode == 0, stderr

@@ -173,6 +173,7 @@ class EmulatorServer:
         server.cut_connections()
         server.server_close()
         thread.join()
+        self.emulator.resume_delays()  # the emulator may go on serving in-process or on a new server
 
     def __enter__(self) -> EmulatorServer:
         return self.start()
