@@ -909,8 +909,21 @@ class XTokenProvider(_BaseProvider):
         with refresh_lock(self.state_dir, self.cfg.name):
             tokens = self._load()
             if self._needs_refresh(tokens, self.clock()):
-                tokens = self._refresh_locked(tokens)
+                tokens = self._refresh_or_keep(tokens)
             return self._hand_out(tokens)
+
+    def _refresh_or_keep(self, tokens: TokenSet) -> TokenSet:
+        """Refresh; when X cannot be reached, keep a token that has not expired yet."""
+        try:
+            return self._refresh_locked(tokens)
+        except TransientPlatformError as exc:
+            if not tokens.expired(self.clock()):
+                log.warning("token refresh failed; the current token is still valid",
+                            extra={"target": self.cfg.name, "reason": str(exc)})
+                return tokens
+            # Not a sign-in problem: the runner parks the target and asks again shortly.
+            raise AuthError(f"the {self.cfg.name} token expired and could not be refreshed just now "
+                            f"({exc}); crosswatch will try again") from None
 
     def force_refresh(self) -> str:
         """After a 401: a new token, unless another thread or process already replaced the one used."""
@@ -918,7 +931,11 @@ class XTokenProvider(_BaseProvider):
             tokens = self._load()
             if self._handed_out and tokens.access_token != self._handed_out:
                 return self._hand_out(tokens)
-            return self._hand_out(self._refresh_locked(tokens))
+            try:
+                return self._hand_out(self._refresh_locked(tokens))
+            except TransientPlatformError as exc:
+                raise AuthError(f"the {self.cfg.name} token was refused and could not be refreshed just "
+                                f"now ({exc}); crosswatch will try again") from None
 
     def _refresh_locked(self, tokens: TokenSet) -> TokenSet:
         """One refresh; the caller holds the lock and has just read ``tokens`` under it."""
@@ -970,6 +987,9 @@ class InstagramTokenProvider(_BaseProvider):
             except AuthError:
                 self._mark_dead(tokens, "Instagram refused the token")
                 raise
+            except TransientPlatformError as exc:
+                raise AuthError(f"the {self.cfg.name} token was refused and could not be refreshed just "
+                                f"now ({exc}); crosswatch will try again") from None
 
     def _refresh_locked(self, tokens: TokenSet) -> TokenSet:
         fresh = instagram_refresh(self.cfg, self.client, tokens, self.clock())

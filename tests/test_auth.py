@@ -394,6 +394,22 @@ def test_concurrent_threads_refresh_once(store: SecretStore, emulator: Emulator,
     assert len(emulator.requests_log("x.token")) == 2  # sign-in + exactly one refresh
 
 
+def test_unreachable_token_endpoint_keeps_a_valid_token_and_is_not_a_dead_sign_in(
+        store: SecretStore, emulator: Emulator, client: httpx.Client, clock: ManualClock, tmp_path: Path) -> None:
+    first = signed_in_x(store, client, clock)
+    provider = XTokenProvider(x_config(BASE), store, client, tmp_path, clock)
+    emulator.drop_connection("x.token", times=2)
+    clock.advance(55)  # inside the refresh margin, not yet expired
+    assert provider.access_token() == first.access_token
+    clock.advance(10)  # expired now, and X still cannot be reached
+    with pytest.raises(AuthError, match="could not be refreshed just now") as caught:
+        provider.access_token()
+    assert "auth login" not in str(caught.value)
+    assert status(x_config(BASE), store, clock=clock)["needs_login"] is False
+    # Once X answers again, the same refresh token still works: it was never spent.
+    assert provider.access_token() != first.access_token
+
+
 def test_file_lock_excludes_another_process(tmp_path: Path) -> None:
     lock = tmp_path / "locks" / "auth-x.lock"
     script = ("import sys, time; from pathlib import Path; from crosswatch.auth import file_lock\n"
