@@ -97,29 +97,35 @@ class Emulator:
         found = self._match(request)
         if found is None:
             response = _not_found(request)
-            self._record(request, "unmatched", response.status_code, "ok")
-            self._notify(request, response, "unmatched")
+            self._finish(request, "unmatched", response, "ok")
             return response
         matched, params = found
-        fault = None
-        if matched.platform != "admin":
-            fault = self.state.faults.take(matched.endpoint, TRANSPORT_ACTIONS)
-        if fault is not None and fault.action != "delay":
-            early = self._fault_before(request, matched, fault)
-            if early is not None:
-                return early
-        if fault is not None and fault.action == "delay":
-            self._wake.wait(fault.seconds)
-        with self.state.lock:
-            response = matched.handler(Call(request, self.state, matched.endpoint, params))
-        if fault is not None and fault.action in ("drop_after", "timeout_after"):
-            self._record(request, matched.endpoint, None, f"fault:{fault.action}")
-            self._notify(request, None, matched.endpoint)
+        # Admin requests are never faulted: tests must be able to inspect and disarm at any time.
+        fault = None if matched.platform == "admin" else self.faults.take(matched.endpoint, TRANSPORT_ACTIONS)
+        if fault is None:
+            response = self._apply(request, matched, params)
+            self._finish(request, matched.endpoint, response, "ok")
+            return response
+        outcome = f"fault:{fault.action}"
+        if fault.action == "respond":
+            response = _fault_response(matched, fault)
+            self._finish(request, matched.endpoint, response, outcome)
+            return response
+        if fault.action in ("drop_before", "timeout_before"):
+            self._finish(request, matched.endpoint, None, outcome)
             raise self._connection_error(request, fault)
-        outcome = f"fault:{fault.action}" if fault is not None else "ok"
-        self._record(request, matched.endpoint, response.status_code, outcome)
-        self._notify(request, response, matched.endpoint)
+        if fault.action == "delay":
+            self._wake.wait(fault.seconds)
+        response = self._apply(request, matched, params)
+        if fault.action in ("drop_after", "timeout_after"):
+            self._finish(request, matched.endpoint, None, outcome)
+            raise self._connection_error(request, fault)
+        self._finish(request, matched.endpoint, response, outcome)
         return response
+
+    def _apply(self, request: httpx.Request, matched: Route, params: dict[str, str]) -> httpx.Response:
+        with self.state.lock:
+            return matched.handler(Call(request, self.state, matched.endpoint, params))
 
     def _match(self, request: httpx.Request) -> tuple[Route, dict[str, str]] | None:
         path = request.url.path
@@ -131,18 +137,13 @@ class Emulator:
                 return candidate, match.groupdict()
         return None
 
-    def _fault_before(self, request: httpx.Request, matched: Route, fault: Fault) -> httpx.Response | None:
-        """Faults that answer (or fail) without touching state; None lets the request through."""
-        if fault.action == "respond":
-            response = _fault_response(matched, fault)
-            self._record(request, matched.endpoint, response.status_code, "fault:respond")
-            self._notify(request, response, matched.endpoint)
-            return response
-        if fault.action in ("drop_before", "timeout_before"):
-            self._record(request, matched.endpoint, None, f"fault:{fault.action}")
-            self._notify(request, None, matched.endpoint)
-            raise self._connection_error(request, fault)
-        return None
+    def _finish(
+        self, request: httpx.Request, endpoint: str, response: httpx.Response | None, outcome: str
+    ) -> None:
+        """Log the request and tell the observers; ``response`` is None when no answer was sent."""
+        self._record(request, endpoint, None if response is None else response.status_code, outcome)
+        for observer in list(self._observers):
+            observer(request, response, endpoint)
 
     @staticmethod
     def _connection_error(request: httpx.Request, fault: Fault) -> httpx.TransportError:
@@ -168,10 +169,6 @@ class Emulator:
             excess = len(self.state.requests) - self.settings.request_log_limit
             if excess > 0:
                 del self.state.requests[:excess]
-
-    def _notify(self, request: httpx.Request, response: httpx.Response | None, endpoint: str) -> None:
-        for observer in list(self._observers):
-            observer(request, response, endpoint)
 
     # --- observers and delays -------------------------------------------------------------------------
 

@@ -11,6 +11,7 @@ import contextlib
 import socket
 import sys
 import threading
+import traceback
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
@@ -82,6 +83,9 @@ class _Handler(BaseHTTPRequestHandler):
         except ConnectionDropped:
             self._abandon()
             return
+        except Exception as exc:  # a bug in the emulator: answer 500 and show it, keep serving
+            traceback.print_exc(file=sys.stderr)
+            response = httpx.Response(500, text=f"emulator error: {type(exc).__name__}: {exc}")
         self._write(response)
 
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = _serve
