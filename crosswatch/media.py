@@ -236,8 +236,10 @@ def _prepare_source(source: Source, targets: Sequence[TargetConfig], config: Con
         try:
             geometry = plan_geometry(upright, spec_for(target), config.media.fit)
         except _Refused as refused:
-            results[target.name] = reject(source.path, f"{target.name}: {refused}")
-            continue
+            if source.metadata_read:  # else the orientation, and so the aspect, is not known yet
+                results[target.name] = reject(source.path, f"{target.name}: {refused}")
+                continue
+            geometry = plan_geometry(upright, spec_for(target), "pad")
         feasible.append(target)
         header_scales.append(geometry.scale)
     if not feasible:

@@ -88,6 +88,8 @@ class Source:
     credit: Credit
     keepable: dict[str, list[tuple[int | None, int, Any]]]
     warnings: list[str] = field(default_factory=list)
+    # False until orientation, credit and keepable EXIF are read (for most formats: at open).
+    metadata_read: bool = False
 
     @property
     def stored_size(self) -> tuple[int, int]:
@@ -163,8 +165,9 @@ def open_source(path: Path, media: MediaConfig) -> Source:
                     keepable={}, warnings=notes)
     try:
         _check_pixels(path, image, media)
-        with collected_warnings(source.warnings):
-            _read_header_metadata(source)
+        if _metadata_in_header(image):
+            with collected_warnings(source.warnings):
+                _read_header_metadata(source)
     except BaseException:
         image.close()
         raise
@@ -194,7 +197,14 @@ def _check_pixels(path: Path, image: Image.Image, media: MediaConfig) -> None:
                            "If the photo is real, raise the limit")
 
 
+def _metadata_in_header(image: Image.Image) -> bool:
+    """False for a PNG whose eXIf chunk may follow the pixels: Pillow's getexif would decode the whole
+    image to find it, before the decode that handles errors (and drafts) properly."""
+    return not (image.format == "PNG" and "exif" not in image.info)
+
+
 def _read_header_metadata(source: Source) -> None:
+    source.metadata_read = True
     exif = _read_exif(source)
     source.orientation = _orientation(exif, source)
     source.credit = read_credit(source.image, exif)
@@ -376,20 +386,26 @@ def decode(source: Source, draft_size: tuple[int, int] | None, background: str) 
         stored = (height, width) if source.orientation in (5, 6, 7, 8) else (width, height)
         image.draft(None, stored)
     with collected_warnings(source.warnings):
-        try:
-            image.load()
-        except Image.DecompressionBombError:
-            raise reject(source.path, "the image is larger than Pillow will ever decode") from None
-        except (OSError, SyntaxError, ValueError, EOFError, MemoryError) as exc:
-            raise reject(source.path, f"the image data cannot be decoded ({_short(exc)}); "
-                                      "the file is probably cut short or corrupt: export it again") from None
-    rgb = to_srgb(image, source, background)
-    fix = ORIENTATION_FIX.get(source.orientation)
-    if fix is not None:
-        rgb = rgb.transpose(fix)
+        _load(source)
+        if not source.metadata_read:
+            _read_header_metadata(source)
+        rgb = to_srgb(image, source, background)
+        fix = ORIENTATION_FIX.get(source.orientation)
+        if fix is not None:
+            rgb = rgb.transpose(fix)
     # Nothing of the source's info (comment, EXIF, ICC, XMP) may ride along into an encoder.
     rgb.info = {}
     return rgb
+
+
+def _load(source: Source) -> None:
+    try:
+        source.image.load()
+    except Image.DecompressionBombError:
+        raise reject(source.path, "the image is larger than Pillow will ever decode") from None
+    except (OSError, SyntaxError, ValueError, EOFError, MemoryError) as exc:
+        raise reject(source.path, f"the image data cannot be decoded ({_short(exc)}); "
+                                  "the file is probably cut short or corrupt: export it again") from None
 
 
 def _short(exc: BaseException) -> str:

@@ -348,6 +348,38 @@ def test_orientation_one_and_no_tag_mean_upright(tmp_path: Path) -> None:
             assert _colour_at(result, 0.75, 0.25) == pytest.approx((255, 0, 0), abs=12)
 
 
+def _png_chunks(data: bytes) -> list[tuple[bytes, bytes]]:
+    chunks, at = [], 8
+    while at < len(data):
+        (length,) = struct.unpack(">I", data[at:at + 4])
+        chunks.append((data[at + 4:at + 8], data[at:at + 12 + length]))
+        at += 12 + length
+    return chunks
+
+
+def test_png_exif_after_the_pixels_still_orients(tmp_path: Path) -> None:
+    # eXIf may legally follow IDAT (pil-exif.png does); Pillow only finds it after decoding.
+    path = tmp_path / "late-exif.png"
+    _quadrants(64, 48).save(path, exif=_exif_with_orientation(6))
+    chunks = _png_chunks(path.read_bytes())
+    exif = [raw for kind, raw in chunks if kind == b"eXIf"]
+    others = [raw for kind, raw in chunks if kind != b"eXIf"]
+    assert len(exif) == 1
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + b"".join(others[:-1]) + exif[0] + others[-1])  # before IEND
+    with Image.open(path) as probe:
+        assert "exif" not in probe.info  # not known from the header alone
+    prepared = media.prepare_all(path, "late", [OUTBOX], make_config(tmp_path))["outbox"]
+    assert isinstance(prepared, PreparedImage) and (prepared.width, prepared.height) == (48, 64)
+
+
+def test_truncated_png_is_rejected(tmp_path: Path) -> None:
+    path = tmp_path / "cut.png"
+    Image.frombytes("RGB", (200, 200), os.urandom(200 * 200 * 3)).save(path)
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(BadPhoto, match="cannot be decoded"):
+        media.prepare_all(path, "cut", ALL_TARGETS, make_config(tmp_path))
+
+
 def _exif_with_orientation(value: int) -> bytes:
     exif = Image.Exif()
     exif[ORIENTATION] = value
