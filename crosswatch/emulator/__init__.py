@@ -1,7 +1,20 @@
 """The bundled emulator of X API v2 and the Instagram API with Instagram Login.
 
-``Emulator`` is the whole fake behind one ``handle(httpx.Request) -> httpx.Response``;
-``EmulatorServer`` serves it on loopback; ``run_emulator`` backs ``crosswatch emulator``.
+``Emulator`` is the whole fake behind one ``handle(httpx.Request) -> httpx.Response``, so tests mount it
+with ``httpx.MockTransport(emulator.handle)``; ``EmulatorServer`` serves it on loopback;
+``run_emulator`` backs ``crosswatch emulator`` (and ``python -m crosswatch.emulator``).
+
+One origin serves both platforms, so crosswatch's config points at it like this::
+
+    targets.x.api_base               = <url>
+    targets.x.authorize_url          = <url>/i/oauth2/authorize
+    targets.instagram.graph_base     = <url>            (a version segment such as /v21.0 may follow)
+    targets.instagram.api_base       = <url>
+    targets.instagram.authorize_url  = <url>/oauth/authorize
+
+Seeded by default: the public X client ``DEFAULT_X_CLIENT_ID`` and user ``DEFAULT_X_USER_ID``; the
+Instagram app ``DEFAULT_IG_CLIENT_ID``/``DEFAULT_IG_CLIENT_SECRET`` and account ``DEFAULT_IG_USER_ID``.
+Everything under ``/_emulator/`` is the admin API (state, faults, seeding, tokens, clock, HTML pages).
 """
 
 from crosswatch.emulator.accounts import (
