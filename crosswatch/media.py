@@ -141,7 +141,13 @@ def prepare_all(photo_path: Path, photo_hash: str, targets: Sequence[TargetConfi
         else:
             wanted[target.name] = (target, path)
     if wanted:
-        encoded = _prepare_encoded(Path(photo_path), [t for t, _ in wanted.values()], config, metadata)
+        try:
+            encoded = _prepare_encoded(Path(photo_path), [t for t, _ in wanted.values()], config, metadata)
+        except BadPhoto as failure:
+            if not results:
+                raise
+            # Some targets are already prepared (the file may be gone since): they still stand.
+            encoded = dict.fromkeys(wanted, failure)
         for name, outcome in encoded.items():
             if isinstance(outcome, BadPhoto):
                 results[name] = outcome

@@ -737,6 +737,19 @@ def test_cache_is_reused_across_restarts_and_discarded(tmp_path: Path, decode_co
     media.discard_prepared(config, "abc123", "outbox")  # idempotent
 
 
+def test_cached_targets_survive_the_photo_going_away(tmp_path: Path) -> None:
+    config = make_config(tmp_path)
+    photo = tmp_path / "gone.jpg"
+    shutil.copy(PHOTOS / "et-GPS.jpg", photo)
+    first = media.prepare_all(photo, "gone", [X], config)["x"]
+    photo.unlink()
+    result = media.prepare_all(photo, "gone", [X, INSTAGRAM], config)
+    assert result["x"] == first
+    assert isinstance(result["instagram"], BadPhoto) and "cannot read the file" in str(result["instagram"])
+    with pytest.raises(BadPhoto, match="cannot read the file"):
+        media.prepare_all(photo, "gone", [INSTAGRAM], config)
+
+
 def test_a_damaged_cache_entry_is_rebuilt(tmp_path: Path, decode_count: list[int]) -> None:
     config = make_config(tmp_path)
     first = media.prepare_all(PHOTOS / "et-GPS.jpg", "dmg", [X], config)["x"]
