@@ -44,16 +44,18 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import httpx
+import structlog
 from authlib.common.security import generate_token
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
 
 from crosswatch.config import TargetConfig
 from crosswatch.errors import AuthError, ConfigError, PlatformError, TransientPlatformError, UsageError
+from crosswatch.logs import register_secret
 from crosswatch.secrets import SecretStore
 from crosswatch.targets.instagram import DEFAULT_GRAPH_BASE, INSTAGRAM_SCOPES
 from crosswatch.targets.x import DEFAULT_API_BASE, X_SCOPES
 
-log = logging.getLogger(__name__)
+log = structlog.get_logger("crosswatch.auth")
 
 Clock = Callable[[], float]
 CALLBACK_PATH = "/callback"
@@ -154,11 +156,21 @@ def client_secret_key(target_name: str) -> str:
 
 def load_tokens(store: SecretStore, target_name: str) -> TokenSet | None:
     data = store.get_json(token_key(target_name))
-    return TokenSet.from_json(data) if data else None
+    tokens = TokenSet.from_json(data) if data else None
+    if tokens is not None:
+        _register(tokens)
+    return tokens
 
 
 def save_tokens(store: SecretStore, target_name: str, tokens: TokenSet) -> None:
+    _register(tokens)
     store.set_json(token_key(target_name), tokens.to_json())
+
+
+def _register(tokens: TokenSet) -> None:
+    # The log redaction processor masks these exact strings wherever they might turn up.
+    register_secret(tokens.access_token)
+    register_secret(tokens.refresh_token)
 
 
 def expiry_from(expires_in: Any, now: float) -> float | None:
@@ -611,12 +623,14 @@ def get_client_secret(cfg: TargetConfig, store: SecretStore,
     key = client_secret_key(cfg.name)
     secret = store.get(key)
     if secret:
+        register_secret(secret)
         return secret
     if prompt_secret is not None:
         question = (f"{cfg.kind} app secret for {cfg.name}" if required else
                     f"{cfg.kind} client secret for {cfg.name} (empty for a public client)")
         secret = prompt_secret(question).strip()
         if secret:
+            register_secret(secret)
             store.set(key, secret)
             return secret
     if required:
@@ -686,7 +700,7 @@ def import_tokens(target_cfg: TargetConfig, store: SecretStore, json_text: str,
         tokens = _x_tokens_from(httpx.Response(200, json=body), now)
         if tokens is not None and not tokens.refresh_token:
             log.warning("imported X token has no refresh token; it stops working when it expires",
-                        extra={"target": target_cfg.name})
+                        target=target_cfg.name)
     elif target_cfg.kind == "instagram":
         tokens = _instagram_token_from(httpx.Response(200, json=body), now)
         if tokens is not None:
@@ -919,7 +933,7 @@ class XTokenProvider(_BaseProvider):
         except TransientPlatformError as exc:
             if not tokens.expired(self.clock()):
                 log.warning("token refresh failed; the current token is still valid",
-                            extra={"target": self.cfg.name, "reason": str(exc)})
+                            target=self.cfg.name, reason=str(exc))
                 return tokens
             # Not a sign-in problem: the runner parks the target and asks again shortly.
             raise AuthError(f"the {self.cfg.name} token expired and could not be refreshed just now "
@@ -946,7 +960,7 @@ class XTokenProvider(_BaseProvider):
             raise
         # Persist before use: the old refresh token is spent from this moment on.
         save_tokens(self.store, self.cfg.name, fresh)
-        log.info("refreshed access token", extra={"target": self.cfg.name})
+        log.info("refreshed access token", target=self.cfg.name)
         return fresh
 
 
@@ -973,7 +987,7 @@ class InstagramTokenProvider(_BaseProvider):
                 except (AuthError, TransientPlatformError) as exc:
                     # The current token is still valid: keep using it and try again another time.
                     log.warning("token refresh failed; the current token is still valid",
-                                extra={"target": self.cfg.name, "reason": str(exc)})
+                                target=self.cfg.name, reason=str(exc))
             return self._hand_out(tokens)
 
     def force_refresh(self) -> str:
@@ -994,7 +1008,7 @@ class InstagramTokenProvider(_BaseProvider):
     def _refresh_locked(self, tokens: TokenSet) -> TokenSet:
         fresh = instagram_refresh(self.cfg, self.client, tokens, self.clock())
         save_tokens(self.store, self.cfg.name, fresh)
-        log.info("refreshed access token", extra={"target": self.cfg.name})
+        log.info("refreshed access token", target=self.cfg.name)
         return fresh
 
 
