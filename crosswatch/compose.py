@@ -170,7 +170,7 @@ def placeholder_values(config: Config, target: str, metadata: Metadata, photo_pa
         "link": add_utm(link or config.links.url or "", config.links.utm.get(target, {})),
         "filename": photo_path.name,
         "rating": "" if metadata.rating is None else str(metadata.rating),
-        "alt_text": _clean(metadata.alt_text) or description or title,
+        "alt_text": _meaningful(metadata.alt_text, metadata, photo_path) or description or title,
         "hashtags": "",
     }
     values["attribution"] = attribution(config, metadata, values)

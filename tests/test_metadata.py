@@ -206,6 +206,38 @@ def test_truncated_or_corrupted_photos_never_raise(tmp_path_factory: pytest.Temp
     assert isinstance(metadata.warnings, tuple)
 
 
+def _pillow_made(image_format: str) -> bytes:
+    exif = Image.Exif()
+    exif[0x013B] = "Ana Lima"
+    exif.get_ifd(0x8769)[0x9003] = "2024:05:06 07:08:09"
+    out = io.BytesIO()
+    if image_format == "TIFF":
+        Image.new("RGB", (9, 5)).save(out, image_format, tiffinfo=exif)
+    else:
+        Image.new("RGB", (9, 5)).save(out, image_format, exif=exif.tobytes())
+    return out.getvalue()
+
+
+PILLOW_MADE = {name: _pillow_made(name) for name in ("TIFF", "WEBP", "PNG")}
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    image_format=st.sampled_from(sorted(PILLOW_MADE)),
+    cut=st.integers(min_value=12, max_value=4000),
+    flips=st.lists(st.tuples(st.integers(min_value=12, max_value=4000), st.integers(0, 255)), max_size=6),
+)
+def test_damaged_tiff_webp_and_png_never_raise(tmp_path_factory: pytest.TempPathFactory, image_format: str,
+                                               cut: int, flips: list[tuple[int, int]]) -> None:
+    data = bytearray(PILLOW_MADE[image_format])
+    for where, value in flips:
+        if where < len(data):
+            data[where] = value
+    path = tmp_path_factory.mktemp("fuzz") / f"damaged.{image_format.lower()}"
+    path.write_bytes(bytes(data[:cut]))
+    assert isinstance(read_metadata(path).warnings, tuple)
+
+
 # ---------------------------------------------------------------------------------------------------
 # Not an image at all
 
