@@ -334,8 +334,7 @@ def _read_tiff(file: BinaryIO) -> _Blocks:
     tiff = _Tiff.open(data, blocks.warnings, "EXIF")
     if tiff is None:
         return blocks
-    ifd0 = tiff.ifd(tiff.first_ifd, "IFD0")
-    tiff.visited.clear()  # _parse_exif walks IFD0 again
+    ifd0 = tiff.ifd(tiff.first_ifd, "IFD0")  # _parse_exif walks it again for the EXIF tags
     blocks.width = tiff.number(ifd0.get(0x0100))
     blocks.height = tiff.number(ifd0.get(0x0101))
     xmp_entry, iptc_entry, photoshop_entry = ifd0.get(0x02BC), ifd0.get(0x83BB), ifd0.get(0x8649)
