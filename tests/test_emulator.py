@@ -950,3 +950,21 @@ def test_module_entry_point_serves_as_a_subprocess(tmp_path: Path) -> None:
         process.send_signal(signal.SIGINT)
         _, stderr = process.communicate(timeout=10)
     assert process.returncode == 0, stderr
+
+
+def test_x_daily_cap_reports_24_hour_headers_and_unknown_query_parameters_are_refused(make_rig: Any) -> None:
+    rig = make_rig(EmulatorSettings(x_daily_limits={"x.tweets.create": RateLimit(2, 86400)}))
+    token = x_sign_in(rig.client)["access_token"]
+    first = rig.client.post("/2/tweets", headers=bearer(token), json={"text": "one"})
+    assert first.headers["x-user-limit-24hour-limit"] == "2"
+    assert first.headers["x-user-limit-24hour-remaining"] == "1"
+    assert first.headers["x-rate-limit-remaining"] == "99"
+    assert rig.client.post("/2/tweets", headers=bearer(token), json={"text": "two"}).status_code == 201
+    capped = rig.client.post("/2/tweets", headers=bearer(token), json={"text": "three"})
+    assert capped.status_code == 429
+    assert capped.headers["x-user-limit-24hour-remaining"] == "0"
+
+    odd = rig.client.get("/2/users/me", headers=bearer(token), params={"user.feilds": "created_at"})
+    assert odd.status_code == 400
+    assert "user.feilds" in odd.json()["errors"][0]["message"]
+    assert rig.recorder.take() == ["GET /2/users/me: query parameter user.feilds is not defined"]

@@ -20,11 +20,11 @@ class RateDecision:
     remaining: int
     reset: float  # epoch seconds when the window restarts
 
-    def headers(self) -> dict[str, str]:
+    def headers(self, prefix: str = "x-rate-limit") -> dict[str, str]:
         return {
-            "x-rate-limit-limit": str(self.limit),
-            "x-rate-limit-remaining": str(self.remaining),
-            "x-rate-limit-reset": str(int(self.reset)),
+            f"{prefix}-limit": str(self.limit),
+            f"{prefix}-remaining": str(self.remaining),
+            f"{prefix}-reset": str(int(self.reset)),
         }
 
 

@@ -39,6 +39,9 @@ class EmulatorSettings:
     x_image_max_bytes: int = 5 * 1024 * 1024
     x_alt_text_max_chars: int = 1000
     x_rate_limits: dict[str, RateLimit] = field(default_factory=default_x_rate_limits)
+    # Hidden 24-hour caps per user (reported in x-user-limit-24hour-* headers), e.g. the old Free tier's
+    # {"x.tweets.create": RateLimit(17, 86400)}; none by default, as in the 2026 pay-per-use table.
+    x_daily_limits: dict[str, RateLimit] = field(default_factory=dict)
     # Third parties report that presenting an already-rotated refresh token kills the whole token
     # family (UNCONFIRMED); off by default, the old token is merely rejected.
     x_refresh_reuse_revokes_family: bool = False

@@ -57,66 +57,85 @@ TOO_LONG_DETAIL = (
 Authed = Callable[[Call, XGrant, XUser], httpx.Response]
 
 
+# Query parameters each endpoint takes; X answers 400 for any other. tweet.fields is the pre-2026
+# name of post.fields and is still sent by clients (api-notes A4).
+FIELD_PARAMS = frozenset({"tweet.fields", "post.fields", "expansions", "user.fields"})
+TIMELINE_PARAMS = FIELD_PARAMS | {
+    "max_results", "pagination_token", "start_time", "end_time", "since_id", "until_id", "exclude",
+    "media.fields", "poll.fields", "place.fields",
+}  # fmt: skip
+NO_PARAMS: frozenset[str] = frozenset()
+
+
 def routes() -> list[Route]:
+    me_scopes = ("tweet.read", "users.read")
+    post_scopes = ("tweet.read", "tweet.write", "users.read")
+    table: list[tuple[str, str, str, tuple[str, ...], frozenset[str], Authed]] = [
+        ("GET", "/2/users/me", "x.users.me", me_scopes, FIELD_PARAMS, users_me),
+        ("GET", "/2/users/{id}/tweets", "x.users.tweets", me_scopes, TIMELINE_PARAMS, user_posts),
+        ("POST", "/2/media/upload", "x.media.upload", ("media.write",), NO_PARAMS, upload),
+        ("POST", "/2/media/metadata", "x.media.metadata", ("media.write",), NO_PARAMS, metadata),
+        ("POST", "/2/tweets", "x.tweets.create", post_scopes, NO_PARAMS, create_post),
+    ]
     return [
-        route(
-            "GET",
-            "/2/users/me",
-            "x.users.me",
-            _endpoint("x.users.me", ("tweet.read", "users.read"), users_me),
-            "x",
-        ),
-        route(
-            "GET",
-            "/2/users/{id}/tweets",
-            "x.users.tweets",
-            _endpoint("x.users.tweets", ("tweet.read", "users.read"), user_posts),
-            "x",
-        ),
-        route(
-            "POST",
-            "/2/media/upload",
-            "x.media.upload",
-            _endpoint("x.media.upload", ("media.write",), upload),
-            "x",
-        ),
-        route(
-            "POST",
-            "/2/media/metadata",
-            "x.media.metadata",
-            _endpoint("x.media.metadata", ("media.write",), metadata),
-            "x",
-        ),
-        route(
-            "POST",
-            "/2/tweets",
-            "x.tweets.create",
-            _endpoint("x.tweets.create", ("tweet.read", "tweet.write", "users.read"), create_post),
-            "x",
-        ),
+        route(method, path, name, _endpoint(name, scopes, params, handler), "x")
+        for method, path, name, scopes, params, handler in table
     ]
 
 
-def _endpoint(name: str, scopes: tuple[str, ...], handler: Authed) -> Callable[[Call], httpx.Response]:
+def _endpoint(
+    name: str, scopes: tuple[str, ...], query_names: frozenset[str], handler: Authed
+) -> Callable[[Call], httpx.Response]:
+    """Wrap a handler in X's checks: token (401), rate windows (429), scopes (403), parameters (400)."""
+
     def run(call: Call) -> httpx.Response:
         authed = x_oauth.authenticate(call)
         if isinstance(authed, httpx.Response):
             return authed
         grant, user = authed
-        state = call.state
-        rule = state.settings.x_rate_limits.get(name)
-        rate_headers: dict[str, str] = {}
-        if rule is not None:
-            decision = state.rate_limiter.hit(name, user.id, rule, state.now())
-            rate_headers = decision.headers()
-            if not decision.allowed:
-                return problem_response(429, x_blank_problem(429), rate_headers)
-        missing = [scope for scope in scopes if scope not in grant.scopes]
-        response = problem_response(403, x_blank_problem(403)) if missing else handler(call, grant, user)
-        response.headers.update(rate_headers)
+        headers: dict[str, str] = {}
+        refusal = _spend_rate_limits(call.state, name, user.id, headers)
+        if refusal is None and any(scope not in grant.scopes for scope in scopes):
+            refusal = problem_response(403, x_blank_problem(403))
+        if refusal is None:
+            refusal = _unknown_query_problem(call, query_names)
+        response = refusal or handler(call, grant, user)
+        response.headers.update(headers)
         return response
 
     return run
+
+
+def _spend_rate_limits(
+    state: EmulatorState, name: str, user_id: str, headers: dict[str, str]
+) -> httpx.Response | None:
+    """Count the request in the 15-minute window and the optional 24-hour cap; 429 when either is spent."""
+    now = state.now()
+    refused = False
+    window = state.settings.x_rate_limits.get(name)
+    if window is not None:
+        decision = state.rate_limiter.hit(name, user_id, window, now)
+        headers.update(decision.headers())
+        refused = not decision.allowed
+    daily = state.settings.x_daily_limits.get(name)
+    if daily is not None and not refused:
+        decision = state.rate_limiter.hit(name + "/24h", user_id, daily, now)
+        headers.update(decision.headers(prefix="x-user-limit-24hour"))
+        refused = not decision.allowed
+    return problem_response(429, x_blank_problem(429)) if refused else None
+
+
+def _unknown_query_problem(call: Call, allowed: frozenset[str]) -> httpx.Response | None:
+    unknown = sorted(set(query_params(call.request)) - allowed)
+    if not unknown:
+        return None
+    name = unknown[0]
+    value = query_params(call.request)[name]
+    return _invalid(
+        call.state,
+        f"The query parameter [{name}] is not one of [{','.join(sorted(allowed))}]",
+        {name: [value]},
+    )
 
 
 def _invalid(state: EmulatorState, message: str, parameters: dict[str, list[str]]) -> httpx.Response:
