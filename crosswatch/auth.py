@@ -645,8 +645,14 @@ def get_client_secret(cfg: TargetConfig, store: SecretStore,
 
 def login(target_cfg: TargetConfig, store: SecretStore, client: httpx.Client,
           open_browser: Callable[[str], None], prompt_secret: Callable[[str], str] | None = None, *,
-          timeout: float = DEFAULT_LOGIN_TIMEOUT, clock: Clock = time.time) -> dict[str, Any]:
-    """Browser sign-in; stores the tokens and returns ``status`` (never a secret)."""
+          paste_redirect: Callable[[str], str] | None = None, timeout: float = DEFAULT_LOGIN_TIMEOUT,
+          clock: Clock = time.time) -> dict[str, Any]:
+    """Browser sign-in; stores the tokens and returns ``status`` (never a secret).
+
+    With ``redirect_uri`` unset, a loopback listener receives the browser; with an https
+    ``redirect_uri`` (Instagram accepts only those) ``paste_redirect`` asks the user for the address
+    the browser ended on.
+    """
     if target_cfg.kind not in ("x", "instagram"):
         raise UsageError(f"target {target_cfg.name} ({target_cfg.kind}) has no sign-in")
     _need_client_id(target_cfg)
@@ -654,14 +660,20 @@ def login(target_cfg: TargetConfig, store: SecretStore, client: httpx.Client,
     secret = get_client_secret(target_cfg, store, prompt_secret, required=not is_x)
     state = generate_token(32)
     verifier = generate_token(64)  # RFC 7636: 43 to 128 characters
-    with LoopbackListener(state, port=target_cfg.redirect_port) as listener:
-        redirect_uri = listener.redirect_uri
+
+    def authorize_url(redirect_uri: str) -> str:
         if is_x:
-            url = x_authorize_url(target_cfg, redirect_uri, state, verifier)
-        else:
-            url = instagram_authorize_url(target_cfg, redirect_uri, state)
-        open_browser(url)
-        code = listener.wait(timeout)
+            return x_authorize_url(target_cfg, redirect_uri, state, verifier)
+        return instagram_authorize_url(target_cfg, redirect_uri, state)
+
+    if target_cfg.redirect_uri:
+        redirect_uri = target_cfg.redirect_uri
+        code = _pasted_code(target_cfg, authorize_url(redirect_uri), state, open_browser, paste_redirect)
+    else:
+        with LoopbackListener(state, port=target_cfg.redirect_port) as listener:
+            redirect_uri = listener.redirect_uri
+            open_browser(authorize_url(redirect_uri))
+            code = listener.wait(timeout)
     # Exchange at once: X's authorization codes are valid for 30 seconds.
     if is_x:
         tokens = x_exchange_code(target_cfg, client, secret, code, redirect_uri, verifier, clock())
@@ -670,6 +682,33 @@ def login(target_cfg: TargetConfig, store: SecretStore, client: httpx.Client,
         tokens = instagram_exchange_code(target_cfg, client, secret, code, redirect_uri, clock())
     _store_and_identify(target_cfg, store, client, tokens)
     return status(target_cfg, store, clock=clock)
+
+
+def _pasted_code(cfg: TargetConfig, url: str, state: str, open_browser: Callable[[str], None],
+                 paste_redirect: Callable[[str], str] | None) -> str:
+    if paste_redirect is None:
+        raise UsageError(f"targets.{cfg.name}.redirect_uri is set, so sign-in needs the address your browser "
+                         "is sent to; run `crosswatch auth login` in a terminal")
+    open_browser(url)
+    pasted = paste_redirect("After approving, paste the whole address your browser was sent to")
+    return code_from_redirect(pasted, state)
+
+
+def code_from_redirect(address: str, expected_state: str) -> str:
+    """The code in a pasted redirect address, after checking its state; never echoes the address."""
+    query = urllib.parse.parse_qs(urllib.parse.urlsplit(address.strip()).query)
+    state = query.get("state", [""])[0]
+    if not hmac.compare_digest(state.encode(), expected_state.encode()):
+        raise AuthError("the pasted address does not belong to this sign-in (its state differs); "
+                        "paste the address from this attempt")
+    if "error" in query:
+        words = [query.get(k, [""])[0] for k in ("error", "error_description")]
+        raise AuthError(f"the sign-in was refused ({': '.join(w for w in words if w)[:300]}); "
+                        "run the sign-in again and approve access")
+    code = strip_instagram_code(query.get("code", [""])[0])
+    if not code:
+        raise AuthError("the pasted address carries no code; paste the whole address from the address bar")
+    return code
 
 
 def _store_and_identify(cfg: TargetConfig, store: SecretStore, client: httpx.Client | None,

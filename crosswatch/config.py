@@ -81,6 +81,10 @@ class TargetConfig:
     authorize_url: str | None = None
     graph_base: str | None = None
     redirect_port: int = 8765
+    # Unset: the browser comes back to http://127.0.0.1:<redirect_port>/callback, answered by crosswatch.
+    # An https:// address registered with the app (Instagram accepts no other): `auth login` then asks
+    # for the address the browser ended on, pasted.
+    redirect_uri: str | None = None
     media_host: MediaHostConfig | None = None
     # pacing (0 = no limit of our own)
     max_per_hour: int = 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import json
 import logging
@@ -27,6 +28,7 @@ from crosswatch.auth import (
     RedactQueryFilter,
     TokenSet,
     XTokenProvider,
+    code_from_redirect,
     file_lock,
     import_tokens,
     instagram_authorize_url,
@@ -299,6 +301,35 @@ def test_instagram_login_gets_a_long_lived_token(tmp_path: Path, clock: ManualCl
 def test_instagram_login_needs_the_app_secret(store: SecretStore, client: httpx.Client) -> None:
     with pytest.raises(AuthError, match="app secret is needed"):
         login(instagram_config(BASE), store, client, browser(client), prompt_secret=None)
+
+
+def test_instagram_login_with_a_pasted_https_redirect(store: SecretStore, emulator: Emulator,
+                                                      client: httpx.Client) -> None:
+    emulator.add_ig_app("app-https", "app-secret", redirect_uris=("https://crosswatch.example/callback",))
+    cfg = dataclasses.replace(instagram_config(BASE, client_id="app-https"),
+                              redirect_uri="https://crosswatch.example/callback")
+    landed: list[str] = []
+
+    def user_browser(url: str) -> None:
+        answer = client.get(url)  # approve; the browser would now show crosswatch.example/callback?...
+        landed.append(answer.headers["location"])
+
+    result = login(cfg, store, client, user_browser, prompt_secret=lambda q: "app-secret",
+                   paste_redirect=lambda question: landed[-1])
+    assert landed[-1].startswith("https://crosswatch.example/callback?") and landed[-1].endswith("#_")
+    assert result["account_id"] == DEFAULT_IG_USER_ID
+    with pytest.raises(AuthError, match="does not belong to this sign-in"):
+        login(cfg, store, client, user_browser, paste_redirect=lambda q: landed[0])  # an old address
+    with pytest.raises(UsageError, match=r"redirect_uri is set"):
+        login(cfg, store, client, user_browser)
+
+
+def test_code_from_redirect() -> None:
+    assert code_from_redirect(" https://a.example/cb?code=abc&state=s#_ ", "s") == "abc"
+    with pytest.raises(AuthError, match="refused"):
+        code_from_redirect("https://a.example/cb?error=access_denied&state=s", "s")
+    with pytest.raises(AuthError, match="no code"):
+        code_from_redirect("https://a.example/cb?state=s", "s")
 
 
 def test_login_over_real_sockets(tmp_path: Path) -> None:
