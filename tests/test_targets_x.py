@@ -136,6 +136,12 @@ def test_create_post_request_carries_text_and_media(tmp_path: Path) -> None:
     assert json.loads(request.read()) == {"text": "Heron #birds", "media": {"media_ids": ["99"]}}
 
 
+def test_create_post_with_an_empty_caption_sends_only_the_media(tmp_path: Path) -> None:
+    ctx = make_ctx(tmp_path, data={"media_id": "99"})
+    ctx = JobContext(**{**ctx.__dict__, "caption": Caption("", 0, 280, None, (), ())})
+    assert json.loads(steps()[2].build(ctx).read()) == {"media": {"media_ids": ["99"]}}
+
+
 def test_create_post_done_with_permalink(tmp_path: Path) -> None:
     response = httpx.Response(201, json={"data": {"id": "1445880548472328192", "text": "Heron #birds"}})
     outcome = steps()[2].parse(make_ctx(tmp_path, data={"media_id": "99"}), response)

@@ -330,8 +330,11 @@ class CreatePost:
     safe_to_repeat: bool = False
 
     def build(self, ctx: JobContext) -> httpx.Request:
-        body: dict[str, Any] = {"text": ctx.caption.text}
+        body: dict[str, Any] = {}
         media_id = ctx.data.get("media_id")
+        # X wants text unless media is attached; an empty string is refused, so leave it out.
+        if ctx.caption.text.strip() or not media_id:
+            body["text"] = ctx.caption.text
         if media_id:
             body["media"] = {"media_ids": [str(media_id)]}
         return httpx.Request("POST", api_url(self.config, "/2/tweets"),
