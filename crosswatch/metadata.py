@@ -52,6 +52,8 @@ class _Blocks:
     xmp: bytes | None = None
     iptc: bytes | None = None  # IIM records from the standard place (Photoshop resource 0x0404)
     iptc_digest: bytes | None = None  # Photoshop resource 0x0425: MD5 of the IPTC when XMP was synced
+    # JPEG extended XMP (packets over 64 KB): GUID -> (full length, {offset: chunk})
+    xmp_extended: dict[bytes, tuple[int, dict[int, bytes]]] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
 
 
@@ -96,6 +98,7 @@ def _read_container(path: Path, file: BinaryIO, head: bytes) -> _Blocks:
 _SOF_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
 _EXIF_HEADER = b"Exif\x00"
 _XMP_HEADER = b"http://ns.adobe.com/xap/1.0/\x00"
+_XMP_EXTENSION_HEADER = b"http://ns.adobe.com/xmp/extension/\x00"
 _PHOTOSHOP_HEADER = b"Photoshop 3.0\x00"
 
 
@@ -162,6 +165,15 @@ def _jpeg_app1(segment: bytes, blocks: _Blocks, exif_parts: list[bytes]) -> None
             blocks.xmp = segment[len(_XMP_HEADER) :]
         else:
             blocks.warnings.append("more than one standard XMP segment; only the first was read")
+    elif segment.startswith(_XMP_EXTENSION_HEADER):
+        # GUID (32 hex digits), full length, this chunk's offset, chunk
+        body = segment[len(_XMP_EXTENSION_HEADER) :]
+        if len(body) < 40:
+            blocks.warnings.append("an extended XMP segment is too short; it was ignored")
+            return
+        guid, (full_length, offset) = body[:32], struct.unpack_from(">II", body, 32)
+        _length, chunks = blocks.xmp_extended.setdefault(guid, (full_length, {}))
+        chunks[offset] = body[40:]
 
 
 def _read_photoshop_resources(data: bytes, blocks: _Blocks) -> None:
@@ -244,6 +256,12 @@ def _png_metadata_chunk(ctype: bytes, data: bytes, blocks: _Blocks) -> bool:
         blocks.exif = data[6:] if data.startswith(_EXIF_HEADER) else data
         return True
     keyword, _, rest = data.partition(b"\x00")
+    if ctype in (b"tEXt", b"zTXt") and keyword == b"XML:com.adobe.xmp":
+        # not where the XMP spec puts it, but some writers do
+        text = _inflate(rest[1:], blocks) if ctype == b"zTXt" else rest
+        if text is not None and blocks.xmp is None:
+            blocks.xmp = text
+        return text is not None
     if ctype == b"iTXt" and keyword == b"XML:com.adobe.xmp":
         compressed = rest[:1] == b"\x01"
         # compression flag, method, then language tag and translated keyword, each NUL-ended
@@ -590,10 +608,9 @@ def _decode_exif_text(raw: bytes) -> str:
 
 def _decode_legacy(raw: bytes, *, assume_utf8: bool) -> str:
     if assume_utf8:
-        try:
-            return raw.decode("utf-8")
-        except UnicodeDecodeError:
-            pass
+        utf8 = _decode_utf8(raw)
+        if utf8 is not None:
+            return utf8
     try:
         return raw.decode("cp1252")
     except UnicodeDecodeError:  # the five bytes cp1252 leaves undefined
@@ -654,13 +671,24 @@ def _iim_records(data: bytes, warnings: list[str]) -> Iterator[tuple[int, int, b
         pos = start + length
 
 
+def _decode_utf8(raw: bytes) -> str | None:
+    """UTF-8 text, tolerating only a character cut in half at the very end (IIM length limits do
+    that); None when the bytes are not UTF-8."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if exc.reason == "unexpected end of data" and exc.start >= len(raw) - 3 and exc.start > 0:
+            return raw[: exc.start].decode("utf-8", errors="strict")
+        return None
+
+
 def _decode_iim(raw: bytes, charset: bytes | None, warnings: list[str]) -> str:
     if charset == _UTF8_DECLARATION:
-        try:
-            return raw.decode("utf-8")
-        except UnicodeDecodeError:
+        text = _decode_utf8(raw)
+        if text is None:
             warnings.append("IPTC declares UTF-8 but holds other bytes; they were read as Latin-1")
             return _decode_legacy(raw, assume_utf8=False)
+        return text
     # Declared ISO 8859-1, or undeclared: valid UTF-8 is taken as UTF-8 (modern tools often forget the
     # declaration), anything else as Latin-1/cp1252, which is what undeclared IIM text usually is.
     return _decode_legacy(raw, assume_utf8=charset is None)
@@ -682,6 +710,7 @@ _XMP_PREFIXES = {
     "http://ns.adobe.com/exif/1.0/": "exif",
     "http://cipa.jp/exif/1.0/": "exifEX",
     "http://ns.adobe.com/exif/1.0/aux/": "aux",
+    "http://ns.adobe.com/xmp/note/": "xmpNote",
 }
 _XMP_WANTED = frozenset({
     "dc:title", "dc:description", "dc:creator", "dc:rights", "dc:subject",
@@ -692,6 +721,7 @@ _XMP_WANTED = frozenset({
     "lr:hierarchicalSubject",
     "tiff:Orientation",
     "exifEX:LensModel", "aux:Lens",
+    "xmpNote:HasExtendedXMP",
 })  # fmt: skip
 
 XmpValue = str | list[str]
@@ -805,6 +835,11 @@ def _assemble(blocks: _Blocks) -> Metadata:
     exif = _parse_exif(blocks.exif, warnings) if blocks.exif is not None else _Exif()
     iptc = _parse_iim(blocks.iptc, warnings) if blocks.iptc is not None else {}
     xmp, xmp_gps = _parse_xmp(blocks.xmp, warnings) if blocks.xmp is not None else ({}, False)
+    extended = _extended_xmp(blocks, xmp.get("xmpNote:HasExtendedXMP"))
+    if extended is not None:
+        extended_values, extended_gps = _parse_xmp(extended, warnings)
+        xmp = {**extended_values, **xmp}  # the main packet wins where both hold a property
+        xmp_gps = xmp_gps or extended_gps
     sync = _iptc_sync(blocks)
     if blocks.iptc is not None and not sync.xmp_in_sync and blocks.xmp is not None:
         warnings.append("IPTCDigest is not current: the IPTC was edited after the XMP, so IPTC values win")
@@ -841,6 +876,24 @@ def _assemble(blocks: _Blocks) -> Metadata:
         hierarchical_subject=_non_blank(_as_list(xmp.get("lr:hierarchicalSubject"))),
         warnings=tuple(dict.fromkeys(warnings)),
     )
+
+
+def _extended_xmp(blocks: _Blocks, guid: XmpValue | None) -> bytes | None:
+    """The extended XMP packet the main packet names, when all its chunks are there."""
+    if not isinstance(guid, str):
+        if blocks.xmp_extended:
+            blocks.warnings.append("extended XMP found but the main XMP does not name it; it was ignored")
+        return None
+    full_length, chunks = blocks.xmp_extended.get(guid.encode("ascii", "replace"), (0, {}))
+    packet = bytearray()
+    for offset in sorted(chunks):
+        if offset != len(packet):
+            break
+        packet += chunks[offset]
+    if not chunks or len(packet) != full_length:
+        blocks.warnings.append("extended XMP is missing or incomplete; only the main XMP was read")
+        return None
+    return bytes(packet)
 
 
 def _iptc_sync(blocks: _Blocks) -> _IptcSync:

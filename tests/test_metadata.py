@@ -357,6 +357,52 @@ def test_xmp_only_fields_alt_text_rating_label_and_hierarchy(tmp_path: Path) -> 
     assert (metadata.width, metadata.height) == (40, 30)
 
 
+def test_jpeg_extended_xmp_is_joined_and_merged(tmp_path: Path) -> None:
+    extended = (
+        "<x:xmpmeta xmlns:x='adobe:ns:meta/'><rdf:RDF xmlns:rdf='http://www.w3.org/1999/02/22-rdf-syntax-ns#'>"
+        "<rdf:Description xmlns:dc='http://purl.org/dc/elements/1.1/'><dc:subject><rdf:Bag>"
+        + "".join(f"<rdf:li>keyword {i}</rdf:li>" for i in range(40))
+        + "</rdf:Bag></dc:subject></rdf:Description></rdf:RDF></x:xmpmeta>"
+    ).encode()
+    guid = hashlib.md5(extended).hexdigest().upper().encode()
+    header = b"http://ns.adobe.com/xmp/extension/\x00" + guid + struct.pack(">I", len(extended))
+    half = len(extended) // 2
+    main = _xmp(f" xmlns:xmpNote='http://ns.adobe.com/xmp/note/' xmpNote:HasExtendedXMP='{guid.decode()}'>"
+                "<dc:title><rdf:Alt><rdf:li xml:lang='x-default'>Main</rdf:li></rdf:Alt></dc:title>")
+    path = tmp_path / "extended.jpg"
+    path.write_bytes(_jpeg(_segment(0xE1, main),
+                           _segment(0xE1, header + struct.pack(">I", half) + extended[half:]),
+                           _segment(0xE1, header + struct.pack(">I", 0) + extended[:half])))
+    metadata = read_metadata(path)
+    assert metadata.title == "Main"
+    assert metadata.keywords == tuple(f"keyword {i}" for i in range(40))
+    assert metadata.warnings == ()
+
+
+def test_png_xmp_in_compressed_itxt_and_in_plain_text_chunks(tmp_path: Path) -> None:
+    from PIL import PngImagePlugin
+
+    packet = _xmp(" photoshop:Credit='Agency'>").split(b"\x00", 1)[1].rstrip(b"\x00 ").decode()
+    for chunk in ("itxt", "text"):
+        info = PngImagePlugin.PngInfo()
+        if chunk == "itxt":
+            info.add_itxt("XML:com.adobe.xmp", packet, zip=True)
+        else:
+            info.add_text("XML:com.adobe.xmp", packet)
+        path = tmp_path / f"{chunk}.png"
+        Image.new("RGB", (3, 2)).save(path, pnginfo=info)
+        assert read_metadata(path).credit == "Agency", chunk
+
+
+def test_utf8_iptc_cut_inside_a_character_by_the_iim_limit_loses_only_that_character(tmp_path: Path) -> None:
+    cut = "Zoë Ångström-Sø".encode()[:-1]  # a length limit fell between the two bytes of "ø"
+    path = tmp_path / "cut.jpg"
+    path.write_bytes(_jpeg(_segment(0xED, _photoshop(_iim((1, 90, b"\x1b%G"), (2, 80, cut)), None))))
+    metadata = read_metadata(path)
+    assert metadata.creator == ("Zoë Ångström-S",)
+    assert metadata.warnings == ()
+
+
 def test_xmp_with_a_dtd_is_refused(tmp_path: Path) -> None:
     packet = (b"http://ns.adobe.com/xap/1.0/\x00<!DOCTYPE x [<!ENTITY a 'aaaaaaaaaa'>]>"
               b"<x:xmpmeta xmlns:x='adobe:ns:meta/'>&a;</x:xmpmeta>")
