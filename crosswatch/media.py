@@ -45,6 +45,7 @@ from PIL import Image
 from crosswatch.config import Config, MediaConfig, PrivacyConfig, TargetConfig
 from crosswatch.errors import BadPhoto
 from crosswatch.media_source import (
+    ORIENTATION_FIX,
     TAG_ARTIST,
     TAG_COPYRIGHT,
     Credit,
@@ -255,7 +256,7 @@ def _prepare_source(source: Source, targets: Sequence[TargetConfig], config: Con
     exif_bytes = build_exif(credit, source, config.privacy)
     xmp_bytes = build_xmp(credit, config.privacy)
     # Largest output first, so smaller ones can be resampled from it instead of from the full decode.
-    scaled = _ScaledCopies(pixels)
+    scaled = _ScaledCopies(pixels, source.orientation)
     for target, _scale in sorted(zip(feasible, header_scales, strict=True), key=lambda pair: -pair[1]):
         try:
             results[target.name] = _encode_target(scaled, target, config.media, exif_bytes, xmp_bytes, source)
@@ -265,31 +266,38 @@ def _prepare_source(source: Source, targets: Sequence[TargetConfig], config: Con
 
 
 class _ScaledCopies:
-    """The decoded pixels plus the whole-frame downscales already made for other targets.
+    """The decoded pixels (as stored) plus the upright whole-frame downscales made for other targets.
 
     Resampling Instagram's 1440 px from X's 4096 px image instead of the 6000 px decode costs a
     fraction of the time; a copy is only used when it still holds REDUCING_GAP times the pixels the
     output needs, so LANCZOS has as much to work from as it would after Pillow's own reducing_gap.
     """
 
-    def __init__(self, pixels: Image.Image) -> None:
+    def __init__(self, pixels: Image.Image, orientation: int) -> None:
         self.pixels = pixels
+        self.orientation = orientation
         self.copies: list[Image.Image] = []
+
+    @property
+    def upright_size(self) -> tuple[int, int]:
+        width, height = self.pixels.size
+        return (height, width) if self.orientation in (5, 6, 7, 8) else (width, height)
 
     def add(self, image: Image.Image) -> None:
         if image is not self.pixels:
             self.copies.append(image)
 
-    def base_for(self, geometry: Geometry) -> tuple[Image.Image, Box]:
-        """The smallest image holding enough detail for ``geometry``, and the box in its pixels."""
-        width, height = self.pixels.size
+    def base_for(self, geometry: Geometry) -> tuple[Image.Image, Box, int]:
+        """The smallest image holding enough detail for ``geometry``, the box in its pixels and the
+        orientation still to apply."""
+        width, height = self.upright_size
         box = geometry.box
         for copy in sorted(self.copies, key=lambda image: image.width):
             fx, fy = copy.width / width, copy.height / height
             if ((box[2] - box[0]) * fx >= REDUCING_GAP * geometry.content[0]
                     and (box[3] - box[1]) * fy >= REDUCING_GAP * geometry.content[1]):
-                return copy, (box[0] * fx, box[1] * fy, box[2] * fx, box[3] * fy)
-        return self.pixels, box
+                return copy, (box[0] * fx, box[1] * fy, box[2] * fx, box[3] * fy), 1
+        return self.pixels, box, self.orientation
 
 
 class _Refused(Exception):
@@ -407,9 +415,9 @@ def _encode_target(scaled: _ScaledCopies, target: TargetConfig, media: MediaConf
     spec = spec_for(target)
     shrink = 1.0
     while True:
-        geometry = plan_geometry(scaled.pixels.size, spec, media.fit, shrink)
-        base, box = scaled.base_for(geometry)
-        rendered = render(base, box, geometry, media.pad_color)
+        geometry = plan_geometry(scaled.upright_size, spec, media.fit, shrink)
+        base, box, orientation = scaled.base_for(geometry)
+        rendered = render(base, box, geometry, media.pad_color, orientation)
         found = search_quality(functools.partial(encode_jpeg, rendered, exif=exif, xmp=xmp),
                                spec.max_bytes, media.min_quality, media.max_quality)
         if isinstance(found, tuple):
@@ -436,17 +444,46 @@ def _next_shrink(geometry: Geometry, spec: TargetSpec, media: MediaConfig, small
     return geometry.scale * factor
 
 
-def render(base: Image.Image, box: Box, geometry: Geometry, pad_color: str) -> Image.Image:
-    """``box`` of ``base`` resampled to the geometry's content size, padded onto its canvas if needed."""
-    if box == (0, 0, *base.size) and geometry.content == base.size:
+def render(base: Image.Image, box: Box, geometry: Geometry, pad_color: str, orientation: int = 1) -> Image.Image:
+    """``box`` (upright coordinates) of ``base`` (stored with ``orientation``) resampled to the
+    geometry's content size and turned upright, then padded onto its canvas if needed."""
+    stored_box = _stored_box(box, orientation, base.size)
+    stored_size = _stored_size(geometry.content, orientation)
+    if stored_box == (0, 0, *base.size) and stored_size == base.size:
         content = base
     else:
-        content = resample(base, box, geometry.content)
+        content = resample(base, stored_box, stored_size)
+    fix = ORIENTATION_FIX.get(orientation)
+    if fix is not None:
+        content = content.transpose(fix)
     if geometry.content == geometry.canvas:
         return content
     canvas = Image.new("RGB", geometry.canvas, pad_color)
     canvas.paste(content, geometry.offset)
     return canvas
+
+
+def _stored_size(size: tuple[int, int], orientation: int) -> tuple[int, int]:
+    return (size[1], size[0]) if orientation in (5, 6, 7, 8) else size
+
+
+def _stored_box(box: Box, orientation: int, stored: tuple[int, int]) -> Box:
+    """An upright-coordinates box in the coordinates of the pixels as stored."""
+    if orientation == 1:
+        return box
+    w, h = stored
+    # Upright point (X, Y) -> stored point, the inverse of each EXIF orientation's transpose.
+    to_stored = {
+        2: lambda x, y: (w - x, y),
+        3: lambda x, y: (w - x, h - y),
+        4: lambda x, y: (x, h - y),
+        5: lambda x, y: (y, x),
+        6: lambda x, y: (y, h - x),
+        7: lambda x, y: (w - y, h - x),
+        8: lambda x, y: (w - y, x),
+    }[orientation]
+    (x0, y0), (x1, y1) = to_stored(box[0], box[1]), to_stored(box[2], box[3])
+    return (min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1))
 
 
 def resample(image: Image.Image, box: Box, size: tuple[int, int]) -> Image.Image:

@@ -373,9 +373,11 @@ def _iptc_credit(image: Image.Image) -> tuple[tuple[str, ...], str | None]:
 
 
 def decode(source: Source, draft_size: tuple[int, int] | None, background: str) -> Image.Image:
-    """The pixels as upright 8-bit sRGB RGB, alpha flattened onto ``background``; raises BadPhoto.
+    """The pixels as 8-bit sRGB RGB, alpha flattened onto ``background``; raises BadPhoto.
 
-    ``draft_size`` is in upright coordinates: the decoded image will be at least this big.
+    The pixels stay as stored: ``source.orientation`` is applied per target after resizing, where it
+    moves far fewer pixels. ``draft_size`` is in upright coordinates: the decoded image will be at
+    least this big.
     """
     image = source.image
     if getattr(image, "n_frames", 1) > 1:
@@ -390,9 +392,6 @@ def decode(source: Source, draft_size: tuple[int, int] | None, background: str) 
         if not source.metadata_read:
             _read_header_metadata(source)
         rgb = to_srgb(image, source, background)
-        fix = ORIENTATION_FIX.get(source.orientation)
-        if fix is not None:
-            rgb = rgb.transpose(fix)
     # Nothing of the source's info (comment, EXIF, ICC, XMP) may ride along into an encoder.
     rgb.info = {}
     return rgb

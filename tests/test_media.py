@@ -324,6 +324,48 @@ def test_all_eight_orientations_give_the_same_upright_image(prepared_photos: dic
         assert mean_difference < 4, (name, mean_difference)
 
 
+@pytest.mark.parametrize("fit", ["pad", "crop"])
+@pytest.mark.parametrize("orientation", range(2, 9))
+def test_orientation_with_resize_crop_and_pad(tmp_path: Path, orientation: int, fit: str) -> None:
+    # The upright picture is 150x600 (1:4, outside Instagram's range); stored un-rotated with an EXIF
+    # orientation it must come out exactly like the upright file does, resized, cropped or padded.
+    upright = Image.merge("RGB", (Image.linear_gradient("L").resize((150, 600)),
+                                  Image.linear_gradient("L").rotate(90).resize((150, 600)),
+                                  _quadrants(150, 600).getchannel("B")))
+    stored = upright.transpose(_INVERSE_FIX[orientation])
+    upright.save(tmp_path / "upright.png")
+    stored.save(tmp_path / "stored.png", exif=_exif_with_orientation(orientation))
+    config = make_config(tmp_path, fit=fit)
+    targets = [INSTAGRAM, TargetConfig(name="x", kind="x")]
+    expected = media.prepare_all(tmp_path / "upright.png", "up", targets, config)
+    actual = media.prepare_all(tmp_path / "stored.png", f"o{orientation}", targets, config)
+    for name in ("instagram", "x"):
+        want, got = read_back(expected[name]), read_back(actual[name])  # type: ignore[arg-type]
+        assert got.size == want.size
+        assert max(ImageStat.Stat(ImageChops.difference(want, got)).mean) < 2.5, name
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_upright_boxes_map_to_the_stored_pixels(orientation: int) -> None:
+    # Off-centre, so a mapping that is only right for the centred crops media makes would fail here.
+    upright = Image.frombytes("L", (40, 30), bytes(range(256)) * 4 + bytes(range(176)))
+    stored = upright.transpose(_INVERSE_FIX[orientation]) if orientation > 1 else upright
+    box = (3, 5, 17, 26)
+    stored_box = media._stored_box(box, orientation, stored.size)
+    piece = stored.crop(tuple(round(v) for v in stored_box))  # type: ignore[arg-type]
+    if orientation > 1:
+        piece = piece.transpose(media.ORIENTATION_FIX[orientation])
+    assert piece.tobytes() == upright.crop(box).tobytes()
+
+
+# Orientation N's stored pixels are the upright picture with the inverse of N's fix applied.
+_INVERSE_FIX = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_90, 7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_270,
+}
+
+
 def test_orientation_test_is_discriminating() -> None:
     # The stored (un-rotated) pixels really differ, so the test above would catch a missed transpose.
     with Image.open(PHOTOS / "pil-hopper_orientation_2.jpg") as two, \
