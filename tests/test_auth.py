@@ -55,6 +55,8 @@ from crosswatch.emulator import (
 from crosswatch.errors import AuthError, ConfigError, SecretStoreError, UsageError
 from crosswatch.secrets import SecretStore
 from tests.auth_helpers import browser, instagram_config, isolated_keyring, x_config
+from tests.emulator_fixtures import watch_openapi
+from tests.openapi_check import XOpenAPI
 
 BASE = "https://emulator.test"
 START = 1_800_000_000.0
@@ -75,9 +77,18 @@ def make_emulator(clock: ManualClock, **settings: Any) -> Emulator:
     return Emulator(EmulatorSettings(**settings), clock=clock)
 
 
+@pytest.fixture(scope="module")
+def x_spec() -> XOpenAPI:
+    return XOpenAPI()
+
+
 @pytest.fixture
-def emulator(clock: ManualClock) -> Emulator:
-    return make_emulator(clock, x_access_token_lifetime=60.0)
+def emulator(clock: ManualClock, x_spec: XOpenAPI) -> Iterator[Emulator]:
+    emulator = make_emulator(clock, x_access_token_lifetime=60.0)
+    # X API calls made while signing in (/2/users/me) must follow X's OpenAPI document.
+    recorder = watch_openapi(emulator, x_spec)
+    yield emulator
+    recorder.assert_clean()
 
 
 @pytest.fixture

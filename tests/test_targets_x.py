@@ -32,6 +32,8 @@ from crosswatch.targets.x import (
     parse_rate_limits,
     post_permalink,
 )
+from tests.emulator_fixtures import watch_openapi
+from tests.openapi_check import XOpenAPI
 from tests.target_helpers import drive
 
 NOW = 1_800_000_000.0
@@ -299,12 +301,21 @@ def emulator_config(base: str) -> TargetConfig:
     return TargetConfig(name="x", kind="x", api_base=base)
 
 
+@pytest.fixture(scope="module")
+def x_spec() -> XOpenAPI:
+    return XOpenAPI()
+
+
 @pytest.fixture
-def emulated() -> Iterator[Emulated]:
+def emulated(x_spec: XOpenAPI) -> Iterator[Emulated]:
     clock = ManualClock(NOW)
     emulator = Emulator(clock=clock)
+    # Every request the steps send, and every answer, is checked against X's OpenAPI document.
+    recorder = watch_openapi(emulator, x_spec)
     with httpx.Client(transport=httpx.MockTransport(emulator.handle)) as client:
         yield emulator, clock, client
+    assert recorder.checked > 0
+    recorder.assert_clean()
 
 
 def test_post_with_alt_text_on_the_emulator(tmp_path: Path, emulated: Emulated) -> None:
@@ -351,10 +362,11 @@ def test_expired_token_is_auth(tmp_path: Path, emulated: Emulated) -> None:
     assert (outcome.kind, performed) == (Kind.AUTH, ["upload_media"])
 
 
-def test_rate_limit_429_from_the_emulator(tmp_path: Path) -> None:
+def test_rate_limit_429_from_the_emulator(tmp_path: Path, x_spec: XOpenAPI) -> None:
     clock = ManualClock(NOW)
     limits = {**EmulatorSettings().x_rate_limits, "x.tweets.create": RateLimit(1, 900)}
     emulator = Emulator(EmulatorSettings(x_rate_limits=limits), clock=clock)
+    recorder = watch_openapi(emulator, x_spec)
     steps = XTarget(emulator_config("https://emu.test"), clock=clock).steps()
     with httpx.Client(transport=httpx.MockTransport(emulator.handle)) as client:
         token = emulator.mint_x_token()["access_token"]
@@ -365,6 +377,7 @@ def test_rate_limit_429_from_the_emulator(tmp_path: Path) -> None:
                              wait=clock.advance)
     assert second.kind is Kind.RATE_LIMITED
     assert second.retry_after is not None and 1 <= second.retry_after <= 901
+    recorder.assert_clean()
 
 
 def test_reconciler_finds_the_post_by_media_key(tmp_path: Path,
@@ -405,11 +418,13 @@ def test_reconciler_absent_only_once_the_timeline_has_settled(
     assert reconciler.build(ctx, "upload_media", intent_at=clock()) is None
 
 
-def test_post_on_the_real_emulator_server(tmp_path: Path) -> None:
+def test_post_on_the_real_emulator_server(tmp_path: Path, x_spec: XOpenAPI) -> None:
     emulator = Emulator()
+    recorder = watch_openapi(emulator, x_spec)
     with EmulatorServer(emulator) as server, httpx.Client() as client:
         target = XTarget(emulator_config(server.url))
         ctx = emulator_ctx(tmp_path, emulator.mint_x_token()["access_token"])
         outcome, _, _ = drive(target.steps(), ctx, client, wait=time.sleep)
     assert outcome.kind is Kind.DONE
     assert [p.id for p in emulator.x_posts()] == [outcome.remote_id]
+    recorder.assert_clean()
