@@ -760,7 +760,9 @@ def status(target_cfg: TargetConfig, store: SecretStore, *, clock: Clock = time.
         "target": target_cfg.name, "kind": target_cfg.kind, "signed_in": tokens is not None,
         "account_id": None, "username": None, "scopes": [], "expires_at": None,
         "expires_in_seconds": None, "has_refresh_token": False, "needs_login": tokens is None,
-        "problem": "not signed in" if tokens is None else None,
+        "problem": f"not signed in; {login_hint(target_cfg.name)}" if tokens is None else None,
+        # Whether one is stored, never the secret itself.
+        "client_secret_stored": store.get(client_secret_key(target_cfg.name)) is not None,
     }
     if tokens is None:
         return result

@@ -250,6 +250,7 @@ def test_x_login_public_client(store: SecretStore, client: httpx.Client, clock: 
     assert tokens is not None and tokens.refresh_token
     # An empty answer means a public client: nothing is stored as a secret.
     assert store.get("x:client_secret") is None
+    assert result["client_secret_stored"] is False
 
 
 def test_x_login_confidential_client_asks_for_the_secret_once(store: SecretStore, emulator: Emulator,
@@ -262,8 +263,9 @@ def test_x_login_confidential_client_asks_for_the_secret_once(store: SecretStore
         questions.append(question)
         return "conf-secret"
 
-    login(cfg, store, client, browser(client), prompt_secret=prompt)
+    result = login(cfg, store, client, browser(client), prompt_secret=prompt)
     assert store.get("x:client_secret") == "conf-secret"
+    assert result["client_secret_stored"] is True and "conf-secret" not in json.dumps(result)
     login(cfg, store, client, browser(client), prompt_secret=prompt)
     assert len(questions) == 1
     # The emulator accepts only Basic auth for this client, so the sign-ins prove it was used.
