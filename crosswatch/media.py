@@ -471,19 +471,30 @@ def _stored_box(box: Box, orientation: int, stored: tuple[int, int]) -> Box:
     """An upright-coordinates box in the coordinates of the pixels as stored."""
     if orientation == 1:
         return box
-    w, h = stored
-    # Upright point (X, Y) -> stored point, the inverse of each EXIF orientation's transpose.
-    to_stored = {
-        2: lambda x, y: (w - x, y),
-        3: lambda x, y: (w - x, h - y),
-        4: lambda x, y: (x, h - y),
-        5: lambda x, y: (y, x),
-        6: lambda x, y: (y, h - x),
-        7: lambda x, y: (w - y, h - x),
-        8: lambda x, y: (w - y, x),
-    }[orientation]
-    (x0, y0), (x1, y1) = to_stored(box[0], box[1]), to_stored(box[2], box[3])
+    (x0, y0), (x1, y1) = (_stored_point(box[0], box[1], orientation, stored),
+                          _stored_point(box[2], box[3], orientation, stored))
     return (min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1))
+
+
+def _stored_point(x: float, y: float, orientation: int, stored: tuple[int, int]) -> tuple[float, float]:
+    """Upright point -> stored point: the inverse of each EXIF orientation's transpose."""
+    w, h = stored
+    match orientation:
+        case 2:
+            return w - x, y
+        case 3:
+            return w - x, h - y
+        case 4:
+            return x, h - y
+        case 5:
+            return y, x
+        case 6:
+            return y, h - x
+        case 7:
+            return w - y, h - x
+        case 8:
+            return w - y, x
+    return x, y
 
 
 def resample(image: Image.Image, box: Box, size: tuple[int, int]) -> Image.Image:

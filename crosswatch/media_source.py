@@ -15,6 +15,7 @@ config, and a metadata warning must not cost a photo whose pixels are good.
 from __future__ import annotations
 
 import contextlib
+import io
 import re
 import warnings
 import xml.etree.ElementTree as ET
@@ -23,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from PIL import Image, ImageCms, IptcImagePlugin, TiffImagePlugin
+from PIL import Image, ImageCms, IptcImagePlugin, TiffImagePlugin, UnidentifiedImageError
 
 from crosswatch.config import MediaConfig
 from crosswatch.errors import BadPhoto
@@ -180,7 +181,7 @@ def _open_header(path: Path, formats: list[str]) -> Image.Image:
     except Image.DecompressionBombError:
         raise reject(path, "the image declares more pixels than Pillow will ever open "
                            "(a decompression bomb or a corrupt header)") from None
-    except Image.UnidentifiedImageError:
+    except UnidentifiedImageError:
         raise reject(path, "not an image crosswatch can read (JPEG, PNG, WEBP, TIFF, GIF, BMP, AVIF, "
                            "HEIC) or its header is broken") from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
@@ -454,7 +455,7 @@ def _convert_profile(image: Image.Image, source: Source) -> Image.Image:
     if not icc:
         return image
     try:
-        profile = ImageCms.ImageCmsProfile(ImageCms.core.profile_frombytes(icc))
+        profile = ImageCms.ImageCmsProfile(io.BytesIO(icc))
         if "srgb" in ImageCms.getProfileDescription(profile).lower().replace(" ", ""):
             return image  # already sRGB: converting would cost time and change nothing
         output = "RGBA" if "A" in image.mode else "RGB"
