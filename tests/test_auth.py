@@ -469,6 +469,50 @@ def test_file_lock_excludes_another_process(tmp_path: Path) -> None:
     assert float(out.strip()) >= released
 
 
+REFRESH_IN_A_PROCESS = """
+import hashlib, sys, time
+from pathlib import Path
+import httpx, keyring
+from keyrings.alt.file import PlaintextKeyring
+ring = PlaintextKeyring()
+ring.file_path = sys.argv[1]
+keyring.set_keyring(ring)
+from crosswatch.auth import XTokenProvider
+from crosswatch.secrets import SecretStore
+from tests.auth_helpers import x_config
+start = float(sys.argv[4])
+time.sleep(max(0.0, start - time.time()))
+with httpx.Client() as client:
+    token = XTokenProvider(x_config(sys.argv[2]), SecretStore(), client, Path(sys.argv[3])).access_token()
+print(hashlib.sha256(token.encode()).hexdigest())
+"""
+
+
+def test_processes_refresh_once_and_share_the_rotated_token(tmp_path: Path) -> None:
+    """Four daemons (or a daemon and `auth status`) waking at once on an expiring token: one refresh."""
+    emulator = Emulator()
+    repo = Path(__file__).resolve().parent.parent
+    with isolated_keyring(tmp_path) as ring, EmulatorServer(emulator) as server:
+        minted = emulator.mint_x_token()
+        # Our record says it expires in a second (the platform would still take it): due for refresh.
+        import_tokens(x_config(server.url), SecretStore(), json.dumps({**minted, "expires_in": 1}))
+        # A slow token endpoint widens the window in which an unlocked refresh would overlap.
+        emulator.delay("x.token", 0.5, times=None)
+        start = time.time() + 1.5
+        children = [subprocess.Popen([sys.executable, "-c", REFRESH_IN_A_PROCESS, ring.file_path, server.url,
+                                      str(tmp_path / "state"), str(start)],
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=repo)
+                    for _ in range(4)]
+        results = [child.communicate(timeout=60) for child in children]
+        assert [child.returncode for child in children] == [0] * 4, [err for _, err in results]
+        digests = [out.strip().splitlines()[-1] for out, _ in results]  # after any log line
+        assert len(set(digests)) == 1
+        assert len(emulator.requests_log("x.token")) == 1
+        stored = load_tokens(SecretStore(), "x")
+        assert stored is not None and stored.refresh_token != minted["refresh_token"]
+        assert hashlib.sha256(stored.access_token.encode()).hexdigest() == digests[0]
+
+
 def test_dead_refresh_token_needs_sign_in(store: SecretStore, emulator: Emulator, client: httpx.Client,
                                           clock: ManualClock, tmp_path: Path) -> None:
     tokens = signed_in_x(store, client, clock)
