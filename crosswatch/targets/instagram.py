@@ -283,7 +283,7 @@ def hosted_key(ctx: JobContext) -> str:
 
 def poll_wait(poll_count: int) -> float:
     """Seconds before poll number ``poll_count + 1``: 2, 4, 8, ... capped at 60."""
-    return min(POLL_MAX_WAIT, POLL_FIRST_WAIT * (2 ** max(0, poll_count)))
+    return min(POLL_MAX_WAIT, POLL_FIRST_WAIT * float(2 ** max(0, poll_count)))
 
 
 # ---------------------------------------------------------------------------------------------------
