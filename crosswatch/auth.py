@@ -670,7 +670,7 @@ def login(target_cfg: TargetConfig, store: SecretStore, client: httpx.Client,
         redirect_uri = target_cfg.redirect_uri
         code = _pasted_code(target_cfg, authorize_url(redirect_uri), state, open_browser, paste_redirect)
     else:
-        with LoopbackListener(state, port=target_cfg.redirect_port) as listener:
+        with _listen(target_cfg, state) as listener:
             redirect_uri = listener.redirect_uri
             open_browser(authorize_url(redirect_uri))
             code = listener.wait(timeout)
@@ -682,6 +682,16 @@ def login(target_cfg: TargetConfig, store: SecretStore, client: httpx.Client,
         tokens = instagram_exchange_code(target_cfg, client, secret, code, redirect_uri, clock())
     _store_and_identify(target_cfg, store, client, tokens)
     return status(target_cfg, store, clock=clock)
+
+
+def _listen(cfg: TargetConfig, state: str) -> LoopbackListener:
+    try:
+        return LoopbackListener(state, port=cfg.redirect_port)
+    except OSError as exc:
+        raise ConfigError(f"cannot listen on {LOOPBACK_HOST}:{cfg.redirect_port} for the sign-in "
+                          f"({exc.strerror or exc}); choose a free port (and register "
+                          f"http://{LOOPBACK_HOST}:<port>{CALLBACK_PATH} with the app)",
+                          key=f"targets.{cfg.name}.redirect_port") from None
 
 
 def _pasted_code(cfg: TargetConfig, url: str, state: str, open_browser: Callable[[str], None],

@@ -272,6 +272,13 @@ def test_x_login_confidential_client_asks_for_the_secret_once(store: SecretStore
     assert [r.status for r in emulator.requests_log("x.token")] == [200, 200]
 
 
+def test_login_on_a_busy_port_names_the_setting(store: SecretStore, client: httpx.Client) -> None:
+    with LoopbackListener("other") as busy:
+        cfg = dataclasses.replace(x_config(BASE), redirect_port=busy.address[1])
+        with pytest.raises(ConfigError, match=r"targets\.x\.redirect_port: cannot listen on 127\.0\.0\.1"):
+            login(cfg, store, client, browser(client))
+
+
 def test_x_login_wrong_secret_fails_clearly(store: SecretStore, emulator: Emulator, client: httpx.Client) -> None:
     emulator.add_x_client("conf-app", client_secret="conf-secret")
     with pytest.raises(AuthError, match=r"X refused the sign-in code \(unauthorized_client"):
