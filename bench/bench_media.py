@@ -1,6 +1,6 @@
 """Benchmark: prepare a 6000x4000 JPEG for X and Instagram, against ImageMagick and vipsthumbnail.
 
-    /work/venv/bin/python bench/bench_media.py [--runs 5] [--photo FILE]
+    /work/venv/bin/python bench/bench_media.py [--runs 5] [--orientation 6] [--photo FILE]
 
 Every tool runs as its own process on the same machine in the same run, so the ratios hold whatever
 the machine. crosswatch prepares both targets in one call (one decode); the reference tools run once
@@ -70,7 +70,7 @@ def run_measured(command: list[str], workdir: Path) -> Run:
     return Run(seconds=seconds, peak_rss_kib=usage.ru_maxrss, stdout=out_path.read_text())
 
 
-def make_photo(path: Path) -> None:
+def make_photo(path: Path, orientation: int = 1) -> None:
     """A 6000x4000 photo-like JPEG: smooth gradients, mid-frequency texture and fine grain."""
     size = (6000, 4000)
     sky = Image.linear_gradient("L").resize(size)
@@ -79,7 +79,10 @@ def make_photo(path: Path) -> None:
     red = Image.blend(sky, texture, 0.5)
     green = Image.blend(texture, grain, 0.3)
     blue = Image.blend(sky.transpose(Image.Transpose.FLIP_LEFT_RIGHT), grain, 0.2)
-    Image.merge("RGB", (red, green, blue)).save(path, quality=92)
+    exif = Image.Exif()
+    if orientation != 1:
+        exif[0x0112] = orientation  # a camera held upright: stored landscape, shown portrait
+    Image.merge("RGB", (red, green, blue)).save(path, quality=92, exif=exif.tobytes())
 
 
 def crosswatch_once(photo: Path, workdir: Path) -> tuple[Run, dict[str, object]]:
@@ -96,7 +99,7 @@ def reference_commands(tool: str, photo: Path, outputs: dict[str, dict[str, int]
         width, height, quality = facts["width"], facts["height"], facts["quality"]
         out = workdir / f"{tool}-{name}.jpg"
         if tool == "imagemagick":
-            commands.append([magick_convert(), str(photo), "-resize", f"{width}x{height}!", "-quality",
+            commands.append([magick_convert(), str(photo), "-auto-orient", "-resize", f"{width}x{height}!", "-quality",
                              str(quality), "-sampling-factor", "2x2", "-interlace", "JPEG", "-strip", str(out)])
         else:
             commands.append(["vipsthumbnail", str(photo), "-s", f"{width}x{height}!", "-o",
@@ -122,10 +125,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--photo", type=Path, help="a JPEG to use instead of the generated 6000x4000 one")
+    parser.add_argument("--orientation", type=int, default=1, choices=range(1, 9),
+                        help="EXIF orientation of the generated photo (6: a portrait shot)")
     parser.add_argument("--make-photo", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.make_photo:
-        make_photo(args.make_photo)
+        make_photo(args.make_photo, args.orientation)
         return
     if not shutil.which("vipsthumbnail"):
         raise SystemExit("vipsthumbnail is not installed (apt-get install -y libvips-tools)")
@@ -135,7 +140,8 @@ def main() -> None:
         if not args.photo:
             # In a child: a parent grown by a 24 MP image would pass its RSS on to every fork
             # (ru_maxrss counts the pages shared after fork), skewing every peak-RSS figure.
-            subprocess.run([sys.executable, __file__, "--make-photo", str(photo)], check=True)
+            subprocess.run([sys.executable, __file__, "--make-photo", str(photo),
+                            "--orientation", str(args.orientation)], check=True)
         crosswatch_runs = [crosswatch_once(photo, workdir)]  # also tells the sizes and qualities
         outputs = crosswatch_runs[0][1]["targets"]
         assert isinstance(outputs, dict)
@@ -157,7 +163,8 @@ def report(photo: Path, outputs: dict[str, dict[str, int]], ours: list[tuple[Run
     magick_s = statistics.median(run.seconds for run in magick)
     vips_s = statistics.median(run.seconds for run in vips)
     with Image.open(photo) as image:  # the header only: the parent stays small
-        print(f"photo: {image.size[0]}x{image.size[1]} JPEG, {photo.stat().st_size:,} bytes; "
+        print(f"photo: {image.size[0]}x{image.size[1]} JPEG (EXIF orientation "
+              f"{image.getexif().get(0x0112, 1)}), {photo.stat().st_size:,} bytes; "
               f"cores: {len(os.sched_getaffinity(0))}; runs: {len(ours)}")
     for name, facts in outputs.items():
         sizes = {tool: (workdir / f"{tool}-{name}.jpg").stat().st_size for tool in ("imagemagick", "vips")}

@@ -589,7 +589,7 @@ def build_exif(credit: Credit, source: Source, privacy: PrivacyConfig) -> bytes:
     if not extra:
         return credit_only
     for ifd, tag, value in extra:
-        (exif.get_ifd(ifd) if ifd is not None else exif)[tag] = value
+        (exif.get_ifd(ifd) if ifd is not None else exif)[tag] = _exif_ascii(value) if isinstance(value, str) else value
     try:
         return exif.tobytes()
     except Exception as exc:  # odd source values must not cost the credit

@@ -243,7 +243,7 @@ def _keepable_values(exif: Image.Exif | None) -> dict[str, list[tuple[int | None
             except Exception:  # a broken sub-IFD only loses optional values
                 value = None
             if isinstance(value, str):
-                value = _clean_text(value)
+                value = _clean_text(_repair_utf8(value))
             if value not in (None, "", b""):
                 found.setdefault(group, []).append((ifd, tag, value))
     return found
@@ -381,7 +381,7 @@ def decode(source: Source, draft_size: tuple[int, int] | None, background: str) 
     least this big.
     """
     image = source.image
-    if getattr(image, "n_frames", 1) > 1:
+    if getattr(image, "is_animated", False):  # (not n_frames: that walks every frame of a GIF)
         source.warnings.append("animated or multi-page image: the first frame is used")
         image.seek(0)
     if draft_size and source.format in ("JPEG", "MPO"):
