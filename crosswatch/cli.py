@@ -19,7 +19,7 @@ from typing import Any
 
 import click
 
-from crosswatch.config import Config, default_config_path, load_config
+from crosswatch.config import Config, load_config
 from crosswatch.errors import CrosswatchError, JournalLocked, UsageError
 from crosswatch.journal import DaemonLock, Journal, printable_path
 from crosswatch.models import Job, JobState
@@ -59,13 +59,6 @@ def _setup_logging(config: Config) -> None:
     logs.configure(config.logging.level, config.logging.format)
 
 
-def _token_factory() -> Any:
-    """The token sources for platform targets (sign-in lives in crosswatch.auth)."""
-    from crosswatch import auth
-
-    return auth.token_sources
-
-
 # -- run ---------------------------------------------------------------------------------------------
 
 
@@ -78,7 +71,7 @@ def run(obj: Obj, once: bool) -> None:
     from crosswatch.daemon import Daemon
 
     _setup_logging(config)
-    daemon = Daemon(config, token_factory=_token_factory())
+    daemon = Daemon(config)
     code = daemon.run_once() if once else daemon.run_forever()
     sys.exit(code)
 
@@ -176,7 +169,8 @@ def queue(obj: Obj) -> None:
             return
         for job in sorted(waiting, key=lambda j: (j.next_attempt_at, j.id)):
             planned = "now" if job.next_attempt_at <= now else _when(job.next_attempt_at)
-            line = f"#{job.id} {job.target:<10} {job.state.value:<17} {planned:<26} {printable_path(paths[job.photo_id])}"
+            shown = printable_path(paths[job.photo_id])
+            line = f"#{job.id} {job.target:<10} {job.state.value:<17} {planned:<26} {shown}"
             click.echo(line + (f"  ({job.reason})" if job.reason else ""))
 
 
@@ -239,9 +233,31 @@ def _check_targets(config: Config) -> list[tuple[bool, str]]:
             ok = os.access(parent, os.W_OK)
             results.append((ok, f"target {name}: outbox {target.path}" + ("" if ok else ": not writable")))
         else:
-            from crosswatch import auth
+            results.extend(_check_platform(config, name))
+    return results
 
-            results.extend(auth.doctor_checks(config, target))
+
+def _check_platform(config: Config, name: str) -> list[tuple[bool, str]]:
+    from crosswatch import auth
+    from crosswatch.secrets import SecretStore
+
+    target = config.targets[name]
+    try:
+        state = auth.status(target, SecretStore())
+    except CrosswatchError as exc:
+        return [(False, f"target {name}: {exc}")]
+    if state["problem"]:
+        results = [(False, f"target {name}: {state['problem']}")]
+    else:
+        who = state["username"] or state["account_id"] or "unknown account"
+        results = [(True, f"target {name}: signed in as {who}, token expires {state['expires_at'] or 'never'}")]
+    with Journal(config.journal_path) as journal:
+        hold = journal.holds(time.time()).get(name)
+    if hold:
+        results.append((hold.kind not in ("auth", "paused"),
+                        f"target {name}: waiting until {_when(hold.until)}: {hold.reason}"))
+    if target.kind == "instagram" and target.media_host is None:
+        results.append((False, f"target {name}: no media_host; Instagram fetches images from a public URL"))
     return results
 
 

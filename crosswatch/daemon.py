@@ -67,13 +67,23 @@ def watchdog_interval() -> float | None:
 TokenFactory = Callable[[Config, httpx.Client], dict[str, TokenSource]]
 
 
+def platform_tokens(config: Config, client: httpx.Client) -> dict[str, TokenSource]:
+    """A token source (keyring-backed, refreshing) for every enabled platform target."""
+    from crosswatch.auth import token_provider
+    from crosswatch.secrets import SecretStore
+
+    store = SecretStore()
+    return {name: token_provider(target, store, client, config.state_dir)
+            for name, target in config.targets.items() if target.enabled and target.kind in ("x", "instagram")}
+
+
 class Daemon:
     def __init__(self, config: Config, *, token_factory: TokenFactory | None = None,
                  targets: dict[str, Target] | None = None) -> None:
         self.config = config
         self.stop_event = threading.Event()
         self.wake_runner = threading.Event()
-        self._token_factory = token_factory
+        self._token_factory = token_factory or platform_tokens
         self._targets = targets
         self._errors: list[BaseException] = []
 
@@ -105,7 +115,7 @@ class Daemon:
                               headers={"User-Agent": "crosswatch/0.1"})
         try:
             targets = self._targets if self._targets is not None else build_targets(self.config)
-            tokens = self._token_factory(self.config, client) if self._token_factory else {}
+            tokens = self._token_factory(self.config, client)
             intake = Intake(self.config, intake_journal, on_new_jobs=self.wake_runner.set)
             runner = Runner(self.config, runner_journal, targets, client=client, tokens=tokens)
             runner.stop_when(self.stop_event.is_set)

@@ -48,7 +48,8 @@ class JobContexts:
     def image(self, job: Job, photo: Photo) -> PreparedImage:
         targets = [self.config.targets[t.target] for t in self.journal.jobs_for_photo(photo.id)
                    if t.target in self.config.targets]
-        prepared = media.prepare_all(Path(photo.path), photo.hash, targets, self.config)
+        prepared = media.prepare_all(Path(photo.path), photo.hash, targets, self.config,
+                                     metadata=self.metadata(photo))
         result = prepared.get(job.target)
         if isinstance(result, BadPhoto):
             raise result
@@ -56,7 +57,8 @@ class JobContexts:
             raise BadPhoto(f"no image could be prepared for target {job.target}")
         return result
 
-    def build(self, job: Job, *, access_token: str | None = None, account_id: str | None = None) -> JobContext:
+    def build(self, job: Job, *, access_token: str | None = None, account_id: str | None = None,
+              need_image: bool = True) -> JobContext:
         """Raises BadPhoto when the photo cannot be posted to this target."""
         photo = self.photo(job)
         if not Path(photo.path).exists():
@@ -68,7 +70,7 @@ class JobContexts:
             photo_hash=photo.hash,
             photo_path=Path(photo.path),
             caption=self.caption(job, photo, link),
-            image=self.image(job, photo),
+            image=self.image(job, photo) if need_image else None,
             data=dict(job.data),
             access_token=access_token,
             account_id=account_id,

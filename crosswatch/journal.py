@@ -10,6 +10,7 @@ Tables:
     files   what intake last saw at each path (size, mtime), so rescans skip unchanged files
     jobs    one row per (photo, target): state, step, attempts, next attempt, platform ids
     events  append-only log of every job transition
+    holds   per target: no job of it starts before ``until`` (rate limit, quota, sign-in, spam block)
 
 A job is never deleted. Every state change goes through ``transition``, which checks the move against
 the state table in models.py and appends the event in the same transaction.
@@ -82,6 +83,17 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX events_by_job ON events (job_id, id);
     """,
+    # 2: target-wide holds (rate limits, quotas, sign-in needed, spam block) that survive a restart
+    """
+    CREATE TABLE holds (
+        target  TEXT PRIMARY KEY,
+        until   REAL NOT NULL,
+        kind    TEXT NOT NULL,
+        reason  TEXT NOT NULL,
+        set_at  REAL NOT NULL
+    );
+    CREATE INDEX events_by_state_time ON events (to_state, at);
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -99,6 +111,14 @@ class JobRow:
     job: Job
     step_index: int
     intent_at: float | None
+
+
+@dataclass(frozen=True)
+class Hold:
+    target: str
+    until: float
+    kind: str
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -349,19 +369,59 @@ class Journal:
         row = self.job_row(job_id)
         return row.job if row else None
 
-    def due_jobs(self, now: float, limit: int = 50) -> list[JobRow]:
+    def due_jobs(self, now: float, limit: int = 50, state: JobState = JobState.READY) -> list[JobRow]:
+        """Jobs in ``state`` whose time has come and whose target is not held."""
         rows = self._db.execute(
             f"SELECT {_JOB_COLUMNS} FROM jobs WHERE state = ? AND next_attempt_at <= ? "
+            "AND target NOT IN (SELECT target FROM holds WHERE until > ?) "
             "ORDER BY next_attempt_at, id LIMIT ?",
-            (JobState.READY.value, now, limit),
+            (state.value, now, now, limit),
         ).fetchall()
         return [_job_row(r) for r in rows]
 
     def next_due_at(self) -> float | None:
+        """When the next ready (or in-doubt, to be checked) job may start, holds included."""
         row = self._db.execute(
-            "SELECT MIN(next_attempt_at) FROM jobs WHERE state = ?", (JobState.READY.value,)
+            "SELECT MIN(MAX(j.next_attempt_at, COALESCE(h.until, 0))) FROM jobs j "
+            "LEFT JOIN holds h ON h.target = j.target WHERE j.state IN (?, ?)",
+            (JobState.READY.value, JobState.IN_DOUBT.value),
         ).fetchone()
         return None if row[0] is None else float(row[0])
+
+    # -- holds -------------------------------------------------------------------------------------
+
+    def set_hold(self, target: str, until: float, kind: str, reason: str) -> None:
+        """Hold every job of ``target`` until ``until``; a longer hold already set is kept."""
+        with self._write() as db:
+            db.execute(
+                "INSERT INTO holds (target, until, kind, reason, set_at) VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT (target) DO UPDATE SET until = excluded.until, kind = excluded.kind, "
+                "reason = excluded.reason, set_at = excluded.set_at "
+                "WHERE excluded.until > holds.until OR holds.until <= excluded.set_at",
+                (target, until, kind, reason, self._clock()),
+            )
+
+    def clear_hold(self, target: str, kind: str | None = None) -> None:
+        with self._write() as db:
+            if kind is None:
+                db.execute("DELETE FROM holds WHERE target = ?", (target,))
+            else:
+                db.execute("DELETE FROM holds WHERE target = ? AND kind = ?", (target, kind))
+
+    def holds(self, now: float | None = None) -> dict[str, Hold]:
+        """Holds in force (``until`` after ``now``; every hold when now is None)."""
+        rows = self._db.execute("SELECT target, until, kind, reason FROM holds WHERE until > ?",
+                                (now if now is not None else float("-inf"),))
+        return {r["target"]: Hold(r["target"], r["until"], r["kind"], r["reason"]) for r in rows}
+
+    def done_since(self, target: str, since: float) -> list[float]:
+        """When each job of ``target`` became done at or after ``since``, oldest first (for pacing)."""
+        rows = self._db.execute(
+            "SELECT e.at FROM events e JOIN jobs j ON j.id = e.job_id "
+            "WHERE e.to_state = ? AND e.at >= ? AND j.target = ? ORDER BY e.at",
+            (JobState.DONE.value, since, target),
+        )
+        return [float(r[0]) for r in rows]
 
     def jobs(self, *, state: JobState | None = None, target: str | None = None) -> list[Job]:
         sql = f"SELECT {_JOB_COLUMNS} FROM jobs"

@@ -34,7 +34,8 @@ TRANSITIONS: dict[JobState, frozenset[JobState]] = {
     S.IN_FLIGHT: frozenset({S.IN_FLIGHT, S.READY, S.DONE, S.FAILED, S.REJECTED, S.IN_DOUBT}),
     S.FAILED: frozenset({S.READY}),
     S.REJECTED: frozenset({S.READY}),
-    S.IN_DOUBT: frozenset({S.DONE, S.READY}),
+    # in_doubt -> in_doubt: the platform could not tell yet; the next check is rescheduled.
+    S.IN_DOUBT: frozenset({S.DONE, S.READY, S.IN_DOUBT}),
     S.DONE: frozenset(),
 }
 

@@ -18,11 +18,24 @@ import httpx
 import structlog
 
 from crosswatch.config import Config
+from crosswatch.crashpoints import crashpoint
 from crosswatch.errors import AuthError, BadPhoto, CrosswatchError, JournalError
 from crosswatch.jobs import JobContexts
-from crosswatch.journal import Journal, JobRow
+from crosswatch.journal import JobRow, Journal
 from crosswatch.models import JobState
-from crosswatch.targets.base import HttpStep, JobContext, Kind, LocalStep, Outcome, Step, Target, step_applies
+from crosswatch.targets.base import (
+    Finding,
+    HttpStep,
+    JobContext,
+    Kind,
+    LocalStep,
+    Outcome,
+    Reconciler,
+    Step,
+    Target,
+    Verdict,
+    step_applies,
+)
 
 log = structlog.get_logger("crosswatch.runner")
 
@@ -32,6 +45,12 @@ BACKOFF_CAP_SECONDS = 3600.0
 # A target without a usable token is looked at again this often (a sign-in needs no restart).
 AUTH_PARK_SECONDS = 60.0
 SPAM_BLOCK_PAUSE_SECONDS = 24 * 3600.0
+# An in-doubt job is checked against the platform this many times (with backoff) before it is left
+# to a person (`crosswatch resolve`).
+MAX_RECONCILE_ATTEMPTS = 6
+RECONCILE_FIRST_DELAY_SECONDS = 2.0
+# "Never by itself": a job left for a person is not picked up again until resolved.
+NEVER = 253402300799.0  # 9999-12-31
 
 
 class TokenSource(Protocol):
@@ -75,19 +94,54 @@ class Runner:
             log.warning("job recovered after a stop", job=row.job.id, target=row.job.target, state=state.value)
 
     def run_due(self, limit: int = 50) -> int:
-        """Perform every job due now (up to ``limit``); returns how many were attempted."""
-        rows = self.journal.due_jobs(self.clock(), limit)
-        done = 0
-        for row in rows:
+        """Check due in-doubt jobs, then perform every job due now (up to ``limit``); returns how many
+        jobs were attempted."""
+        now = self.clock()
+        attempted = 0
+        for row in self.journal.due_jobs(now, limit, state=JobState.IN_DOUBT):
+            if self._stopping():
+                return attempted
+            self.reconcile(row)
+            attempted += 1
+        held = set(self.journal.holds(now))
+        for row in self.journal.due_jobs(now, limit):
+            target = row.job.target
             if self._stopping():
                 break
-            if row.job.target not in self.targets:
+            if target in held:
+                continue  # a job before this one set a hold on its target
+            if target not in self.targets:
                 self._park(row, AUTH_PARK_SECONDS * 10,
-                           f"target {row.job.target} is not configured or not enabled; add it back to run this job")
+                           f"target {target} is not configured or not enabled; add it back to run this job")
+                continue
+            if self._pace(target, now):
+                held.add(target)
                 continue
             self.run_job(row)
-            done += 1
-        return done
+            attempted += 1
+            if self.journal.holds(self.clock()).get(target):
+                held.add(target)
+        return attempted
+
+    def _pace(self, target: str, now: float) -> bool:
+        """Hold the target when its own max_per_hour / max_per_day is reached; True if held."""
+        config = self.config.targets.get(target)
+        if config is None:
+            return False
+        for cap, window, key in ((config.max_per_hour, 3600.0, "max_per_hour"),
+                                 (config.max_per_day, 86400.0, "max_per_day")):
+            if cap <= 0:
+                continue
+            done = self.journal.done_since(target, now - window)
+            if len(done) >= cap:
+                until = done[len(done) - cap] + window
+                self._hold(target, until, "pacing", f"targets.{target}.{key} ({cap}) reached")
+                return True
+        return False
+
+    def _hold(self, target: str, until: float, kind: str, reason: str) -> None:
+        self.journal.set_hold(target, until, kind, reason)
+        log.warning("target held", target=target, kind=kind, seconds=round(until - self.clock()), reason=reason)
 
     # -- one job -----------------------------------------------------------------------------------
 
@@ -97,7 +151,7 @@ class Runner:
         try:
             token, account = self._credentials(job.target)
         except AuthError as exc:
-            self._park(row, AUTH_PARK_SECONDS, str(exc))
+            self._hold(job.target, self.clock() + AUTH_PARK_SECONDS, "auth", str(exc))
             return
         try:
             ctx = self.contexts.build(job, access_token=token, account_id=account)
@@ -116,10 +170,13 @@ class Runner:
                 self.journal.transition(job.id, JobState.READY, step_index=index, detail="stopping")
                 return
             step = steps[index]
+            crashpoint(f"before:{step.name}")
             if not step.safe_to_repeat:
                 self.journal.transition(job.id, JobState.IN_FLIGHT, step=step.name, intent=True,
                                         detail="intent")
+                crashpoint(f"intent:{step.name}")
             outcome = self._perform(step, ctx)
+            crashpoint(f"after:{step.name}")
             if outcome.kind is Kind.AUTH and not refreshed and job.target in self.tokens:
                 refreshed = True
                 try:
@@ -129,13 +186,16 @@ class Runner:
                     outcome = Outcome(Kind.AUTH, reason=str(exc))
             if outcome.kind is Kind.NEXT:
                 index += 1
-                ctx = dataclasses.replace(ctx, data={**ctx.data, **outcome.data})
+                kept = self._job_data(job.target, outcome.data)
+                ctx = dataclasses.replace(ctx, data={**ctx.data, **kept})
                 if index < len(steps):
                     self.journal.transition(job.id, JobState.IN_FLIGHT, step=steps[index].name,
-                                            step_index=index, data=dict(outcome.data), intent=False)
+                                            step_index=index, data=kept, intent=False)
+                    crashpoint(f"recorded:{step.name}")
                     continue
-                outcome = Outcome(Kind.DONE, data=outcome.data)
+                outcome = Outcome(Kind.DONE, data=kept)
             self._apply(job.id, job.target, index, outcome, attempts=job.attempts + 1)
+            crashpoint(f"recorded:{step.name}")
             return
 
     def _credentials(self, target: str) -> tuple[str | None, str | None]:
@@ -176,7 +236,7 @@ class Runner:
 
     def _apply(self, job_id: int, target: str, index: int, outcome: Outcome, *, attempts: int) -> None:
         now = self.clock()
-        data = dict(outcome.data)
+        data = self._job_data(target, outcome.data)
         kind = outcome.kind
         if kind is Kind.DONE:
             row = self.journal.transition(job_id, JobState.DONE, remote_id=outcome.remote_id,
@@ -201,18 +261,37 @@ class Runner:
             wait = {Kind.RATE_LIMITED: 60.0, Kind.AUTH: AUTH_PARK_SECONDS,
                     Kind.PAUSED: SPAM_BLOCK_PAUSE_SECONDS}[kind]
             delay = outcome.retry_after if outcome.retry_after is not None else wait
-            # Waiting is not failing: the attempt is not counted.
+            # Waiting is not failing: the attempt is not counted, and the whole target waits.
             self.journal.transition(job_id, JobState.READY, step_index=index, data=data, intent=False,
                                     next_attempt_at=now + delay, attempts_delta=-1, reason=outcome.reason)
-            log.warning("waiting", job=job_id, target=target, why=kind.value, reason=outcome.reason)
+            self._hold(target, now + delay, kind.value, outcome.reason or kind.value)
         elif kind is Kind.UNKNOWN:
-            self.journal.transition(job_id, JobState.IN_DOUBT, data=data, reason=outcome.reason)
-            log.error("in doubt", job=job_id, target=target, reason=outcome.reason)
+            self.journal.transition(job_id, JobState.IN_DOUBT, data=data, reason=outcome.reason,
+                                    next_attempt_at=now + RECONCILE_FIRST_DELAY_SECONDS)
+            log.error("in doubt; will ask the platform", job=job_id, target=target, reason=outcome.reason)
         else:  # FAILED, REJECTED, DUPLICATE: retrying cannot help
             state = JobState.REJECTED if kind is Kind.REJECTED else JobState.FAILED
             row = self.journal.transition(job_id, state, data=data, intent=False, reason=outcome.reason)
             self._discard(row)
             log.error("job " + state.value, job=job_id, target=target, reason=outcome.reason)
+
+    def _job_data(self, target: str, data: Mapping[str, object]) -> dict[str, object]:
+        """Outcome data worth keeping with the job; rate-limit windows go to the target instead.
+
+        Convention: ``data["rate_limit"]`` maps a window name to ``{limit, remaining, reset}`` (reset
+        in epoch seconds). A window with nothing remaining holds the target until its reset, so the
+        next request is not spent on a certain 429.
+        """
+        kept = dict(data)
+        windows = kept.pop("rate_limit", None)
+        if isinstance(windows, Mapping):
+            resets = [w.get("reset") for w in windows.values()
+                      if isinstance(w, Mapping) and w.get("remaining") == 0 and isinstance(w.get("reset"), int)]
+            if resets:
+                until = float(max(r for r in resets if isinstance(r, int))) + 1.0
+                if until > self.clock():
+                    self._hold(target, until, "rate_limited", "the platform's rate limit is used up until its reset")
+        return kept
 
     def _park(self, row: JobRow, seconds: float, reason: str) -> None:
         self.journal.transition(row.job.id, JobState.READY, next_attempt_at=self.clock() + seconds,
@@ -223,3 +302,79 @@ class Runner:
             self.contexts.discard(row.job)
         except (OSError, JournalError) as exc:
             log.warning("could not remove a prepared image", job=row.job.id, error=str(exc))
+
+    # -- in doubt: ask the platform ----------------------------------------------------------------
+
+    def reconcile(self, row: JobRow) -> Verdict:
+        """Find out whether an in-doubt job's unsafe step took effect, and move the job accordingly:
+        posted -> done (or on to the safe steps after it); absent -> ready to send again; the platform
+        cannot tell -> ask again later, and after MAX_RECONCILE_ATTEMPTS leave it to a person."""
+        job = row.job
+        target = self.targets.get(job.target)
+        reconciler = getattr(target, "reconciler", None)
+        if target is None or not isinstance(reconciler, Reconciler):
+            return self._undecided(row, f"{job.target} cannot be asked whether '{job.step}' went out", final=True)
+        try:
+            token, account = self._credentials(job.target)
+            ctx = self.contexts.build(job, access_token=token, account_id=account, need_image=False)
+        except AuthError as exc:
+            self._hold(job.target, self.clock() + AUTH_PARK_SECONDS, "auth", str(exc))
+            return Verdict.UNKNOWN
+        except BadPhoto as exc:
+            return self._undecided(row, str(exc), final=True)
+        finding = self._ask(reconciler, ctx, job.step or "", row.intent_at or job.updated_at)
+        steps = target.steps()
+        if finding.verdict is Verdict.POSTED:
+            data = {**self._job_data(job.target, finding.data), "reconciled": "posted"}
+            following = row.step_index + 1
+            if following >= len(steps):
+                done = self.journal.transition(job.id, JobState.DONE, remote_id=finding.remote_id,
+                                               permalink=finding.permalink, data=data, intent=False,
+                                               detail="found on the platform")
+                self._discard(done)
+            else:
+                self.journal.transition(job.id, JobState.READY, step_index=following, data=data, intent=False,
+                                        step=steps[following].name, remote_id=finding.remote_id,
+                                        permalink=finding.permalink, next_attempt_at=self.clock(),
+                                        detail="found on the platform")
+            log.info("in-doubt job had gone out", job=job.id, target=job.target, remote_id=finding.remote_id)
+        elif finding.verdict is Verdict.ABSENT:
+            self.journal.transition(job.id, JobState.READY, intent=False, next_attempt_at=self.clock(),
+                                    reason=None, detail=f"not on the platform: {finding.reason or 'absent'}")
+            log.info("in-doubt job had not gone out; sending again", job=job.id, target=job.target)
+        else:
+            return self._undecided(row, finding.reason or "the platform could not tell", final=False)
+        return finding.verdict
+
+    def _ask(self, reconciler: Reconciler, ctx: JobContext, step: str, intent_at: float) -> Finding:
+        for _round in range(4):
+            request = reconciler.build(ctx, step, intent_at)
+            if request is None:
+                return Finding(Verdict.UNKNOWN, reason="the platform offers no way to check")
+            if self.client is None:
+                return Finding(Verdict.UNKNOWN, reason="no HTTP client configured")
+            try:
+                response = self.client.send(request)
+                response.read()
+            except httpx.TransportError as exc:
+                return Finding(Verdict.UNKNOWN, reason=f"cannot ask {request.url.host}: {type(exc).__name__}")
+            finding = reconciler.parse(ctx, step, response)
+            if finding.verdict is not Verdict.ASK_AGAIN:
+                return finding
+            ctx = dataclasses.replace(ctx, data={**ctx.data, **finding.data})
+        return Finding(Verdict.UNKNOWN, reason="the platform's answers did not settle the question")
+
+    def _undecided(self, row: JobRow, reason: str, *, final: bool) -> Verdict:
+        job = row.job
+        checks = int(job.data.get("reconcile_checks", 0)) + 1
+        if final or checks >= MAX_RECONCILE_ATTEMPTS:
+            self.journal.transition(
+                job.id, JobState.IN_DOUBT, next_attempt_at=NEVER, data={"reconcile_checks": checks},
+                reason=(f"{reason}; check {job.target} by hand, then run `crosswatch resolve {job.id} --posted` "
+                        f"or `crosswatch resolve {job.id} --not-posted`"))
+            log.error("in doubt; a person must decide", job=job.id, target=job.target, reason=reason)
+        else:
+            delay = backoff_delay(checks, self.rng)
+            self.journal.transition(job.id, JobState.IN_DOUBT, next_attempt_at=self.clock() + delay,
+                                    data={"reconcile_checks": checks}, reason=f"will ask again: {reason}")
+        return Verdict.UNKNOWN

@@ -23,6 +23,7 @@ import structlog
 from PIL import Image, UnidentifiedImageError
 
 from crosswatch.config import Config, WatchFolder
+from crosswatch.crashpoints import crashpoint
 from crosswatch.journal import IntakeResult, Journal, NewFile, printable_path
 
 log = structlog.get_logger("crosswatch.intake")
@@ -175,7 +176,9 @@ class Intake:
             batch = [f for f in (self._read(p, c) for p, c in settled[start:start + BATCH_SIZE]) if f]
             if not batch:
                 continue
+            crashpoint("intake:before-commit")
             results.extend(self.journal.add_files(batch, on_change=self.config.intake.on_change))
+            crashpoint("intake:after-commit")
             for new_file, result in zip(batch, results[-len(batch):], strict=True):
                 self._taken[new_file.path] = (new_file.size, new_file.mtime_ns)
                 self._log_taken(new_file, result)

@@ -18,6 +18,8 @@ import pytest
 import yaml
 from PIL import Image
 
+pytest_plugins = ["tests.emulator_fixtures"]
+
 REPO = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data"
 PHOTOS = DATA / "photos"

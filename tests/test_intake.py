@@ -82,7 +82,7 @@ def test_files_present_before_start_are_caught_up_without_waiting(workspace: dic
 
 
 def test_a_lost_event_is_found_by_the_scan(setup: tuple[Intake, Journal, Path], clock: FakeClock) -> None:
-    intake, journal, inbox = setup
+    intake, _journal, inbox = setup
     write_now(inbox / "missed.jpg", jpeg_bytes(7), clock)  # no offer(): the event never arrived
     clock.now += 1
     assert intake.process() == []

@@ -104,3 +104,36 @@ def step_applies(step: Step, ctx: JobContext) -> bool:
     """
     applies = getattr(step, "applies", None)
     return True if applies is None else bool(applies(ctx))
+
+
+# ---------------------------------------------------------------------------------------------------
+# Reconciliation: after a crash or a lost answer, ask the platform whether an unsafe step took effect.
+
+
+class Verdict(enum.StrEnum):
+    POSTED = "posted"        # it went out: remote_id/permalink (or data for the steps that follow)
+    ABSENT = "absent"        # certainly not there: the step may be sent again
+    UNKNOWN = "unknown"      # the platform cannot tell now; ask again later, or leave it to a person
+    ASK_AGAIN = "ask_again"  # this answer leads to another question: merge data, build again
+
+
+@dataclass(frozen=True)
+class Finding:
+    verdict: Verdict
+    remote_id: str | None = None
+    permalink: str | None = None
+    data: Mapping[str, Any] = field(default_factory=dict)
+    reason: str | None = None
+
+
+@runtime_checkable
+class Reconciler(Protocol):
+    """A target's way to find out whether its unsafe step ``step`` took effect (sans-I/O).
+
+    ``build`` returns None when the platform cannot be asked at all (then the job stays in doubt for
+    a person to resolve); ``intent_at`` is when the step was about to be sent.
+    """
+
+    def build(self, ctx: JobContext, step: str, intent_at: float) -> httpx.Request | None: ...
+
+    def parse(self, ctx: JobContext, step: str, response: httpx.Response) -> Finding: ...

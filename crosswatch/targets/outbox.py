@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from crosswatch.config import TargetConfig
+from crosswatch.crashpoints import crashpoint
 from crosswatch.targets.base import JobContext, Kind, Outcome, Step
 
 
@@ -67,6 +68,7 @@ class WriteToOutbox:
             if ctx.image is not None:
                 suffix = ".png" if ctx.image.format.upper() == "PNG" else ".jpg"
                 _write_atomically(self.folder / (base + suffix), ctx.image.path)
+                crashpoint("outbox:between-files")
             _write_atomically(self.folder / (base + ".txt"), caption_file_text(ctx).encode("utf-8"))
         except OSError as exc:
             # A full disk or a vanished folder is worth another try later, not a lost photo.
