@@ -220,6 +220,8 @@ def test_publish_transient_failure_is_unknown_so_the_runner_checks_the_container
 @pytest.mark.parametrize(("response", "kind"), [
     (graph_error(190, 463, "Error validating access token: Session has expired"), Kind.AUTH),
     (graph_error(190, 467, status=401), Kind.AUTH),
+    (graph_error(10, None, "Application does not have permission for this action", status=403), Kind.AUTH),
+    (graph_error(200, None, "Permissions error", status=403), Kind.AUTH),
     (graph_error(4, 2207051, "Action is blocked", user_msg="We restrict certain activity"), Kind.PAUSED),
     (graph_error(9, 2207042, user_msg="You reached the maximum number of posts"), Kind.RATE_LIMITED),
     (graph_error(17, None, "User request limit reached"), Kind.RATE_LIMITED),

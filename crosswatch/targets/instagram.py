@@ -149,6 +149,10 @@ def error_outcome(response: httpx.Response, *, applied_if_transient: bool = Fals
                             "error_subcode": error.subcode}
     if error.code == 190 or (error.status == 401 and error.code is None):
         return Outcome(Kind.AUTH, data=data, reason=error.reason)
+    if error.code is not None and (error.code == 10 or 200 <= error.code <= 299):
+        # A permission the sign-in did not grant: jobs wait for a new sign-in rather than fail.
+        return Outcome(Kind.AUTH, data=data, reason=error.reason + " — sign in again and grant "
+                       + ", ".join(INSTAGRAM_SCOPES))
     if error.pair == SPAM_BLOCK:
         # Not a rate limit: Instagram restricted the account; waiting a few minutes will not help.
         return Outcome(Kind.PAUSED, data=data,
