@@ -2,24 +2,28 @@
 
 Public API (the runner and the CLI use these):
 
-- ``prepare_all(photo_path, photo_hash, targets, config)`` decodes the photo once and returns
-  ``{target name: PreparedImage | BadPhoto}``: a prepared file in the media cache, or the reason this
-  one target cannot take the photo (for example ``media.fit: reject`` and a panorama on Instagram).
-  It raises ``BadPhoto`` when no target can take the photo (unreadable, a bomb, too big, ...).
-  Prepared files are cached under ``config.media_cache_dir/<photo hash>/``, keyed by the target's
-  spec and every setting that changes the output, so a restart reuses them.
+- ``prepare_all(photo_path, photo_hash, targets, config, *, metadata=None)`` decodes the photo once
+  and returns ``{target name: PreparedImage | BadPhoto}``: a prepared file in the media cache, or the
+  reason this one target cannot take the photo (for example ``media.fit: reject`` and a panorama on
+  Instagram). It raises ``BadPhoto`` when no target can take the photo (unreadable, a bomb, too big).
+  ``metadata`` (metadata.py's reading) supplies the creator and copyright; without it they are read
+  here. Prepared files are cached under ``config.media_cache_dir/<photo hash>/``, keyed by the
+  target's spec and every setting that changes the output, so a restart reuses them.
 - ``discard_prepared(config, photo_hash, target_name)`` removes them once the job is done.
-- ``preview_images(photo_path, targets, config, out_dir)`` writes ``<target>.jpg`` and returns the
-  facts per target (for ``crosswatch preview --out``).
+- ``preview_images(photo_path, targets, config, out_dir, *, metadata=None)`` writes ``<target>.jpg``
+  and returns the facts per target (for ``crosswatch preview --out``).
 
 Pixels (media_source.py): EXIF orientation applied and dropped, colour profile converted to sRGB,
-alpha flattened, first frame only, 8-bit RGB. Size: only shrunk when a limit requires it (LANCZOS,
+alpha flattened, first frame only, 8-bit RGB. Size: only changed when a limit requires it (LANCZOS,
 after an integer pre-reduction for large factors, split over the CPU cores). Quality: the highest JPEG
 quality <= media.max_quality that fits the byte limit, by binary search, never below
 media.min_quality; if even that does not fit, the image is made smaller (not below
 media.shrink_floor), else the target is refused. Privacy: the output's EXIF is written from scratch
 with only the groups in ``privacy.keep`` (creator and copyright by default), never GPS, maker notes,
-serial numbers, thumbnails, comments or XMP history.
+serial numbers, thumbnails, comments or XMP history; XMP carries only dc:creator and dc:rights.
+
+Speed: one decode for all targets, shrunk in the DCT domain when every target is much smaller; the
+largest target first, and smaller ones resampled from it; orientation applied after resizing.
 """
 
 from __future__ import annotations
