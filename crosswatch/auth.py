@@ -721,17 +721,19 @@ def code_from_redirect(address: str, expected_state: str) -> str:
     return code
 
 
-def _store_and_identify(cfg: TargetConfig, store: SecretStore, client: httpx.Client | None,
+def _store_and_identify(cfg: TargetConfig, store: SecretStore, client: httpx.Client,
                         tokens: TokenSet) -> TokenSet:
-    """Store first (an X refresh token must never be lost), then look the account up."""
+    """After a sign-in: store first (an X refresh token must never be lost), then look the account up."""
     save_tokens(store, cfg.name, tokens)
-    if client is None:
-        return tokens
-    lookup = x_lookup_account if cfg.kind == "x" else instagram_lookup_account
-    account_id, username = lookup(cfg, client, tokens.access_token)
-    identified = replace(tokens, account_id=account_id, username=username)
+    identified = _identify(cfg, client, tokens)
     save_tokens(store, cfg.name, identified)
     return identified
+
+
+def _identify(cfg: TargetConfig, client: httpx.Client, tokens: TokenSet) -> TokenSet:
+    lookup = x_lookup_account if cfg.kind == "x" else instagram_lookup_account
+    account_id, username = lookup(cfg, client, tokens.access_token)
+    return replace(tokens, account_id=account_id, username=username)
 
 
 def import_tokens(target_cfg: TargetConfig, store: SecretStore, json_text: str,
@@ -759,7 +761,10 @@ def import_tokens(target_cfg: TargetConfig, store: SecretStore, json_text: str,
         raise UsageError(f"target {target_cfg.name} ({target_cfg.kind}) takes no tokens")
     if tokens is None:
         raise UsageError(f"the JSON on stdin has no access_token for {target_cfg.name}")
-    _store_and_identify(target_cfg, store, client, tokens)
+    # Checked before it is stored: a token the platform refuses must not look like a sign-in.
+    if client is not None:
+        tokens = _identify(target_cfg, client, tokens)
+    save_tokens(store, target_cfg.name, tokens)
     return status(target_cfg, store, clock=clock)
 
 

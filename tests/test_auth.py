@@ -631,6 +631,7 @@ def test_import_with_a_revoked_token_fails(store: SecretStore, emulator: Emulato
                                                  "client_id": DEFAULT_X_CLIENT_ID})
     with pytest.raises(AuthError, match="X refused the access token"):
         import_tokens(x_config(BASE), store, json.dumps(minted), client)
+    assert load_tokens(store, "x") is None
 
 
 def test_revoke_x_at_the_platform_and_locally(store: SecretStore, client: httpx.Client, clock: ManualClock) -> None:
