@@ -393,14 +393,21 @@ def test_post_through_the_container_flow(tmp_path: Path, emulated: Emulated) -> 
     assert final.data["poll_count"] >= 1
 
 
-def test_container_error_fails_the_job(tmp_path: Path, emulated: Emulated) -> None:
+def test_container_error_fails_the_job_and_discard_unhosts(tmp_path: Path, emulated: Emulated) -> None:
     emulated.emulator.fail_next_containers("ERROR")
     ctx = emulator_ctx(tmp_path, emulated.emulator.mint_ig_token()["access_token"])
-    outcome, _, performed = drive(emulator_target(emulated).steps(), ctx, emulated.client,
-                                  wait=emulated.clock.advance)
+    target = emulator_target(emulated)
+    outcome, final, performed = drive(target.steps(), ctx, emulated.client, wait=emulated.clock.advance)
     assert outcome.kind is Kind.FAILED and "ERROR" in (outcome.reason or "")
     assert "publish" not in performed
     assert emulated.emulator.ig_posts() == []
+    # The job ended early: the copy is still public until the runner discards it.
+    assert [p.name for p in emulated.hosted.iterdir()] == [final.data["hosted_key"]]
+    assert target.discard(final.data) is None
+    assert list(emulated.hosted.iterdir()) == []
+    assert target.discard({}) is None
+    assert "permission denied" in (InstagramTarget(CONFIG, RecordingHost(fail="delete")).discard(
+        {"hosted_key": "k.jpg"}) or "")
 
 
 def test_expired_container_is_recreated_and_published(tmp_path: Path, emulated: Emulated) -> None:

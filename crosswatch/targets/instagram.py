@@ -482,6 +482,18 @@ class InstagramTarget:
     def steps(self) -> Sequence[Step]:
         return self._steps
 
+    def discard(self, data: Mapping[str, Any]) -> str | None:
+        """Remove the hosted copy of a job that ended without reaching its last step (failed,
+        rejected): the photo must not stay public. Returns what went wrong, or None."""
+        key = data.get("hosted_key")
+        if not key:
+            return None
+        try:
+            self.host.delete(str(key))
+        except Exception as exc:  # reported to the caller, who logs it; the job's end stands
+            return f"could not remove the hosted copy {key}: {exc}"
+        return None
+
 
 # ---------------------------------------------------------------------------------------------------
 # Reconciliation: did media_publish go out?
