@@ -497,12 +497,16 @@ def instagram_lookup_account(cfg: TargetConfig, client: httpx.Client,
 # The loopback redirect listener
 
 
-@dataclass
+@dataclass(repr=False)
 class _CallbackState:
     expected_state: str
     code: str | None = None
     error: str | None = None
     rejected: int = 0
+
+    def __repr__(self) -> str:
+        # The code is as good as a token for the next 30 seconds.
+        return f"_CallbackState(code={'***' if self.code else None}, rejected={self.rejected})"
 
 
 class LoopbackListener:
