@@ -391,6 +391,8 @@ def test_post_through_the_container_flow(tmp_path: Path, emulated: Emulated) -> 
     assert media.image == ctx.photo_path.read_bytes()  # fetched from the media host
     assert list(emulated.hosted.iterdir()) == []  # and removed from it afterwards
     assert final.data["poll_count"] >= 1
+    # What the runner journals (outcome data) never carries the token.
+    assert token not in json.dumps([dict(final.data), outcome.reason])
 
 
 def test_container_error_fails_the_job_and_discard_unhosts(tmp_path: Path, emulated: Emulated) -> None:

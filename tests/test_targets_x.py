@@ -331,6 +331,8 @@ def test_post_with_alt_text_on_the_emulator(tmp_path: Path, emulated: Emulated) 
     assert post.media_ids == (final.data["media_id"],)
     assert emulator.x_media_bytes(post.media_ids[0]) == ctx.photo_path.read_bytes()
     assert emulator.x_alt_text(post.media_ids[0]) == "A grey heron on one leg in the mist"
+    # What the runner journals (outcome data) never carries the token.
+    assert ctx.access_token and ctx.access_token not in json.dumps([dict(final.data), outcome.reason])
 
 
 def test_without_alt_text_the_metadata_call_is_skipped(tmp_path: Path,
