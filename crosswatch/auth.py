@@ -2,14 +2,17 @@
 
 What the CLI and the runner call:
 
-- ``login(target_cfg, store, client, open_browser, prompt_secret)``: browser sign-in. A listener on
-  ``127.0.0.1:<redirect_port>`` takes exactly one callback carrying the right ``state``; the code is
-  exchanged at once (X's codes live 30 s). X uses PKCE (S256); Instagram's short-lived token is swapped
-  for a long-lived one (60 days).
+- ``login(target_cfg, store, client, open_browser, prompt_secret, paste_redirect=None)``: browser
+  sign-in. A listener on ``127.0.0.1:<redirect_port>`` takes exactly one callback carrying the right
+  ``state``; the code is exchanged at once (X's codes live 30 s). With an https ``redirect_uri`` in the
+  config (Instagram accepts no other), ``paste_redirect`` asks for the address the browser ended on
+  instead. X uses PKCE (S256); Instagram's short-lived token is swapped for a long-lived one (60 days).
 - ``import_tokens``, ``status``, ``revoke``: the other ``crosswatch auth`` commands.
 - ``token_provider(target_cfg, store, client, state_dir)``: what the runner asks for a valid access
-  token, refreshed when near expiry. X refresh tokens are single-use, so a refresh runs under a thread
-  lock and a file lock in ``state_dir`` and the new pair is stored before it is used.
+  token (``access_token()``, refreshed when near expiry; ``force_refresh()`` after a 401;
+  ``account_id()``, ``username()``, ``status()``). X refresh tokens are single-use, so token reads and
+  refreshes run under a thread lock and a file lock in ``state_dir`` and the new pair is stored before
+  it is used. ``AuthError`` means: park the target (the message says whether to sign in again).
 
 Secrets live only in the keyring (``crosswatch.secrets``). No token, code or client secret is ever put
 in an exception message, a log line or a repr; platform error text is scrubbed of them too. Tokens
