@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import time
 from collections.abc import Iterator
@@ -430,3 +431,25 @@ def test_post_on_the_real_emulator_server(tmp_path: Path, x_spec: XOpenAPI) -> N
     assert outcome.kind is Kind.DONE
     assert [p.id for p in emulator.x_posts()] == [outcome.remote_id]
     recorder.assert_clean()
+
+
+# ---------------------------------------------------------------------------------------------------
+# The target modules stay sans-I/O
+
+
+IO_MODULES = {"sqlite3", "socket", "keyring", "watchdog", "subprocess", "urllib.request", "boto3",
+              "crosswatch.auth", "crosswatch.secrets", "crosswatch.hosting", "crosswatch.journal"}
+
+
+@pytest.mark.parametrize("module", ["targets/x.py", "targets/instagram.py"])
+def test_target_modules_import_no_io_at_run_time(module: str) -> None:
+    tree = ast.parse((Path(__file__).resolve().parent.parent / "crosswatch" / module).read_text())
+    type_only = {id(node) for block in ast.walk(tree) if isinstance(block, ast.If)
+                 and isinstance(block.test, ast.Name) and block.test.id == "TYPE_CHECKING"
+                 for node in ast.walk(block)}
+    imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) and id(node) not in type_only
+                for alias in node.names}
+    imported |= {node.module for node in ast.walk(tree)
+                 if isinstance(node, ast.ImportFrom) and node.module and id(node) not in type_only}
+    assert imported, "the check found no imports at all"
+    assert not {name for name in imported if name in IO_MODULES or name.split(".")[0] in IO_MODULES}
