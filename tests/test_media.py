@@ -7,6 +7,7 @@ trusting the PreparedImage that describes it.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 import shutil
@@ -20,6 +21,8 @@ from typing import Any
 
 import piexif
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from PIL import Image, ImageChops, ImageStat
 
 import crosswatch.media as media
@@ -738,6 +741,34 @@ def test_not_an_image_is_rejected(tmp_path: Path) -> None:
     path.write_text("just text, named like a photo")
     with pytest.raises(BadPhoto, match="not an image"):
         media.prepare_all(path, "txt", [X], make_config(tmp_path))
+
+
+_FUZZ_SEEDS = {name: (PHOTOS / name).read_bytes() for name in
+               ("et-GPS.jpg", "pil-hopper_orientation_6.jpg", "et-PNG.png", "dn-Issue 614.jpg")}
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(seed=st.sampled_from(sorted(_FUZZ_SEEDS)), cut=st.integers(0, 100),
+       flips=st.lists(st.tuples(st.integers(0, 10_000), st.integers(0, 255)), max_size=8))
+def test_damaged_files_give_a_result_or_badphoto_never_a_crash(tmp_path: Path, seed: str, cut: int,
+                                                                flips: list[tuple[int, int]]) -> None:
+    data = bytearray(_FUZZ_SEEDS[seed])
+    for position, value in flips:
+        data[position % len(data)] = value
+    data = data[: max(1, len(data) * (100 - cut) // 100)] if cut > 50 else data
+    path = tmp_path / f"fuzz{Path(seed).suffix}"
+    path.write_bytes(bytes(data))
+    try:
+        # The content's own hash, as the journal would give: the cache must not answer for another file.
+        results = media.prepare_all(path, hashlib.sha256(data).hexdigest(), [X, INSTAGRAM], make_config(tmp_path))
+    except BadPhoto as failure:
+        assert "\n" not in str(failure)
+        return
+    for target in (X, INSTAGRAM):
+        outcome = results[target.name]
+        if isinstance(outcome, PreparedImage):
+            assert_meets_spec(outcome, target)
+            assert_private_free(Path(outcome.path))
 
 
 # ---------------------------------------------------------------------------------------------------
