@@ -293,6 +293,11 @@ def _graph_base(cfg: TargetConfig) -> str:
     return (cfg.graph_base or DEFAULT_GRAPH_BASE).rstrip("/")
 
 
+def _graph_root(cfg: TargetConfig) -> str:
+    """graph_base without a version segment: Meta documents the token endpoints unversioned."""
+    return re.sub(r"/v[0-9]+(?:\.[0-9]+)?$", "", _graph_base(cfg))
+
+
 def _ig_api_base(cfg: TargetConfig) -> str:
     return (cfg.api_base or INSTAGRAM_API_BASE).rstrip("/")
 
@@ -455,7 +460,7 @@ def _instagram_token_from(response: httpx.Response, now: float) -> TokenSet | No
 
 def instagram_long_lived(cfg: TargetConfig, client: httpx.Client, secret: str, short_token: str,
                          now: float) -> TokenSet:
-    request = httpx.Request("GET", _graph_base(cfg) + "/access_token", params={
+    request = httpx.Request("GET", _graph_root(cfg) + "/access_token", params={
         "grant_type": "ig_exchange_token", "client_secret": secret, "access_token": short_token,
     })
     response = _send(client, request, "Instagram long-lived token")
@@ -467,7 +472,7 @@ def instagram_long_lived(cfg: TargetConfig, client: httpx.Client, secret: str, s
 
 
 def instagram_refresh(cfg: TargetConfig, client: httpx.Client, tokens: TokenSet, now: float) -> TokenSet:
-    request = httpx.Request("GET", _graph_base(cfg) + "/refresh_access_token", params={
+    request = httpx.Request("GET", _graph_root(cfg) + "/refresh_access_token", params={
         "grant_type": "ig_refresh_token", "access_token": tokens.access_token,
     })
     response = _send(client, request, "Instagram token refresh")

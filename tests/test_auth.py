@@ -316,6 +316,9 @@ def test_instagram_login_gets_a_long_lived_token(tmp_path: Path, clock: ManualCl
         assert store.get("instagram:client_secret") == DEFAULT_IG_CLIENT_SECRET
         endpoints = [r.endpoint for r in emulator.requests_log() if r.endpoint.startswith("ig.")]
         assert endpoints == ["ig.authorize", "ig.code_exchange", "ig.exchange_token", "ig.me"]
+        # Token endpoints unversioned as Meta documents them; the Graph API under the configured version.
+        paths = [r.path.split("?")[0] for r in emulator.requests_log() if r.endpoint in ("ig.exchange_token", "ig.me")]
+        assert paths == ["/access_token", "/v25.0/me"]
 
 
 def test_instagram_login_needs_the_app_secret(store: SecretStore, client: httpx.Client) -> None:
