@@ -322,6 +322,147 @@ def preview(obj: Obj, file: Path, out_dir: Path | None, as_json: bool) -> None:
         click.echo("")
 
 
+# -- sign-in -----------------------------------------------------------------------------------------
+
+
+@cli.group("auth")
+def auth_group() -> None:
+    """Sign in to X and Instagram; tokens live in the OS keyring, never in the config."""
+
+
+def _platform_target(config: Config, name: str) -> Any:
+    target = config.targets.get(name)
+    if target is None:
+        raise UsageError(f"there is no target {name!r} in {config.source}; known: {', '.join(config.targets)}")
+    if target.kind not in ("x", "instagram"):
+        raise UsageError(f"target {name} is an {target.kind} target; it has no sign-in")
+    return target
+
+
+def _auth_client() -> Any:
+    import httpx
+
+    return httpx.Client(timeout=30.0, headers={"User-Agent": "crosswatch/0.1"})
+
+
+@auth_group.command("login")
+@click.argument("target")
+@click.option("--timeout", default=300.0, show_default=True, help="seconds to wait for the browser")
+@click.option("--no-browser", is_flag=True, help="print the sign-in address instead of opening a browser")
+@pass_obj
+def auth_login(obj: Obj, target: str, timeout: float, no_browser: bool) -> None:
+    """Sign in with the browser (OAuth 2.0 code flow with a loopback redirect)."""
+    import webbrowser
+
+    from crosswatch import auth
+    from crosswatch.secrets import SecretStore
+
+    target_cfg = _platform_target(obj.config, target)
+
+    def open_browser(url: str) -> None:
+        click.echo(f"Sign in to {target} at:\n  {url}", err=True)
+        if not no_browser:
+            webbrowser.open(url)
+
+    def ask_secret(question: str) -> str:
+        return str(click.prompt(question, hide_input=True, default="", show_default=False, err=True))
+
+    with _auth_client() as client:
+        state = auth.login(target_cfg, SecretStore(), client, open_browser, ask_secret, timeout=timeout)
+    click.echo(f"signed in to {target} as {state['username'] or state['account_id']}; "
+               f"token expires {state['expires_at'] or 'never'}")
+
+
+@auth_group.command("import")
+@click.argument("target")
+@pass_obj
+def auth_import(obj: Obj, target: str) -> None:
+    """Store a platform token response (JSON) read from standard input, never from the command line."""
+    from crosswatch import auth
+    from crosswatch.secrets import SecretStore
+
+    target_cfg = _platform_target(obj.config, target)
+    text = sys.stdin.read()
+    with _auth_client() as client:
+        state = auth.import_tokens(target_cfg, SecretStore(), text, client)
+    click.echo(f"stored the token for {target} ({state['username'] or state['account_id'] or 'account unknown'})")
+
+
+@auth_group.command("status")
+@click.option("--json", "as_json", is_flag=True, help="print one JSON document instead of text")
+@pass_obj
+def auth_status(obj: Obj, as_json: bool) -> None:
+    """Per target: account, scopes and expiry (never the secret)."""
+    from crosswatch import auth
+    from crosswatch.secrets import SecretStore
+
+    store = SecretStore()
+    states = [auth.status(t, store) for t in obj.config.targets.values() if t.kind in ("x", "instagram")]
+    if as_json:
+        click.echo(json.dumps({"targets": states}, indent=2))
+        return
+    for state in states:
+        if state["signed_in"]:
+            click.echo(f"{state['target']}: {state['username'] or state['account_id']}, scopes "
+                       f"{' '.join(state['scopes']) or '?'}, expires {state['expires_at'] or 'never'}"
+                       + (f"; {state['problem']}" if state["problem"] else ""))
+        else:
+            click.echo(f"{state['target']}: not signed in; run `crosswatch auth login {state['target']}`")
+
+
+@auth_group.command("revoke")
+@click.argument("target")
+@pass_obj
+def auth_revoke(obj: Obj, target: str) -> None:
+    """Revoke the token at the platform (where it can) and delete it from the keyring."""
+    from crosswatch import auth
+    from crosswatch.secrets import SecretStore
+
+    target_cfg = _platform_target(obj.config, target)
+    with _auth_client() as client:
+        result = auth.revoke(target_cfg, SecretStore(), client)
+    click.echo(f"{target}: " + ("revoked at the platform; " if result["revoked_at_platform"] else "")
+               + ("deleted from the keyring" if result["deleted"] else "nothing stored")
+               + (f" ({result['note']})" if result["note"] else ""))
+
+
+# -- emulator and demo -------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="address to bind (keep it loopback)")
+@click.option("--port", default=0, show_default=True, help="port; 0 picks a free one")
+@click.option("--x-token-lifetime", type=float, help="seconds an X access token lives (default 7200)")
+@click.option("--container-seconds", type=float, help="seconds an Instagram container stays IN_PROGRESS")
+@click.option("--hosted-dir", type=click.Path(path_type=Path, file_okay=False),
+              help="serve this folder at /_emulator/hosted/ (a directory media host for Instagram)")
+def emulator(host: str, port: int, x_token_lifetime: float | None, container_seconds: float | None,
+             hosted_dir: Path | None) -> None:
+    """Run the bundled fake of X's and Instagram's APIs (for trying crosswatch and for tests)."""
+    import dataclasses
+
+    from crosswatch.emulator import EmulatorSettings, run_emulator
+
+    settings = EmulatorSettings()
+    if x_token_lifetime is not None:
+        settings = dataclasses.replace(settings, x_access_token_lifetime=x_token_lifetime)
+    if container_seconds is not None:
+        settings = dataclasses.replace(settings, ig_container_processing_seconds=container_seconds)
+    run_emulator(host, port, settings=settings, hosted_dir=hosted_dir)
+
+
+@cli.command()
+@click.option("--keep-serving/--exit", default=None,
+              help="keep the emulator up afterwards to look at it (default: when run in a terminal)")
+def demo(keep_serving: bool | None) -> None:
+    """Post the bundled sample photos to a bundled emulator of X and Instagram, and show the result."""
+    from crosswatch.demo import run_demo
+
+    if keep_serving is None:
+        keep_serving = sys.stdin.isatty() and sys.stdout.isatty()
+    sys.exit(run_demo(keep_serving=keep_serving, out=click.echo))
+
+
 # -- entry point -------------------------------------------------------------------------------------
 
 

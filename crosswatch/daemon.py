@@ -87,12 +87,16 @@ class Daemon:
         self._targets = targets
         self._errors: list[BaseException] = []
 
+    def request_stop(self) -> None:
+        """Stop as SIGTERM would (for embedding, e.g. `crosswatch demo`)."""
+        self.stop_event.set()
+        self.wake_runner.set()
+
     # -- signals -----------------------------------------------------------------------------------
 
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
         log.info("stopping", signal=signal.Signals(signum).name)
-        self.stop_event.set()
-        self.wake_runner.set()
+        self.request_stop()
 
     @contextmanager
     def _signals(self) -> Iterator[None]:

@@ -1,0 +1,179 @@
+"""``crosswatch demo``: the whole flow against the bundled emulator, with nothing to set up.
+
+It starts the emulator on loopback, writes a config for a temporary folder, signs in to both
+platforms through the real OAuth flows (an HTTP client plays the browser), runs the daemon, drops
+the bundled sample photos into the folder, waits until every job is finished, and prints what was
+posted and where to look. Tokens go to an in-memory keyring for the demo's lifetime, never the user's.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import httpx
+import keyring
+import keyring.backend
+import yaml
+
+from crosswatch import auth, logs
+from crosswatch.config import Config, load_config
+from crosswatch.daemon import Daemon
+from crosswatch.emulator import (
+    DEFAULT_IG_CLIENT_ID,
+    DEFAULT_IG_CLIENT_SECRET,
+    DEFAULT_X_CLIENT_ID,
+    Emulator,
+    EmulatorServer,
+)
+from crosswatch.journal import Journal
+from crosswatch.models import TERMINAL_STATES, JobState
+from crosswatch.secrets import SecretStore
+
+DEMO_TIMEOUT_SECONDS = 180.0
+
+
+class MemoryKeyring(keyring.backend.KeyringBackend):
+    """A keyring that lives and dies with the demo, so the user's own keyring is never touched."""
+
+    priority = 1
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._items: dict[tuple[str, str], str] = {}
+
+    def get_password(self, service: str, username: str) -> str | None:
+        return self._items.get((service, username))
+
+    def set_password(self, service: str, username: str, password: str) -> None:
+        self._items[(service, username)] = password
+
+    def delete_password(self, service: str, username: str) -> None:
+        self._items.pop((service, username), None)
+
+
+def sample_photos() -> list[Path]:
+    folder = resources.files("crosswatch") / "samples"
+    return sorted(Path(str(p)) for p in folder.iterdir() if str(p).endswith(".jpg"))
+
+
+def write_demo_config(root: Path, base_url: str) -> Path:
+    hosted = root / "hosted"
+    hosted.mkdir()
+    (root / "inbox").mkdir()
+    document = {
+        "state_dir": str(root / "state"),
+        "watch": [{"path": str(root / "inbox"), "targets": ["instagram", "x", "outbox"], "settle_seconds": 0.5}],
+        "hashtags": {"extra": ["crosswatchdemo"]},
+        "targets": {
+            "outbox": {"path": str(root / "outbox")},
+            "x": {"client_id": DEFAULT_X_CLIENT_ID, "api_base": base_url,
+                  "authorize_url": f"{base_url}/i/oauth2/authorize", "redirect_port": 0},
+            "instagram": {"client_id": DEFAULT_IG_CLIENT_ID, "graph_base": base_url, "api_base": base_url,
+                          "authorize_url": f"{base_url}/oauth/authorize", "redirect_port": 0,
+                          "media_host": {"type": "directory", "path": str(hosted),
+                                         "public_url": f"{base_url}/_emulator/hosted/"}},
+        },
+        "logging": {"level": "warning", "format": "console"},
+    }
+    path = root / "config.yaml"
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
+    return path
+
+
+def browser_for(client: httpx.Client) -> Callable[[str], None]:
+    """Plays the user's browser: opens the authorize page, which (in the emulator) approves at once and
+    redirects to crosswatch's loopback listener, and follows that redirect."""
+
+    def open_browser(url: str) -> None:
+        client.get(url, follow_redirects=True)
+
+    return open_browser
+
+
+def _answer(secret: str) -> Callable[[str], str]:
+    return lambda _question: secret
+
+
+def sign_in(config: Config, store: SecretStore, client: httpx.Client) -> list[str]:
+    lines = []
+    browser = httpx.Client(timeout=30.0)
+    try:
+        for name in ("x", "instagram"):
+            target = config.targets[name]
+            # The emulator's X client is public (no secret); its Instagram app has the default secret.
+            secret = DEFAULT_IG_CLIENT_SECRET if target.kind == "instagram" else ""
+            state = auth.login(target, store, client, browser_for(browser), _answer(secret), timeout=30.0)
+            lines.append(f"signed in to {name} as @{state['username']} ({', '.join(state['scopes'])})")
+    finally:
+        browser.close()
+    return lines
+
+
+def wait_for_jobs(config: Config, expected: int, stop: Callable[[], None], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        time.sleep(0.25)
+        with Journal(config.journal_path) as journal:
+            jobs = journal.jobs()
+        if len(jobs) >= expected and all(j.state in TERMINAL_STATES or j.state is JobState.IN_DOUBT for j in jobs):
+            break
+    stop()
+
+
+def summary(config: Config) -> list[dict[str, Any]]:
+    with Journal(config.journal_path) as journal:
+        paths = {photo.id: Path(photo.path).name for photo, _s, _r in journal.photos()}
+        return [{"photo": paths.get(j.photo_id, "?"), "target": j.target, "state": j.state.value,
+                 "permalink": j.permalink, "reason": j.reason} for j in journal.jobs()]
+
+
+def run_demo(*, keep_serving: bool, out: Callable[[str], None] = print) -> int:
+    keyring.set_keyring(MemoryKeyring())
+    logs.configure("warning", "console")
+    photos = sample_photos()
+    with tempfile.TemporaryDirectory(prefix="crosswatch-demo-") as scratch:
+        root = Path(scratch)
+        hosted = root / "hosted"
+        emulator = Emulator(hosted_dir=hosted)
+        with EmulatorServer(emulator) as server, httpx.Client(timeout=30.0) as client:
+            config = load_config(write_demo_config(root, server.url))
+            out(f"emulator of X and Instagram running at {server.url}")
+            for line in sign_in(config, SecretStore(), client):
+                out(line)
+            daemon = Daemon(config)
+            expected = len(photos) * len(config.watch[0].targets)
+
+            def feed() -> None:
+                time.sleep(0.5)
+                for photo in photos:
+                    shutil.copy(photo, config.watch[0].path / photo.name)
+                out(f"dropped {len(photos)} sample photos into {config.watch[0].path}; posting...")
+                wait_for_jobs(config, expected, daemon.request_stop, DEMO_TIMEOUT_SECONDS)
+
+            feeder = threading.Thread(target=feed, name="demo-feed", daemon=True)
+            feeder.start()
+            code = daemon.run_forever()
+            feeder.join()
+            rows = summary(config)
+            for row in rows:
+                where = row["permalink"] if row["state"] == "done" else f"{row['state']}: {row['reason']}"
+                out(f"  {row['target']:<10} {row['photo']:<26} {where}")
+            posted = sum(1 for r in rows if r["state"] == "done")
+            out(f"{posted} of {len(rows)} posts made. See both timelines at {server.url}/_emulator/")
+            if posted != len(rows):
+                code = code or 1
+            if keep_serving:
+                out("the emulator keeps serving for you to look; press Ctrl-C to stop")
+                try:
+                    while True:
+                        time.sleep(1)
+                except KeyboardInterrupt:
+                    out("stopped")
+    return code
