@@ -20,10 +20,13 @@ import re
 import shutil
 import subprocess
 import tempfile
+import time
 import urllib.parse
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
+
+import httpx
 
 from crosswatch.config import MediaHostConfig
 from crosswatch.errors import ConfigError, CrosswatchError
@@ -222,6 +225,38 @@ def substitute(template: Sequence[str], path: Path | None, key: str) -> list[str
 def _last_line(text: str | None) -> str:
     lines = [line.strip() for line in (text or "").splitlines() if line.strip()]
     return lines[-1][:300] if lines else ""
+
+
+# ---------------------------------------------------------------------------------------------------
+# doctor: does a hosted file come back at its URL?
+
+PROBE_KEY = "crosswatch-probe.txt"
+
+
+def verify_host(host: MediaHost, client: httpx.Client, scratch_dir: Path) -> str:
+    """Put a small probe file, fetch it back at its URL, remove it; returns the URL it was served at.
+
+    Raises MediaHostError saying which part failed. Reachable from here does not prove reachable
+    from Meta's servers, but it catches a wrong folder, URL, bucket or command.
+    """
+    probe = scratch_dir / PROBE_KEY
+    body = f"crosswatch media host probe {os.getpid()}-{time.time_ns()}".encode()
+    probe.write_bytes(body)
+    try:
+        url = host.put(probe, PROBE_KEY)
+        try:
+            fetched = client.get(url)
+        except httpx.HTTPError as exc:
+            raise MediaHostError(f"the probe was stored but {url.split('?')[0]} cannot be fetched "
+                                 f"({type(exc).__name__}); check public_url") from None
+        finally:
+            host.delete(PROBE_KEY)
+    finally:
+        probe.unlink(missing_ok=True)
+    if fetched.status_code != 200 or fetched.content != body:
+        raise MediaHostError(f"the probe was stored but {url.split('?')[0]} answered HTTP "
+                             f"{fetched.status_code} without it; check that public_url serves the folder")
+    return url
 
 
 # ---------------------------------------------------------------------------------------------------

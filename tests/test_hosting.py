@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import stat
 import sys
 from collections.abc import Iterator
@@ -13,6 +14,7 @@ import pytest
 from moto.server import ThreadedMotoServer
 
 from crosswatch.config import MediaHostConfig
+from crosswatch.emulator import Emulator, EmulatorServer
 from crosswatch.errors import ConfigError
 from crosswatch.hosting import (
     CommandHost,
@@ -23,6 +25,7 @@ from crosswatch.hosting import (
     build_host,
     join_url,
     substitute,
+    verify_host,
 )
 
 PHOTO = Path(__file__).resolve().parent / "data" / "photos" / "et-Canon.jpg"
@@ -252,3 +255,36 @@ def test_config_errors_name_the_key(cfg: MediaHostConfig, key: str) -> None:
     with pytest.raises(ConfigError) as caught:
         build_host(cfg)
     assert caught.value.key == key
+
+
+# ---------------------------------------------------------------------------------------------------
+# verify_host (for `crosswatch doctor`)
+
+
+def test_verify_host_through_a_real_web_server(tmp_path: Path) -> None:
+    served = tmp_path / "www"
+    served.mkdir()
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    with EmulatorServer(Emulator(hosted_dir=served)) as server, httpx.Client() as client:
+        good = DirectoryHost(served, server.url + "/_emulator/hosted/")
+        assert verify_host(good, client, scratch) == f"{server.url}/_emulator/hosted/crosswatch-probe.txt"
+        wrong = DirectoryHost(served, server.url + "/elsewhere/")
+        with pytest.raises(MediaHostError, match=r"answered HTTP 4\d\d without it; check that public_url"):
+            verify_host(wrong, client, scratch)
+    assert list(served.iterdir()) == [] and list(scratch.iterdir()) == []
+
+
+def test_verify_host_unreachable_url(tmp_path: Path) -> None:
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]
+    host = DirectoryHost(tmp_path / "www", f"http://127.0.0.1:{port}/x")
+    with httpx.Client() as client, pytest.raises(MediaHostError, match=r"cannot be fetched.*check public_url"):
+        verify_host(host, client, tmp_path)
+
+
+def test_verify_s3_host(s3_endpoint: str, bucket: str, tmp_path: Path) -> None:
+    host = build_host(MediaHostConfig(type="s3", bucket=bucket, endpoint_url=s3_endpoint, region="us-east-1"))
+    with httpx.Client() as client:
+        assert "X-Amz-Signature=" in verify_host(host, client, tmp_path)
