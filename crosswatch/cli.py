@@ -21,7 +21,7 @@ import click
 
 from crosswatch.config import Config, load_config
 from crosswatch.errors import CrosswatchError, JournalLocked, UsageError
-from crosswatch.journal import DaemonLock, Journal, printable_path
+from crosswatch.journal import DaemonLock, Hold, Journal, printable_path
 from crosswatch.models import Job, JobState
 
 CONFIG_HELP = "config file (default: $CROSSWATCH_CONFIG, else the user config dir's crosswatch/config.yaml)"
@@ -83,7 +83,8 @@ def _open_journal(config: Config) -> Journal:
     return Journal(config.journal_path)
 
 
-def _job_json(job: Job, photo_path: str) -> dict[str, Any]:
+def _job_json(job: Job, photo_path: str, hold: Hold | None = None) -> dict[str, Any]:
+    waiting = hold is not None and job.state is JobState.READY
     return {
         "id": job.id,
         "photo": printable_path(photo_path),
@@ -92,8 +93,8 @@ def _job_json(job: Job, photo_path: str) -> dict[str, Any]:
         "state": job.state.value,
         "step": job.step,
         "attempts": job.attempts,
-        "next_attempt_at": job.next_attempt_at or None,
-        "reason": job.reason,
+        "next_attempt_at": max(job.next_attempt_at, hold.until) if waiting and hold else (job.next_attempt_at or None),
+        "reason": hold.reason if waiting and hold else job.reason,
         "remote_id": job.remote_id,
         "permalink": job.permalink,
     }
@@ -103,8 +104,10 @@ def _when(timestamp: float) -> str:
     return dt.datetime.fromtimestamp(timestamp).astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")
 
 
-def _job_line(job: Job, photo_path: str, now: float) -> str:
+def _job_line(job: Job, photo_path: str, now: float, hold: Hold | None = None) -> str:
     head = f"#{job.id} {job.target:<10} {printable_path(photo_path)}"
+    if job.state is JobState.READY and hold is not None and hold.until > job.next_attempt_at:
+        return f"{head}: waiting until {_when(hold.until)} ({hold.reason})"
     if job.state is JobState.READY and job.next_attempt_at > now:
         return f"{head}: waiting until {_when(job.next_attempt_at)}" + (f" ({job.reason})" if job.reason else "")
     if job.state is JobState.IN_DOUBT:
@@ -127,6 +130,8 @@ def status(obj: Obj, as_json: bool, show_all: bool) -> None:
         photos = journal.photos()
         paths = {photo.id: photo.path for photo, _status, _reason in photos}
         jobs = journal.jobs()
+        now = time.time()
+        holds = journal.holds(now)
         if as_json:
             document = {
                 "photos": [
@@ -134,7 +139,9 @@ def status(obj: Obj, as_json: bool, show_all: bool) -> None:
                      "first_seen": p.first_seen}
                     for p, s, r in photos
                 ],
-                "jobs": [_job_json(job, paths.get(job.photo_id, "")) for job in jobs],
+                "jobs": [_job_json(job, paths.get(job.photo_id, ""), holds.get(job.target)) for job in jobs],
+                "targets": {name: {"waiting_until": hold.until, "why": hold.kind, "reason": hold.reason}
+                            for name, hold in holds.items()},
             }
             click.echo(json.dumps(document, indent=2, ensure_ascii=False))
             return
@@ -145,14 +152,15 @@ def status(obj: Obj, as_json: bool, show_all: bool) -> None:
             per_state = counts.get(target, {})
             summary = ", ".join(f"{n} {state}" for state, n in sorted(per_state.items())) or "no jobs"
             click.echo(f"  {target}: {summary}")
-        now = time.time()
+            if target in holds:
+                click.echo(f"    waiting until {_when(holds[target].until)}: {holds[target].reason}")
         attention = [
             j for j in jobs
             if show_all or j.state in (JobState.FAILED, JobState.REJECTED, JobState.IN_DOUBT)
-            or (j.state is JobState.READY and j.next_attempt_at > now)
+            or (j.state is JobState.READY and (j.next_attempt_at > now or j.target in holds))
         ]
         for job in attention:
-            click.echo("  " + _job_line(job, paths.get(job.photo_id, ""), now))
+            click.echo("  " + _job_line(job, paths.get(job.photo_id, ""), now, holds.get(job.target)))
 
 
 @cli.command()
@@ -162,16 +170,22 @@ def queue(obj: Obj) -> None:
     now = time.time()
     with _open_journal(obj.config) as journal:
         paths = {photo.id: photo.path for photo, _s, _r in journal.photos()}
+        holds = journal.holds(now)
         waiting = [j for j in journal.jobs() if j.state in (JobState.READY, JobState.AWAITING_APPROVAL,
                                                               JobState.PENDING, JobState.IN_FLIGHT)]
         if not waiting:
             click.echo("nothing is waiting")
             return
-        for job in sorted(waiting, key=lambda j: (j.next_attempt_at, j.id)):
-            planned = "now" if job.next_attempt_at <= now else _when(job.next_attempt_at)
+        def planned_at(job: Job) -> float:
+            hold = holds.get(job.target)
+            return max(job.next_attempt_at, hold.until) if hold else job.next_attempt_at
+
+        for job in sorted(waiting, key=lambda j: (planned_at(j), j.id)):
+            planned = "now" if planned_at(job) <= now else _when(planned_at(job))
             shown = printable_path(paths[job.photo_id])
             line = f"#{job.id} {job.target:<10} {job.state.value:<17} {planned:<26} {shown}"
-            click.echo(line + (f"  ({job.reason})" if job.reason else ""))
+            reason = holds[job.target].reason if job.target in holds else job.reason
+            click.echo(line + (f"  ({reason})" if reason else ""))
 
 
 @cli.command()
@@ -368,7 +382,8 @@ def auth_login(obj: Obj, target: str, timeout: float, no_browser: bool) -> None:
         return str(click.prompt(question, hide_input=True, default="", show_default=False, err=True))
 
     with _auth_client() as client:
-        state = auth.login(target_cfg, SecretStore(), client, open_browser, ask_secret, timeout=timeout)
+        state = auth.login(target_cfg, SecretStore(), client, open_browser, ask_secret, timeout=timeout,
+                           paste_redirect=lambda question: str(click.prompt(question, err=True)))
     click.echo(f"signed in to {target} as {state['username'] or state['account_id']}; "
                f"token expires {state['expires_at'] or 'never'}")
 

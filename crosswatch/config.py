@@ -86,6 +86,8 @@ class TargetConfig:
     # for the address the browser ended on, pasted.
     redirect_uri: str | None = None
     media_host: MediaHostConfig | None = None
+    # Where links to posts point (X builds them itself): https://x.com, or the emulator's pages.
+    web_base: str | None = None
     # pacing (0 = no limit of our own)
     max_per_hour: int = 0
     max_per_day: int = 0

@@ -74,7 +74,8 @@ def write_demo_config(root: Path, base_url: str) -> Path:
         "targets": {
             "outbox": {"path": str(root / "outbox")},
             "x": {"client_id": DEFAULT_X_CLIENT_ID, "api_base": base_url,
-                  "authorize_url": f"{base_url}/i/oauth2/authorize", "redirect_port": 0},
+                  "authorize_url": f"{base_url}/i/oauth2/authorize", "redirect_port": 0,
+                  "web_base": f"{base_url}/_emulator/x"},
             "instagram": {"client_id": DEFAULT_IG_CLIENT_ID, "graph_base": base_url, "api_base": base_url,
                           "authorize_url": f"{base_url}/oauth/authorize", "redirect_port": 0,
                           "media_host": {"type": "directory", "path": str(hosted),

@@ -13,7 +13,7 @@ from crosswatch import compose, media, metadata
 from crosswatch.config import Config
 from crosswatch.errors import BadPhoto
 from crosswatch.journal import Journal
-from crosswatch.models import Caption, Job, Metadata, Photo, PreparedImage
+from crosswatch.models import TERMINAL_STATES, Caption, Job, Metadata, Photo, PreparedImage
 from crosswatch.targets.base import JobContext
 
 _METADATA_CACHE_SIZE = 64
@@ -46,8 +46,10 @@ class JobContexts:
         return compose.compose(self.config, job.target, self.metadata(photo), Path(photo.path), link=link)
 
     def image(self, job: Job, photo: Photo) -> PreparedImage:
+        # Only targets still to be served: a finished job's image was discarded and must not be
+        # prepared (and cached) again.
         targets = [self.config.targets[t.target] for t in self.journal.jobs_for_photo(photo.id)
-                   if t.target in self.config.targets]
+                   if t.target in self.config.targets and (t.id == job.id or t.state not in TERMINAL_STATES)]
         prepared = media.prepare_all(Path(photo.path), photo.hash, targets, self.config,
                                      metadata=self.metadata(photo))
         result = prepared.get(job.target)
@@ -58,7 +60,7 @@ class JobContexts:
         return result
 
     def build(self, job: Job, *, access_token: str | None = None, account_id: str | None = None,
-              need_image: bool = True) -> JobContext:
+              username: str | None = None, need_image: bool = True) -> JobContext:
         """Raises BadPhoto when the photo cannot be posted to this target."""
         photo = self.photo(job)
         if not Path(photo.path).exists():
@@ -71,7 +73,7 @@ class JobContexts:
             photo_path=Path(photo.path),
             caption=self.caption(job, photo, link),
             image=self.image(job, photo) if need_image else None,
-            data=dict(job.data),
+            data={**({"username": username} if username else {}), **job.data},
             access_token=access_token,
             account_id=account_id,
         )

@@ -60,6 +60,8 @@ class TokenSource(Protocol):
 
     def account_id(self) -> str | None: ...
 
+    def username(self) -> str | None: ...
+
 
 def backoff_delay(attempt: int, rng: random.Random) -> float:
     """Exponential backoff with full jitter (AWS's "full jitter": uniform in [cap/2, cap])."""
@@ -149,12 +151,14 @@ class Runner:
         job = row.job
         target = self.targets[job.target]
         try:
-            token, account = self._credentials(job.target)
-        except AuthError as exc:
+            token, account, username = self._credentials(job.target)
+        except CrosswatchError as exc:
+            # No usable token (not signed in, revoked, keyring locked, platform unreachable for the
+            # refresh): the target's jobs wait; nothing fails.
             self._hold(job.target, self.clock() + AUTH_PARK_SECONDS, "auth", str(exc))
             return
         try:
-            ctx = self.contexts.build(job, access_token=token, account_id=account)
+            ctx = self.contexts.build(job, access_token=token, account_id=account, username=username)
         except BadPhoto as exc:
             self.journal.transition(job.id, JobState.REJECTED, reason=str(exc))
             log.warning("photo rejected", job=job.id, target=job.target, reason=str(exc))
@@ -198,11 +202,11 @@ class Runner:
             crashpoint(f"recorded:{step.name}")
             return
 
-    def _credentials(self, target: str) -> tuple[str | None, str | None]:
+    def _credentials(self, target: str) -> tuple[str | None, str | None, str | None]:
         source = self.tokens.get(target)
         if source is None:
-            return None, None
-        return source.access_token(), source.account_id()
+            return None, None, None
+        return source.access_token(), source.account_id(), source.username()
 
     def _perform(self, step: Step, ctx: JobContext) -> Outcome:
         if not step_applies(step, ctx):
@@ -298,10 +302,16 @@ class Runner:
                                 reason=reason)
 
     def _discard(self, row: JobRow) -> None:
+        """The job is finished: drop its prepared image, and anything the target left public."""
         try:
             self.contexts.discard(row.job)
         except (OSError, JournalError) as exc:
             log.warning("could not remove a prepared image", job=row.job.id, error=str(exc))
+        discard = getattr(self.targets.get(row.job.target), "discard", None)
+        if row.job.state is not JobState.DONE and callable(discard):
+            problem = discard(row.job.data)
+            if problem:
+                log.warning("could not clean up after the job", job=row.job.id, error=str(problem))
 
     # -- in doubt: ask the platform ----------------------------------------------------------------
 
@@ -315,13 +325,14 @@ class Runner:
         if target is None or not isinstance(reconciler, Reconciler):
             return self._undecided(row, f"{job.target} cannot be asked whether '{job.step}' went out", final=True)
         try:
-            token, account = self._credentials(job.target)
-            ctx = self.contexts.build(job, access_token=token, account_id=account, need_image=False)
-        except AuthError as exc:
-            self._hold(job.target, self.clock() + AUTH_PARK_SECONDS, "auth", str(exc))
-            return Verdict.UNKNOWN
+            token, account, username = self._credentials(job.target)
+            ctx = self.contexts.build(job, access_token=token, account_id=account, username=username,
+                                      need_image=False)
         except BadPhoto as exc:
             return self._undecided(row, str(exc), final=True)
+        except CrosswatchError as exc:
+            self._hold(job.target, self.clock() + AUTH_PARK_SECONDS, "auth", str(exc))
+            return Verdict.UNKNOWN
         finding = self._ask(reconciler, ctx, job.step or "", row.intent_at or job.updated_at)
         steps = target.steps()
         if finding.verdict is Verdict.POSTED:

@@ -38,7 +38,21 @@ def isolated_environment(tmp_path_factory: pytest.TempPathFactory, monkeypatch: 
     monkeypatch.delenv("NOTIFY_SOCKET", raising=False)
 
 
-def jpeg_bytes(seed: int, size: tuple[int, int] = (64, 48), quality: int = 85, exif: bytes | None = None) -> bytes:
+def xmp_packet(title: str, alt_text: str) -> bytes:
+    """A minimal XMP packet with a title and IPTC alt text, as Lightroom would write them."""
+    return (
+        '<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+        '<rdf:Description rdf:about="" xmlns:dc="http://purl.org/dc/elements/1.1/" '
+        'xmlns:Iptc4xmpCore="http://iptc.org/std/Iptc4xmpCore/1.0/xmlns/">'
+        f'<dc:title><rdf:Alt><rdf:li xml:lang="x-default">{title}</rdf:li></rdf:Alt></dc:title>'
+        '<Iptc4xmpCore:AltTextAccessibility><rdf:Alt><rdf:li xml:lang="x-default">'
+        f'{alt_text}</rdf:li></rdf:Alt></Iptc4xmpCore:AltTextAccessibility>'
+        "</rdf:Description></rdf:RDF></x:xmpmeta>"
+    ).encode()
+
+
+def jpeg_bytes(seed: int, size: tuple[int, int] = (64, 48), quality: int = 85, exif: bytes | None = None,
+               xmp: bytes | None = None) -> bytes:
     """A small, valid JPEG whose content depends on ``seed`` (so every seed is a distinct photo)."""
     rng = random.Random(seed)
     image = Image.new("RGB", size, (rng.randrange(256), rng.randrange(256), rng.randrange(256)))
@@ -50,6 +64,8 @@ def jpeg_bytes(seed: int, size: tuple[int, int] = (64, 48), quality: int = 85, e
     kwargs: dict[str, Any] = {"quality": quality}
     if exif is not None:
         kwargs["exif"] = exif
+    if xmp is not None:
+        kwargs["xmp"] = xmp
     image.save(out, "JPEG", **kwargs)
     return out.getvalue()
 

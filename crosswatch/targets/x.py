@@ -247,10 +247,14 @@ def _id_string(value: Any) -> str | None:
     return None
 
 
-def post_permalink(post_id: str, username: str | None = None) -> str:
+DEFAULT_WEB_BASE = "https://x.com"
+
+
+def post_permalink(post_id: str, username: str | None = None, web_base: str | None = None) -> str:
+    base = (web_base or DEFAULT_WEB_BASE).rstrip("/")
     if username:
-        return f"https://x.com/{username}/status/{post_id}"
-    return f"https://x.com/i/web/status/{post_id}"
+        return f"{base}/{username}/status/{post_id}"
+    return f"{base}/i/web/status/{post_id}"
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -350,7 +354,7 @@ class CreatePost:
                            reason=f"X answered {response.status_code} without a post id")
         username = self.username or _text(ctx.data.get("username"))
         return Outcome(Kind.DONE, data={"post_id": post_id, **rate_limit_data(response.headers)},
-                       remote_id=post_id, permalink=post_permalink(post_id, username))
+                       remote_id=post_id, permalink=post_permalink(post_id, username, self.config.web_base))
 
 
 class XTarget:
@@ -454,7 +458,8 @@ class XReconciler:
         post_id = find_post_with_media_key(response, media_key)
         if post_id is not None:
             username = self.username or _text(ctx.data.get("username"))
-            return Finding(Verdict.POSTED, remote_id=post_id, permalink=post_permalink(post_id, username),
+            return Finding(Verdict.POSTED, remote_id=post_id,
+                           permalink=post_permalink(post_id, username, self.config.web_base),
                            data={"post_id": post_id})
         body = _json_body(response)
         meta = body.get("meta") if isinstance(body, dict) else None
