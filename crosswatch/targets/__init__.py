@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from crosswatch.config import Config, TargetConfig
 from crosswatch.errors import ConfigError
 from crosswatch.targets.base import Target
@@ -13,9 +15,10 @@ def build_target(target: TargetConfig) -> Target:
 
         return OutboxTarget(target)
     if target.kind == "x":
-        from crosswatch.targets.x import XTarget
+        from crosswatch.targets.x import TIMELINE_SETTLE_ENV, TIMELINE_SETTLE_SECONDS, XTarget
 
-        return XTarget(target)
+        return XTarget(target, timeline_settle_seconds=_seconds_from_env(TIMELINE_SETTLE_ENV,
+                                                                         TIMELINE_SETTLE_SECONDS))
     if target.kind == "instagram":
         from crosswatch.hosting import build_host
         from crosswatch.targets.instagram import InstagramTarget
@@ -25,6 +28,15 @@ def build_target(target: TargetConfig) -> Target:
                               key=f"targets.{target.name}.media_host")
         return InstagramTarget(target, build_host(target.media_host))
     raise ConfigError(f"unknown target type {target.kind!r}", key=f"targets.{target.name}")
+
+
+def _seconds_from_env(name: str, default: float) -> float:
+    """A duration override from the environment (tests); anything unusable keeps the default."""
+    try:
+        value = float(os.environ.get(name, ""))
+    except ValueError:
+        return default
+    return value if value >= 0 else default
 
 
 def build_targets(config: Config) -> dict[str, Target]:

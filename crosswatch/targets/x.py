@@ -38,6 +38,9 @@ DUPLICATE_LEGACY_CODE = 187
 # certain only once the post would have had time to show up in the timeline.
 RECONCILE_LOOKBACK_SECONDS = 300.0
 TIMELINE_SETTLE_SECONDS = 20.0
+# Tests against the emulator (whose timeline is consistent at once) shorten the settle window with
+# this environment variable; build_target reads it, the reconciler itself takes a plain number.
+TIMELINE_SETTLE_ENV = "CROSSWATCH_X_TIMELINE_SETTLE_SECONDS"
 
 Clock = Callable[[], float]
 
@@ -363,7 +366,7 @@ class XTarget:
     kind = "x"
 
     def __init__(self, config: TargetConfig, *, username: str | None = None,
-                 clock: Clock = time.time) -> None:
+                 clock: Clock = time.time, timeline_settle_seconds: float = TIMELINE_SETTLE_SECONDS) -> None:
         self.config = config
         self.name = config.name
         self._steps: tuple[Step, ...] = (
@@ -371,7 +374,8 @@ class XTarget:
             SetAltText(config, clock),
             CreatePost(config, clock, username),
         )
-        self.reconciler = XReconciler(config, username=username, clock=clock)
+        self.reconciler = XReconciler(config, username=username, clock=clock,
+                                      timeline_settle_seconds=timeline_settle_seconds)
 
     def steps(self) -> Sequence[Step]:
         return self._steps
@@ -430,10 +434,13 @@ def media_key_of(data: Mapping[str, Any]) -> str | None:
 class XReconciler:
     """Did ``POST /2/tweets`` go out? Look for a recent post of ours carrying the uploaded media key."""
 
-    def __init__(self, config: TargetConfig, *, username: str | None = None, clock: Clock = time.time) -> None:
+    def __init__(self, config: TargetConfig, *, username: str | None = None, clock: Clock = time.time,
+                 timeline_settle_seconds: float = TIMELINE_SETTLE_SECONDS) -> None:
         self.config = config
         self.username = username
         self.clock = clock
+        # A miss only proves absence once a post made at the intent would be visible in the timeline.
+        self.timeline_settle_seconds = timeline_settle_seconds
         # parse() is not told when the intent was; remember it per job from build().
         self._intent_at: dict[int, float] = {}
 
@@ -466,7 +473,7 @@ class XReconciler:
         next_token = _text(meta.get("next_token")) if isinstance(meta, dict) else None
         if next_token:
             return Finding(Verdict.ASK_AGAIN, data={"reconcile_next_token": next_token})
-        if intent_at is not None and self.clock() - intent_at < TIMELINE_SETTLE_SECONDS:
+        if intent_at is not None and self.clock() - intent_at < self.timeline_settle_seconds:
             return Finding(Verdict.UNKNOWN, reason="no post with the image yet; it may not be visible so soon")
         return Finding(Verdict.ABSENT, data={"reconcile_next_token": None},
                        reason=f"no recent post carries media {media_key}")
