@@ -91,6 +91,10 @@ class TargetConfig:
     # pacing (0 = no limit of our own)
     max_per_hour: int = 0
     max_per_day: int = 0
+    # Cross-promotion: the name of an instagram target. This target's job for a photo waits until
+    # the same photo's job there is done, then {link} is that post's permalink (if ``link`` says so).
+    link_to: str | None = None
+    link: Literal["permalink", "none"] = "permalink"
 
 
 TARGET_DEFAULTS: dict[str, dict[str, Any]] = {
@@ -161,9 +165,22 @@ class MediaConfig:
 
 @dataclass(frozen=True)
 class BridgeConfig:
+    """Instagram -> X: new posts on the ``source`` account are re-shared on the ``target`` account."""
+
     enabled: bool = False
     poll_seconds: float = 600.0
+    # When first enabled, also bridge the newest N posts (0: only posts made from then on).
     backfill: int = 0
+    source: str = "instagram"  # an instagram target: whose media is read, with its token
+    target: str = "x"          # an x target: where the re-shares go
+    # A link back to the Instagram post: X charges more for a post with a URL (pay-per-use).
+    link: Literal["permalink", "none"] = "permalink"
+    # UTM parameters for that link; empty: links.utm of the target.
+    utm: Mapping[str, str] = field(default_factory=dict)
+    max_images: int = 4
+    # The X caption, from the Instagram caption's parts: {title} its first line or sentence,
+    # {attribution} its credit line (kept whenever it fits), {hashtags} capped, {link}.
+    caption: str = "{title} {attribution} {hashtags} {link}"
 
 
 @dataclass(frozen=True)
@@ -463,12 +480,38 @@ def _check_references(config: Config, where: _Located) -> None:
     for name, target in config.targets.items():
         if target.media_host and target.kind != "instagram":
             raise where.error(("targets", name, "media_host"), "only an instagram target uses a media host")
+    _check_links(config, where)
     if config.intake.rescan_seconds <= 0:
         raise where.error(("intake", "rescan_seconds"), "must be more than 0")
     if not 1 <= config.media.min_quality <= config.media.max_quality <= 100:
         raise where.error(("media", "min_quality"), "qualities must satisfy 1 <= min_quality <= max_quality <= 100")
     _check_media(config.media, where)
     _check_privacy(config.privacy, where)
+
+
+def _check_links(config: Config, where: _Located) -> None:
+    """``targets.*.link_to`` and ``bridge`` must name configured targets of the right kind."""
+    for name, target in config.targets.items():
+        if target.link_to is None:
+            continue
+        other = config.targets.get(target.link_to)
+        if other is None or other.kind != "instagram" or other.name == name:
+            raise where.error(("targets", name, "link_to"),
+                              f"names {target.link_to!r}; it must name an instagram target under targets")
+    bridge = config.bridge
+    if not bridge.enabled:
+        return
+    for key, kind in (("source", "instagram"), ("target", "x")):
+        name = getattr(bridge, key)
+        if name not in config.targets or config.targets[name].kind != kind:
+            raise where.error(("bridge", key), f"names {name!r}; it must name an {kind} target under targets")
+    if bridge.poll_seconds <= 0:
+        raise where.error(("bridge", "poll_seconds"), "must be more than 0")
+    if bridge.backfill < 0:
+        raise where.error(("bridge", "backfill"), "must not be negative")
+    if not 1 <= bridge.max_images <= 4:
+        raise where.error(("bridge", "max_images"), "must be 1 to 4 (X takes at most 4 images per post)")
+    _check_template(bridge.caption, ("bridge", "caption"), where)
 
 
 def _check_media(media: MediaConfig, where: _Located) -> None:

@@ -11,6 +11,9 @@ Tables:
     jobs    one row per (photo, target): state, step, attempts, next attempt, platform ids
     events  append-only log of every job transition
     holds   per target: no job of it starts before ``until`` (rate limit, quota, sign-in, spam block)
+    bridged every post the Instagram -> X bridge has looked at, and what it did with it (bridge.py)
+    bridge_sources  per bridged account: when the bridge started and its baseline (older posts are
+            not bridged unless backfill asked for them)
 
 A job is never deleted. Every state change goes through ``transition``, which checks the move against
 the state table in models.py and appends the event in the same transaction.
@@ -25,7 +28,7 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -93,6 +96,23 @@ MIGRATIONS: list[str] = [
         set_at  REAL NOT NULL
     );
     CREATE INDEX events_by_state_time ON events (to_state, at);
+    """,
+    # 3: the Instagram -> X bridge remembers every post it has looked at, so nothing is bridged twice
+    """
+    CREATE TABLE bridged (
+        source      TEXT NOT NULL,
+        remote_id   TEXT NOT NULL,
+        outcome     TEXT NOT NULL,
+        reason      TEXT,
+        photo_id    INTEGER REFERENCES photos(id),
+        seen_at     REAL NOT NULL,
+        PRIMARY KEY (source, remote_id)
+    );
+    CREATE TABLE bridge_sources (
+        source       TEXT PRIMARY KEY,
+        started_at   REAL NOT NULL,
+        baseline_at  REAL NOT NULL
+    );
     """,
 ]
 
@@ -413,6 +433,86 @@ class Journal:
         rows = self._db.execute("SELECT target, until, kind, reason FROM holds WHERE until > ?",
                                 (now if now is not None else float("-inf"),))
         return {r["target"]: Hold(r["target"], r["until"], r["kind"], r["reason"]) for r in rows}
+
+    # -- the bridge (see bridge.py) ----------------------------------------------------------------
+
+    def bridge_baseline(self, source: str) -> float | None:
+        """Posts older than this were on the account before the bridge started; None: not started."""
+        row = self._db.execute("SELECT baseline_at FROM bridge_sources WHERE source = ?", (source,)).fetchone()
+        return None if row is None else float(row[0])
+
+    def bridge_seen(self, source: str, remote_ids: Sequence[str]) -> set[str]:
+        """Which of ``remote_ids`` the bridge has already dealt with."""
+        seen: set[str] = set()
+        for start in range(0, len(remote_ids), 500):
+            chunk = list(remote_ids[start:start + 500])
+            marks = ",".join("?" * len(chunk))
+            rows = self._db.execute(
+                f"SELECT remote_id FROM bridged WHERE source = ? AND remote_id IN ({marks})", (source, *chunk))
+            seen.update(r[0] for r in rows)
+        return seen
+
+    def start_bridge(self, source: str, baseline_at: float, skipped: Mapping[str, str]) -> None:
+        """Record the bridge's start on ``source``: its baseline, and the posts it leaves alone
+        (remote id -> why), in one transaction."""
+        now = self._clock()
+        with self._write() as db:
+            db.execute("INSERT INTO bridge_sources (source, started_at, baseline_at) VALUES (?, ?, ?) "
+                       "ON CONFLICT (source) DO NOTHING", (source, now, baseline_at))
+            for remote_id, reason in skipped.items():
+                self._bridge_mark(db, source, remote_id, "skipped", reason, None, now)
+
+    def skip_bridged(self, source: str, remote_id: str, reason: str) -> None:
+        """A post the bridge will never re-share (not a photo, crosswatch's own post)."""
+        with self._write() as db:
+            self._bridge_mark(db, source, remote_id, "skipped", reason, None, self._clock())
+
+    def add_bridged_post(self, source: str, remote_id: str, *, content_hash: str, path: str, size: int,
+                         target: str, data: dict[str, Any]) -> int:
+        """A post to re-share: its photo (by ``content_hash``), one ready job for ``target`` carrying
+        ``data``, and the bridged mark, in one transaction. Returns the job id."""
+        now = self._clock()
+        with self._write() as db:
+            existing = db.execute("SELECT id FROM photos WHERE hash = ?", (content_hash,)).fetchone()
+            if existing is not None:
+                photo_id = int(existing["id"])
+            else:
+                cursor = db.execute(
+                    "INSERT INTO photos (hash, path, size, mtime, first_seen, status, reason) "
+                    "VALUES (?, ?, ?, ?, ?, 'ok', NULL)", (content_hash, _path_to_db(path), size, now, now))
+                photo_id = int(cursor.lastrowid or 0)
+            self._create_job(db, photo_id, target, now, rejected_reason=None)
+            db.execute("UPDATE jobs SET data = ? WHERE photo_id = ? AND target = ?",
+                       (json.dumps(data, sort_keys=True), photo_id, target))
+            self._bridge_mark(db, source, remote_id, "bridged", None, photo_id, now)
+            job = db.execute("SELECT id FROM jobs WHERE photo_id = ? AND target = ?", (photo_id, target)).fetchone()
+        return int(job["id"])
+
+    @staticmethod
+    def _bridge_mark(db: sqlite3.Connection, source: str, remote_id: str, outcome: str, reason: str | None,
+                     photo_id: int | None, now: float) -> None:
+        db.execute("INSERT INTO bridged (source, remote_id, outcome, reason, photo_id, seen_at) "
+                   "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (source, remote_id) DO NOTHING",
+                   (source, remote_id, outcome, reason, photo_id, now))
+
+    def posted_remote_ids(self, target: str) -> set[str]:
+        """Every platform id crosswatch's own jobs for ``target`` have recorded (the post's id once
+        done, and the media id a publish step returned before the job finished)."""
+        ids: set[str] = set()
+        for row in self._db.execute("SELECT remote_id, data FROM jobs WHERE target = ?", (target,)):
+            if row["remote_id"]:
+                ids.add(str(row["remote_id"]))
+            media_id = json.loads(row["data"]).get("media_id")
+            if media_id:
+                ids.add(str(media_id))
+        return ids
+
+    def publishing(self, target: str) -> bool:
+        """Whether a job of ``target`` is being sent or is in doubt: its post may exist on the
+        platform before the journal knows its id."""
+        row = self._db.execute("SELECT 1 FROM jobs WHERE target = ? AND state IN (?, ?) LIMIT 1",
+                               (target, JobState.IN_FLIGHT.value, JobState.IN_DOUBT.value)).fetchone()
+        return row is not None
 
     def done_since(self, target: str, since: float) -> list[float]:
         """When each job of ``target`` became done at or after ``since``, oldest first (for pacing)."""
