@@ -166,26 +166,76 @@ def status(obj: Obj, as_json: bool, show_all: bool) -> None:
 @cli.command()
 @pass_obj
 def queue(obj: Obj) -> None:
-    """Jobs waiting to go out, with the time each is planned for."""
+    """Jobs waiting to go out with the time each is planned for; jobs awaiting approval with their captions."""
+    from crosswatch.jobs import JobContexts
+    from crosswatch.schedule import Planner
+
+    config = obj.config
     now = time.time()
-    with _open_journal(obj.config) as journal:
-        paths = {photo.id: photo.path for photo, _s, _r in journal.photos()}
+    with _open_journal(config) as journal:
+        photos = {photo.id: photo for photo, _s, _r in journal.photos()}
         holds = journal.holds(now)
-        waiting = [j for j in journal.jobs() if j.state in (JobState.READY, JobState.AWAITING_APPROVAL,
-                                                              JobState.PENDING, JobState.IN_FLIGHT)]
-        if not waiting:
+        jobs = journal.jobs()
+        waiting = [j for j in jobs if j.state in (JobState.READY, JobState.IN_FLIGHT, JobState.PENDING)]
+        awaiting = [j for j in jobs if j.state is JobState.AWAITING_APPROVAL]
+        if not waiting and not awaiting:
             click.echo("nothing is waiting")
             return
-        def planned_at(job: Job) -> float:
-            hold = holds.get(job.target)
-            return max(job.next_attempt_at, hold.until) if hold else job.next_attempt_at
+        planner = Planner(config)
+        posted = {t: journal.done_since(t, now - 2 * 86400.0) for t in {j.target for j in waiting}}
+        started = {j.photo_id: journal.sibling_starts(j.id) for j in waiting}
+        not_before = [(j.id, j.target, j.photo_id, max(j.next_attempt_at, holds[j.target].until)
+                       if j.target in holds else j.next_attempt_at) for j in waiting if j.state is JobState.READY]
+        plan = planner.plan(not_before, posted, started, now)
+        for job in sorted(waiting, key=lambda j: (plan.get(j.id, (now, None))[0], j.id)):
+            at, why = plan.get(job.id, (now, None))
+            planned = "now" if at <= now else _when(at)
+            shown = printable_path(photos[job.photo_id].path)
+            reason = holds[job.target].reason if job.target in holds else (why or job.reason)
+            click.echo(f"#{job.id} {job.target:<10} {job.state.value:<10} {planned:<26} {shown}"
+                       + (f"  ({reason})" if reason else ""))
+        contexts = JobContexts(config, journal)
+        for job in awaiting:
+            photo = photos[job.photo_id]
+            click.echo(f"#{job.id} {job.target:<10} awaiting approval: {printable_path(photo.path)}"
+                       f"  (`crosswatch approve {job.id}` or `crosswatch reject {job.id}`)")
+            try:
+                caption = contexts.caption(job, photo).text
+            except CrosswatchError as exc:
+                caption = f"(no caption: {exc})"
+            click.echo("    " + caption.replace("\n", "\n    "))
 
-        for job in sorted(waiting, key=lambda j: (planned_at(j), j.id)):
-            planned = "now" if planned_at(job) <= now else _when(planned_at(job))
-            shown = printable_path(paths[job.photo_id])
-            line = f"#{job.id} {job.target:<10} {job.state.value:<17} {planned:<26} {shown}"
-            reason = holds[job.target].reason if job.target in holds else job.reason
-            click.echo(line + (f"  ({reason})" if reason else ""))
+
+def _decide(config: Config, job_id: int, approve: bool) -> Job:
+    with _open_journal(config) as journal:
+        job = journal.job(job_id)
+        if job is None:
+            raise UsageError(f"there is no job {job_id}; `crosswatch queue` lists the jobs awaiting approval")
+        if job.state is not JobState.AWAITING_APPROVAL:
+            raise UsageError(f"job {job_id} is {job.state.value}, not awaiting approval")
+        if approve:
+            journal.transition(job_id, JobState.READY, next_attempt_at=time.time(), detail="approved")
+        else:
+            journal.transition(job_id, JobState.REJECTED, reason="rejected by hand (crosswatch reject)")
+    return job
+
+
+@cli.command()
+@click.argument("job_id", type=int)
+@pass_obj
+def approve(obj: Obj, job_id: int) -> None:
+    """Let a job that awaits approval go out (at its scheduled time)."""
+    job = _decide(obj.config, job_id, approve=True)
+    click.echo(f"job {job_id} ({job.target}) is approved and queued")
+
+
+@cli.command()
+@click.argument("job_id", type=int)
+@pass_obj
+def reject(obj: Obj, job_id: int) -> None:
+    """Keep a job that awaits approval from ever going out."""
+    job = _decide(obj.config, job_id, approve=False)
+    click.echo(f"job {job_id} ({job.target}) is rejected; it will not be posted")
 
 
 @cli.command()

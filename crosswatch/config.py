@@ -184,6 +184,64 @@ class BridgeConfig:
 
 
 @dataclass(frozen=True)
+class RuleSet:
+    """Which photos go to a target. Keywords match the photo's keywords, hierarchical keywords and
+    XMP label, case-insensitively."""
+
+    min_rating: int = 0
+    # At least one of these must be present (empty: no requirement).
+    require_keywords: tuple[str, ...] = ()
+    # None of these may be present.
+    exclude_keywords: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RuleOverride:
+    """A target's own rules: each key set here replaces the top-level one; the rest is inherited, so
+    an override for rating never lets `private` photos through."""
+
+    min_rating: int | None = None
+    require_keywords: tuple[str, ...] | None = None
+    exclude_keywords: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
+class RulesConfig:
+    min_rating: int = 0
+    require_keywords: tuple[str, ...] = ()
+    exclude_keywords: tuple[str, ...] = ("private",)
+    targets: Mapping[str, RuleOverride] = field(default_factory=dict)
+
+    def for_target(self, name: str) -> RuleSet:
+        own = self.targets.get(name, RuleOverride())
+        return RuleSet(
+            self.min_rating if own.min_rating is None else own.min_rating,
+            self.require_keywords if own.require_keywords is None else own.require_keywords,
+            self.exclude_keywords if own.exclude_keywords is None else own.exclude_keywords,
+        )
+
+
+@dataclass(frozen=True)
+class TargetSchedule:
+    # Posting windows in the schedule's time zone, e.g. "mon-fri 08:00-10:00", "sat,sun 09:30-12:00",
+    # "daily 18:00-21:00". Empty: any time.
+    windows: tuple[str, ...] = ()
+    # At least this long between two posts on this target.
+    min_gap_minutes: float = 0.0
+    # At most this many posts per calendar day (in the schedule's time zone); 0: no cap.
+    daily_max: int = 0
+
+
+@dataclass(frozen=True)
+class ScheduleConfig:
+    # An IANA time zone such as Europe/Berlin; empty: the machine's local time zone.
+    timezone: str | None = None
+    # The second target's post of a photo waits this long after the first target's post started.
+    stagger_minutes: float = 0.0
+    targets: Mapping[str, TargetSchedule] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class LoggingConfig:
     level: Literal["debug", "info", "warning", "error"] = "info"
     # auto: key=value on a terminal, JSON under systemd (JOURNAL_STREAM set) or when piped.
@@ -206,7 +264,14 @@ class Config:
     privacy: PrivacyConfig = PrivacyConfig()
     media: MediaConfig = MediaConfig()
     bridge: BridgeConfig = BridgeConfig()
+    rules: RulesConfig = RulesConfig()
+    # Hold every new job until `crosswatch approve ID`: true for all targets, or a list of target names.
+    approval: bool | tuple[str, ...] = False
+    schedule: ScheduleConfig = ScheduleConfig()
     logging: LoggingConfig = LoggingConfig()
+
+    def needs_approval(self, target: str) -> bool:
+        return self.approval is True or (isinstance(self.approval, tuple) and target in self.approval)
 
     @property
     def journal_path(self) -> Path:
@@ -331,7 +396,14 @@ def _convert(tp: Any, value: Any, path: tuple[str, ...], where: _Located, base_d
         if value is None and type(None) in args:
             return None
         inner = [a for a in args if a is not type(None)]
-        return _convert(inner[0], value, path, where, base_dir)
+        if len(inner) == 1:
+            return _convert(inner[0], value, path, where, base_dir)
+        for member in inner:  # the first member the value fits, e.g. `approval: true` or a list
+            try:
+                return _convert(member, value, path, where, base_dir)
+            except ConfigError:
+                continue
+        raise where.error(path, f"must be {_type_name(tp)}, not {value!r}")
     if origin is Literal:
         if value not in typing.get_args(tp):
             raise where.error(path, f"must be {_type_name(tp)}, not {value!r}")
@@ -487,6 +559,32 @@ def _check_references(config: Config, where: _Located) -> None:
         raise where.error(("media", "min_quality"), "qualities must satisfy 1 <= min_quality <= max_quality <= 100")
     _check_media(config.media, where)
     _check_privacy(config.privacy, where)
+    _check_rules_and_schedule(config, where)
+
+
+def _check_rules_and_schedule(config: Config, where: _Located) -> None:
+    from crosswatch.schedule import parse_window, time_zone  # schedule imports this module
+
+    for section, names in (("rules", config.rules.targets), ("schedule", config.schedule.targets)):
+        for name in names:
+            if name not in config.targets:
+                raise where.error((section, "targets", name), f"names target {name!r}, which is not under targets")
+    if isinstance(config.approval, tuple):
+        for index, name in enumerate(config.approval):
+            if name not in config.targets:
+                raise where.error(("approval", str(index)), f"names target {name!r}, which is not under targets")
+    try:
+        time_zone(config.schedule)
+    except ValueError as exc:
+        raise where.error(("schedule", "timezone"), str(exc)) from None
+    for name, rules in config.schedule.targets.items():
+        for index, window in enumerate(rules.windows):
+            try:
+                parse_window(window)
+            except ValueError as exc:
+                raise where.error(("schedule", "targets", name, "windows", str(index)), str(exc)) from None
+        if rules.min_gap_minutes < 0 or rules.daily_max < 0:
+            raise where.error(("schedule", "targets", name), "min_gap_minutes and daily_max must not be negative")
 
 
 def _check_links(config: Config, where: _Located) -> None:

@@ -29,7 +29,7 @@ import os
 import sqlite3
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -118,6 +118,10 @@ MIGRATIONS: list[str] = [
 
 SCHEMA_VERSION = len(MIGRATIONS)
 
+# Tests make the journal run out of room the way a full disk does (SQLite answers SQLITE_FULL, "database
+# or disk is full") by capping its size in pages; unset in normal use.
+MAX_PAGES_ENV = "CROSSWATCH_JOURNAL_MAX_PAGES"
+
 _JOB_COLUMNS = (
     "id, photo_id, target, state, step, step_index, intent_at, attempts, next_attempt_at, remote_id, "
     "permalink, reason, data, created_at, updated_at"
@@ -151,6 +155,10 @@ class NewFile:
     content_hash: str
     targets: tuple[str, ...]
     reason: str | None = None  # set: the file cannot be posted; its jobs are rejected
+    # Per target the rules keep the photo back from, why (its job is created rejected).
+    skipped: Mapping[str, str] = field(default_factory=dict)
+    # Targets whose job waits in awaiting_approval until `crosswatch approve`.
+    approval: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -176,6 +184,9 @@ class Journal:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute("PRAGMA foreign_keys=ON")
+            max_pages = os.environ.get(MAX_PAGES_ENV, "")
+            if max_pages.isdigit():
+                self._db.execute(f"PRAGMA max_page_count = {int(max_pages)}")
             self._migrate()
         except sqlite3.DatabaseError as exc:
             self._db.close()
@@ -200,6 +211,11 @@ class Journal:
             raise JournalError(f"cannot write the journal {self.path}: {exc}") from None
         try:
             yield self._db
+        except sqlite3.OperationalError as exc:
+            # Disk full or I/O error inside the transaction (SQLite may have rolled back already).
+            with contextlib.suppress(sqlite3.Error):
+                self._db.execute("ROLLBACK")
+            raise JournalError(self._write_failure(exc)) from None
         except BaseException:
             self._db.execute("ROLLBACK")
             raise
@@ -209,7 +225,13 @@ class Journal:
             # Disk full or I/O error at commit: nothing of this transaction is kept.
             with contextlib.suppress(sqlite3.Error):
                 self._db.execute("ROLLBACK")
-            raise JournalError(f"cannot write the journal {self.path}: {exc}") from None
+            raise JournalError(self._write_failure(exc)) from None
+
+    def _write_failure(self, exc: sqlite3.Error) -> str:
+        text = f"cannot write the journal {self.path}: {exc}"
+        if getattr(exc, "sqlite_errorname", "") == "SQLITE_FULL" or "full" in str(exc):
+            text += f"; free some space on the disk holding {self.path.parent}"
+        return text
 
     def _migrate(self) -> None:
         version = self._db.execute("PRAGMA user_version").fetchone()[0]
@@ -261,7 +283,8 @@ class Journal:
         if previous is not None and previous["status"] == "ok" and on_change == "skip":
             return IntakeResult("changed", photo_id)
         for target in new.targets:
-            self._create_job(db, photo_id, target, now, rejected_reason=new.reason)
+            self._create_job(db, photo_id, target, now, rejected_reason=new.reason or new.skipped.get(target),
+                             approval=target in new.approval)
         return IntakeResult("new", photo_id)
 
     @staticmethod
@@ -275,7 +298,7 @@ class Journal:
         )
 
     def _create_job(self, db: sqlite3.Connection, photo_id: int, target: str, now: float, *,
-                    rejected_reason: str | None) -> None:
+                    rejected_reason: str | None, approval: bool = False) -> None:
         cursor = db.execute(
             "INSERT INTO jobs (photo_id, target, state, created_at, updated_at) VALUES (?, ?, ?, ?, ?) "
             "ON CONFLICT (photo_id, target) DO NOTHING",
@@ -285,7 +308,11 @@ class Journal:
             return
         job_id = int(cursor.lastrowid or 0)
         self._event(db, job_id, None, JobState.PENDING, None, None, now)
-        new_state = JobState.REJECTED if rejected_reason else JobState.READY
+        new_state = JobState.READY
+        if rejected_reason:
+            new_state = JobState.REJECTED
+        elif approval:
+            new_state = JobState.AWAITING_APPROVAL
         self._move(db, job_id, JobState.PENDING, new_state, now, reason=rejected_reason)
 
     # -- transitions -------------------------------------------------------------------------------
@@ -433,6 +460,16 @@ class Journal:
         rows = self._db.execute("SELECT target, until, kind, reason FROM holds WHERE until > ?",
                                 (now if now is not None else float("-inf"),))
         return {r["target"]: Hold(r["target"], r["until"], r["kind"], r["reason"]) for r in rows}
+
+    def sibling_starts(self, job_id: int) -> list[float]:
+        """When the other jobs of this job's photo first went in flight (for the stagger)."""
+        rows = self._db.execute(
+            "SELECT MIN(e.at) FROM events e JOIN jobs j ON j.id = e.job_id "
+            "WHERE j.photo_id = (SELECT photo_id FROM jobs WHERE id = ?) AND j.id != ? AND e.to_state = ? "
+            "GROUP BY j.id",
+            (job_id, job_id, JobState.IN_FLIGHT.value),
+        )
+        return [float(r[0]) for r in rows if r[0] is not None]
 
     # -- the bridge (see bridge.py) ----------------------------------------------------------------
 

@@ -23,6 +23,7 @@ from crosswatch.errors import AuthError, BadPhoto, CrosswatchError, JournalError
 from crosswatch.jobs import JobContexts
 from crosswatch.journal import JobRow, Journal
 from crosswatch.models import JobState
+from crosswatch.schedule import Planner
 from crosswatch.targets.base import (
     Finding,
     HttpStep,
@@ -30,6 +31,8 @@ from crosswatch.targets.base import (
     Kind,
     LocalStep,
     Outcome,
+    Quota,
+    QuotaCheck,
     Reconciler,
     Step,
     Target,
@@ -51,6 +54,23 @@ MAX_RECONCILE_ATTEMPTS = 6
 RECONCILE_FIRST_DELAY_SECONDS = 2.0
 # "Never by itself": a job left for a person is not picked up again until resolved.
 NEVER = 253402300799.0  # 9999-12-31
+# A platform quota read (Instagram's content_publishing_limit) is trusted this long, counting our own
+# uses meanwhile, so it is not asked before every job; a used-up quota is always asked again.
+QUOTA_CACHE_SECONDS = 600.0
+# When the quota is used up by posts crosswatch did not make, look again after this long.
+QUOTA_RECHECK_SECONDS = 3600.0
+
+
+@dataclasses.dataclass
+class _QuotaReading:
+    quota: Quota
+    asked_at: float
+    spent: int = 0  # uses of the step by this runner since the reading
+
+    @property
+    def left(self) -> int | None:
+        remaining = self.quota.remaining
+        return None if remaining is None else remaining - self.spent
 
 
 class TokenSource(Protocol):
@@ -82,7 +102,9 @@ class Runner:
         self.clock = clock
         self.rng = rng or random.Random()
         self.contexts = contexts or JobContexts(config, journal)
+        self.planner = Planner(config)
         self._stopping: Callable[[], bool] = lambda: False
+        self._quotas: dict[str, _QuotaReading] = {}
 
     def stop_when(self, stopping: Callable[[], bool]) -> None:
         """Between steps the runner asks this; when true it leaves the job where it stands."""
@@ -119,6 +141,8 @@ class Runner:
             if self._pace(target, now):
                 held.add(target)
                 continue
+            if self._scheduled_later(row, now):
+                continue
             self.run_job(row)
             attempted += 1
             if self.journal.holds(self.clock()).get(target):
@@ -140,6 +164,17 @@ class Runner:
                 self._hold(target, until, "pacing", f"targets.{target}.{key} ({cap}) reached")
                 return True
         return False
+
+    def _scheduled_later(self, row: JobRow, now: float) -> bool:
+        """Move the job to its planned time when the schedule (windows, gap, daily max, stagger) says
+        it may not go out now; True if moved."""
+        target = row.job.target
+        planned, why = self.planner.earliest(target, now, self.journal.done_since(target, now - 2 * 86400.0),
+                                             self.journal.sibling_starts(row.job.id))
+        if planned <= now:
+            return False
+        self.journal.transition(row.job.id, JobState.READY, next_attempt_at=planned, reason=f"scheduled: {why}")
+        return True
 
     def _hold(self, target: str, until: float, kind: str, reason: str) -> None:
         self.journal.set_hold(target, until, kind, reason)
@@ -174,6 +209,13 @@ class Runner:
                 self.journal.transition(job.id, JobState.READY, step_index=index, detail="stopping")
                 return
             step = steps[index]
+            waiting_until = self._quota_exhausted(job.target, target, step, ctx)
+            if waiting_until is not None:
+                # Not sent, not failed: the job waits at this step for the quota to come back.
+                self.journal.transition(job.id, JobState.READY, step_index=index, step=step.name,
+                                        next_attempt_at=waiting_until, attempts_delta=-1, intent=False,
+                                        reason="waiting for the platform's publishing quota")
+                return
             crashpoint(f"before:{step.name}")
             if not step.safe_to_repeat:
                 self.journal.transition(job.id, JobState.IN_FLIGHT, step=step.name, intent=True,
@@ -181,6 +223,7 @@ class Runner:
                 crashpoint(f"intent:{step.name}")
             outcome = self._perform(step, ctx)
             crashpoint(f"after:{step.name}")
+            self._count_quota(job.target, target, step, outcome)
             if outcome.kind is Kind.AUTH and not refreshed and job.target in self.tokens:
                 refreshed = True
                 try:
@@ -201,6 +244,66 @@ class Runner:
             self._apply(job.id, job.target, index, outcome, attempts=job.attempts + 1)
             crashpoint(f"recorded:{step.name}")
             return
+
+    # -- platform quotas ---------------------------------------------------------------------------
+
+    def _quota_exhausted(self, name: str, target: Target, step: Step, ctx: JobContext) -> float | None:
+        """Before a quota-counted step: None when it may go out; else hold the target and return
+        until when. A quota that cannot be read lets the step go (the platform still refuses)."""
+        check = getattr(target, "quota_check", None)
+        if not isinstance(check, QuotaCheck) or check.step != step.name:
+            return None
+        now = self.clock()
+        reading = self._quotas.get(name)
+        if reading is None or now - reading.asked_at >= QUOTA_CACHE_SECONDS or (reading.left or 0) <= 0:
+            reading = self._read_quota(name, check, ctx, now)
+        left = reading.left if reading is not None else None
+        if reading is None or left is None or left > 0:
+            return None
+        until = self._quota_back_at(name, reading.quota, now)
+        window = reading.quota.duration or 86400.0
+        self._hold(name, until, "quota", f"the platform's publishing limit ({reading.quota.total} per "
+                                         f"{window / 3600:g} h) is used up")
+        return until
+
+    def _read_quota(self, name: str, check: QuotaCheck, ctx: JobContext, now: float) -> _QuotaReading | None:
+        self._quotas.pop(name, None)
+        if self.client is None:
+            return None
+        request = check.build(ctx)
+        try:
+            response = self.client.send(request)
+            response.read()
+        except httpx.TransportError as exc:
+            log.warning("could not read the publishing quota", target=name, error=type(exc).__name__)
+            return None
+        quota = check.parse(response)
+        if quota is None:
+            log.warning("the publishing quota answer was not usable", target=name, status=response.status_code)
+            return None
+        reading = _QuotaReading(quota, now)
+        self._quotas[name] = reading
+        return reading
+
+    def _quota_back_at(self, name: str, quota: Quota, now: float) -> float:
+        """When a use falls out of the rolling window: from our own posts when they fill it (each
+        counted from when its job became done, a little after the platform counted it, so never
+        early); otherwise others used the quota, and it is read again later."""
+        window = quota.duration or 86400.0
+        done = self.journal.done_since(name, now - window)
+        if quota.total and len(done) >= quota.total:
+            return max(now + 1.0, done[len(done) - quota.total] + window)
+        return now + min(QUOTA_RECHECK_SECONDS, window)
+
+    def _count_quota(self, name: str, target: Target, step: Step, outcome: Outcome) -> None:
+        check = getattr(target, "quota_check", None)
+        if not isinstance(check, QuotaCheck) or check.step != step.name:
+            return
+        reading = self._quotas.get(name)
+        if outcome.kind in (Kind.NEXT, Kind.DONE, Kind.UNKNOWN) and reading is not None:
+            reading.spent += 1  # an unknown outcome may have used it: count it, to be safe
+        elif outcome.kind is Kind.RATE_LIMITED:
+            self._quotas.pop(name, None)  # the platform disagrees with our count: read it again
 
     def _credentials(self, target: str) -> tuple[str | None, str | None, str | None]:
         source = self.tokens.get(target)

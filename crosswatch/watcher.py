@@ -24,7 +24,10 @@ from PIL import Image, UnidentifiedImageError
 
 from crosswatch.config import Config, WatchFolder
 from crosswatch.crashpoints import crashpoint
+from crosswatch.errors import BadPhoto
 from crosswatch.journal import IntakeResult, Journal, NewFile, printable_path
+from crosswatch.metadata import read_metadata
+from crosswatch.rules import route
 
 log = structlog.get_logger("crosswatch.intake")
 
@@ -235,8 +238,20 @@ class Intake:
             reason: str | None = "empty file (0 bytes)"
         else:
             reason = check_image(path)
+        skipped: dict[str, str] = {}
+        if reason is None:
+            skipped = self._ruled_out(path, targets)
+        approval = frozenset(t for t in targets if self.config.needs_approval(t))
         return NewFile(path=path, size=candidate.size, mtime_ns=candidate.mtime_ns, content_hash=digest,
-                       targets=targets, reason=reason)
+                       targets=targets, reason=reason, skipped=skipped, approval=approval)
+
+    def _ruled_out(self, path: str, targets: tuple[str, ...]) -> dict[str, str]:
+        """Per target the rules keep this photo back from, why."""
+        try:
+            metadata = read_metadata(Path(path))
+        except BadPhoto:
+            return {}  # it decoded as an image; preparation will say what is wrong with it
+        return {target: why for target, why in route(self.config, targets, metadata).items() if why}
 
     @staticmethod
     def _rejected(path: str, candidate: _Candidate, targets: tuple[str, ...], reason: str) -> NewFile:
