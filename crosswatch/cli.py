@@ -254,6 +254,66 @@ def retry(obj: Obj, job_id: int) -> None:
     click.echo(f"job {job_id} ({job.target}) is queued again")
 
 
+def _step_names(config: Config, target: str) -> list[str]:
+    """The configured target's steps, in order; empty when the target is gone from the config."""
+    from crosswatch.targets import build_target
+
+    target_cfg = config.targets.get(target)
+    if target_cfg is None or not target_cfg.enabled:
+        return []
+    try:
+        return [step.name for step in build_target(target_cfg).steps()]
+    except CrosswatchError:
+        return []
+
+
+@cli.command()
+@click.argument("job_id", type=int)
+@click.option("--posted", "verdict", flag_value="posted", help="it is on the platform: never send it again")
+@click.option("--not-posted", "verdict", flag_value="not-posted", help="it is not there: send it again")
+@pass_obj
+def resolve(obj: Obj, job_id: int, verdict: str | None) -> None:
+    """Settle a job crosswatch could not check (in doubt), after looking at the platform yourself."""
+    if verdict is None:
+        raise UsageError(f"say what you found: `crosswatch resolve {job_id} --posted` or "
+                         f"`crosswatch resolve {job_id} --not-posted`")
+    config = obj.config
+    with _open_journal(config) as journal:
+        row = journal.job_row(job_id)
+        if row is None:
+            raise UsageError(f"there is no job {job_id}; `crosswatch status` lists the jobs in doubt")
+        job = row.job
+        if job.state is not JobState.IN_DOUBT:
+            raise UsageError(f"job {job_id} is {job.state.value}; only a job in doubt can be resolved")
+        now = time.time()
+        if verdict == "not-posted":
+            journal.transition(job_id, JobState.READY, intent=False, next_attempt_at=now,
+                               data={"reconcile_checks": 0}, detail="resolved by hand: not posted")
+            click.echo(f"job {job_id} ({job.target}) will be sent again")
+            return
+        names = _step_names(config, job.target)
+        following = row.step_index + 1
+        data = {"resolved": "posted", "reconcile_checks": 0}
+        if following < len(names):
+            # The post exists; the steps after it (Instagram: remove the hosted copy) still run.
+            journal.transition(job_id, JobState.READY, intent=False, step_index=following, step=names[following],
+                               next_attempt_at=now, data=data, detail="resolved by hand: posted")
+        else:
+            journal.transition(job_id, JobState.DONE, intent=False, data=data, detail="resolved by hand: posted")
+    click.echo(f"job {job_id} ({job.target}) is marked posted; it will not be sent again")
+
+
+def _release_auth_hold(config: Config, target: str) -> None:
+    """After a new sign-in, jobs parked for it may go at once instead of at the daemon's next look."""
+    if not config.journal_path.exists():
+        return
+    try:
+        with _open_journal(config) as journal:
+            journal.clear_hold(target, kind="auth")
+    except CrosswatchError:
+        pass  # the daemon looks at the token again within a minute anyway
+
+
 # -- doctor ------------------------------------------------------------------------------------------
 
 
@@ -320,9 +380,25 @@ def _check_platform(config: Config, name: str) -> list[tuple[bool, str]]:
     if hold:
         results.append((hold.kind not in ("auth", "paused"),
                         f"target {name}: waiting until {_when(hold.until)}: {hold.reason}"))
-    if target.kind == "instagram" and target.media_host is None:
-        results.append((False, f"target {name}: no media_host; Instagram fetches images from a public URL"))
+    if target.kind == "instagram":
+        results.append(_check_media_host(config, name))
     return results
+
+
+def _check_media_host(config: Config, name: str) -> tuple[bool, str]:
+    import tempfile
+
+    from crosswatch.hosting import build_host, verify_host
+
+    media_host = config.targets[name].media_host
+    if media_host is None:
+        return False, f"target {name}: no media_host; Instagram fetches images from a public URL"
+    try:
+        with _auth_client() as client, tempfile.TemporaryDirectory(prefix="crosswatch-doctor-") as scratch:
+            url = verify_host(build_host(media_host), client, Path(scratch))
+    except CrosswatchError as exc:
+        return False, f"target {name}: media host ({media_host.type}): {exc}"
+    return True, f"target {name}: media host ({media_host.type}) serves files at {url.split('?')[0]}"
 
 
 @cli.command()
@@ -434,6 +510,7 @@ def auth_login(obj: Obj, target: str, timeout: float, no_browser: bool) -> None:
     with _auth_client() as client:
         state = auth.login(target_cfg, SecretStore(), client, open_browser, ask_secret, timeout=timeout,
                            paste_redirect=lambda question: str(click.prompt(question, err=True)))
+    _release_auth_hold(obj.config, target)
     click.echo(f"signed in to {target} as {state['username'] or state['account_id']}; "
                f"token expires {state['expires_at'] or 'never'}")
 
@@ -450,6 +527,7 @@ def auth_import(obj: Obj, target: str) -> None:
     text = sys.stdin.read()
     with _auth_client() as client:
         state = auth.import_tokens(target_cfg, SecretStore(), text, client)
+    _release_auth_hold(obj.config, target)
     click.echo(f"stored the token for {target} ({state['username'] or state['account_id'] or 'account unknown'})")
 
 

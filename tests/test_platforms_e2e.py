@@ -141,10 +141,11 @@ def test_a_dead_token_makes_jobs_wait_and_status_and_doctor_say_so(
         wait_until(lambda: "auth login x" in run_cli("status", config=config).stdout, timeout=30)
         daemon.process.send_signal(signal.SIGTERM)
         assert daemon.process.wait(timeout=60) == 0
+        doctor = run_cli("doctor", config=config)
     status = json.loads(run_cli("status", "--json", config=config).stdout)
     x_jobs = [j for j in status["jobs"] if j["target"] == "x"]
     assert [j["state"] for j in x_jobs] == ["ready"]
-    doctor = run_cli("doctor", config=config)
     assert doctor.returncode == 1
     assert "crosswatch auth login x" in doctor.stdout
+    assert "ok    target instagram: media host (directory) serves files at" in doctor.stdout
     assert emulator.x_posts() == []
