@@ -9,6 +9,9 @@ Shortening never splits a grapheme cluster, a URL, a @mention or a #hashtag: tex
 sentence or word boundaries (with "…"), or, for a single overlong word, between grapheme clusters
 outside those tokens.
 
+``condense_for_x`` turns someone's Instagram caption into an X caption for the bridge: its first line
+or sentence, its credit line, its hashtags (capped), and the link back, fitted the same way.
+
 Lengths: X counts twitter-text v3 weighted length (URLs 23, CJK and emoji 2, NFC first); Instagram's
 2,200-character limit is counted in UTF-16 code units, which is never less than the characters a
 person sees, so a caption that fits here fits there.
@@ -119,6 +122,9 @@ def compose(config: Config, target: str, metadata: Metadata, photo_path: PurePat
     values = placeholder_values(config, target, metadata, photo_path, link)
     tags = _capped_tags(build_hashtags(config, metadata), cap, values, kind)
     template = config.captions.get(target) or DEFAULT_CAPTIONS.get(kind, DEFAULT_CAPTIONS["outbox"])
+    if link and "link" not in template_fields(template):
+        # A link asked for by the job (cross-promotion) travels even when the template has no {link}.
+        template += "\n\n{link}" if "\n" in template else " {link}"
     fitted = _Fitter(template, values, tags, rules, config.fit.order).fit()
     return Caption(
         text=fitted.text,
@@ -141,6 +147,65 @@ def _target_kind(config: Config, target: str) -> str:
 def hashtag_cap(config: Config, target: str, kind: str) -> int:
     caps = config.hashtags.max
     return caps.get(target, caps.get(kind, config.hashtags.default_max))
+
+
+# ---------------------------------------------------------------------------------------------------
+# The bridge: an Instagram caption condensed for X
+
+# A line that credits someone: a copyright mark, "credit", "photo by", "shot by", a camera emoji.
+_CREDIT_LINE = re.compile(r"(?i)©|\(c\)|\bcredits?\b|\b(?:photo|photograph|picture|image|shot)s?\s+by\b|📷|📸")
+_TRAILING_TAGS = re.compile(r"(?:\s*[#＃]\w+)+\s*$")
+
+
+def condense_for_x(config: Config, target: str, caption: str, *, link: str | None = None,
+                   alt_text: str | None = None, template: str | None = None) -> Caption:
+    """An Instagram caption made into an X caption (``bridge.caption``): {title} is its first line
+    or sentence, {attribution} its first credit line (kept whenever anything fits), {hashtags} its
+    hashtags capped as for ``target``, {link} the given link, whole or not at all.
+
+    Instagram @handles are not X handles: written as "name (Instagram)" so that nobody on X is
+    mentioned by mistake.
+    """
+    text = _instagram_handles_unlinked(_clean(caption))
+    lines = [line.strip() for line in text.split("\n") if line.strip()]
+    credit = next((line for line in lines if _CREDIT_LINE.search(line)), "")
+    credit = _TRAILING_TAGS.sub("", credit).strip()
+    body = [_TRAILING_TAGS.sub("", line).strip() for line in lines if not _is_credit(line)]
+    lead = next((line for line in body if line), "")
+    first_sentence = _SENTENCE_END.search(lead + " ")
+    title = lead[:first_sentence.end()] if first_sentence else lead
+    typed = {t.casefold() for t in _HASHTAG.findall(f"{title} {credit}")}
+    cap = hashtag_cap(config, target, "x")
+    tags: list[str] = []
+    for tag in _HASHTAG.findall(text):
+        normalised = "#" + tag[1:]
+        if normalised.casefold() not in typed and normalised.casefold() not in {t.casefold() for t in tags}:
+            tags.append(normalised)
+    tags = tags[: max(cap - len(typed), 0)]
+    rules = _rules_for("x", cap)
+    values = {name: "" for name in ("description", "creator", "copyright", "credit", "license", "keywords",
+                                     "year", "date", "camera", "make", "model", "lens", "filename",
+                                     "rating", "alt_text")}
+    values.update({"title": title, "attribution": credit, "link": link or "", "hashtags": ""})
+    chosen = template or config.bridge.caption
+    fitted = _Fitter(chosen, values, tags, rules, ("hashtags", "title")).fit()
+    alt = shorten_to_fit(_clean(alt_text), lambda c: len(c) <= ALT_TEXT_LIMIT) if alt_text else ""
+    return Caption(
+        text=fitted.text,
+        length=rules.length(fitted.text),
+        limit=rules.limit,
+        alt_text=alt or None,
+        hashtags=tuple(fitted.tags) if "hashtags" in template_fields(chosen) else (),
+        shortened=tuple(fitted.shortened),
+    )
+
+
+def _is_credit(line: str) -> bool:
+    return bool(_CREDIT_LINE.search(line))
+
+
+def _instagram_handles_unlinked(text: str) -> str:
+    return _MENTION.sub(lambda m: f"{m.group(0)[1:]} (Instagram)", text)
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -2,27 +2,62 @@
 
 Metadata is read once per photo and images are prepared for all of the photo's targets at once
 (media.py caches them in state_dir), so a photo bound for two targets is decoded once.
+
+Two kinds of job are built differently:
+
+- A bridged job (``data["bridge"]``, made by bridge.py from an Instagram post) takes its caption from
+  the Instagram caption, condensed for X (``compose.condense_for_x``), with the post's permalink (and
+  UTM parameters) as its link, and its images from the files the bridge downloaded (the photo's path
+  is the first; ``bridge["images"]`` lists all). With more than one image, ``ctx.data["images"]``
+  lists the prepared images and their alt texts for the X target's upload and alt-text steps.
+- A job whose target has ``link_to`` (cross-promotion) waits for the same photo's job on that
+  target: ``build`` raises ``NotYet`` until it is done, then the caption carries its permalink. If
+  that job failed or was rejected, this one goes out without the link (and the log says so).
 """
 
 from __future__ import annotations
 
+import contextlib
+import shutil
+import time
 from collections import OrderedDict
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
+
+import structlog
 
 from crosswatch import compose, media, metadata
 from crosswatch.config import Config
 from crosswatch.errors import BadPhoto
 from crosswatch.journal import Journal
-from crosswatch.models import TERMINAL_STATES, Caption, Job, Metadata, Photo, PreparedImage
+from crosswatch.models import TERMINAL_STATES, Caption, Job, JobState, Metadata, Photo, PreparedImage
 from crosswatch.targets.base import JobContext
 
+log = structlog.get_logger("crosswatch.jobs")
+
 _METADATA_CACHE_SIZE = 64
+# How long a cross-promoting job waits before looking again, by the state of the job it waits for.
+_WAIT_WHILE_SENDING = 2.0
+_WAIT_FOR_A_PERSON = 60.0
+_WAIT_MAX = 600.0
+
+
+class NotYet(Exception):
+    """The job may not start yet: the runner puts it back to ready for ``retry_after`` seconds, with
+    ``reason`` shown in status. Nothing is attempted or counted."""
+
+    def __init__(self, reason: str, retry_after: float) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retry_after = retry_after
 
 
 class JobContexts:
-    def __init__(self, config: Config, journal: Journal) -> None:
+    def __init__(self, config: Config, journal: Journal, *, clock: Callable[[], float] = time.time) -> None:
         self.config = config
         self.journal = journal
+        self.clock = clock
         self._metadata: OrderedDict[str, Metadata] = OrderedDict()
 
     def photo(self, job: Job) -> Photo:
@@ -61,11 +96,18 @@ class JobContexts:
 
     def build(self, job: Job, *, access_token: str | None = None, account_id: str | None = None,
               username: str | None = None, need_image: bool = True) -> JobContext:
-        """Raises BadPhoto when the photo cannot be posted to this target."""
+        """Raises BadPhoto when the photo cannot be posted to this target, NotYet when the job must
+        wait for another one."""
         photo = self.photo(job)
         if not Path(photo.path).exists():
             raise BadPhoto(f"the photo is gone from {photo.path}; it was moved or deleted before posting")
+        bridge = job.data.get("bridge")
+        if isinstance(bridge, Mapping):
+            return self._bridged(job, photo, bridge, access_token=access_token, account_id=account_id,
+                                 username=username, need_image=need_image)
         link = job.data.get("link") if isinstance(job.data.get("link"), str) else None
+        if link is None:
+            link = self.cross_link(job)
         return JobContext(
             job_id=job.id,
             target=job.target,
@@ -83,3 +125,97 @@ class JobContexts:
         photo = self.journal.photo(job.photo_id)
         if photo is not None:
             media.discard_prepared(self.config, photo.hash, job.target)
+            bridge = job.data.get("bridge")
+            if isinstance(bridge, Mapping):
+                for index in range(1, len(bridge.get("images") or ())):
+                    media.discard_prepared(self.config, f"{photo.hash}-{index}", job.target)
+                folder = Path(photo.path).parent
+                # The downloads are kept until the post is out (a failed job can be retried), and only
+                # the bridge's own folder is ever removed.
+                if job.state is JobState.DONE and folder.parent == self.config.state_dir / "bridge":
+                    with contextlib.suppress(OSError):
+                        shutil.rmtree(folder)
+
+    # -- cross-promotion ---------------------------------------------------------------------------
+
+    def cross_link(self, job: Job) -> str | None:
+        """The permalink of the post this job links to (``targets.<name>.link_to``), or None.
+
+        Raises NotYet while that post is still to come. A job that has begun its steps is never held
+        back (its caption must not change half-way)."""
+        target = self.config.targets.get(job.target)
+        if target is None or not target.link_to:
+            return None
+        other = next((j for j in self.journal.jobs_for_photo(job.photo_id) if j.target == target.link_to), None)
+        if other is None:
+            return None  # this photo does not go to that target: nothing to wait for
+        if other.state is JobState.DONE:
+            if other.permalink is None:
+                log.warning("posting without the link: the linked post has no permalink", job=job.id,
+                            linked_job=other.id)
+            return other.permalink if target.link == "permalink" else None
+        if other.state in (JobState.FAILED, JobState.REJECTED):
+            log.warning("posting without the link: the linked post did not go out", job=job.id,
+                        linked_job=other.id, linked_state=other.state.value)
+            return None
+        if job.step is not None:
+            log.warning("posting without the link: this job had begun before", job=job.id, linked_job=other.id)
+            return None
+        raise NotYet(f"waiting for the {target.link_to} post of this photo (job {other.id}, "
+                     f"{other.state.value}) to link to it; targets.{job.target}.link_to",
+                     self._wait_for(other))
+
+    def _wait_for(self, other: Job) -> float:
+        if other.state is JobState.READY:
+            return max(_WAIT_WHILE_SENDING, min(_WAIT_MAX, other.next_attempt_at - self.clock() + 0.5))
+        if other.state is JobState.IN_FLIGHT:
+            return _WAIT_WHILE_SENDING
+        return _WAIT_FOR_A_PERSON  # awaiting approval, pending, in doubt
+
+    # -- bridged posts -----------------------------------------------------------------------------
+
+    def _bridged(self, job: Job, photo: Photo, bridge: Mapping[str, Any], *, access_token: str | None,
+                 account_id: str | None, username: str | None, need_image: bool) -> JobContext:
+        permalink = bridge.get("permalink")
+        link = None
+        if self.config.bridge.link == "permalink" and isinstance(permalink, str) and permalink:
+            utm = self.config.bridge.utm or self.config.links.utm.get(job.target, {})
+            link = compose.add_utm(permalink, utm)
+        paths = [str(p) for p in bridge.get("images") or () if isinstance(p, str)] or [photo.path]
+        alts = [a if isinstance(a, str) and a.strip() else None for a in bridge.get("alt_texts") or ()]
+        alts += [None] * (len(paths) - len(alts))
+        caption = compose.condense_for_x(self.config, job.target, str(bridge.get("caption") or ""),
+                                         link=link, alt_text=alts[0])
+        data: dict[str, Any] = {**({"username": username} if username else {}), **job.data}
+        prepared: list[PreparedImage] = []
+        if need_image:
+            for index, path in enumerate(paths):
+                if not Path(path).exists():
+                    raise BadPhoto(f"the downloaded image {path} is gone; the bridged post cannot go out")
+                prepared.append(self._bridged_image(job, photo, index, Path(path)))
+            if len(prepared) > 1:
+                data["images"] = [{"path": image.path, "format": image.format, "alt_text": alt}
+                                  for image, alt in zip(prepared, alts, strict=True)]
+        return JobContext(
+            job_id=job.id,
+            target=job.target,
+            photo_hash=photo.hash,
+            photo_path=Path(photo.path),
+            caption=caption,
+            image=prepared[0] if prepared else None,
+            data=data,
+            access_token=access_token,
+            account_id=account_id,
+        )
+
+    def _bridged_image(self, job: Job, photo: Photo, index: int, path: Path) -> PreparedImage:
+        target = self.config.targets.get(job.target)
+        if target is None:
+            raise BadPhoto(f"target {job.target} is not configured")
+        key = photo.hash if index == 0 else f"{photo.hash}-{index}"
+        result = media.prepare_all(path, key, [target], self.config).get(job.target)
+        if isinstance(result, BadPhoto):
+            raise result
+        if result is None:
+            raise BadPhoto(f"no image could be prepared for target {job.target}")
+        return result

@@ -20,7 +20,7 @@ import structlog
 from crosswatch.config import Config
 from crosswatch.crashpoints import crashpoint
 from crosswatch.errors import AuthError, BadPhoto, CrosswatchError, JournalError
-from crosswatch.jobs import JobContexts
+from crosswatch.jobs import JobContexts, NotYet
 from crosswatch.journal import JobRow, Journal
 from crosswatch.models import JobState
 from crosswatch.schedule import Planner
@@ -197,6 +197,10 @@ class Runner:
         except BadPhoto as exc:
             self.journal.transition(job.id, JobState.REJECTED, reason=str(exc))
             log.warning("photo rejected", job=job.id, target=job.target, reason=str(exc))
+            return
+        except NotYet as wait:
+            # Waiting for another job (cross-promotion): not an attempt, nothing sent.
+            self._park(row, wait.retry_after, wait.reason)
             return
         steps = target.steps()
         index = min(row.step_index, len(steps) - 1)

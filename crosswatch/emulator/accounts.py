@@ -120,10 +120,35 @@ def post_from_phone(
     image: bytes | None = None,
     alt_text: str | None = None,
     timestamp: float | None = None,
+    images: tuple[bytes, ...] = (),
+    alt_texts: tuple[str | None, ...] = (),
 ) -> IGMedia:
-    """A post made in the Instagram app: no container, does not count against the API quota."""
+    """A post made in the Instagram app: no container, does not count against the API quota.
+
+    Two or more ``images`` make a carousel (CAROUSEL_ALBUM), ``alt_texts`` theirs in order."""
     user = state.ig_users[user_id or next(iter(state.ig_users))]
-    return publish_media(state, user, caption, alt_text, image or sample_jpeg(), None, timestamp=timestamp)
+    if len(images) >= 2:
+        if not 2 <= len(images) <= 10:
+            raise ValueError("a carousel has 2 to 10 images")
+        alts = (*alt_texts, *([None] * len(images)))[: len(images)]
+        return publish_media(state, user, caption, alt_text, images[0], None, timestamp=timestamp,
+                             carousel=tuple(zip(images, alts, strict=True)))
+    return publish_media(state, user, caption, alt_text, (images[0] if images else image) or sample_jpeg(), None,
+                         timestamp=timestamp)
+
+
+def delete_x_post(state: EmulatorState, post_id: str) -> bool:
+    """The post is deleted (as by the author): its permalink and GET /2/tweets/{id} no longer find it."""
+    before = len(state.x_posts)
+    state.x_posts[:] = [p for p in state.x_posts if p.id != post_id]
+    return len(state.x_posts) < before
+
+
+def delete_ig_media(state: EmulatorState, media_id: str) -> bool:
+    """The post is deleted in the app: its node, permalink and place in /me/media are gone."""
+    before = len(state.ig_media)
+    state.ig_media[:] = [m for m in state.ig_media if m.id != media_id]
+    return len(state.ig_media) < before
 
 
 def sample_jpeg(width: int = 1080, height: int = 1080, seed: int = 0) -> bytes:

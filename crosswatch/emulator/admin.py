@@ -71,6 +71,8 @@ def routes(endpoint_names: Callable[[], list[str]], advance_clock: Callable[[flo
         ("POST", "/_emulator/consent", "admin.consent", consent),
         ("POST", "/_emulator/clock", "admin.clock", clock),
         ("POST", "/_emulator/instagram/posts", "admin.instagram_posts", phone_post),
+        ("DELETE", "/_emulator/instagram/posts/{media_id}", "admin.instagram_posts", delete_ig_post),
+        ("DELETE", "/_emulator/x/posts/{post_id}", "admin.x_posts", delete_x_post),
         ("POST", "/_emulator/containers/{container_id}", "admin.containers", set_container),
         ("GET", "/_emulator/x/posts", "admin.x_posts", list_x_posts),
         ("GET", "/_emulator/instagram/posts", "admin.instagram_posts", list_ig_posts),
@@ -260,13 +262,12 @@ def set_consent(state: EmulatorState, platform: str, approve: bool, user_id: str
 
 
 def phone_post(call: Call) -> httpx.Response:
-    """``{"user_id"?, "caption"?, "alt_text"?, "image_base64"?, "timestamp"?}`` -> the new media."""
+    """``{"user_id"?, "caption"?, "alt_text"?, "image_base64"?, "timestamp"?, "images_base64"?: [...],
+    "alt_texts"?: [...]}`` -> the new media; two or more ``images_base64`` make a carousel."""
     body = _object_body(call)
-    image = b64decode_strict(body["image_base64"]) if "image_base64" in body else None
-    if image is not None:
-        facts = inspect_image(image)
-        if facts is None or facts.format != "JPEG":
-            raise AdminError("image_base64 must be a JPEG")
+    image = _jpeg(body["image_base64"], "image_base64") if "image_base64" in body else None
+    images = tuple(_jpeg(item, "images_base64") for item in body.get("images_base64") or ())
+    alt_texts = tuple(a if isinstance(a, str) else None for a in body.get("alt_texts") or ())
     media = accounts.post_from_phone(
         call.state,
         body.get("user_id"),
@@ -274,8 +275,32 @@ def phone_post(call: Call) -> httpx.Response:
         image=image,
         alt_text=body.get("alt_text"),
         timestamp=body.get("timestamp"),
+        images=images,
+        alt_texts=alt_texts,
     )
     return json_response(201, ig_media_json(call.state, media, include_bytes=False))
+
+
+def _jpeg(encoded: object, key: str) -> bytes:
+    if not isinstance(encoded, str):
+        raise AdminError(f"{key} must hold base64 text")
+    image = b64decode_strict(encoded)
+    facts = inspect_image(image)
+    if facts is None or facts.format != "JPEG":
+        raise AdminError(f"{key} must be a JPEG")
+    return image
+
+
+def delete_ig_post(call: Call) -> httpx.Response:
+    """Delete an Instagram post, as its owner would in the app."""
+    removed = accounts.delete_ig_media(call.state, call.path_params["media_id"])
+    return json_response(200 if removed else 404, {"deleted": removed})
+
+
+def delete_x_post(call: Call) -> httpx.Response:
+    """Delete an X post, as its author would."""
+    removed = accounts.delete_x_post(call.state, call.path_params["post_id"])
+    return json_response(200 if removed else 404, {"deleted": removed})
 
 
 def set_container(call: Call) -> httpx.Response:

@@ -308,11 +308,25 @@ class Emulator:
         caption: str = "",
         image: bytes | None = None,
         alt_text: str | None = None,
+        images: tuple[bytes, ...] = (),
+        alt_texts: tuple[str | None, ...] = (),
     ) -> IGMedia:
+        """A post made in the Instagram app; two or more ``images`` make a carousel."""
         with self.state.lock:
             return accounts.post_from_phone(
-                self.state, user_id, caption=caption, image=image, alt_text=alt_text
+                self.state, user_id, caption=caption, image=image, alt_text=alt_text, images=images,
+                alt_texts=alt_texts,
             )
+
+    def delete_x_post(self, post_id: str) -> bool:
+        """Delete a post as its author would; False when there is no such post."""
+        with self.state.lock:
+            return accounts.delete_x_post(self.state, post_id)
+
+    def delete_ig_post(self, media_id: str) -> bool:
+        """Delete an Instagram post as in the app; False when there is no such post."""
+        with self.state.lock:
+            return accounts.delete_ig_media(self.state, media_id)
 
     # --- inspection -------------------------------------------------------------------------------------
 

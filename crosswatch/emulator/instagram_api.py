@@ -88,7 +88,31 @@ def _unsupported(call: Call, object_id: str) -> httpx.Response:
 
 
 def _fields(params: dict[str, str]) -> list[str]:
-    return [f.strip() for f in params.get("fields", "").split(",") if f.strip()]
+    """``fields``, split at the top-level commas: ``children{id,media_url}`` stays one item."""
+    return _split_fields(params.get("fields", ""))
+
+
+def _split_fields(text: str) -> list[str]:
+    items, depth, current = [], 0, ""
+    for char in text:
+        if char == "," and depth == 0:
+            items.append(current)
+            current = ""
+            continue
+        depth += {"{": 1, "}": -1}.get(char, 0)
+        current += char
+    items.append(current)
+    return [item.strip() for item in items if item.strip()]
+
+
+def _subfields(fields: list[str], name: str) -> list[str] | None:
+    """The fields asked for inside ``name{...}``; None when ``name`` was not asked for."""
+    for item in fields:
+        if item == name:
+            return []
+        if item.startswith(name + "{") and item.endswith("}"):
+            return _split_fields(item[len(name) + 1 : -1])
+    return None
 
 
 def iso_graph(moment: float) -> str:
@@ -131,11 +155,13 @@ def user_json(state: EmulatorState, user: IGUser, fields: list[str]) -> dict[str
 def media_json(call: Call, media: IGMedia, fields: list[str]) -> dict[str, Any]:
     state = call.state
     owner = state.ig_users.get(media.user_id)
+    first = media.children[0] if media.children else media
     available: dict[str, Any] = {
         "caption": media.caption,
-        "media_type": "IMAGE",
+        "media_type": media.media_type,
         "media_product_type": "FEED",
-        "media_url": f"{call.origin}/_emulator/media/ig/{media.id}.jpg",
+        # An album's media_url is its first image's.
+        "media_url": f"{call.origin}/_emulator/media/ig/{first.id}.jpg",
         "permalink": f"{call.origin}/_emulator/p/{media.shortcode}/",
         "shortcode": media.shortcode,
         "timestamp": iso_graph(media.timestamp),
@@ -148,6 +174,11 @@ def media_json(call: Call, media: IGMedia, fields: list[str]) -> dict[str, Any]:
     if media.alt_text is not None:
         available["alt_text"] = media.alt_text
     data = {key: available[key] for key in fields if key in available}
+    child_fields = _subfields(fields, "children")
+    if child_fields is not None and media.children:
+        # Children have no permalink, caption or owner of their own (IG Media reference).
+        wanted = [f for f in child_fields if f in ("media_type", "media_url", "timestamp", "alt_text")]
+        data["children"] = {"data": [media_json(call, child, wanted) for child in media.children]}
     data["id"] = media.id
     return data
 
@@ -437,8 +468,11 @@ def publish_media(
     container_id: str | None,
     *,
     timestamp: float | None = None,
+    carousel: tuple[tuple[bytes, str | None], ...] = (),
 ) -> IGMedia:
-    """Put a media object on the account: through the API (a container) or "from the phone" (none)."""
+    """Put a media object on the account: through the API (a container) or "from the phone" (none).
+
+    ``carousel``: (image, alt text) of each image of an album (then ``image`` is the first's)."""
     facts = inspect_image(image)
     width, height = (facts.width, facts.height) if facts else (0, 0)
     media_id = state.next_ig_media_id()
@@ -455,6 +489,15 @@ def publish_media(
         container_id=container_id,
         source="api" if container_id is not None else "phone",
     )
+    for child_image, child_alt in carousel:
+        child_facts = inspect_image(child_image)
+        child_id = state.next_ig_media_id()
+        media.children.append(IGMedia(
+            id=child_id, user_id=user.user_id, caption="", alt_text=child_alt, image=child_image,
+            width=child_facts.width if child_facts else 0, height=child_facts.height if child_facts else 0,
+            timestamp=media.timestamp, shortcode=shortcode_for(child_id), container_id=None,
+            source=media.source,
+        ))  # fmt: skip
     state.ig_media.append(media)
     return media
 

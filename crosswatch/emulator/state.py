@@ -192,6 +192,12 @@ class IGMedia:
     shortcode: str
     container_id: str | None  # None for posts made "from the phone"
     source: Literal["api", "phone"] = "api"
+    # A carousel (CAROUSEL_ALBUM) made from the phone: its images, each a media object of its own.
+    children: list[IGMedia] = field(default_factory=list)
+
+    @property
+    def media_type(self) -> str:
+        return "CAROUSEL_ALBUM" if self.children else "IMAGE"
 
 
 @dataclass
@@ -291,7 +297,8 @@ class EmulatorState:
         return next((u for u in self.ig_users.values() if u.app_scoped_id == some_id), None)
 
     def ig_media_by_id(self, media_id: str) -> IGMedia | None:
-        return next((m for m in self.ig_media if m.id == media_id), None)
+        """A post, or one image of a carousel."""
+        return next((m for top in self.ig_media for m in (top, *top.children) if m.id == media_id), None)
 
     def ig_media_by_shortcode(self, shortcode: str) -> IGMedia | None:
         return next((m for m in self.ig_media if m.shortcode == shortcode), None)

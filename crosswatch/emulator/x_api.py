@@ -64,6 +64,7 @@ TIMELINE_PARAMS = FIELD_PARAMS | {
     "max_results", "pagination_token", "start_time", "end_time", "since_id", "until_id", "exclude",
     "media.fields", "poll.fields", "place.fields",
 }  # fmt: skip
+POST_LOOKUP_PARAMS = FIELD_PARAMS | {"media.fields", "poll.fields", "place.fields"}
 NO_PARAMS: frozenset[str] = frozenset()
 
 
@@ -76,6 +77,7 @@ def routes() -> list[Route]:
         ("POST", "/2/media/upload", "x.media.upload", ("media.write",), NO_PARAMS, upload),
         ("POST", "/2/media/metadata", "x.media.metadata", ("media.write",), NO_PARAMS, metadata),
         ("POST", "/2/tweets", "x.tweets.create", post_scopes, NO_PARAMS, create_post),
+        ("GET", "/2/tweets/{id}", "x.tweets.get", me_scopes, POST_LOOKUP_PARAMS, get_post),
     ]
     return [
         route(method, path, name, _endpoint(name, scopes, params, handler), "x")
@@ -428,6 +430,34 @@ def metadata(call: Call, grant: XGrant, user: XUser) -> httpx.Response:
 
 
 # --- posts -------------------------------------------------------------------------------------------------
+
+
+def get_post(call: Call, grant: XGrant, user: XUser) -> httpx.Response:
+    """``GET /2/tweets/{id}``: the post, or (200) a resource-not-found error when it does not exist."""
+    state = call.state
+    post_id = call.path_params["id"]
+    if not ID_PATTERN.match(post_id):
+        return _invalid(state, f"The `id` query parameter value [{post_id}] is not valid", {"id": [post_id]})
+    post = state.x_post_by_id(post_id)
+    if post is None:
+        return json_response(200, {"errors": [{
+            "value": post_id,
+            "detail": f"Could not find tweet with id: [{post_id}].",
+            "title": "Not Found Error",
+            "resource_type": "tweet",
+            "parameter": "id",
+            "resource_id": post_id,
+            "type": state.settings.x_problem_prefix + "resource-not-found",
+        }]})  # fmt: skip
+    params = query_params(call.request)
+    fields = _csv(params.get("tweet.fields")) | _csv(params.get("post.fields"))
+    payload: dict[str, Any] = {"data": post_json(state, post, fields)}
+    if "attachments.media_keys" in _csv(params.get("expansions")):
+        media = [state.x_media[mid] for mid in post.media_ids if mid in state.x_media]
+        if media:
+            media_fields = _csv(params.get("media.fields"))
+            payload["includes"] = {"media": [media_json(call.origin, item, media_fields) for item in media]}
+    return json_response(200, payload)
 
 
 def create_post(call: Call, grant: XGrant, user: XUser) -> httpx.Response:

@@ -1,5 +1,10 @@
 """The X target: upload the image, set its alt text, create the post (sans-I/O).
 
+A post may carry up to 4 images (a bridged Instagram carousel): ``ctx.data["images"]`` then lists
+them (``path``, ``format``, ``alt_text``), and the upload and alt-text steps each repeat themselves
+(``Kind.AGAIN``) until every image is done, collecting ``media_ids`` for the one post. With a single
+image (``ctx.image``) the steps behave exactly as before.
+
 Every step builds an ``httpx.Request`` and parses an ``httpx.Response``; nothing here sends. The only
 I/O is reading the prepared image from disk while building the upload request.
 
@@ -263,6 +268,23 @@ def post_permalink(post_id: str, username: str | None = None, web_base: str | No
 # ---------------------------------------------------------------------------------------------------
 # Steps
 
+MAX_IMAGES = 4
+# A step that has more images to do comes back at once (the runner's AGAIN waits this long).
+NEXT_IMAGE_SECONDS = 0.01
+
+
+def post_images(ctx: JobContext) -> list[Mapping[str, Any]]:
+    """The images of a several-image post (``ctx.data["images"]``), at most 4; [] for one image."""
+    images = ctx.data.get("images")
+    if not isinstance(images, list) or len(images) < 2:
+        return []
+    return [image for image in images if isinstance(image, Mapping)][:MAX_IMAGES]
+
+
+def _media_ids(ctx: JobContext) -> list[str]:
+    ids = ctx.data.get("media_ids")
+    return [str(i) for i in ids] if isinstance(ids, list) else []
+
 
 @dataclass
 class UploadMedia:
@@ -274,10 +296,15 @@ class UploadMedia:
     safe_to_repeat: bool = True
 
     def build(self, ctx: JobContext) -> httpx.Request:
-        if ctx.image is None:
+        images = post_images(ctx)
+        if images:
+            image = images[min(len(_media_ids(ctx)), len(images) - 1)]
+            path, image_format = Path(str(image.get("path"))), str(image.get("format") or "JPEG")
+        elif ctx.image is not None:
+            path, image_format = Path(ctx.image.path), ctx.image.format
+        else:
             raise ValueError("the X upload step needs a prepared image")  # a runner bug, not user input
-        path = Path(ctx.image.path)
-        content_type = "image/png" if ctx.image.format.upper() == "PNG" else "image/jpeg"
+        content_type = "image/png" if image_format.upper() == "PNG" else "image/jpeg"
         return httpx.Request(
             "POST",
             api_url(self.config, "/2/media/upload"),
@@ -299,7 +326,18 @@ class UploadMedia:
             return Outcome(Kind.RETRY, data=rate_limit_data(response.headers),
                            reason="X accepted the upload but sent no media id")
         media_key = _text(data.get("media_key"))
-        return Outcome.next(media_id=media_id, media_key=media_key, **rate_limit_data(response.headers))
+        images = post_images(ctx)
+        if not images:
+            return Outcome.next(media_id=media_id, media_key=media_key, **rate_limit_data(response.headers))
+        ids = [*_media_ids(ctx), media_id]
+        keys = [*(ctx.data.get("media_keys") or []), media_key or f"3_{media_id}"]
+        # The first image's id and key stay the job's media_id/media_key: reconciliation looks for them.
+        data = {"media_ids": ids, "media_keys": keys, "media_id": ids[0], "media_key": keys[0],
+                **rate_limit_data(response.headers)}
+        if len(ids) < len(images):
+            return Outcome(Kind.AGAIN, data=data, retry_after=NEXT_IMAGE_SECONDS,
+                           reason=f"uploaded image {len(ids)} of {len(images)}")
+        return Outcome(Kind.NEXT, data=data)
 
 
 @dataclass
@@ -312,17 +350,36 @@ class SetAltText:
     safe_to_repeat: bool = True
 
     def applies(self, ctx: JobContext) -> bool:
+        if post_images(ctx):
+            return bool(self._pending(ctx))
         return bool(ctx.caption.alt_text and ctx.caption.alt_text.strip())
 
+    @staticmethod
+    def _pending(ctx: JobContext) -> list[tuple[str, str]]:
+        """(media id, alt text) of the images of a several-image post still without their alt text."""
+        done = int(ctx.data.get("alt_texts_set") or 0)
+        pairs = zip(_media_ids(ctx), post_images(ctx), strict=False)
+        return [(media_id, str(image.get("alt_text")).strip()) for index, (media_id, image) in enumerate(pairs)
+                if index >= done and isinstance(image.get("alt_text"), str) and str(image.get("alt_text")).strip()]
+
     def build(self, ctx: JobContext) -> httpx.Request:
-        alt_text = (ctx.caption.alt_text or "").strip()[:MAX_ALT_TEXT]
-        body = {"id": str(ctx.data.get("media_id", "")), "metadata": {"alt_text": {"text": alt_text}}}
+        pending = self._pending(ctx) if post_images(ctx) else []
+        if pending:
+            media_id, alt_text = pending[0]
+        else:
+            media_id, alt_text = str(ctx.data.get("media_id", "")), (ctx.caption.alt_text or "").strip()
+        body = {"id": media_id, "metadata": {"alt_text": {"text": alt_text[:MAX_ALT_TEXT]}}}
         return httpx.Request("POST", api_url(self.config, "/2/media/metadata"),
                              headers=bearer(ctx.access_token), json=body)
 
     def parse(self, ctx: JobContext, response: httpx.Response) -> Outcome:
         if not response.is_success:
             return error_outcome(response, self.clock())
+        pending = self._pending(ctx) if post_images(ctx) else []
+        if len(pending) > 1:
+            done = _media_ids(ctx).index(pending[0][0]) + 1
+            return Outcome(Kind.AGAIN, data={"alt_texts_set": done, **rate_limit_data(response.headers)},
+                           retry_after=NEXT_IMAGE_SECONDS, reason="setting the next image's alt text")
         return Outcome.next(alt_text_set=True, **rate_limit_data(response.headers))
 
 
@@ -339,11 +396,12 @@ class CreatePost:
     def build(self, ctx: JobContext) -> httpx.Request:
         body: dict[str, Any] = {}
         media_id = ctx.data.get("media_id")
+        media_ids = _media_ids(ctx)[:MAX_IMAGES] if post_images(ctx) else ([str(media_id)] if media_id else [])
         # X wants text unless media is attached; an empty string is refused, so leave it out.
-        if ctx.caption.text.strip() or not media_id:
+        if ctx.caption.text.strip() or not media_ids:
             body["text"] = ctx.caption.text
-        if media_id:
-            body["media"] = {"media_ids": [str(media_id)]}
+        if media_ids:
+            body["media"] = {"media_ids": media_ids}
         return httpx.Request("POST", api_url(self.config, "/2/tweets"),
                              headers=bearer(ctx.access_token), json=body)
 
