@@ -23,6 +23,7 @@ import httpx
 import structlog
 
 from crosswatch.config import Config
+from crosswatch.errors import JournalError
 from crosswatch.journal import DaemonLock, Journal
 from crosswatch.models import JobState
 from crosswatch.runner import Runner, TokenSource
@@ -36,6 +37,20 @@ INTAKE_TICK_SECONDS = 0.25
 RUNNER_IDLE_SECONDS = 5.0
 # run --once waits for steps due within this long (Instagram containers finishing, short retries).
 ONCE_HORIZON_SECONDS = 120.0
+# While the journal cannot be written (disk full), posting pauses and the journal is tried this often.
+JOURNAL_RETRY_SECONDS = 5.0
+# Platform requests time out after this long (connect: 10 s); tests shorten it to provoke timeouts.
+HTTP_TIMEOUT_SECONDS = 30.0
+HTTP_TIMEOUT_ENV = "CROSSWATCH_HTTP_TIMEOUT"
+
+
+def http_timeout() -> httpx.Timeout:
+    try:
+        seconds = float(os.environ.get(HTTP_TIMEOUT_ENV, "") or HTTP_TIMEOUT_SECONDS)
+    except ValueError:
+        seconds = HTTP_TIMEOUT_SECONDS
+    seconds = seconds if seconds > 0 else HTTP_TIMEOUT_SECONDS
+    return httpx.Timeout(seconds, connect=min(10.0, seconds))
 
 
 def sd_notify(message: str) -> bool:
@@ -115,7 +130,7 @@ class Daemon:
         lock.acquire()
         intake_journal = Journal(self.config.journal_path)
         runner_journal = Journal(self.config.journal_path)
-        client = httpx.Client(timeout=httpx.Timeout(30.0, connect=10.0),
+        client = httpx.Client(timeout=http_timeout(),
                               headers={"User-Agent": "crosswatch/0.1"})
         try:
             targets = self._targets if self._targets is not None else build_targets(self.config)
@@ -180,7 +195,13 @@ class Daemon:
         intake.scan()
         next_scan = time.monotonic() + self.config.intake.rescan_seconds
         while not self.stop_event.is_set():
-            intake.process()
+            try:
+                intake.process()
+            except JournalError as exc:
+                # The files stay candidates (and the rescan finds them again): nothing is lost.
+                log.error("cannot record new photos; will try again", error=str(exc))
+                self.stop_event.wait(JOURNAL_RETRY_SECONDS)
+                continue
             if time.monotonic() >= next_scan:
                 found = intake.scan()
                 if found:
@@ -192,13 +213,32 @@ class Daemon:
         assert isinstance(part, Runner)
         runner = part
         while not self.stop_event.is_set():
-            if runner.run_due():
+            try:
+                if runner.run_due():
+                    continue
+            except JournalError as exc:
+                self._wait_for_journal(runner, exc)
                 continue
             next_due = runner.journal.next_due_at()
             wait = RUNNER_IDLE_SECONDS if next_due is None else max(0.05, min(RUNNER_IDLE_SECONDS,
                                                                               next_due - time.time()))
             self.wake_runner.wait(wait)
             self.wake_runner.clear()
+
+    def _wait_for_journal(self, runner: Runner, exc: JournalError) -> None:
+        """The journal refused a write (disk full, I/O error): posting pauses until it takes writes
+        again. What the failed write would have recorded is recovered as after a crash: a job left in
+        flight goes back to ready, or to in doubt (and is checked with the platform) after an unsafe
+        step, so nothing is lost and nothing is posted twice."""
+        log.error("the journal cannot be written; posting is paused until it can", error=str(exc))
+        while not self.stop_event.wait(JOURNAL_RETRY_SECONDS):
+            try:
+                runner.recover()
+            except JournalError as again:
+                log.error("the journal still cannot be written", error=str(again))
+                continue
+            log.info("trying the journal again; posting resumes")
+            return
 
     def run_once(self, *, settle_timeout: float = 600.0) -> int:
         """Scan, take every settled file, perform every due job and the steps that follow soon, exit."""

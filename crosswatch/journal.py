@@ -551,6 +551,17 @@ class Journal:
                                (target, JobState.IN_FLIGHT.value, JobState.IN_DOUBT.value)).fetchone()
         return row is not None
 
+    def count_started(self, target: str, steps: Sequence[str]) -> int:
+        """How many of ``target``'s unfinished jobs stand at one of ``steps`` (for quota planning)."""
+        if not steps:
+            return 0
+        marks = ", ".join("?" * len(steps))
+        row = self._db.execute(
+            f"SELECT COUNT(*) FROM jobs WHERE target = ? AND state IN (?, ?, ?) AND step IN ({marks})",
+            (target, JobState.READY.value, JobState.IN_FLIGHT.value, JobState.IN_DOUBT.value, *steps),
+        ).fetchone()
+        return int(row[0])
+
     def done_since(self, target: str, since: float) -> list[float]:
         """When each job of ``target`` became done at or after ``since``, oldest first (for pacing)."""
         rows = self._db.execute(

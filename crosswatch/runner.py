@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol
 
 import httpx
@@ -59,6 +59,8 @@ NEVER = 253402300799.0  # 9999-12-31
 QUOTA_CACHE_SECONDS = 600.0
 # When the quota is used up by posts crosswatch did not make, look again after this long.
 QUOTA_RECHECK_SECONDS = 3600.0
+# A job not started because jobs on their way hold the quota's last room looks again after this long.
+QUOTA_RESERVED_WAIT_SECONDS = 600.0
 
 
 @dataclasses.dataclass
@@ -213,7 +215,7 @@ class Runner:
                 self.journal.transition(job.id, JobState.READY, step_index=index, detail="stopping")
                 return
             step = steps[index]
-            waiting_until = self._quota_exhausted(job.target, target, step, ctx)
+            waiting_until = self._quota_exhausted(job.target, target, steps, index, ctx)
             if waiting_until is not None:
                 # Not sent, not failed: the job waits at this step for the quota to come back.
                 self.journal.transition(job.id, JobState.READY, step_index=index, step=step.name,
@@ -251,19 +253,34 @@ class Runner:
 
     # -- platform quotas ---------------------------------------------------------------------------
 
-    def _quota_exhausted(self, name: str, target: Target, step: Step, ctx: JobContext) -> float | None:
-        """Before a quota-counted step: None when it may go out; else hold the target and return
-        until when. A quota that cannot be read lets the step go (the platform still refuses)."""
+    def _quota_exhausted(self, name: str, target: Target, steps: Sequence[Step], index: int,
+                         ctx: JobContext) -> float | None:
+        """Before a job starts, and before its quota-counted step: None when it may go on; else until
+        when it waits. A quota that cannot be read lets the job go (the platform still refuses).
+
+        A job is only started when the quota has room beyond the jobs already on their way to the
+        counted step (Instagram: containers made and not yet published), so a backlog does not make
+        hundreds of containers that would expire while waiting for their turn.
+        """
         check = getattr(target, "quota_check", None)
-        if not isinstance(check, QuotaCheck) or check.step != step.name:
+        counted = [i for i, step in enumerate(steps) if isinstance(check, QuotaCheck) and step.name == check.step]
+        if not isinstance(check, QuotaCheck) or not counted or index not in (0, counted[0]):
             return None
         now = self.clock()
         reading = self._quotas.get(name)
         if reading is None or now - reading.asked_at >= QUOTA_CACHE_SECONDS or (reading.left or 0) <= 0:
             reading = self._read_quota(name, check, ctx, now)
         left = reading.left if reading is not None else None
-        if reading is None or left is None or left > 0:
+        if reading is None or left is None:
             return None
+        if left > 0 and index == counted[0]:
+            return None
+        if left > 0:
+            on_the_way = self.journal.count_started(name, [step.name for step in steps[1:counted[0] + 1]])
+            if on_the_way < left:
+                return None
+            # Room is spoken for; look again once those jobs have had time to use it.
+            return now + QUOTA_RESERVED_WAIT_SECONDS
         until = self._quota_back_at(name, reading.quota, now)
         window = reading.quota.duration or 86400.0
         self._hold(name, until, "quota", f"the platform's publishing limit ({reading.quota.total} per "
@@ -372,9 +389,11 @@ class Runner:
             wait = {Kind.RATE_LIMITED: 60.0, Kind.AUTH: AUTH_PARK_SECONDS,
                     Kind.PAUSED: SPAM_BLOCK_PAUSE_SECONDS}[kind]
             delay = outcome.retry_after if outcome.retry_after is not None else wait
-            # Waiting is not failing: the attempt is not counted, and the whole target waits.
+            # Waiting is not failing: the attempt is not counted, and the whole target waits. For a
+            # sign-in the hold alone keeps the job, so a new sign-in (which lifts it) releases it.
+            job_wait = 0.0 if kind is Kind.AUTH else delay
             self.journal.transition(job_id, JobState.READY, step_index=index, data=data, intent=False,
-                                    next_attempt_at=now + delay, attempts_delta=-1, reason=outcome.reason)
+                                    next_attempt_at=now + job_wait, attempts_delta=-1, reason=outcome.reason)
             self._hold(target, now + delay, kind.value, outcome.reason or kind.value)
         elif kind is Kind.UNKNOWN:
             self.journal.transition(job_id, JobState.IN_DOUBT, data=data, reason=outcome.reason,

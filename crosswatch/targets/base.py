@@ -137,3 +137,31 @@ class Reconciler(Protocol):
     def build(self, ctx: JobContext, step: str, intent_at: float) -> httpx.Request | None: ...
 
     def parse(self, ctx: JobContext, step: str, response: httpx.Response) -> Finding: ...
+
+
+# ---------------------------------------------------------------------------------------------------
+# Quotas: a platform-wide cap on one step that the platform lets a client read (Instagram's
+# content_publishing_limit on media_publish). The runner asks before that step and holds the target
+# instead of spending a request on a certain refusal.
+
+
+@dataclass(frozen=True)
+class Quota:
+    used: int
+    total: int | None        # None: the platform did not say
+    duration: float | None   # the rolling window in seconds, when the platform says
+
+    @property
+    def remaining(self) -> int | None:
+        return None if self.total is None else max(0, self.total - self.used)
+
+
+@runtime_checkable
+class QuotaCheck(Protocol):
+    """Sans-I/O: ``build`` the question, ``parse`` the answer (None when it says nothing usable)."""
+
+    step: str  # the name of the step the quota counts
+
+    def build(self, ctx: JobContext) -> httpx.Request: ...
+
+    def parse(self, response: httpx.Response) -> Quota | None: ...

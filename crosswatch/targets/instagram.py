@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from crosswatch.config import TargetConfig
-from crosswatch.targets.base import Finding, JobContext, Kind, Outcome, Step, Verdict
+from crosswatch.targets.base import Finding, JobContext, Kind, Outcome, Quota, Step, Verdict
 
 if TYPE_CHECKING:
     from crosswatch.hosting import MediaHost
@@ -275,6 +275,24 @@ def parse_publishing_limit(response: httpx.Response) -> PublishingQuota | None:
     return PublishingQuota(usage, _int(config.get("quota_total")), _int(config.get("quota_duration")))
 
 
+@dataclass
+class PublishingLimitCheck:
+    """Instagram's content_publishing_limit, read before ``publish`` (api-notes B3: plan for 50 per
+    rolling 24 h, but read the live value; going over it earns error 9/2207042)."""
+
+    config: TargetConfig
+    step: str = "publish"
+
+    def build(self, ctx: JobContext) -> httpx.Request:
+        return build_publishing_limit_request(self.config, ctx.account_id, ctx.access_token)
+
+    def parse(self, response: httpx.Response) -> Quota | None:
+        quota = parse_publishing_limit(response)
+        if quota is None:
+            return None
+        return Quota(quota.usage, quota.total, float(quota.duration) if quota.duration else None)
+
+
 def build_permalink_request(config: TargetConfig, media_id: str, token: str | None) -> httpx.Request:
     return httpx.Request("GET", graph_url(config, media_id), headers=bearer(token),
                          params={"fields": "permalink"})
@@ -478,6 +496,7 @@ class InstagramTarget:
             Unhost(host),
         )
         self.reconciler = InstagramReconciler(config)
+        self.quota_check = PublishingLimitCheck(config)
 
     def steps(self) -> Sequence[Step]:
         return self._steps
