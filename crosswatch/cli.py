@@ -569,6 +569,42 @@ def auth_revoke(obj: Obj, target: str) -> None:
                + (f" ({result['note']})" if result["note"] else ""))
 
 
+# -- links ---------------------------------------------------------------------------------------------
+
+
+@cli.group("links")
+def links_group() -> None:
+    """Check the posts crosswatch made."""
+
+
+@links_group.command("check")
+@click.option("--json", "as_json", is_flag=True, help="print one JSON document instead of text")
+@pass_obj
+def links_check(obj: Obj, as_json: bool) -> None:
+    """Read back every posted link through the platform's API; exit 1 if any no longer resolves."""
+    from crosswatch.daemon import platform_tokens
+    from crosswatch.linkcheck import check_links
+
+    config = obj.config
+    with _open_journal(config) as journal, _auth_client() as client:
+        results = check_links(config, journal, client, platform_tokens(config, client))
+    broken = [r for r in results if r.state == "broken"]
+    unknown = [r for r in results if r.state == "unknown"]
+    if as_json:
+        click.echo(json.dumps({"links": [r.as_json() for r in results], "broken": len(broken),
+                               "unknown": len(unknown)}, indent=2, ensure_ascii=False))
+    else:
+        for result in results:
+            label = {"ok": "ok     ", "broken": "BROKEN ", "unknown": "UNKNOWN"}[result.state]
+            where = result.permalink or result.remote_id
+            line = f"{label} #{result.job_id} {result.target:<10} {where}"
+            click.echo(line if result.state == "ok" else f"{line}: {result.detail}")
+        click.echo(f"{len(results)} links checked: {len(broken)} broken, {len(unknown)} could not be checked"
+                   if results else "no posted links to check")
+    if broken or unknown:
+        sys.exit(1)
+
+
 # -- emulator and demo -------------------------------------------------------------------------------
 
 

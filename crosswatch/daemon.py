@@ -1,7 +1,8 @@
 """The daemon: wires config, journal, intake, watcher and runner together; signals; systemd notify.
 
 Threads: watchdog's observer feeds ``Intake.offer``; the intake thread takes settled files and
-rescans now and then; the runner thread performs due jobs; the main thread waits for a signal and
+rescans now and then; the runner thread performs due jobs; with ``bridge.enabled`` the bridge thread
+polls Instagram for new posts to re-share on X (bridge.py); the main thread waits for a signal and
 pings systemd's watchdog. Each thread that writes the journal has its own SQLite connection.
 
 SIGTERM and SIGINT stop gracefully: the runner finishes the step in progress (or leaves the job to
@@ -22,6 +23,7 @@ from types import FrameType
 import httpx
 import structlog
 
+from crosswatch.bridge import Bridge
 from crosswatch.config import Config
 from crosswatch.errors import JournalError
 from crosswatch.journal import DaemonLock, Journal
@@ -157,6 +159,9 @@ class Daemon:
                 threading.Thread(target=self._guard(self._intake_loop, intake), name="intake", daemon=True),
                 threading.Thread(target=self._guard(self._runner_loop, runner), name="runner", daemon=True),
             ]
+            if self.config.bridge.enabled:
+                threads.append(threading.Thread(target=self._guard(self._bridge_loop, runner), name="bridge",
+                                                daemon=True))
             for thread in threads:
                 thread.start()
             sd_notify("READY=1\nSTATUS=watching " + ", ".join(str(f.path) for f in self.config.watch))
@@ -209,6 +214,20 @@ class Daemon:
                 next_scan = time.monotonic() + self.config.intake.rescan_seconds
             self.stop_event.wait(INTAKE_TICK_SECONDS)
 
+    def _bridge_loop(self, part: object) -> None:
+        assert isinstance(part, Runner)
+        with Journal(self.config.journal_path) as journal:
+            bridge = self._bridge(part, journal)
+            while not self.stop_event.is_set():
+                if bridge.poll():
+                    self.wake_runner.set()
+                self.stop_event.wait(self.config.bridge.poll_seconds)
+
+    def _bridge(self, runner: Runner, journal: Journal) -> Bridge:
+        """The bridge shares the runner's HTTP client and token sources, with its own journal connection."""
+        assert runner.client is not None
+        return Bridge(self.config, journal, runner.client, runner.tokens.get(self.config.bridge.source))
+
     def _runner_loop(self, part: object) -> None:
         assert isinstance(part, Runner)
         runner = part
@@ -250,6 +269,8 @@ class Daemon:
                 intake.process()
                 if intake.pending():
                     self.stop_event.wait(INTAKE_TICK_SECONDS)
+            if self.config.bridge.enabled:
+                self._bridge(runner, runner.journal).poll()
             while not self.stop_event.is_set():
                 if runner.run_due():
                     continue

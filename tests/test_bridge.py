@@ -1,0 +1,410 @@
+"""The Instagram -> X bridge: reading the account, deciding what is new, and posting it on X.
+
+In-process tests mount the emulator on ``httpx.MockTransport``; the last test runs the daemon as a
+subprocess against the emulator served on loopback, restarts it, and checks the emulator's record.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from crosswatch import compose
+from crosswatch.bridge import (
+    SKIP_BEFORE,
+    SKIP_OWN,
+    Bridge,
+    IGImage,
+    IGPost,
+    MediaPage,
+    ReadFailure,
+    build_media_request,
+    first_run,
+    parse_media_page,
+    skip_reason,
+)
+from crosswatch.config import Config, config_from_mapping
+from crosswatch.emulator import DEFAULT_IG_CLIENT_ID, DEFAULT_X_CLIENT_ID, Emulator, EmulatorServer, EmulatorSettings
+from crosswatch.journal import Journal, NewFile
+from crosswatch.models import Job, JobState
+from crosswatch.runner import Runner
+from crosswatch.targets import build_target
+from tests.conftest import DaemonProcess, jpeg_bytes, wait_until
+from tests.emulator_fixtures import watch_openapi
+from tests.openapi_check import XOpenAPI
+from tests.test_platforms_e2e import photo, platform_config, sign_in
+
+BASE = "http://emulator.test"
+CREDIT = "📷 © 2026 Ada Lovelace"
+CAPTION = ("Fog rolling over the harbour at dawn. We waited two hours for it.\n\n"
+           f"{CREDIT}\n\n#fog #harbour #dawn #seascape #photography")
+
+
+class StaticToken:
+    def __init__(self, token: str, account_id: str | None = None) -> None:
+        self.token = token
+        self.account = account_id
+
+    def access_token(self) -> str:
+        return self.token
+
+    def force_refresh(self) -> str:
+        return self.token
+
+    def account_id(self) -> str | None:
+        return self.account
+
+    def username(self) -> str | None:
+        return None
+
+
+def make_config(tmp_path: Path, url: str = BASE, **bridge: Any) -> Config:
+    inbox = tmp_path / "inbox"
+    inbox.mkdir(exist_ok=True)
+    document = {
+        "state_dir": str(tmp_path / "state"),
+        "watch": [{"path": str(inbox), "targets": ["instagram", "x"]}],
+        "targets": {
+            "x": {"client_id": DEFAULT_X_CLIENT_ID, "api_base": url, "web_base": f"{url}/_emulator/x"},
+            "instagram": {"client_id": DEFAULT_IG_CLIENT_ID, "graph_base": url, "api_base": url},
+        },
+        "links": {"utm": {"x": {"source": "x", "medium": "social"}}},
+        "bridge": {"enabled": True, "poll_seconds": 1, **bridge},
+    }
+    return config_from_mapping(document, tmp_path / "config.yaml")
+
+
+@pytest.fixture
+def client(emulator: Emulator) -> Iterator[httpx.Client]:
+    with httpx.Client(transport=httpx.MockTransport(emulator.handle)) as http:
+        yield http
+
+
+@pytest.fixture
+def journal(tmp_path: Path) -> Iterator[Journal]:
+    with Journal(tmp_path / "state" / "journal.sqlite3") as opened:
+        yield opened
+
+
+MakeBridge = Callable[..., Bridge]
+
+
+@pytest.fixture
+def make_bridge(tmp_path: Path, emulator: Emulator, client: httpx.Client, journal: Journal) -> MakeBridge:
+    token = StaticToken(emulator.mint_ig_token()["access_token"])
+
+    def make(**bridge: Any) -> Bridge:
+        return Bridge(make_config(tmp_path, **bridge), journal, client, token)
+
+    return make
+
+
+def phone_post(emulator: Emulator, seed: int, caption: str = "", **kwargs: Any) -> str:
+    kwargs.setdefault("image", jpeg_bytes(seed, size=(320, 320)))
+    return emulator.post_from_phone(caption=caption or f"Post number {seed}.", **kwargs).id
+
+
+def bridged_jobs(journal: Journal) -> list[Job]:
+    return [job for job in journal.jobs(target="x") if "bridge" in job.data]
+
+
+# --- reading the account -------------------------------------------------------------------------
+
+
+def test_the_media_request_asks_for_images_children_and_alt_text() -> None:
+    config = make_config_target()
+    request = build_media_request(config, "tok", after="abc", limit=7)
+    assert request.url.path == "/v25.0/me/media"
+    fields = request.url.params["fields"]
+    assert "children{id,media_type,media_url,alt_text}" in fields
+    assert {"id", "caption", "media_type", "media_url", "permalink", "timestamp"} <= set(fields.split(","))
+    assert request.url.params["after"] == "abc" and request.url.params["limit"] == "7"
+    assert request.headers["Authorization"] == "Bearer tok"
+    assert "tok" not in str(request.url)
+
+
+def make_config_target() -> Any:
+    from crosswatch.config import TargetConfig
+
+    return TargetConfig(name="instagram", kind="instagram", graph_base=BASE + "/v25.0")
+
+
+def test_a_carousel_page_from_the_emulator_parses_into_images_with_alt_text(emulator: Emulator,
+                                                                          client: httpx.Client) -> None:
+    images = tuple(jpeg_bytes(seed, size=(320, 320)) for seed in range(3))
+    album = emulator.post_from_phone(caption=CAPTION, images=images, alt_texts=("first", None, "third"))
+    single = emulator.post_from_phone(caption="One", image=images[0], alt_text="only one")
+    token = emulator.mint_ig_token()["access_token"]
+    page = parse_media_page(client.send(build_media_request(make_config_target(), token)))
+    assert isinstance(page, MediaPage)
+    newest, oldest = page.posts
+    assert newest.id == single.id and newest.media_type == "IMAGE"
+    assert [i.alt_text for i in newest.images] == ["only one"]
+    assert oldest.id == album.id and oldest.media_type == "CAROUSEL_ALBUM"
+    assert [i.alt_text for i in oldest.images] == ["first", None, "third"]
+    assert oldest.caption == CAPTION and oldest.permalink and oldest.permalink.endswith(f"/p/{album.shortcode}/")
+    assert oldest.timestamp is not None and abs(oldest.timestamp - time.time()) < 60
+    downloaded = [client.get(i.url).content for i in oldest.images]
+    assert downloaded == list(images)
+
+
+def test_paging_follows_the_next_link_only(emulator: Emulator, client: httpx.Client) -> None:
+    for seed in range(3):
+        phone_post(emulator, seed)
+    token = emulator.mint_ig_token()["access_token"]
+    first = parse_media_page(client.send(build_media_request(make_config_target(), token, limit=2)))
+    assert isinstance(first, MediaPage) and len(first.posts) == 2 and first.after
+    second = parse_media_page(client.send(build_media_request(make_config_target(), token, after=first.after,
+                                                              limit=2)))
+    assert isinstance(second, MediaPage) and len(second.posts) == 1 and second.after is None
+
+
+def test_errors_and_garbage_are_failures_not_exceptions() -> None:
+    refused = httpx.Response(400, json={"error": {"code": 190, "error_subcode": 463, "message": "expired"}})
+    failure = parse_media_page(refused)
+    assert isinstance(failure, ReadFailure) and failure.auth
+    for response in (httpx.Response(200, content=b"<html>"), httpx.Response(200, json=[1]),
+                     httpx.Response(200, json={"data": [{"no": "id"}, 5, {"id": 7, "media_type": "IMAGE"}]})):
+        page = parse_media_page(response)
+        assert isinstance(page, MediaPage | ReadFailure)
+
+
+# --- deciding ------------------------------------------------------------------------------------
+
+
+def post(post_id: str, media_type: str = "IMAGE", timestamp: float = 100.0, images: int = 1) -> IGPost:
+    return IGPost(post_id, media_type, "", None, timestamp,
+                  tuple(IGImage(f"{post_id}-{i}", f"https://cdn/{i}", None) for i in range(images)))
+
+
+def test_what_is_never_bridged() -> None:
+    assert skip_reason(post("1"), {"1"}) == SKIP_OWN
+    assert "VIDEO" in (skip_reason(post("2", "VIDEO", images=0), set()) or "")
+    assert skip_reason(post("3", "CAROUSEL_ALBUM", images=0), set()) == "no photo in it"
+    assert skip_reason(post("4", "CAROUSEL_ALBUM", images=3), set()) is None
+
+
+def test_first_run_takes_the_newest_n_photos_oldest_first_and_leaves_the_rest() -> None:
+    posts = [post("5", timestamp=50), post("4", "VIDEO", 40, 0), post("3", timestamp=30), post("2", timestamp=20),
+             post("1", timestamp=10)]
+    start = first_run(posts, 2, own={"3"})
+    assert [p.id for p in start.bridge] == ["2", "5"]
+    assert start.skipped == {"4": skip_reason(posts[1], set()), "3": SKIP_OWN, "1": SKIP_BEFORE}
+    assert start.baseline == 50
+    assert first_run([], 3, set()).baseline == 0.0
+
+
+# --- the bridge against the emulator ---------------------------------------------------------------
+
+
+def test_it_starts_from_now_then_bridges_each_new_post_once_across_restarts(
+        tmp_path: Path, emulator: Emulator, client: httpx.Client, journal: Journal, make_bridge: MakeBridge) -> None:
+    old = [phone_post(emulator, seed) for seed in range(3)]
+    bridge = make_bridge()
+    assert bridge.poll() == 0
+    assert journal.bridge_baseline("instagram") is not None
+    assert journal.bridge_seen("instagram", old) == set(old)
+    new = phone_post(emulator, 10, CAPTION, alt_text="Fog over boats")
+    assert bridge.poll() == 1
+    assert bridge.poll() == 0
+    with Journal(tmp_path / "state" / "journal.sqlite3") as reopened:  # a restart: a new connection
+        again = Bridge(make_config(tmp_path), reopened, client, StaticToken(emulator.mint_ig_token()["access_token"]))
+        assert again.poll() == 0
+    (job,) = bridged_jobs(journal)
+    data = job.data["bridge"]
+    assert data["media_id"] == new and data["caption"] == CAPTION and data["alt_texts"] == ["Fog over boats"]
+    assert data["permalink"].endswith("/")
+    photo_row = journal.photo(job.photo_id)
+    assert photo_row is not None and photo_row.hash == f"ig:{new}"
+    assert Path(photo_row.path).read_bytes() == emulator.ig_posts()[-1].image
+    assert job.state is JobState.READY
+
+
+def test_backfill_takes_the_last_n_across_pages(emulator: Emulator, journal: Journal, make_bridge: MakeBridge,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("crosswatch.bridge.PAGE_SIZE", 2)
+    ids = [phone_post(emulator, seed) for seed in range(6)]
+    bridge = make_bridge(backfill=3)
+    assert bridge.poll() == 3
+    assert [j.data["bridge"]["media_id"] for j in bridged_jobs(journal)] == ids[3:]
+    # Older posts, even those never read, stay alone; a new one still goes.
+    assert bridge.poll() == 0
+    newest = phone_post(emulator, 7)
+    assert bridge.poll() == 1
+    assert [j.data["bridge"]["media_id"] for j in bridged_jobs(journal)] == [*ids[3:], newest]
+
+
+def test_a_carousel_is_bridged_with_its_first_images_up_to_max_images(emulator: Emulator, journal: Journal,
+                                                                      make_bridge: MakeBridge) -> None:
+    bridge = make_bridge(max_images=2)
+    bridge.poll()
+    images = tuple(jpeg_bytes(seed, size=(320, 320)) for seed in range(3))
+    emulator.post_from_phone(caption=CAPTION, images=images, alt_texts=("a", "b", "c"))
+    assert bridge.poll() == 1
+    (job,) = bridged_jobs(journal)
+    assert job.data["bridge"]["alt_texts"] == ["a", "b"]
+    assert [Path(p).read_bytes() for p in job.data["bridge"]["images"]] == list(images[:2])
+
+
+def test_crosswatchs_own_instagram_posts_are_never_bridged(emulator: Emulator, journal: Journal,
+                                                          make_bridge: MakeBridge) -> None:
+    bridge = make_bridge()
+    bridge.poll()
+    own = phone_post(emulator, 20)  # stands for the post the folder flow's job published
+    journal.add_files([NewFile("/photos/a.jpg", 1, 1, "hash-a", ("instagram",))])
+    (ig_job,) = journal.jobs(target="instagram")
+    journal.transition(ig_job.id, JobState.IN_FLIGHT, step="publish", step_index=3, intent=True)
+    # While our own post is being published, its id may not be journaled yet: nothing is decided.
+    assert bridge.poll() == 0
+    assert journal.bridge_seen("instagram", [own]) == set()
+    journal.transition(ig_job.id, JobState.DONE, remote_id=own, intent=False)
+    assert bridge.poll() == 0
+    assert journal.bridge_seen("instagram", [own]) == {own}
+    assert bridged_jobs(journal) == []
+    theirs = phone_post(emulator, 21)
+    assert bridge.poll() == 1
+    assert [j.data["bridge"]["media_id"] for j in bridged_jobs(journal)] == [theirs]
+
+
+def test_a_failed_download_is_tried_again_at_the_next_poll(tmp_path: Path, emulator: Emulator,
+                                                            journal: Journal) -> None:
+    failures = {"left": 1}
+
+    def flaky(request: httpx.Request) -> httpx.Response:
+        if request.url.path.startswith("/_emulator/media/") and failures["left"]:
+            failures["left"] -= 1
+            return httpx.Response(503)
+        return emulator.handle(request)
+
+    with httpx.Client(transport=httpx.MockTransport(flaky)) as http:
+        bridge = Bridge(make_config(tmp_path), journal, http, StaticToken(emulator.mint_ig_token()["access_token"]))
+        bridge.poll()
+        media_id = phone_post(emulator, 30)
+        assert bridge.poll() == 0
+        assert journal.bridge_seen("instagram", [media_id]) == set()
+        assert bridge.poll() == 1
+
+
+def test_a_bridged_carousel_goes_out_on_x_with_its_images_alt_texts_permalink_and_credit(
+        tmp_path: Path, emulator: Emulator, client: httpx.Client, journal: Journal, make_bridge: MakeBridge) -> None:
+    bridge = make_bridge()
+    bridge.poll()
+    images = tuple(jpeg_bytes(seed, size=(480, 360)) for seed in range(3))
+    album = emulator.post_from_phone(caption=CAPTION, images=images, alt_texts=("Boats", None, "Gulls"))
+    assert bridge.poll() == 1
+    config = make_config(tmp_path)
+    x_token = StaticToken(emulator.mint_x_token()["access_token"])
+    runner = Runner(config, journal, {"x": build_target(config.targets["x"])}, client=client, tokens={"x": x_token})
+    for _ in range(20):
+        runner.run_due()
+        if journal.jobs(state=JobState.DONE):
+            break
+        time.sleep(0.02)
+    (job,) = journal.jobs(target="x")
+    assert job.state is JobState.DONE, job.reason
+    (x_post,) = emulator.x_posts()
+    assert len(x_post.media_ids) == 3
+    assert [emulator.x_alt_text(m) for m in x_post.media_ids] == ["Boats", None, "Gulls"]
+    permalink = album_permalink(emulator, album.shortcode)
+    assert f"{permalink}?utm_source=x&utm_medium=social" in x_post.text
+    assert CREDIT in x_post.text
+    assert x_post.text.startswith("Fog rolling over the harbour at dawn.")
+    assert "We waited" not in x_post.text  # only the first sentence
+    assert compose.weighted_length(x_post.text) <= 280
+    assert job.permalink and job.remote_id == x_post.id
+    assert not (tmp_path / "state" / "bridge" / album.id).exists(), "downloads are removed once posted"
+
+
+def album_permalink(emulator: Emulator, shortcode: str) -> str:
+    return f"{BASE}/_emulator/p/{shortcode}/"
+
+
+def test_link_none_leaves_the_permalink_out(tmp_path: Path) -> None:
+    config = make_config(tmp_path, link="none")
+    caption = compose.condense_for_x(config, "x", CAPTION, link=None)
+    assert "http" not in caption.text and CREDIT in caption.text
+
+
+# --- condensing captions -------------------------------------------------------------------------
+
+
+def test_condensed_caption_keeps_the_credit_caps_hashtags_and_fits_with_the_link(tmp_path: Path) -> None:
+    config = make_config(tmp_path)
+    link = "https://www.instagram.com/p/" + "A" * 200 + "/"
+    long_lead = "A very long first line about the morning " * 20
+    caption = compose.condense_for_x(config, "x", f"{long_lead}\n{CREDIT}\n#one #two #three #four #five", link=link)
+    assert compose.weighted_length(caption.text) <= 280
+    assert CREDIT in caption.text and link in caption.text
+    short = compose.condense_for_x(config, "x", CAPTION, link=link)
+    assert short.hashtags == ("#fog", "#harbour", "#dawn")  # hashtags.max.x defaults to 3
+    assert "#seascape" not in short.text
+
+
+def test_instagram_handles_do_not_mention_anyone_on_x(tmp_path: Path) -> None:
+    caption = compose.condense_for_x(make_config(tmp_path), "x", "Portrait of @jane.doe today\n📷 by @ada_l")
+    assert "@" not in caption.text
+    assert "jane (Instagram)" in caption.text or "jane.doe" in caption.text
+    assert "ada_l (Instagram)" in caption.text
+
+
+# --- end to end: the daemon as a subprocess ----------------------------------------------------------
+
+
+@pytest.fixture
+def hosted(tmp_path: Path) -> Path:
+    folder = tmp_path / "hosted"
+    folder.mkdir()
+    return folder
+
+
+@pytest.fixture
+def served(hosted: Path, x_openapi: XOpenAPI) -> Iterator[tuple[Emulator, EmulatorServer]]:
+    emulator = Emulator(EmulatorSettings(ig_container_processing_seconds=0.2), hosted_dir=hosted)
+    recorder = watch_openapi(emulator, x_openapi)
+    with EmulatorServer(emulator) as server:
+        yield emulator, server
+    recorder.assert_clean()
+
+
+def test_daemon_bridges_phone_posts_once_with_permalink_and_credit_but_not_its_own_posts(
+        workspace: dict[str, Path], start_daemon: Callable[..., DaemonProcess], hosted: Path,
+        served: tuple[Emulator, EmulatorServer]) -> None:
+    emulator, server = served
+    config = platform_config(workspace, server.url, hosted, bridge={"enabled": True, "poll_seconds": 0.3},
+                             links={"utm": {"x": {"source": "crosswatch"}}})
+    sign_in(config, emulator)
+    before = phone_post(emulator, 1, "Posted before the bridge was switched on.")
+    daemon = start_daemon(config)
+    daemon.wait_for_log("bridge started")
+    album = emulator.post_from_phone(caption=CAPTION, images=(photo(2), photo(3)), alt_texts=("Boats", "Gulls"))
+    single = emulator.post_from_phone(caption="Night market.\n\nCredit: Ada Lovelace\n#night", image=photo(4))
+    (workspace["inbox"] / "folder.jpg").write_bytes(photo(5))  # goes to X and Instagram by the folder flow
+    wait_until(lambda: len(emulator.x_posts()) == 3 and len(emulator.ig_posts()) == 4, timeout=60)
+    polls = len(emulator.requests_log("ig.media.list"))
+    wait_until(lambda: len(emulator.requests_log("ig.media.list")) >= polls + 3, timeout=20)
+    assert daemon.stop() == 0
+    restarted = start_daemon(config)
+    restarted.wait_for_log("watching")
+    polls = len(emulator.requests_log("ig.media.list"))
+    wait_until(lambda: len(emulator.requests_log("ig.media.list")) >= polls + 3, timeout=20)
+    assert restarted.stop() == 0
+
+    x_posts = emulator.x_posts()
+    assert len(x_posts) == 3, [p.text for p in x_posts]
+    by_text = {p.text.split(" ")[0]: p for p in x_posts}
+    album_post, single_post = by_text["Fog"], by_text["Night"]
+    album_link = f"{server.url}/_emulator/p/{album.shortcode}/?utm_source=crosswatch"
+    assert album_link in album_post.text and CREDIT in album_post.text
+    assert [emulator.x_alt_text(m) for m in album_post.media_ids] == ["Boats", "Gulls"]
+    assert f"/_emulator/p/{single.shortcode}/" in single_post.text and "Credit: Ada Lovelace" in single_post.text
+    folder_post = next(p for p in x_posts if p not in (album_post, single_post))
+    assert "/_emulator/p/" not in folder_post.text  # the folder flow's own X post, not a bridged copy
+    assert not any(before in p.text for p in x_posts)
+    with Journal(workspace["state"] / "journal.sqlite3") as journal:
+        (own,) = [j for j in journal.jobs(target="instagram") if j.state is JobState.DONE]
+        assert journal.bridge_seen("instagram", [own.remote_id or "", before]) == {own.remote_id, before}
