@@ -52,7 +52,7 @@ SAMPLES = (
            "2026:09:14 06:40:02", (40.7003, -74.0122)),
     Sample("salt-flats-panorama.jpg", (2400, 700), ((60, 110, 190), (240, 220, 170)), "Salt flats panorama",
            "A very wide frame of the salt flats at noon — mirror-flat, endless, blinding.",
-           ("panorama", "desert", "salt flats", "private"),
+           ("panorama", "desert", "salt flats", "Bonneville"),
            "A wide, flat white plain under a clear blue sky, with a thin line of distant hills.",
            "2026:06:21 12:03:10", (40.7606, -113.8853)),
     Sample("autumn-canopy.jpg", (900, 1200), ((200, 120, 40), (250, 210, 120)), "Autumn canopy",
