@@ -118,6 +118,11 @@ class Runner:
         """At start-up: settle jobs a crash left in flight (see Journal.recover_in_flight)."""
         for row, state in self.journal.recover_in_flight():
             log.warning("job recovered after a stop", job=row.job.id, target=row.job.target, state=state.value)
+        # A start is a natural moment to look at the sign-in again: the user may have fixed what a
+        # sign-in hold waits for (signed in, unlocked the keyring) and restarted to say so.
+        for name, hold in self.journal.holds(self.clock()).items():
+            if hold.kind == "auth":
+                self.journal.clear_hold(name, kind="auth")
 
     def run_due(self, limit: int = 50) -> int:
         """Check due in-doubt jobs, then perform every job due now (up to ``limit``); returns how many
@@ -372,7 +377,12 @@ class Runner:
             self._discard(row)
             log.info("posted", job=job_id, target=target, remote_id=outcome.remote_id, permalink=outcome.permalink)
         elif kind is Kind.AGAIN:
+            names = [step.name for step in self.targets[target].steps()] if target in self.targets else []
+            back = names.index(outcome.back_to) if outcome.back_to in names else None
+            if back is not None:
+                index = back
             self.journal.transition(job_id, JobState.READY, step_index=index, data=data, intent=False,
+                                    step=names[back] if back is not None else None,
                                     next_attempt_at=now + (outcome.retry_after or 5.0), attempts_delta=-1,
                                     reason=outcome.reason)
         elif kind is Kind.RETRY:

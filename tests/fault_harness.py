@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import random
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -181,7 +180,3 @@ def posted_once_per_target(rig: Rig) -> None:
         assert job.state is JobState.DONE, (job, rig.journal.events(job.id))
         assert [e["to_state"] for e in rig.journal.events(job.id)].count("done") == 1
     assert not [p for p in rig.hosted.iterdir() if not p.name.startswith(".")], "hosted copies left behind"
-
-
-def environ_without(*names: str) -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if k not in names}

@@ -60,6 +60,9 @@ class Outcome:
     permalink: str | None = None
     reason: str | None = None
     retry_after: float | None = None  # seconds from now
+    # AGAIN only: go back to this earlier step instead (Instagram: a container that expired while the
+    # job waited for a quota or a pause is made again before publishing).
+    back_to: str | None = None
 
     @classmethod
     def next(cls, **data: Any) -> Outcome:

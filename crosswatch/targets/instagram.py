@@ -37,6 +37,9 @@ POLL_MAX_WAIT = 60.0
 DEFAULT_MAX_POLLS = 12
 # An expired container is recreated this many times before the job fails.
 MAX_CONTAINER_RECREATIONS = 1
+# A container that expired while its job waited to publish (a quota, a pause: holds can outlast the
+# 24-hour container lifetime) is made again this many times.
+MAX_STALE_CONTAINERS = 3
 
 RATE_LIMIT_CODES = frozenset({4, 17, 32, 613, 80002})
 SPAM_BLOCK = (4, 2207051)
@@ -427,6 +430,13 @@ class Publish:
 
     def parse(self, ctx: JobContext, response: httpx.Response) -> Outcome:
         if not response.is_success:
+            stale = int(ctx.data.get("stale_containers", 0) or 0)
+            if parse_graph_error(response).pair == MEDIA_EXPIRED and stale < MAX_STALE_CONTAINERS:
+                # Certainly not published (refused); the container outlived its 24 hours while the
+                # job waited. Make a new one rather than fail the photo.
+                return Outcome(Kind.AGAIN, back_to="wait_for_container", retry_after=0.0,
+                               data={"container_id": None, "poll_count": 0, "container_status": None,
+                                     "stale_containers": stale + 1})
             return error_outcome(response, applied_if_transient=True)
         media_id = _id_string(_graph_object(response).get("id"))
         if media_id is None:

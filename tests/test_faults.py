@@ -1,0 +1,509 @@
+"""One test per fault: each ends with every photo posted exactly once per target, or failed with the
+platform's reason where the fault is permanent.
+
+Two rigs:
+- in-process (tests/fault_harness.py): Runner + real SQLite + the emulator on httpx.MockTransport, on
+  a ManualClock, for faults whose waits are minutes or days of platform time;
+- the daemon as a subprocess against the emulator as a real HTTP server, for the hard cases (a
+  timeout or dropped connection after the platform applied the request, 401 mid-run, 429), the
+  journal's disk filling up and the keyring going away.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from crosswatch import auth
+from crosswatch.emulator import DEFAULT_X_CLIENT_ID, Emulator, EmulatorServer, EmulatorSettings
+from crosswatch.emulator.httputil import graph_error, x_blank_problem
+from crosswatch.emulator.x_api import DUPLICATE_DETAIL
+from crosswatch.journal import Journal
+from crosswatch.models import JobState
+from crosswatch.secrets import SecretStore
+from tests.conftest import DaemonProcess, run_cli, wait_until
+from tests.emulator_fixtures import watch_openapi
+from tests.fault_harness import ORIGIN, Rig, make_rig, posted_once_per_target
+from tests.fault_harness import sign_in as harness_sign_in
+from tests.openapi_check import XOpenAPI
+from tests.test_platforms_e2e import done_count, photo, platform_config, sign_in
+
+StartDaemon = Callable[..., DaemonProcess]
+
+
+@pytest.fixture
+def rig_factory(workspace: dict[str, Path], x_openapi: XOpenAPI) -> Iterator[Callable[..., Rig]]:
+    made: list[Rig] = []
+
+    def make(**kwargs: Any) -> Rig:
+        rig = make_rig(workspace, x_openapi, **kwargs)
+        made.append(rig)
+        return rig
+
+    yield make
+    for rig in made:
+        rig.close()
+        rig.recorder.assert_clean()
+
+
+def graph_body(code: int, message: str, subcode: int | None = None, *, transient: bool = False) -> Any:
+    return graph_error(code, message, subcode=subcode, is_transient=transient).json()
+
+
+def events_of(rig: Rig, job_id: int) -> list[str]:
+    return [e["to_state"] for e in rig.journal.events(job_id)]
+
+
+# ---------------------------------------------------------------------------------------------------
+# Transient server errors
+
+
+@pytest.mark.parametrize("status", [500, 502, 503])
+def test_server_errors_on_every_kind_of_step_end_posted_once(status: int, rig_factory: Callable[..., Rig]) -> None:
+    rig = rig_factory()
+    rig.add_photos(2)
+    # Safe steps (upload, container) are simply retried; unsafe ones (create post, publish) may have
+    # been applied behind a failing gateway, so they are checked on the platform first.
+    for endpoint in ("x.media.upload", "x.tweets.create", "ig.media.create", "ig.media_publish"):
+        rig.emulator.respond_with(endpoint, status)
+    rig.runner.run_due()
+    # The next attempt is in the journal (a restart keeps the schedule), with the platform's reason.
+    retrying = [job for job in rig.jobs() if (job.reason or "").startswith("will retry:")]
+    assert retrying, [(job.state, job.reason) for job in rig.jobs()]
+    for job in retrying:
+        assert job.state is JobState.READY and job.next_attempt_at > rig.clock() + 2
+        assert str(status) in (job.reason or "")
+    rig.drive()
+    posted_once_per_target(rig)
+    assert len(rig.emulator.requests_log("x.tweets.create")) == 3  # one refused, two posted
+    in_doubt = [j for j in rig.jobs() if "in_doubt" in events_of(rig, j.id)]
+    assert {j.target for j in in_doubt} == {"x", "instagram"}
+
+
+def test_backoff_grows_with_each_failure_and_gives_up_with_the_reason(rig_factory: Callable[..., Rig]) -> None:
+    rig = rig_factory(targets=("x",))
+    rig.add_photos(1)
+    rig.emulator.respond_with("x.media.upload", 503, times=None)
+    delays: list[float] = []
+    for _ in range(12):
+        before = rig.clock()
+        rig.runner.run_due()
+        [job] = rig.jobs()
+        if job.state is not JobState.READY:
+            break
+        delays.append(job.next_attempt_at - before)
+        rig.clock.set(job.next_attempt_at + 0.001)
+    assert job.state is JobState.FAILED
+    assert job.reason is not None and "gave up after 8 attempts" in job.reason and "503" in job.reason
+    assert len(delays) == 7
+    # Exponential with jitter: each delay within [base*2^(n-1)/2, base*2^(n-1)].
+    for attempt, delay in enumerate(delays, start=1):
+        ceiling = 5.0 * 2 ** (attempt - 1)
+        assert ceiling / 2 <= delay <= ceiling
+    assert rig.emulator.x_posts() == []
+
+
+# ---------------------------------------------------------------------------------------------------
+# Timeouts and dropped connections (in-process; the subprocess versions of the hard case are below)
+
+
+@pytest.mark.parametrize("applied", [False, True], ids=["before-applying", "after-applying"])
+def test_timeouts_and_drops_on_the_unsafe_steps_end_posted_once(applied: bool,
+                                                                 rig_factory: Callable[..., Rig]) -> None:
+    rig = rig_factory()
+    rig.add_photos(2)
+    rig.emulator.stall("x.tweets.create", 0.0, after_applying=applied)
+    rig.emulator.drop_connection("x.tweets.create", after_applying=applied)
+    rig.emulator.stall("ig.media_publish", 0.0, after_applying=applied)
+    rig.emulator.drop_connection("ig.media_publish", after_applying=applied)
+    rig.drive()
+    posted_once_per_target(rig)
+    for job in rig.jobs():
+        history = events_of(rig, job.id)
+        assert "in_doubt" in history, history
+    sent = len(rig.emulator.requests_log("x.tweets.create"))
+    # Applied: the lost answers were found on the platform, never sent again. Not applied: sent again.
+    assert sent == (2 if applied else 4)
+    assert len(rig.emulator.requests_log("ig.media_publish")) == (2 if applied else 4)
+
+
+def test_a_timeout_before_a_safe_step_was_applied_is_retried(rig_factory: Callable[..., Rig]) -> None:
+    rig = rig_factory()
+    rig.add_photos(1)
+    rig.emulator.stall("x.media.upload", 0.0)
+    rig.emulator.drop_connection("ig.media.create")
+    rig.drive()
+    posted_once_per_target(rig)
+    assert all("in_doubt" not in events_of(rig, job.id) for job in rig.jobs())
+
+
+# ---------------------------------------------------------------------------------------------------
+# Sign-in
+
+
+def test_a_reused_refresh_token_parks_x_until_a_new_sign_in(rig_factory: Callable[..., Rig],
+                                                            workspace: dict[str, Path]) -> None:
+    rig = rig_factory(signed_in=())
+    token = rig.emulator.mint_x_token()
+    harness_sign_in(rig.config, rig.emulator, rig.client, rig.clock, ["instagram"])
+    auth.import_tokens(rig.config.targets["x"], SecretStore(), json.dumps(token), rig.client, clock=rig.clock)
+    # Someone else (a restored backup, a second machine) spends the refresh token crosswatch holds.
+    spent = rig.client.post(f"{rig.config.targets['x'].api_base}/2/oauth2/token",
+                            data={"grant_type": "refresh_token", "refresh_token": token["refresh_token"],
+                                  "client_id": DEFAULT_X_CLIENT_ID})
+    assert spent.status_code == 200
+    rig.clock.advance(token["expires_in"] + 1)  # crosswatch's access token has expired meanwhile
+    rig.add_photos(2)
+    rig.drive(until=lambda: all(j.state is JobState.DONE for j in rig.jobs("instagram")))
+    assert [j.state for j in rig.jobs("x")] == [JobState.READY, JobState.READY]
+    assert rig.emulator.x_posts() == []
+    refused = [r for r in rig.emulator.requests_log("x.token") if r.status != 200]
+    assert len(refused) == 1, "a refused refresh token must not be tried again and again"
+    hold = rig.journal.holds()["x"]
+    assert hold.kind == "auth" and "crosswatch auth login x" in hold.reason
+    status = run_cli("status", config=workspace["config"])
+    assert "crosswatch auth login x" in status.stdout
+    doctor = run_cli("doctor", config=workspace["config"])
+    assert doctor.returncode == 1
+    assert any(line.startswith("FIX   target x:") for line in doctor.stdout.splitlines()), doctor.stdout
+    # Nothing failed meanwhile; a new sign-in releases the jobs.
+    rig.drive(until=lambda: rig.clock() > hold.until + 600)
+    assert rig.emulator.x_posts() == []
+    harness_sign_in(rig.config, rig.emulator, rig.client, rig.clock, ["x"])
+    rig.drive()
+    posted_once_per_target(rig)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Instagram containers, quota, fetch, spam block, throttling
+
+
+def test_a_container_in_error_fails_with_the_reason_and_an_expired_one_is_made_again(
+        rig_factory: Callable[..., Rig]) -> None:
+    rig = rig_factory(targets=("instagram",))
+    rig.add_photos(1, first_seed=0)
+    rig.emulator.fail_next_containers("ERROR")
+    rig.drive()
+    [failed] = rig.jobs()
+    assert failed.state is JobState.FAILED
+    assert failed.reason is not None and "could not process the image: ERROR" in failed.reason
+    assert rig.emulator.ig_posts() == []
+    assert not list(rig.hosted.iterdir()), "a failed job's hosted copy must be removed"
+
+    rig.add_photos(1, first_seed=1)
+    rig.emulator.fail_next_containers("EXPIRED")
+    rig.drive()
+    expired = rig.jobs()[1]
+    assert expired.state is JobState.DONE
+    assert expired.data.get("containers_recreated") == 1
+    assert len(rig.emulator.ig_posts()) == 1
+    assert len(rig.emulator.requests_log("ig.media.create")) == 3
+
+
+def test_the_publishing_limit_reached_waits_and_then_posts_once(rig_factory: Callable[..., Rig]) -> None:
+    rig = rig_factory(targets=("instagram",))
+    rig.add_photos(2)
+    body = graph_body(9, "Application request limit reached", 2207042)
+    rig.emulator.respond_with("ig.media_publish", 400, body)
+    rig.drive(until=lambda: "instagram" in rig.journal.holds(rig.clock()))
+    hold = rig.journal.holds(rig.clock())["instagram"]
+    assert hold.kind == "rate_limited" and "2207042" in hold.reason
+    assert hold.until - rig.clock() >= 3000
+    start = rig.clock()
+    rig.drive()
+    posted_once_per_target(rig)
+    assert min(m.timestamp for m in rig.emulator.ig_posts()) >= start + 3000
+    assert all(j.attempts <= 2 for j in rig.jobs()), "waiting for the quota is not a failed attempt"
+
+
+def test_an_image_url_instagram_cannot_fetch_fails_with_the_platforms_reason(
+        rig_factory: Callable[..., Rig]) -> None:
+    rig = rig_factory(targets=("instagram",), public_url=f"{ORIGIN}/nowhere/")
+    rig.add_photos(1)
+    rig.drive()
+    [job] = rig.jobs()
+    assert job.state is JobState.FAILED
+    assert job.reason is not None and "2207052" in job.reason and "public_url" in job.reason
+    assert rig.emulator.ig_posts() == []
+    assert not list(rig.hosted.iterdir())
+
+
+def test_a_spam_block_pauses_instagram_and_says_so(rig_factory: Callable[..., Rig],
+                                                  workspace: dict[str, Path]) -> None:
+    rig = rig_factory(targets=("instagram",))
+    rig.add_photos(2)
+    rig.emulator.respond_with("ig.media_publish", 400, graph_body(4, "Activity restricted", 2207051))
+    rig.drive(until=lambda: "instagram" in rig.journal.holds(rig.clock()))
+    hold = rig.journal.holds(rig.clock())["instagram"]
+    assert hold.kind == "paused" and "restricted this account" in hold.reason
+    assert hold.until - rig.clock() >= 23 * 3600
+    assert all(j.state is JobState.READY for j in rig.jobs())
+    assert "restricted this account" in run_cli("status", config=workspace["config"]).stdout
+    doctor = run_cli("doctor", config=workspace["config"]).stdout
+    assert any(line.startswith("FIX   target instagram: waiting until") for line in doctor.splitlines()), doctor
+    rig.drive()
+    posted_once_per_target(rig)
+    # The containers made before the pause outlived their 24 hours; new ones were made, not failed.
+    assert all(job.data.get("stale_containers") == 1 or job.data.get("containers_recreated") == 1
+               for job in rig.jobs())
+    assert any(job.data.get("stale_containers") == 1 for job in rig.jobs())
+
+
+@pytest.mark.parametrize("code", [4, 17, 32, 613, 80002])
+def test_throttling_waits_as_long_as_meta_estimates(code: int, rig_factory: Callable[..., Rig]) -> None:
+    rig = rig_factory(targets=("instagram",))
+    rig.add_photos(1)
+    usage = {"17841400000000000": [{"type": "instagram", "call_count": 100, "total_cputime": 20,
+                                    "total_time": 30, "estimated_time_to_regain_access": 7}]}
+    rig.emulator.inject("ig.media.create", "respond", status=400,
+                        body=graph_body(code, "Application request limit reached"),
+                        headers={"X-Business-Use-Case-Usage": json.dumps(usage)})
+    rig.runner.run_due()
+    hold = rig.journal.holds(rig.clock())["instagram"]
+    assert hold.kind == "rate_limited"
+    assert hold.until - rig.clock() == pytest.approx(7 * 60, abs=1)
+    start = rig.clock()
+    rig.drive()
+    posted_once_per_target(rig)
+    created = [r for r in rig.emulator.requests_log("ig.media.create") if r.status == 200]
+    assert created[0].time >= start + 7 * 60 - 1
+
+
+# ---------------------------------------------------------------------------------------------------
+# X duplicate content
+
+
+def test_x_duplicate_content_fails_with_xs_reason_and_posts_nothing(rig_factory: Callable[..., Rig]) -> None:
+    rig = rig_factory(targets=("x",))
+    rig.add_photos(2)
+    rig.emulator.respond_with("x.tweets.create", 403, x_blank_problem(403, DUPLICATE_DETAIL))
+    rig.drive()
+    failed = [j for j in rig.jobs() if j.state is JobState.FAILED]
+    assert len(failed) == 1
+    assert failed[0].reason is not None and "duplicate content" in failed[0].reason
+    assert len(rig.emulator.x_posts()) == 1
+    assert len(rig.emulator.requests_log("x.tweets.create")) == 2, "a duplicate is never sent again"
+
+
+# ---------------------------------------------------------------------------------------------------
+# When the platform cannot tell: a person decides with `crosswatch resolve`
+
+
+def test_jobs_the_platform_cannot_settle_wait_for_resolve(rig_factory: Callable[..., Rig],
+                                                         workspace: dict[str, Path]) -> None:
+    rig = rig_factory()
+    rig.add_photos(1)
+    rig.emulator.drop_connection("x.tweets.create", after_applying=True)
+    rig.emulator.drop_connection("ig.media_publish")
+    # The reads that would tell fail for as long as crosswatch keeps asking (Instagram's from the
+    # moment its publish is in doubt: the same node read polls the container before that).
+    unreadable = [rig.emulator.respond_with("x.users.tweets", 503, times=None)]
+    rig.drive(until=lambda: rig.jobs("instagram")[0].state is JobState.IN_DOUBT)
+    unreadable.append(rig.emulator.respond_with(
+        "ig.node", 500, graph_body(2, "Service unavailable", transient=True), times=None))
+    rig.drive()
+    x_job, ig_job = rig.jobs("x")[0], rig.jobs("instagram")[0]
+    assert x_job.state is JobState.IN_DOUBT and ig_job.state is JobState.IN_DOUBT
+    status = run_cli("status", config=workspace["config"]).stdout
+    for job in (x_job, ig_job):
+        assert f"`crosswatch resolve {job.id} --posted` or `crosswatch resolve {job.id} --not-posted`" in status
+    assert json.loads(run_cli("status", "--json", config=workspace["config"]).stdout)["jobs"][0]["state"] == "in_doubt"
+    for fault in unreadable:
+        rig.emulator.faults.remove(fault.id)
+
+    # X got the post (the answer was lost): the person says so. Instagram did not: send it again.
+    missing = run_cli("resolve", str(x_job.id), config=workspace["config"])
+    assert missing.returncode == 2 and "--posted" in missing.stderr
+    assert run_cli("resolve", str(x_job.id), "--posted", config=workspace["config"]).returncode == 0
+    assert run_cli("resolve", str(ig_job.id), "--not-posted", config=workspace["config"]).returncode == 0
+    again = run_cli("resolve", str(x_job.id), "--posted", config=workspace["config"])
+    assert again.returncode == 2 and "only a job in doubt can be resolved" in again.stderr
+    rig.drive()
+    assert rig.journal.job(x_job.id).state is JobState.DONE  # type: ignore[union-attr]
+    assert len(rig.emulator.x_posts()) == 1
+    assert len(rig.emulator.ig_posts()) == 1
+    assert rig.journal.job(ig_job.id).state is JobState.DONE  # type: ignore[union-attr]
+    assert not list(rig.hosted.iterdir())
+
+
+# ---------------------------------------------------------------------------------------------------
+# The daemon as a subprocess against the emulator as a real server
+
+
+@pytest.fixture
+def hosted(tmp_path: Path) -> Path:
+    folder = tmp_path / "hosted"
+    folder.mkdir()
+    return folder
+
+
+@pytest.fixture
+def live_emulator(hosted: Path, x_openapi: XOpenAPI) -> Iterator[Emulator]:
+    emu = Emulator(EmulatorSettings(ig_container_processing_seconds=0.2), hosted_dir=hosted)
+    recorder = watch_openapi(emu, x_openapi)
+    yield emu
+    recorder.assert_clean()
+
+
+# The emulator's timeline is consistent at once, so a miss is certain after a second.
+FAST = {"CROSSWATCH_X_TIMELINE_SETTLE_SECONDS": "1"}
+
+
+def journal_jobs(state: Path) -> list[Any]:
+    with Journal(state / "journal.sqlite3") as journal:
+        return [(job, [e["to_state"] for e in journal.events(job.id)]) for job in journal.jobs()]
+
+
+def exactly_once(emulator: Emulator, state: Path, photos: int) -> None:
+    assert len(emulator.x_posts()) == photos
+    assert len({p.text for p in emulator.x_posts()}) == photos
+    assert len(emulator.ig_posts()) == photos
+    assert len({m.caption for m in emulator.ig_posts()}) == photos
+    for job, history in journal_jobs(state):
+        assert job.state is JobState.DONE, (job, history)
+        assert history.count("done") == 1
+
+
+def drop_photos(inbox: Path, count: int, first: int = 0) -> None:
+    for seed in range(first, first + count):
+        (inbox / f"live-{seed:03d}.jpg").write_bytes(photo(seed))
+
+
+@pytest.mark.parametrize("fault", ["timeout", "drop"])
+def test_daemon_finds_a_post_whose_answer_was_lost_and_never_posts_it_twice(
+        fault: str, workspace: dict[str, Path], start_daemon: StartDaemon, live_emulator: Emulator,
+        hosted: Path) -> None:
+    with EmulatorServer(live_emulator) as server:
+        config = platform_config(workspace, server.url, hosted)
+        sign_in(config, live_emulator)
+        for endpoint in ("x.tweets.create", "ig.media_publish"):
+            if fault == "timeout":
+                # Applied, then no answer for longer than the daemon waits: a real read timeout.
+                live_emulator.stall(endpoint, 4.0, after_applying=True)
+            else:
+                live_emulator.drop_connection(endpoint, after_applying=True)
+        daemon = start_daemon(config, env={**FAST, "CROSSWATCH_HTTP_TIMEOUT": "1.5"})
+        daemon.wait_for_log("watching")
+        drop_photos(workspace["inbox"], 3)
+        wait_until(lambda: done_count(workspace["state"]) == 6, timeout=90)
+        assert daemon.stop() == 0
+    exactly_once(live_emulator, workspace["state"], 3)
+    found = [job for job, history in journal_jobs(workspace["state"]) if "in_doubt" in history]
+    assert {job.target for job in found} == {"x", "instagram"}
+    assert all(job.data.get("reconciled") == "posted" for job in found)
+    assert len(live_emulator.requests_log("x.tweets.create")) == 3
+    assert len(live_emulator.requests_log("ig.media_publish")) == 3
+
+
+def test_daemon_refreshes_after_a_401_mid_run(workspace: dict[str, Path], start_daemon: StartDaemon,
+                                             live_emulator: Emulator, hosted: Path) -> None:
+    with EmulatorServer(live_emulator) as server:
+        config = platform_config(workspace, server.url, hosted)
+        sign_in(config, live_emulator)
+        daemon = start_daemon(config, env=FAST)
+        daemon.wait_for_log("watching")
+        drop_photos(workspace["inbox"], 2)
+        wait_until(lambda: done_count(workspace["state"]) == 4, timeout=60)
+        # Mid-run the platform stops accepting the access token once (revoked, rotated elsewhere).
+        live_emulator.respond_with("x.tweets.create", 401, x_blank_problem(401, "Unauthorized"))
+        drop_photos(workspace["inbox"], 2, first=2)
+        wait_until(lambda: done_count(workspace["state"]) == 8, timeout=60)
+        assert daemon.stop() == 0
+    exactly_once(live_emulator, workspace["state"], 4)
+    refreshes = live_emulator.requests_log("x.token")
+    assert [r.status for r in refreshes] == [200]
+    assert [r.status for r in live_emulator.requests_log("x.tweets.create")].count(401) == 1
+
+
+def test_daemon_waits_for_the_rate_limit_reset_after_a_429(workspace: dict[str, Path], start_daemon: StartDaemon,
+                                                          live_emulator: Emulator, hosted: Path) -> None:
+    with EmulatorServer(live_emulator) as server:
+        config = platform_config(workspace, server.url, hosted)
+        sign_in(config, live_emulator)
+        reset = int(time.time()) + 5
+        live_emulator.inject("x.tweets.create", "respond", status=429, body=x_blank_problem(429),
+                             headers={"x-rate-limit-limit": "100", "x-rate-limit-remaining": "0",
+                                      "x-rate-limit-reset": str(reset)})
+        daemon = start_daemon(config, env=FAST)
+        daemon.wait_for_log("watching")
+        drop_photos(workspace["inbox"], 2)
+        wait_until(lambda: "rate" in run_cli("status", config=config).stdout.lower(), timeout=30)
+        wait_until(lambda: done_count(workspace["state"]) == 4, timeout=60)
+        assert daemon.stop() == 0
+    exactly_once(live_emulator, workspace["state"], 2)
+    creates = live_emulator.requests_log("x.tweets.create")
+    assert [r.status for r in creates] == [429, 201, 201]
+    assert min(r.time for r in creates[1:]) >= reset
+
+
+def test_daemon_with_no_keyring_keeps_jobs_waiting_and_says_why(
+        workspace: dict[str, Path], start_daemon: StartDaemon, live_emulator: Emulator, hosted: Path) -> None:
+    no_keyring = {"PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring"}
+    with EmulatorServer(live_emulator) as server:
+        config = platform_config(workspace, server.url, hosted)
+        sign_in(config, live_emulator)
+        daemon = start_daemon(config, env={**FAST, **no_keyring})
+        daemon.wait_for_log("watching")
+        drop_photos(workspace["inbox"], 2)
+
+        def both_held() -> bool:
+            path = workspace["state"] / "journal.sqlite3"
+            if not path.exists():
+                return False
+            with Journal(path) as journal:
+                return set(journal.holds(time.time())) == {"x", "instagram"}
+
+        wait_until(both_held, timeout=30)
+        status = run_cli("status", config=config, env=no_keyring).stdout
+        assert status.count("keyring") >= 4, status  # each of the four jobs says why it waits
+        doctor = run_cli("doctor", config=config, env=no_keyring)
+        assert doctor.returncode == 1
+        assert "FIX   target x: cannot read crosswatch/x:token in the keyring" in doctor.stdout
+        assert daemon.stop() == 0
+        assert live_emulator.x_posts() == [] and live_emulator.ig_posts() == []
+        states = {job.state for job, _ in journal_jobs(workspace["state"])}
+        assert states == {JobState.READY}
+        # The keyring is back (unlocked, installed): everything goes out, once.
+        daemon = start_daemon(config, env=FAST)
+        wait_until(lambda: done_count(workspace["state"]) == 4, timeout=120)
+        assert daemon.stop() == 0
+    exactly_once(live_emulator, workspace["state"], 2)
+
+
+def test_daemon_survives_a_full_journal_disk_and_loses_nothing(
+        workspace: dict[str, Path], start_daemon: StartDaemon, live_emulator: Emulator, hosted: Path) -> None:
+    with EmulatorServer(live_emulator) as server:
+        config = platform_config(workspace, server.url, hosted)
+        sign_in(config, live_emulator)
+        drop_photos(workspace["inbox"], 2)
+        daemon = start_daemon(config, env=FAST)
+        wait_until(lambda: done_count(workspace["state"]) == 4, timeout=60)
+        assert daemon.stop() == 0
+        with Journal(workspace["state"] / "journal.sqlite3") as journal:
+            pages = journal._db.execute("PRAGMA page_count").fetchone()[0]
+        # The disk fills up: SQLite can add one page more, then answers SQLITE_FULL.
+        full = {**FAST, "CROSSWATCH_JOURNAL_MAX_PAGES": str(pages + 1)}
+        daemon = start_daemon(config, env=full)
+        daemon.wait_for_log("watching")
+        drop_photos(workspace["inbox"], 6, first=2)
+
+        def full_errors() -> list[dict[str, Any]]:
+            return [line for line in daemon.log_lines() if "disk is full" in str(line.get("error", ""))]
+
+        # Said once, then again at the next try: the daemon keeps running while the journal is full.
+        wait_until(lambda: len(full_errors()) >= 2, timeout=60)
+        assert "free some space on the disk holding" in full_errors()[0]["error"]
+        assert daemon.process.poll() is None, daemon.log_path.read_text()[-2000:]
+        assert daemon.stop() == 0
+        # The write that failed was a job's: it was left in flight, exactly as a crash leaves it.
+        assert JobState.IN_FLIGHT in {job.state for job, _ in journal_jobs(workspace["state"])}
+        # Space is freed: everything posts, nothing twice, nothing lost.
+        daemon = start_daemon(config, env=FAST)
+        wait_until(lambda: done_count(workspace["state"]) == 16, timeout=120)
+        assert daemon.stop() == 0
+    exactly_once(live_emulator, workspace["state"], 8)
