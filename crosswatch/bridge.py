@@ -265,9 +265,12 @@ class Bridge:
         name = self.source.name
         baseline = self.journal.bridge_baseline(name)
         own = self.journal.posted_remote_ids(name)
-        if self.journal.publishing(name):
-            # Our own folder-flow post may be on the account already, its id not yet journaled.
-            log.info("bridge waits for crosswatch's own Instagram post to finish")
+        busy = self.journal.publishing(name)
+        if busy:
+            # Our own folder-flow post may be on the account already, its id not yet journaled: the
+            # bridge decides nothing until those jobs are settled (an in-doubt one by the platform's
+            # answer, or by `crosswatch resolve`).
+            log.info("bridge waits for crosswatch's own Instagram posts to settle", jobs=busy)
             return 0
         if baseline is None:
             return self._start(token, own)

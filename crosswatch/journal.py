@@ -544,12 +544,13 @@ class Journal:
                 ids.add(str(media_id))
         return ids
 
-    def publishing(self, target: str) -> bool:
-        """Whether a job of ``target`` is being sent or is in doubt: its post may exist on the
-        platform before the journal knows its id."""
-        row = self._db.execute("SELECT 1 FROM jobs WHERE target = ? AND state IN (?, ?) LIMIT 1",
-                               (target, JobState.IN_FLIGHT.value, JobState.IN_DOUBT.value)).fetchone()
-        return row is not None
+    def publishing(self, target: str) -> list[int]:
+        """Jobs of ``target`` whose post may exist on the platform while the journal does not know
+        its id yet: an unsafe step sent (intent recorded, no outcome), or in doubt."""
+        rows = self._db.execute(
+            "SELECT id FROM jobs WHERE target = ? AND (state = ? OR (state = ? AND intent_at IS NOT NULL)) "
+            "ORDER BY id", (target, JobState.IN_DOUBT.value, JobState.IN_FLIGHT.value))
+        return [int(r[0]) for r in rows]
 
     def count_started(self, target: str, steps: Sequence[str]) -> int:
         """How many of ``target``'s unfinished jobs stand at one of ``steps`` (for quota planning)."""

@@ -271,6 +271,21 @@ def test_crosswatchs_own_instagram_posts_are_never_bridged(emulator: Emulator, j
     assert [j.data["bridge"]["media_id"] for j in bridged_jobs(journal)] == [theirs]
 
 
+def test_only_a_sent_publish_or_an_in_doubt_job_holds_the_bridge(emulator: Emulator, journal: Journal,
+                                                                  make_bridge: MakeBridge) -> None:
+    bridge = make_bridge()
+    bridge.poll()
+    journal.add_files([NewFile("/photos/b.jpg", 1, 1, "hash-b", ("instagram",))])
+    (ig_job,) = journal.jobs(target="instagram")
+    journal.transition(ig_job.id, JobState.IN_FLIGHT, step="create_container", step_index=1)
+    phone_post(emulator, 40)
+    assert bridge.poll() == 1  # a container being made is not a post yet
+    journal.transition(ig_job.id, JobState.IN_DOUBT, reason="no answer to publish")
+    phone_post(emulator, 41)
+    assert bridge.poll() == 0
+    assert journal.publishing("instagram") == [ig_job.id]
+
+
 def test_a_failed_download_is_tried_again_at_the_next_poll(tmp_path: Path, emulator: Emulator,
                                                             journal: Journal) -> None:
     failures = {"left": 1}
