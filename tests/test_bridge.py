@@ -6,6 +6,7 @@ subprocess against the emulator served on loopback, restarts it, and checks the 
 
 from __future__ import annotations
 
+import base64
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -151,6 +152,22 @@ def test_a_carousel_page_from_the_emulator_parses_into_images_with_alt_text(emul
     assert oldest.timestamp is not None and abs(oldest.timestamp - time.time()) < 60
     downloaded = [client.get(i.url).content for i in oldest.images]
     assert downloaded == list(images)
+
+
+def test_the_admin_api_posts_carousels_and_deletes_posts(emulator: Emulator, client: httpx.Client) -> None:
+    encoded = [base64.b64encode(jpeg_bytes(seed, size=(320, 320))).decode() for seed in range(2)]
+    made = client.post(f"{BASE}/_emulator/instagram/posts",
+                       json={"caption": "Two", "images_base64": encoded, "alt_texts": ["one", "two"]})
+    assert made.status_code == 201
+    media_id = made.json()["id"]
+    (album,) = emulator.ig_posts()
+    assert album.media_type == "CAROUSEL_ALBUM" and [c.alt_text for c in album.children] == ["one", "two"]
+    assert client.post(f"{BASE}/_emulator/instagram/posts", json={"images_base64": ["bm90IGEganBlZw=="]}
+                       ).status_code == 400
+    assert client.delete(f"{BASE}/_emulator/instagram/posts/{media_id}").json() == {"deleted": True}
+    assert client.delete(f"{BASE}/_emulator/instagram/posts/{media_id}").status_code == 404
+    assert emulator.ig_posts() == []
+    assert client.delete(f"{BASE}/_emulator/x/posts/1860000000000000001").status_code == 404
 
 
 def test_paging_follows_the_next_link_only(emulator: Emulator, client: httpx.Client) -> None:

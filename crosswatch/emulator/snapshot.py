@@ -65,7 +65,11 @@ def ig_media_json(state: EmulatorState, media: IGMedia, include_bytes: bool) -> 
         "size": len(media.image),
         "container_id": media.container_id,
         "source": media.source,
+        "media_type": media.media_type,
     }
+    if media.children:
+        data["children"] = [{"id": c.id, "alt_text": c.alt_text, "image_url": f"/_emulator/media/ig/{c.id}.jpg"}
+                            for c in media.children]
     if include_bytes:
         data["bytes_base64"] = _b64(media.image)
     return data
