@@ -35,7 +35,7 @@ from crosswatch.journal import Journal, NewFile
 from crosswatch.models import Job, JobState
 from crosswatch.runner import Runner
 from crosswatch.targets import build_target
-from tests.conftest import DaemonProcess, jpeg_bytes, wait_until
+from tests.conftest import DaemonProcess, jpeg_bytes, run_cli, wait_until
 from tests.emulator_fixtures import watch_openapi
 from tests.openapi_check import XOpenAPI
 from tests.test_platforms_e2e import photo, platform_config, sign_in
@@ -440,3 +440,18 @@ def test_daemon_bridges_phone_posts_once_with_permalink_and_credit_but_not_its_o
     with Journal(workspace["state"] / "journal.sqlite3") as journal:
         (own,) = [j for j in journal.jobs(target="instagram") if j.state is JobState.DONE]
         assert journal.bridge_seen("instagram", [own.remote_id or "", before]) == {own.remote_id, before}
+
+
+def test_run_once_bridges_the_backfill_and_posts_it(workspace: dict[str, Path], hosted: Path,
+                                                    served: tuple[Emulator, EmulatorServer]) -> None:
+    emulator, server = served
+    config = platform_config(workspace, server.url, hosted, bridge={"enabled": True, "backfill": 1})
+    sign_in(config, emulator)
+    phone_post(emulator, 50, "Older post.")
+    newest = emulator.post_from_phone(caption=CAPTION, image=photo(51))
+    result = run_cli("run", "--once", config=config)
+    assert result.returncode == 0, result.stderr
+    (x_post,) = emulator.x_posts()
+    assert f"/_emulator/p/{newest.shortcode}/" in x_post.text and CREDIT in x_post.text
+    assert run_cli("run", "--once", config=config).returncode == 0
+    assert len(emulator.x_posts()) == 1
