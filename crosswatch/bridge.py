@@ -49,7 +49,7 @@ import httpx
 import structlog
 
 from crosswatch.config import Config, TargetConfig
-from crosswatch.errors import CrosswatchError
+from crosswatch.errors import CrosswatchError, JournalError
 from crosswatch.journal import Journal
 from crosswatch.targets.base import Kind
 from crosswatch.targets.instagram import bearer, error_outcome, graph_url
@@ -255,6 +255,9 @@ class Bridge:
         try:
             token = self.token.access_token()
             return self._poll(token)
+        except JournalError as exc:
+            # Nothing was decided without being recorded: the next poll sees the same posts again.
+            log.error("the bridge cannot write the journal; will try again", error=str(exc))
         except CrosswatchError as exc:
             log.warning("the bridge could not read Instagram; will try again", error=str(exc))
         except httpx.HTTPError as exc:
