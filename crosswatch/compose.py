@@ -171,7 +171,8 @@ def condense_for_x(config: Config, target: str, caption: str, *, link: str | Non
     credit = next((line for line in lines if _CREDIT_LINE.search(line)), "")
     credit = _TRAILING_TAGS.sub("", credit).strip()
     body = [_TRAILING_TAGS.sub("", line).strip() for line in lines if not _is_credit(line)]
-    lead = next((line for line in body if line), "")
+    # The first line that says something in words (not a lone emoji or a row of dots).
+    lead = next((line for line in body if regex.search(r"[\p{L}\p{N}]", line)), next((b for b in body if b), ""))
     first_sentence = _SENTENCE_END.search(lead + " ")
     title = lead[:first_sentence.end()] if first_sentence else lead
     typed = {t.casefold() for t in _HASHTAG.findall(f"{title} {credit}")}

@@ -377,6 +377,11 @@ def test_condensed_caption_keeps_the_credit_caps_hashtags_and_fits_with_the_link
     assert "#seascape" not in short.text
 
 
+def test_the_lead_is_the_first_line_with_words(tmp_path: Path) -> None:
+    caption = compose.condense_for_x(make_config(tmp_path), "x", "🌅\n.\nSunrise at the lake. Cold!\n#lake")
+    assert caption.text == "Sunrise at the lake. #lake"
+
+
 def test_instagram_handles_do_not_mention_anyone_on_x(tmp_path: Path) -> None:
     caption = compose.condense_for_x(make_config(tmp_path), "x", "Portrait of @jane.doe today\n📷 by @ada_l")
     assert "@" not in caption.text
