@@ -205,8 +205,12 @@ def _is_credit(line: str) -> bool:
     return bool(_CREDIT_LINE.search(line))
 
 
+# Instagram usernames: letters, digits, "_" and "." (never at the end), at most 30.
+_INSTAGRAM_HANDLE = re.compile(r"(?<![\w@])@([A-Za-z0-9_](?:[A-Za-z0-9_.]{0,28}[A-Za-z0-9_])?)")
+
+
 def _instagram_handles_unlinked(text: str) -> str:
-    return _MENTION.sub(lambda m: f"{m.group(0)[1:]} (Instagram)", text)
+    return _INSTAGRAM_HANDLE.sub(lambda m: f"{m.group(1)} (Instagram)", text)
 
 
 # ---------------------------------------------------------------------------------------------------
