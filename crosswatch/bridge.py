@@ -358,7 +358,8 @@ class Bridge:
         }}  # fmt: skip
         job_id = self.journal.add_bridged_post(
             self.source.name, post.id, content_hash=f"ig:{post.id}", path=str(paths[0]),
-            size=paths[0].stat().st_size, target=self.settings.target, data=data)
+            size=paths[0].stat().st_size, target=self.settings.target, data=data,
+            approval=self.config.needs_approval(self.settings.target))
         log.info("bridged", media_id=post.id, job=job_id, target=self.settings.target, images=len(paths))
         return 1
 

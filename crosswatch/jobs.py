@@ -78,6 +78,9 @@ class JobContexts:
         return read
 
     def caption(self, job: Job, photo: Photo, link: str | None = None) -> Caption:
+        bridge = job.data.get("bridge")
+        if isinstance(bridge, Mapping):
+            return self._bridged_caption(job, bridge)
         return compose.compose(self.config, job.target, self.metadata(photo), Path(photo.path), link=link)
 
     def image(self, job: Job, photo: Photo) -> PreparedImage:
@@ -176,16 +179,9 @@ class JobContexts:
 
     def _bridged(self, job: Job, photo: Photo, bridge: Mapping[str, Any], *, access_token: str | None,
                  account_id: str | None, username: str | None, need_image: bool) -> JobContext:
-        permalink = bridge.get("permalink")
-        link = None
-        if self.config.bridge.link == "permalink" and isinstance(permalink, str) and permalink:
-            utm = self.config.bridge.utm or self.config.links.utm.get(job.target, {})
-            link = compose.add_utm(permalink, utm)
         paths = [str(p) for p in bridge.get("images") or () if isinstance(p, str)] or [photo.path]
-        alts = [a if isinstance(a, str) and a.strip() else None for a in bridge.get("alt_texts") or ()]
-        alts += [None] * (len(paths) - len(alts))
-        caption = compose.condense_for_x(self.config, job.target, str(bridge.get("caption") or ""),
-                                         link=link, alt_text=alts[0])
+        alts = _alt_texts(bridge, len(paths))
+        caption = self._bridged_caption(job, bridge)
         data: dict[str, Any] = {**({"username": username} if username else {}), **job.data}
         prepared: list[PreparedImage] = []
         if need_image:
@@ -208,6 +204,15 @@ class JobContexts:
             account_id=account_id,
         )
 
+    def _bridged_caption(self, job: Job, bridge: Mapping[str, Any]) -> Caption:
+        permalink = bridge.get("permalink")
+        link = None
+        if self.config.bridge.link == "permalink" and isinstance(permalink, str) and permalink:
+            utm = self.config.bridge.utm or self.config.links.utm.get(job.target, {})
+            link = compose.add_utm(permalink, utm)
+        return compose.condense_for_x(self.config, job.target, str(bridge.get("caption") or ""), link=link,
+                                      alt_text=_alt_texts(bridge, 1)[0])
+
     def _bridged_image(self, job: Job, photo: Photo, index: int, path: Path) -> PreparedImage:
         target = self.config.targets.get(job.target)
         if target is None:
@@ -219,3 +224,9 @@ class JobContexts:
         if result is None:
             raise BadPhoto(f"no image could be prepared for target {job.target}")
         return result
+
+
+def _alt_texts(bridge: Mapping[str, Any], count: int) -> list[str | None]:
+    """The first ``count`` bridged images' alt texts (None where Instagram had none)."""
+    alts: list[str | None] = [a if isinstance(a, str) and a.strip() else None for a in bridge.get("alt_texts") or ()]
+    return (alts + [None] * count)[:count]

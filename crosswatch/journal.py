@@ -505,9 +505,9 @@ class Journal:
             self._bridge_mark(db, source, remote_id, "skipped", reason, None, self._clock())
 
     def add_bridged_post(self, source: str, remote_id: str, *, content_hash: str, path: str, size: int,
-                         target: str, data: dict[str, Any]) -> int:
-        """A post to re-share: its photo (by ``content_hash``), one ready job for ``target`` carrying
-        ``data``, and the bridged mark, in one transaction. Returns the job id."""
+                         target: str, data: dict[str, Any], approval: bool = False) -> int:
+        """A post to re-share: its photo (by ``content_hash``), one job for ``target`` carrying ``data``
+        (ready, or awaiting approval), and the bridged mark, in one transaction. Returns the job id."""
         now = self._clock()
         with self._write() as db:
             existing = db.execute("SELECT id FROM photos WHERE hash = ?", (content_hash,)).fetchone()
@@ -518,7 +518,7 @@ class Journal:
                     "INSERT INTO photos (hash, path, size, mtime, first_seen, status, reason) "
                     "VALUES (?, ?, ?, ?, ?, 'ok', NULL)", (content_hash, _path_to_db(path), size, now, now))
                 photo_id = int(cursor.lastrowid or 0)
-            self._create_job(db, photo_id, target, now, rejected_reason=None)
+            self._create_job(db, photo_id, target, now, rejected_reason=None, approval=approval)
             db.execute("UPDATE jobs SET data = ? WHERE photo_id = ? AND target = ?",
                        (json.dumps(data, sort_keys=True), photo_id, target))
             self._bridge_mark(db, source, remote_id, "bridged", None, photo_id, now)

@@ -31,6 +31,7 @@ from crosswatch.bridge import (
 )
 from crosswatch.config import Config, config_from_mapping
 from crosswatch.emulator import DEFAULT_IG_CLIENT_ID, DEFAULT_X_CLIENT_ID, Emulator, EmulatorServer, EmulatorSettings
+from crosswatch.jobs import JobContexts
 from crosswatch.journal import Journal, NewFile
 from crosswatch.models import Job, JobState
 from crosswatch.runner import Runner
@@ -64,7 +65,7 @@ class StaticToken:
         return None
 
 
-def make_config(tmp_path: Path, url: str = BASE, **bridge: Any) -> Config:
+def make_config(tmp_path: Path, url: str = BASE, approval: bool = False, **bridge: Any) -> Config:
     inbox = tmp_path / "inbox"
     inbox.mkdir(exist_ok=True)
     document = {
@@ -76,6 +77,7 @@ def make_config(tmp_path: Path, url: str = BASE, **bridge: Any) -> Config:
         },
         "links": {"utm": {"x": {"source": "x", "medium": "social"}}},
         "bridge": {"enabled": True, "poll_seconds": 1, **bridge},
+        "approval": approval,
     }
     return config_from_mapping(document, tmp_path / "config.yaml")
 
@@ -301,6 +303,22 @@ def test_only_a_sent_publish_or_an_in_doubt_job_holds_the_bridge(emulator: Emula
     phone_post(emulator, 41)
     assert bridge.poll() == 0
     assert journal.publishing("instagram") == [ig_job.id]
+
+
+def test_with_approval_a_bridged_post_waits_and_queue_shows_its_x_caption(
+        tmp_path: Path, emulator: Emulator, client: httpx.Client, journal: Journal) -> None:
+    config = make_config(tmp_path, approval=True)
+    bridge = Bridge(config, journal, client, StaticToken(emulator.mint_ig_token()["access_token"]))
+    bridge.poll()
+    media = emulator.post_from_phone(caption=CAPTION, image=jpeg_bytes(60, size=(320, 320)))
+    assert bridge.poll() == 1
+    (job,) = bridged_jobs(journal)
+    assert job.state is JobState.AWAITING_APPROVAL
+    photo_row = journal.photo(job.photo_id)
+    assert photo_row is not None
+    caption = JobContexts(config, journal).caption(job, photo_row)  # what `crosswatch queue` prints
+    assert caption.text.startswith("Fog rolling over the harbour at dawn.") and CREDIT in caption.text
+    assert f"/_emulator/p/{media.shortcode}/?utm_source=x&utm_medium=social" in caption.text
 
 
 def test_a_failed_download_is_tried_again_at_the_next_poll(tmp_path: Path, emulator: Emulator,
