@@ -370,6 +370,32 @@ def test_a_bridged_carousel_goes_out_on_x_with_its_images_alt_texts_permalink_an
     assert not (tmp_path / "state" / "bridge" / album.id).exists(), "downloads are removed once posted"
 
 
+def test_a_failed_upload_mid_carousel_resumes_without_uploading_the_first_images_again(
+        tmp_path: Path, emulator: Emulator, client: httpx.Client, journal: Journal, make_bridge: MakeBridge) -> None:
+    bridge = make_bridge()
+    bridge.poll()
+    emulator.post_from_phone(caption=CAPTION, images=tuple(jpeg_bytes(s, size=(320, 320)) for s in range(3)))
+    assert bridge.poll() == 1
+
+    def fail_the_second_upload(request: httpx.Request, response: httpx.Response | None, endpoint: str) -> None:
+        if endpoint == "x.media.upload" and len(emulator.requests_log("x.media.upload")) == 1:
+            emulator.respond_with("x.media.upload", 503)
+
+    emulator.add_observer(fail_the_second_upload)
+    now = [time.time()]
+    config = make_config(tmp_path)
+    runner = Runner(config, journal, {"x": build_target(config.targets["x"])}, client=client,
+                    tokens={"x": StaticToken(emulator.mint_x_token()["access_token"])}, clock=lambda: now[0])
+    for _ in range(20):
+        runner.run_due()
+        now[0] += 30.0  # past any backoff
+        if journal.jobs(state=JobState.DONE):
+            break
+    (x_post,) = emulator.x_posts()
+    assert len(x_post.media_ids) == 3
+    assert [r.status for r in emulator.requests_log("x.media.upload")] == [200, 503, 200, 200]
+
+
 def album_permalink(emulator: Emulator, shortcode: str) -> str:
     return f"{BASE}/_emulator/p/{shortcode}/"
 
