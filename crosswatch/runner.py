@@ -86,7 +86,13 @@ class TokenSource(Protocol):
 
 
 def backoff_delay(attempt: int, rng: random.Random) -> float:
-    """Exponential backoff with full jitter (AWS's "full jitter": uniform in [cap/2, cap])."""
+    """Exponential backoff with jitter: uniform in [ceiling/2, ceiling] (AWS's "equal jitter"), the
+    ceiling doubling from BACKOFF_BASE_SECONDS up to BACKOFF_CAP_SECONDS.
+
+    Kept here rather than taken from a retry library (tenacity's wait functions): the runner does not
+    loop in-process, it stores the next attempt time in the journal so a restart keeps the schedule,
+    and it draws from its own seedable ``rng`` so tests are repeatable.
+    """
     ceiling = min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2 ** max(0, attempt - 1))
     return rng.uniform(ceiling / 2, ceiling)
 

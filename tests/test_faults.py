@@ -221,6 +221,36 @@ def test_the_publishing_limit_reached_waits_and_then_posts_once(rig_factory: Cal
     assert all(j.attempts <= 2 for j in rig.jobs()), "waiting for the quota is not a failed attempt"
 
 
+def test_a_quota_used_up_by_another_app_holds_instagram_until_it_frees(rig_factory: Callable[..., Rig]) -> None:
+    settings = EmulatorSettings(ig_container_processing_seconds=0.2, ig_publish_quota=2)
+    rig = rig_factory(targets=("instagram",), settings=settings)
+    # Another app on the same account publishes twice: the whole quota is gone.
+    other = rig.emulator.mint_ig_token()
+    headers = {"Authorization": f"Bearer {other['access_token']}"}
+    (rig.hosted / "other.jpg").write_bytes(photo(900))
+    for _ in range(2):
+        made = rig.client.post(f"{ORIGIN}/me/media", headers=headers,
+                               data={"image_url": f"{ORIGIN}/_emulator/hosted/other.jpg", "caption": "elsewhere"})
+        rig.clock.advance(1)
+        published = rig.client.post(f"{ORIGIN}/me/media_publish", headers=headers,
+                                    data={"creation_id": made.json()["id"]})
+        assert published.status_code == 200, published.text
+    (rig.hosted / "other.jpg").unlink()
+    start = rig.clock()
+    rig.add_photos(1)
+    rig.runner.run_due()
+    hold = rig.journal.holds(rig.clock())["instagram"]
+    assert hold.kind == "quota" and "publishing limit (2 per 24 h)" in hold.reason
+    assert [r for r in rig.emulator.requests_log("ig.media.create") if r.time >= start] == [], \
+        "no container is made without quota"
+    rig.drive()
+    [job] = rig.jobs()
+    assert job.state is JobState.DONE
+    mine = [m for m in rig.emulator.ig_posts() if m.caption != "elsewhere"]
+    assert len(mine) == 1 and mine[0].timestamp >= start + 86400 - 2
+    assert {r.status for r in rig.emulator.requests_log("ig.media_publish")} == {200}
+
+
 def test_an_image_url_instagram_cannot_fetch_fails_with_the_platforms_reason(
         rig_factory: Callable[..., Rig]) -> None:
     rig = rig_factory(targets=("instagram",), public_url=f"{ORIGIN}/nowhere/")
