@@ -38,8 +38,7 @@ import contextlib
 import json
 import os
 import tempfile
-import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -234,15 +233,14 @@ class InstagramToken(Protocol):
 class Bridge:
     """One source account, one target: ``poll`` reads new posts and creates their X jobs."""
 
-    def __init__(self, config: Config, journal: Journal, client: httpx.Client, token: InstagramToken | None,
-                 *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, config: Config, journal: Journal, client: httpx.Client, token: InstagramToken | None
+                 ) -> None:
         self.config = config
         self.settings = config.bridge
         self.source = config.targets[config.bridge.source]
         self.journal = journal
         self.client = client
         self.token = token
-        self.clock = clock
         self.folder = config.state_dir / "bridge"
 
     def poll(self) -> int:
@@ -295,7 +293,7 @@ class Bridge:
     def _start(self, token: str, own: set[str]) -> int:
         """The first poll on this account: bridge the backfill, leave the rest, record the baseline."""
         name = self.source.name
-        posts = self._read(token, backfill=self.settings.backfill)
+        posts = self._read(token, backfill=self.settings.backfill, own=own)
         if posts is None:
             return 0
         start = first_run(posts, self.settings.backfill, own)
@@ -308,8 +306,8 @@ class Bridge:
                  left_alone=len(start.skipped))
         return len(start.bridge) - len(failed)
 
-    def _read(self, token: str, *, backfill: int | None = None, baseline: float | None = None
-              ) -> list[IGPost] | None:
+    def _read(self, token: str, *, backfill: int | None = None, own: set[str] | None = None,
+              baseline: float | None = None) -> list[IGPost] | None:
         """Newest first. First poll (``backfill`` given): pages until that many photo posts, the first
         page at least. Later: pages until the baseline, or a page the bridge has seen entirely."""
         posts: list[IGPost] = []
@@ -326,7 +324,7 @@ class Bridge:
             if page.after is None or not page.posts:
                 break
             if backfill is not None:
-                if sum(1 for p in posts if p.media_type in BRIDGEABLE) >= backfill:
+                if sum(1 for p in posts if skip_reason(p, own or set()) is None) >= backfill:
                     break
                 after = page.after
                 continue
