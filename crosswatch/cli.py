@@ -401,13 +401,27 @@ def _check_media_host(config: Config, name: str) -> tuple[bool, str]:
     return True, f"target {name}: media host ({media_host.type}) serves files at {url.split('?')[0]}"
 
 
+def _check_bridge(config: Config) -> list[tuple[bool, str]]:
+    bridge = config.bridge
+    if not bridge.enabled:
+        return []
+    head = f"bridge {bridge.source} -> {bridge.target}"
+    with Journal(config.journal_path) as journal:
+        baseline = journal.bridge_baseline(bridge.source)
+        counts = journal.bridge_counts(bridge.source)
+    if baseline is None:
+        return [(True, f"{head}: starts with the daemon (posts already on Instagram are left alone"
+                       + (f", but the last {bridge.backfill}" if bridge.backfill else "") + ")")]
+    return [(True, f"{head}: re-shared {counts.get('bridged', 0)}, left alone {counts.get('skipped', 0)}")]
+
+
 @cli.command()
 @pass_obj
 def doctor(obj: Obj) -> None:
     """Check the config, folders, state dir, journal, tokens and media host; say what to fix."""
     config = obj.config
     checks = [(True, f"config {config.source}: valid")]
-    checks += _check_folders(config) + _check_state_dir(config) + _check_targets(config)
+    checks += _check_folders(config) + _check_state_dir(config) + _check_targets(config) + _check_bridge(config)
     for ok, text in checks:
         click.echo(("ok    " if ok else "FIX   ") + text)
     if not all(ok for ok, _ in checks):

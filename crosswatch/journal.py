@@ -499,6 +499,11 @@ class Journal:
             for remote_id, reason in skipped.items():
                 self._bridge_mark(db, source, remote_id, "skipped", reason, None, now)
 
+    def bridge_counts(self, source: str) -> dict[str, int]:
+        """How many posts of ``source`` the bridge has bridged and skipped."""
+        rows = self._db.execute("SELECT outcome, COUNT(*) FROM bridged WHERE source = ? GROUP BY outcome", (source,))
+        return {str(r[0]): int(r[1]) for r in rows}
+
     def skip_bridged(self, source: str, remote_id: str, reason: str) -> None:
         """A post the bridge will never re-share (not a photo, crosswatch's own post)."""
         with self._write() as db:

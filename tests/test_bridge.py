@@ -502,3 +502,5 @@ def test_run_once_bridges_the_backfill_and_posts_it(workspace: dict[str, Path], 
     assert f"/_emulator/p/{newest.shortcode}/" in x_post.text and CREDIT in x_post.text
     assert run_cli("run", "--once", config=config).returncode == 0
     assert len(emulator.x_posts()) == 1
+    doctor = run_cli("doctor", config=config)
+    assert "ok    bridge instagram -> x: re-shared 1, left alone 1" in doctor.stdout, doctor.stdout
