@@ -20,8 +20,9 @@ from typing import Any
 import pytest
 
 from crosswatch import auth
-from crosswatch.emulator import DEFAULT_X_CLIENT_ID, Emulator, EmulatorServer, EmulatorSettings
+from crosswatch.emulator import DEFAULT_X_CLIENT_ID, Emulator, EmulatorServer, EmulatorSettings, RateLimit
 from crosswatch.emulator.httputil import graph_error, x_blank_problem
+from crosswatch.emulator.settings import default_x_rate_limits
 from crosswatch.emulator.x_api import DUPLICATE_DETAIL
 from crosswatch.journal import Journal
 from crosswatch.models import JobState
@@ -140,6 +141,26 @@ def test_a_timeout_before_a_safe_step_was_applied_is_retried(rig_factory: Callab
     rig.drive()
     posted_once_per_target(rig)
     assert all("in_doubt" not in events_of(rig, job.id) for job in rig.jobs())
+
+
+# ---------------------------------------------------------------------------------------------------
+# X rate-limit headers: a window with nothing left holds X until its reset, without a 429
+
+
+def test_x_rate_limit_headers_hold_x_until_the_reset_without_a_429(rig_factory: Callable[..., Rig]) -> None:
+    limits = {**default_x_rate_limits(), "x.tweets.create": RateLimit(2, 900)}
+    settings = EmulatorSettings(x_rate_limits=limits, x_daily_limits={"x.tweets.create": RateLimit(3, 86400)})
+    rig = rig_factory(targets=("x",), settings=settings)
+    start = rig.clock()
+    rig.add_photos(4)
+    rig.drive()
+    creates = rig.emulator.requests_log("x.tweets.create")
+    assert [r.status for r in creates] == [201, 201, 201, 201], "a limit the headers announced was run into"
+    times = sorted(r.time for r in creates)
+    assert times[1] < start + 60
+    assert times[2] >= start + 900  # the 15-minute window's reset
+    assert times[3] >= start + 86400  # the 24-hour window's reset
+    posted_once_per_target(rig)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -455,7 +476,7 @@ def test_daemon_waits_for_the_rate_limit_reset_after_a_429(workspace: dict[str, 
     with EmulatorServer(live_emulator) as server:
         config = platform_config(workspace, server.url, hosted)
         sign_in(config, live_emulator)
-        reset = int(time.time()) + 5
+        reset = int(time.time()) + 8
         live_emulator.inject("x.tweets.create", "respond", status=429, body=x_blank_problem(429),
                              headers={"x-rate-limit-limit": "100", "x-rate-limit-remaining": "0",
                                       "x-rate-limit-reset": str(reset)})
