@@ -48,6 +48,8 @@ BACKOFF_CAP_SECONDS = 3600.0
 # A target without a usable token is looked at again this often (a sign-in needs no restart).
 AUTH_PARK_SECONDS = 60.0
 SPAM_BLOCK_PAUSE_SECONDS = 24 * 3600.0
+# A job that failed on this machine (no room to prepare its image) is tried again this soon.
+LOCAL_FAILURE_RETRY_SECONDS = 10.0
 # An in-doubt job is checked against the platform this many times (with backoff) before it is left
 # to a person (`crosswatch resolve`).
 MAX_RECONCILE_ATTEMPTS = 6
@@ -210,6 +212,14 @@ class Runner:
         except BadPhoto as exc:
             self.journal.transition(job.id, JobState.REJECTED, reason=str(exc))
             log.warning("photo rejected", job=job.id, target=job.target, reason=str(exc))
+            return
+        except OSError as exc:
+            # The prepared image could not be written (state_dir's disk is full): not the photo's
+            # fault, and nothing was sent. The job waits and is tried again.
+            reason = (f"cannot prepare the image in {self.config.state_dir}: {exc.strerror or exc}; "
+                      "free some space there")
+            log.error("cannot prepare the image; will try again", job=job.id, target=job.target, reason=reason)
+            self._park(row, LOCAL_FAILURE_RETRY_SECONDS, reason)
             return
         except NotYet as wait:
             # Waiting for another job (cross-promotion): not an attempt, nothing sent.

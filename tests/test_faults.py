@@ -11,7 +11,11 @@ Two rigs:
 
 from __future__ import annotations
 
+import errno
 import json
+import os
+import shutil
+import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -326,6 +330,25 @@ def test_throttling_waits_as_long_as_meta_estimates(code: int, rig_factory: Call
 
 
 # ---------------------------------------------------------------------------------------------------
+# No room to prepare the image (state_dir's disk)
+
+
+def test_a_job_whose_image_cannot_be_written_waits_and_is_not_rejected(rig_factory: Callable[..., Rig]) -> None:
+    rig = rig_factory(targets=("x",))
+    rig.add_photos(1)
+    # Where the prepared images go, something that is not a folder: every write there fails.
+    blocker = rig.config.media_cache_dir
+    blocker.write_bytes(b"")
+    rig.runner.run_due()
+    [job] = rig.jobs()
+    assert job.state is JobState.READY and job.next_attempt_at > rig.clock()
+    assert job.reason is not None and "cannot prepare the image" in job.reason and "free some space" in job.reason
+    blocker.unlink()
+    rig.drive()
+    posted_once_per_target(rig)
+
+
+# ---------------------------------------------------------------------------------------------------
 # X duplicate content
 
 
@@ -558,3 +581,62 @@ def test_daemon_survives_a_full_journal_disk_and_loses_nothing(
         wait_until(lambda: done_count(workspace["state"]) == 16, timeout=120)
         assert daemon.stop() == 0
     exactly_once(live_emulator, workspace["state"], 8)
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 4 MB tmpfs: a disk that really runs out of space (ENOSPC). Needs the right to mount."""
+    mount_point = tmp_path / "small-disk"
+    mount_point.mkdir()
+    if shutil.which("mount") is None:
+        pytest.skip("no mount command here")
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount_point)],
+                             capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip() or 'not permitted'}")
+    try:
+        yield mount_point
+    finally:
+        subprocess.run(["umount", "-l", str(mount_point)], capture_output=True, check=False)
+
+
+def fill_up(disk: Path) -> Path:
+    """Write a file until the disk refuses (ENOSPC); returns it, so the space can be freed again."""
+    filler = disk / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        while True:
+            os.write(fd, b"\0" * 65536)
+    except OSError as exc:
+        assert exc.errno == errno.ENOSPC
+    finally:
+        os.close(fd)
+    return filler
+
+
+def test_daemon_waits_out_a_really_full_disk_and_resumes_by_itself(
+        workspace: dict[str, Path], start_daemon: StartDaemon, live_emulator: Emulator, hosted: Path,
+        small_disk: Path) -> None:
+    workspace["state"] = small_disk / "state"
+    with EmulatorServer(live_emulator) as server:
+        config = platform_config(workspace, server.url, hosted)
+        sign_in(config, live_emulator)
+        drop_photos(workspace["inbox"], 2)
+        daemon = start_daemon(config, env=FAST)
+        wait_until(lambda: done_count(workspace["state"]) == 4, timeout=60)
+        filler = fill_up(small_disk)
+        drop_photos(workspace["inbox"], 4, first=2)
+
+        def full_errors() -> list[dict[str, Any]]:
+            return [line for line in daemon.log_lines()
+                    if "full" in str(line.get("error", "")) or "No space" in str(line.get("reason", ""))]
+
+        # Said, then said again at the next try: the daemon keeps running on a full disk.
+        wait_until(lambda: len(full_errors()) >= 2, timeout=60)
+        assert daemon.process.poll() is None, daemon.log_path.read_text()[-2000:]
+        assert done_count(workspace["state"]) == 4
+        filler.unlink()  # space is freed; no restart needed
+        wait_until(lambda: done_count(workspace["state"]) == 12, timeout=90)
+        assert daemon.stop() == 0
+    exactly_once(live_emulator, workspace["state"], 6)
+
