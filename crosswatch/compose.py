@@ -205,8 +205,9 @@ def _is_credit(line: str) -> bool:
     return bool(_CREDIT_LINE.search(line))
 
 
-# Instagram usernames: letters, digits, "_" and "." (never at the end), at most 30.
-_INSTAGRAM_HANDLE = re.compile(r"(?<![\w@])@([A-Za-z0-9_](?:[A-Za-z0-9_.]{0,28}[A-Za-z0-9_])?)")
+# Instagram usernames: letters, digits, "_" and "." (never at the end), at most 30; matched wherever
+# X would read an @mention (twitter-text: "@" or "＠" not after a letter, digit or one of _!#$%&*@＠).
+_INSTAGRAM_HANDLE = re.compile(r"(?<![A-Za-z0-9_!#$%&*@＠])[@＠]([A-Za-z0-9_](?:[A-Za-z0-9_.]{0,28}[A-Za-z0-9_])?)")
 
 
 def _instagram_handles_unlinked(text: str) -> str:

@@ -7,6 +7,7 @@ subprocess against the emulator served on loopback, restarts it, and checks the 
 from __future__ import annotations
 
 import base64
+import re
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -14,6 +15,8 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from crosswatch import compose
 from crosswatch.bridge import (
@@ -419,6 +422,29 @@ def test_condensed_caption_keeps_the_credit_caps_hashtags_and_fits_with_the_link
     short = compose.condense_for_x(config, "x", CAPTION, link=link)
     assert short.hashtags == ("#fog", "#harbour", "#dawn")  # hashtags.max.x defaults to 3
     assert "#seascape" not in short.text
+
+
+# How twitter-text finds an @mention (its valid_mention_preceding_chars and at_signs).
+X_MENTION = re.compile(r"(?<![A-Za-z0-9_!#$%&*@＠])[@＠][A-Za-z0-9_]")
+LINE = st.text(st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")), max_size=120)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(lines=st.lists(st.one_of(LINE, st.sampled_from(["#tag", "#Fog #sea", "@ada.l", "😀" * 90, "Wait. What?"])),
+                      max_size=8),
+       credit=st.sampled_from(["", CREDIT, "Photo by Ada", "Credit: @jane_doe", "📷é@ada ＠bob"]),
+       link=st.sampled_from([None, "https://www.instagram.com/p/C" + "x" * 120 + "/?utm_source=x"]))
+def test_any_instagram_caption_condenses_to_a_valid_x_post(tmp_path: Path, lines: list[str], credit: str,
+                                                         link: str | None) -> None:
+    config = make_config(tmp_path)
+    caption = compose.condense_for_x(config, "x", "\n".join([*lines, credit]), link=link)
+    assert caption.length == compose.weighted_length(caption.text) <= 280
+    assert not X_MENTION.search(caption.text), "nobody on X is mentioned"
+    if link:
+        assert link in caption.text
+    if credit and not any(compose._CREDIT_LINE.search(line) for line in lines):
+        shown = compose._instagram_handles_unlinked(credit)
+        assert shown in caption.text
 
 
 def test_the_lead_is_the_first_line_with_words(tmp_path: Path) -> None:
