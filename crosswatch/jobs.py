@@ -170,7 +170,10 @@ class JobContexts:
 
     def _wait_for(self, other: Job) -> float:
         if other.state is JobState.READY:
-            return max(_WAIT_WHILE_SENDING, min(_WAIT_MAX, other.next_attempt_at - self.clock() + 0.5))
+            # Until the other job's next attempt, or its target's hold (a quota, a rate limit) ends.
+            hold = self.journal.holds(self.clock()).get(other.target)
+            starts = max(other.next_attempt_at, hold.until if hold else 0.0)
+            return max(_WAIT_WHILE_SENDING, min(_WAIT_MAX, starts - self.clock() + 0.5))
         if other.state is JobState.IN_FLIGHT:
             return _WAIT_WHILE_SENDING
         return _WAIT_FOR_A_PERSON  # awaiting approval, pending, in doubt

@@ -76,6 +76,15 @@ def test_the_x_job_waits_while_the_instagram_job_is_to_come(tmp_path: Path, jour
     assert 30.0 <= waiting.value.retry_after <= 31.0  # until the Instagram job's own next attempt
 
 
+def test_the_wait_lasts_while_instagram_is_held(tmp_path: Path, journal: Journal) -> None:
+    jobs = add_photo(tmp_path, journal)
+    journal.set_hold("instagram", 1000.0 + 300.0, "rate_limited", "quota used up")
+    contexts = JobContexts(make_config(tmp_path), journal, clock=lambda: 1000.0)
+    with pytest.raises(NotYet) as waiting:
+        contexts.build(jobs["x"], need_image=False)
+    assert 300.0 <= waiting.value.retry_after <= 301.0
+
+
 def test_once_instagram_is_done_the_caption_carries_its_permalink_with_utm(tmp_path: Path, journal: Journal) -> None:
     config = make_config(tmp_path)  # the default X template has no {link}: the link is added anyway
     jobs = add_photo(tmp_path, journal)
