@@ -381,8 +381,34 @@ def _check_platform(config: Config, name: str) -> list[tuple[bool, str]]:
         results.append((hold.kind not in ("auth", "paused"),
                         f"target {name}: waiting until {_when(hold.until)}: {hold.reason}"))
     if target.kind == "instagram":
+        if not state["problem"]:
+            results.append(_check_publishing_quota(config, name))
         results.append(_check_media_host(config, name))
     return results
+
+
+def _check_publishing_quota(config: Config, name: str) -> tuple[bool, str]:
+    """Instagram's content_publishing_limit as the account stands now (read-only)."""
+    from crosswatch import auth
+    from crosswatch.secrets import SecretStore
+    from crosswatch.targets.instagram import build_publishing_limit_request, parse_publishing_limit
+
+    target = config.targets[name]
+    tokens = auth.load_tokens(SecretStore(), name)
+    if tokens is None:
+        return False, f"target {name}: not signed in; run `crosswatch auth login {name}`"
+    request = build_publishing_limit_request(target, tokens.account_id, tokens.access_token)
+    try:
+        with _auth_client() as client:
+            response = client.send(request)
+    except Exception as exc:  # any transport failure is one line here, never a traceback
+        return False, f"target {name}: cannot read the publishing quota ({type(exc).__name__})"
+    quota = parse_publishing_limit(response)
+    if quota is None or quota.total is None:
+        return False, f"target {name}: cannot read the publishing quota (HTTP {response.status_code})"
+    hours = (quota.duration or 86400) / 3600
+    text = f"target {name}: publishing quota {quota.usage} of {quota.total} used in the last {hours:g} h"
+    return True, text + ("; posts wait until it frees" if quota.remaining == 0 else "")
 
 
 def _check_media_host(config: Config, name: str) -> tuple[bool, str]:

@@ -488,6 +488,8 @@ def test_daemon_refreshes_after_a_401_mid_run(workspace: dict[str, Path], start_
         drop_photos(workspace["inbox"], 2, first=2)
         wait_until(lambda: done_count(workspace["state"]) == 8, timeout=60)
         assert daemon.stop() == 0
+        doctor = run_cli("doctor", config=config).stdout
+        assert "ok    target instagram: publishing quota 4 of 50 used in the last 24 h" in doctor, doctor
     exactly_once(live_emulator, workspace["state"], 4)
     refreshes = live_emulator.requests_log("x.token")
     assert [r.status for r in refreshes] == [200]
