@@ -209,7 +209,7 @@ def test_a_reused_refresh_token_parks_x_until_a_new_sign_in(rig_factory: Callabl
 
 
 def test_a_container_in_error_fails_with_the_reason_and_an_expired_one_is_made_again(
-        rig_factory: Callable[..., Rig]) -> None:
+        rig_factory: Callable[..., Rig], workspace: dict[str, Path]) -> None:
     rig = rig_factory(targets=("instagram",))
     rig.add_photos(1, first_seed=0)
     rig.emulator.fail_next_containers("ERROR")
@@ -219,6 +219,13 @@ def test_a_container_in_error_fails_with_the_reason_and_an_expired_one_is_made_a
     assert failed.reason is not None and "could not process the image: ERROR" in failed.reason
     assert rig.emulator.ig_posts() == []
     assert not list(rig.hosted.iterdir()), "a failed job's hosted copy must be removed"
+    status = run_cli("status", config=workspace["config"]).stdout
+    assert f"failed: {failed.reason}; `crosswatch retry {failed.id}` to try again" in status
+    # The user tries it again: it goes out once.
+    assert run_cli("retry", str(failed.id), config=workspace["config"]).returncode == 0
+    rig.drive()
+    assert rig.journal.job(failed.id).state is JobState.DONE  # type: ignore[union-attr]
+    assert len(rig.emulator.ig_posts()) == 1
 
     rig.add_photos(1, first_seed=1)
     rig.emulator.fail_next_containers("EXPIRED")
@@ -226,8 +233,9 @@ def test_a_container_in_error_fails_with_the_reason_and_an_expired_one_is_made_a
     expired = rig.jobs()[1]
     assert expired.state is JobState.DONE
     assert expired.data.get("containers_recreated") == 1
-    assert len(rig.emulator.ig_posts()) == 1
-    assert len(rig.emulator.requests_log("ig.media.create")) == 3
+    assert len(rig.emulator.ig_posts()) == 2
+    assert len(rig.emulator.requests_log("ig.media.create")) == 4
+    posted_once_per_target(rig)
 
 
 def test_the_publishing_limit_reached_waits_and_then_posts_once(rig_factory: Callable[..., Rig]) -> None:
