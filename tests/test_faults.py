@@ -516,7 +516,18 @@ def test_daemon_waits_for_the_rate_limit_reset_after_a_429(workspace: dict[str, 
         daemon = start_daemon(config, env=FAST)
         daemon.wait_for_log("watching")
         drop_photos(workspace["inbox"], 2)
-        wait_until(lambda: "rate" in run_cli("status", config=config).stdout.lower(), timeout=30)
+
+        def x_held() -> bool:
+            path = workspace["state"] / "journal.sqlite3"
+            if not path.exists():
+                return False
+            with Journal(path) as journal:
+                hold = journal.holds(time.time()).get("x")
+            return hold is not None and hold.kind == "rate_limited"
+
+        wait_until(x_held, timeout=30)
+        status = run_cli("status", config=config).stdout
+        assert "waiting until" in status and "X answered 429: Too Many Requests" in status, status
         wait_until(lambda: done_count(workspace["state"]) == 4, timeout=60)
         assert daemon.stop() == 0
     exactly_once(live_emulator, workspace["state"], 2)
@@ -544,7 +555,8 @@ def test_daemon_with_no_keyring_keeps_jobs_waiting_and_says_why(
 
         wait_until(both_held, timeout=30)
         status = run_cli("status", config=config, env=no_keyring).stdout
-        assert status.count("keyring") >= 4, status  # each of the four jobs says why it waits
+        # Each of the four jobs (and each target) says why it waits.
+        assert status.count("the OS keyring is not available") >= 4, status
         doctor = run_cli("doctor", config=config, env=no_keyring)
         assert doctor.returncode == 1
         assert "FIX   target x: cannot read crosswatch/x:token in the keyring" in doctor.stdout
