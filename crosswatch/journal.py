@@ -461,6 +461,12 @@ class Journal:
                                 (now if now is not None else float("-inf"),))
         return {r["target"]: Hold(r["target"], r["until"], r["kind"], r["reason"]) for r in rows}
 
+    def has_started(self, job_id: int) -> bool:
+        """Whether the job has ever been in flight."""
+        row = self._db.execute("SELECT 1 FROM events WHERE job_id = ? AND to_state = ? LIMIT 1",
+                               (job_id, JobState.IN_FLIGHT.value)).fetchone()
+        return row is not None
+
     def sibling_starts(self, job_id: int) -> list[float]:
         """When the other jobs of this job's photo first went in flight (for the stagger)."""
         rows = self._db.execute(

@@ -183,6 +183,10 @@ class Runner:
     def _scheduled_later(self, row: JobRow, now: float) -> bool:
         """Move the job to its planned time when the schedule (windows, gap, daily max, stagger) says
         it may not go out now; True if moved."""
+        if self.journal.has_started(row.job.id):
+            # Posting has begun (media uploaded, a container made): finish it rather than wait for the
+            # next window, by when uploaded media and containers may have expired.
+            return False
         target = row.job.target
         planned, why = self.planner.earliest(target, now, self.journal.done_since(target, now - 2 * 86400.0),
                                              self.journal.sibling_starts(row.job.id))

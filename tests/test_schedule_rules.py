@@ -210,3 +210,24 @@ def test_rules_and_approval_route_photos_and_a_rejected_photo_never_goes_out(
     assert final[ids[("two-stars.jpg", "micro")]] is JobState.REJECTED
     written = sorted(p.name.split("-")[0] for p in (tmp_path / "micro").glob("*.jpg"))
     assert written == ["five"]
+
+
+def test_a_job_already_under_way_is_finished_outside_its_window(workspace: dict[str, Path]) -> None:
+    # Uploaded media and Instagram containers expire: a post begun in its window is not left for the next.
+    config = load_config(write_config(workspace, schedule={
+        "timezone": "Europe/Berlin", "targets": {"outbox": {"windows": ["daily 09:00-10:00"]}}}))
+    (workspace["inbox"] / "a.jpg").write_bytes(jpeg_bytes(1))
+    (workspace["inbox"] / "b.jpg").write_bytes(jpeg_bytes(2))
+    clock = Clock(at("2026-11-27T10:30"))  # after the window closed
+    with Journal(config.journal_path, clock=clock) as journal:
+        intake = Intake(config, journal, clock=clock)
+        intake.scan()
+        intake.process()
+        begun, fresh = journal.jobs()
+        journal.transition(begun.id, JobState.IN_FLIGHT, step="write")
+        journal.transition(begun.id, JobState.READY, detail="came back to poll later")
+        Runner(config, journal, build_targets(config), clock=clock).run_due()
+        assert journal.job(begun.id).state is JobState.DONE  # type: ignore[union-attr]
+        waiting = journal.job(fresh.id)
+        assert waiting is not None and waiting.state is JobState.READY
+        assert local(waiting.next_attempt_at) == dt.datetime(2026, 11, 28, 9, 0, tzinfo=ZONE)
