@@ -214,7 +214,8 @@ def test_rules_and_approval_route_photos_and_a_rejected_photo_never_goes_out(
 
 def test_a_job_already_under_way_is_finished_outside_its_window(workspace: dict[str, Path]) -> None:
     # Uploaded media and Instagram containers expire: a post begun in its window is not left for the next.
-    config = load_config(write_config(workspace, schedule={
+    watch = [{"path": str(workspace["inbox"]), "targets": ["outbox"], "settle_seconds": 0}]
+    config = load_config(write_config(workspace, watch=watch, schedule={
         "timezone": "Europe/Berlin", "targets": {"outbox": {"windows": ["daily 09:00-10:00"]}}}))
     (workspace["inbox"] / "a.jpg").write_bytes(jpeg_bytes(1))
     (workspace["inbox"] / "b.jpg").write_bytes(jpeg_bytes(2))
