@@ -9,12 +9,17 @@ Register in tests/conftest.py with ``pytest_plugins = ["tests.emulator_fixtures"
   violation fails the test at teardown.
 - ``emulator_transport``: ``httpx.MockTransport(emulator.handle)``.
 - ``emulator_server``: the same emulator served on 127.0.0.1 (``emulator_server.url``).
+- ``hosted``, ``hosted_settings``, ``live_emulator``, ``served``: for the daemon end to end: an
+  OpenAPI-checked emulator that also serves ``hosted`` (a directory media host for Instagram) at
+  ``/_emulator/hosted/``; ``served`` is that emulator with its real server. Override
+  ``hosted_settings`` in a module for other token lifetimes or container times.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -90,3 +95,29 @@ def emulator_transport(emulator: Emulator) -> httpx.MockTransport:
 def emulator_server(emulator: Emulator) -> Iterator[EmulatorServer]:
     with EmulatorServer(emulator) as server:
         yield server
+
+
+@pytest.fixture
+def hosted(tmp_path: Path) -> Path:
+    folder = tmp_path / "hosted"
+    folder.mkdir()
+    return folder
+
+
+@pytest.fixture
+def hosted_settings() -> EmulatorSettings:
+    return EmulatorSettings(ig_container_processing_seconds=0.2)
+
+
+@pytest.fixture
+def live_emulator(hosted: Path, hosted_settings: EmulatorSettings, x_openapi: XOpenAPI) -> Iterator[Emulator]:
+    emu = Emulator(hosted_settings, hosted_dir=hosted)
+    recorder = watch_openapi(emu, x_openapi)
+    yield emu
+    recorder.assert_clean()
+
+
+@pytest.fixture
+def served(live_emulator: Emulator) -> Iterator[tuple[Emulator, EmulatorServer]]:
+    with EmulatorServer(live_emulator) as server:
+        yield live_emulator, server

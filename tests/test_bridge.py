@@ -33,15 +33,13 @@ from crosswatch.bridge import (
     skip_reason,
 )
 from crosswatch.config import Config, config_from_mapping
-from crosswatch.emulator import DEFAULT_IG_CLIENT_ID, DEFAULT_X_CLIENT_ID, Emulator, EmulatorServer, EmulatorSettings
+from crosswatch.emulator import DEFAULT_IG_CLIENT_ID, DEFAULT_X_CLIENT_ID, Emulator, EmulatorServer
 from crosswatch.jobs import JobContexts
 from crosswatch.journal import Journal, NewFile
 from crosswatch.models import Job, JobState
 from crosswatch.runner import Runner
 from crosswatch.targets import build_target
 from tests.conftest import DaemonProcess, jpeg_bytes, run_cli, wait_until
-from tests.emulator_fixtures import watch_openapi
-from tests.openapi_check import XOpenAPI
 from tests.test_platforms_e2e import photo, platform_config, sign_in
 
 BASE = "http://emulator.test"
@@ -458,22 +456,6 @@ def test_instagram_handles_do_not_mention_anyone_on_x(tmp_path: Path) -> None:
 
 
 # --- end to end: the daemon as a subprocess ----------------------------------------------------------
-
-
-@pytest.fixture
-def hosted(tmp_path: Path) -> Path:
-    folder = tmp_path / "hosted"
-    folder.mkdir()
-    return folder
-
-
-@pytest.fixture
-def served(hosted: Path, x_openapi: XOpenAPI) -> Iterator[tuple[Emulator, EmulatorServer]]:
-    emulator = Emulator(EmulatorSettings(ig_container_processing_seconds=0.2), hosted_dir=hosted)
-    recorder = watch_openapi(emulator, x_openapi)
-    with EmulatorServer(emulator) as server:
-        yield emulator, server
-    recorder.assert_clean()
 
 
 def test_daemon_bridges_phone_posts_once_with_permalink_and_credit_but_not_its_own_posts(

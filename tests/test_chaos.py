@@ -15,17 +15,13 @@ import os
 import random
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
-import pytest
-
-from crosswatch.emulator import Emulator, EmulatorServer, EmulatorSettings
+from crosswatch.emulator import Emulator, EmulatorServer
 from crosswatch.journal import Journal
 from crosswatch.models import JobState
 from tests.conftest import DaemonProcess, jpeg_bytes, wait_until, xmp_packet
-from tests.emulator_fixtures import watch_openapi
-from tests.openapi_check import XOpenAPI
 from tests.test_platforms_e2e import done_count, platform_config, sign_in
 
 StartDaemon = Callable[..., DaemonProcess]
@@ -93,23 +89,8 @@ def x_jobs_left(state: Path) -> bool:
         return any(job.state is not JobState.DONE for job in journal.jobs(target="x"))
 
 
-@pytest.fixture
-def hosted(tmp_path: Path) -> Path:
-    folder = tmp_path / "hosted"
-    folder.mkdir()
-    return folder
-
-
-@pytest.fixture
-def chaos_emulator(hosted: Path, x_openapi: XOpenAPI) -> Iterator[Emulator]:
-    emu = Emulator(EmulatorSettings(ig_container_processing_seconds=0.2), hosted_dir=hosted)
-    recorder = watch_openapi(emu, x_openapi)
-    yield emu
-    recorder.assert_clean()
-
-
 def test_sigkill_at_25_random_instants_posts_40_photos_exactly_once_per_platform(
-        workspace: dict[str, Path], start_daemon: StartDaemon, chaos_emulator: Emulator, hosted: Path) -> None:
+        workspace: dict[str, Path], start_daemon: StartDaemon, live_emulator: Emulator, hosted: Path) -> None:
     seed = chaos_seed()
     print(f"chaos seed {seed} (CROSSWATCH_CHAOS_SEED={seed} replays it)")
     rng = random.Random(seed)
@@ -117,9 +98,9 @@ def test_sigkill_at_25_random_instants_posts_40_photos_exactly_once_per_platform
     assert {step_of(kill) for kill in plan if isinstance(kill, str)} == {*X_STEPS, *IG_STEPS}
     # The emulator's timeline is consistent at once: a post absent after a second is absent.
     env = {"CROSSWATCH_X_TIMELINE_SETTLE_SECONDS": "1"}
-    with EmulatorServer(chaos_emulator) as server:
+    with EmulatorServer(live_emulator) as server:
         config = platform_config(workspace, server.url, hosted)
-        sign_in(config, chaos_emulator)
+        sign_in(config, live_emulator)
         for index in range(PHOTOS):
             # Small photos (Instagram's minimum width) keep each round short.
             data = jpeg_bytes(1000 + index, size=(320, 240),
@@ -156,8 +137,8 @@ def test_sigkill_at_25_random_instants_posts_40_photos_exactly_once_per_platform
     print(f"died at {len(died_at)} crash points: {sorted(died_at)}")
     assert len(died_at) >= (KILLS - TIMED_KILLS) * 3 // 5, (seed, died_at)
     assert len({step_of(kill) for kill in died_at}) >= len(X_STEPS + IG_STEPS) - 2, (seed, died_at)
-    x_posts = chaos_emulator.x_posts()
-    ig_posts = chaos_emulator.ig_posts()
+    x_posts = live_emulator.x_posts()
+    ig_posts = live_emulator.ig_posts()
     assert len(x_posts) == PHOTOS, (seed, sorted(p.text for p in x_posts))
     assert len(ig_posts) == PHOTOS, (seed, sorted(m.caption for m in ig_posts))
     assert len({p.text for p in x_posts}) == PHOTOS, seed

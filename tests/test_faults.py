@@ -32,7 +32,6 @@ from crosswatch.journal import Journal
 from crosswatch.models import JobState
 from crosswatch.secrets import SecretStore
 from tests.conftest import DaemonProcess, run_cli, wait_until
-from tests.emulator_fixtures import watch_openapi
 from tests.fault_harness import ORIGIN, Rig, make_rig, posted_once_per_target
 from tests.fault_harness import sign_in as harness_sign_in
 from tests.openapi_check import XOpenAPI
@@ -415,21 +414,6 @@ def test_jobs_the_platform_cannot_settle_wait_for_resolve(rig_factory: Callable[
 
 # ---------------------------------------------------------------------------------------------------
 # The daemon as a subprocess against the emulator as a real server
-
-
-@pytest.fixture
-def hosted(tmp_path: Path) -> Path:
-    folder = tmp_path / "hosted"
-    folder.mkdir()
-    return folder
-
-
-@pytest.fixture
-def live_emulator(hosted: Path, x_openapi: XOpenAPI) -> Iterator[Emulator]:
-    emu = Emulator(EmulatorSettings(ig_container_processing_seconds=0.2), hosted_dir=hosted)
-    recorder = watch_openapi(emu, x_openapi)
-    yield emu
-    recorder.assert_clean()
 
 
 # The emulator's timeline is consistent at once, so a miss is certain after a second.

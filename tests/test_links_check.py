@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
 from crosswatch.config import TargetConfig
-from crosswatch.emulator import Emulator, EmulatorServer, EmulatorSettings
+from crosswatch.emulator import Emulator, EmulatorServer
 from crosswatch.linkcheck import build_check_request, parse_check
 from tests.conftest import run_cli
-from tests.emulator_fixtures import watch_openapi
-from tests.openapi_check import XOpenAPI
 from tests.test_platforms_e2e import done_count, photo, platform_config, sign_in
 
 X = TargetConfig(name="x", kind="x", api_base="http://emulator.test")
@@ -50,22 +47,6 @@ def test_x_answers(response: httpx.Response, state: str) -> None:
 ])
 def test_instagram_answers(response: httpx.Response, state: str) -> None:
     assert parse_check(IG, response)[0] == state
-
-
-@pytest.fixture
-def hosted(tmp_path: Path) -> Path:
-    folder = tmp_path / "hosted"
-    folder.mkdir()
-    return folder
-
-
-@pytest.fixture
-def served(hosted: Path, x_openapi: XOpenAPI) -> Iterator[tuple[Emulator, EmulatorServer]]:
-    emulator = Emulator(EmulatorSettings(ig_container_processing_seconds=0.2), hosted_dir=hosted)
-    recorder = watch_openapi(emulator, x_openapi)
-    with EmulatorServer(emulator) as server:
-        yield emulator, server
-    recorder.assert_clean()
 
 
 def test_links_check_finds_deleted_posts(workspace: dict[str, Path], hosted: Path,

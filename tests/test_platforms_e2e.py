@@ -1,6 +1,6 @@
 """End to end: the daemon as a subprocess posts to the emulator as a real HTTP server.
 
-The X side is held to X's published OpenAPI document on every request (the emulator fixture fails
+The X side is held to X's published OpenAPI document on every request (the live_emulator fixture fails
 the test at teardown on any violation).
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +24,6 @@ from crosswatch.emulator import (
 )
 from crosswatch.journal import Journal
 from tests.conftest import DaemonProcess, jpeg_bytes, run_cli, wait_until, write_config, xmp_packet
-from tests.emulator_fixtures import watch_openapi
-from tests.openapi_check import XOpenAPI
 
 StartDaemon = Callable[..., DaemonProcess]
 
@@ -43,10 +41,10 @@ def platform_config(workspace: dict[str, Path], url: str, hosted: Path, **overri
     return write_config(workspace, targets=targets, watch=watch, **overrides)
 
 
-def sign_in(config: Path, emulator: Emulator) -> list[str]:
+def sign_in(config: Path, live_emulator: Emulator) -> list[str]:
     """`crosswatch auth import` with tokens the emulator issued; returns the token strings."""
-    x_token = emulator.mint_x_token()
-    ig_token = emulator.mint_ig_token()
+    x_token = live_emulator.mint_x_token()
+    ig_token = live_emulator.mint_ig_token()
     for target, token in (("x", x_token), ("instagram", ig_token)):
         result = run_cli("auth", "import", target, config=config, input=json.dumps(token))
         assert result.returncode == 0, result.stderr
@@ -57,6 +55,12 @@ def photo(seed: int) -> bytes:
     return jpeg_bytes(seed, size=(640, 480), xmp=xmp_packet(f"Test photo {seed}", f"A flat test card, number {seed}."))
 
 
+@pytest.fixture
+def hosted_settings() -> EmulatorSettings:
+    """Access tokens that live 2 s, so they expire and are refreshed mid-run."""
+    return EmulatorSettings(x_access_token_lifetime=2.0, ig_container_processing_seconds=0.3)
+
+
 def done_count(state: Path) -> int:
     path = state / "journal.sqlite3"
     if not path.exists():
@@ -65,28 +69,11 @@ def done_count(state: Path) -> int:
         return sum(per.get("done", 0) for per in journal.state_counts().values())
 
 
-@pytest.fixture
-def hosted(tmp_path: Path) -> Path:
-    folder = tmp_path / "hosted"
-    folder.mkdir()
-    return folder
-
-
-@pytest.fixture
-def emulator(hosted: Path, x_openapi: XOpenAPI) -> Iterator[Emulator]:
-    """An emulator whose access tokens live 2 s and which serves the directory media host."""
-    settings = EmulatorSettings(x_access_token_lifetime=2.0, ig_container_processing_seconds=0.3)
-    emu = Emulator(settings, hosted_dir=hosted)
-    recorder = watch_openapi(emu, x_openapi)
-    yield emu
-    recorder.assert_clean()
-
-
 def test_ten_photos_reach_both_platforms_with_tokens_refreshed_across_a_restart(
-        workspace: dict[str, Path], start_daemon: StartDaemon, emulator: Emulator, hosted: Path) -> None:
-    with EmulatorServer(emulator) as server:
+        workspace: dict[str, Path], start_daemon: StartDaemon, live_emulator: Emulator, hosted: Path) -> None:
+    with EmulatorServer(live_emulator) as server:
         config = platform_config(workspace, server.url, hosted)
-        secrets = sign_in(config, emulator)
+        secrets = sign_in(config, live_emulator)
         daemon = start_daemon(config)
         daemon.wait_for_log("watching")
         for index in range(5):
@@ -104,21 +91,21 @@ def test_ten_photos_reach_both_platforms_with_tokens_refreshed_across_a_restart(
         assert daemon.stop() == 0
         logs = "".join(path.read_text() for path in workspace["inbox"].parent.glob("daemon-*.log"))
 
-    x_posts = emulator.x_posts()
+    x_posts = live_emulator.x_posts()
     assert len(x_posts) == 10
     for post in x_posts:
         assert len(post.media_ids) == 1
-        assert emulator.x_alt_text(post.media_ids[0])
-    ig_posts = emulator.ig_posts()
+        assert live_emulator.x_alt_text(post.media_ids[0])
+    ig_posts = live_emulator.ig_posts()
     assert len(ig_posts) == 10
-    fetches = emulator.requests_log("ig.media.create")
+    fetches = live_emulator.requests_log("ig.media.create")
     assert len(fetches) == 10
     assert not list(hosted.iterdir()), "hosted copies must be removed after publishing"
-    refreshes = emulator.requests_log("x.token")
+    refreshes = live_emulator.requests_log("x.token")
     assert len(refreshes) >= 3, "access tokens living 2 s must have been refreshed during the run"
     assert {r.status for r in refreshes} == {200}, "a refresh token was used twice"
     # No token, old or new, reaches the logs, the journal or the CLI's output.
-    snapshot = emulator.snapshot()
+    snapshot = live_emulator.snapshot()
     issued = secrets + [t["token"] for t in snapshot["x"]["access_tokens"]]
     status = run_cli("status", "--json", config=workspace["config"])
     journal_bytes = (workspace["state"] / "journal.sqlite3").read_bytes()
@@ -129,10 +116,10 @@ def test_ten_photos_reach_both_platforms_with_tokens_refreshed_across_a_restart(
 
 
 def test_a_dead_token_makes_jobs_wait_and_status_and_doctor_say_so(
-        workspace: dict[str, Path], start_daemon: StartDaemon, emulator: Emulator, hosted: Path) -> None:
-    with EmulatorServer(emulator) as server:
+        workspace: dict[str, Path], start_daemon: StartDaemon, live_emulator: Emulator, hosted: Path) -> None:
+    with EmulatorServer(live_emulator) as server:
         config = platform_config(workspace, server.url, hosted)
-        sign_in(config, emulator)
+        sign_in(config, live_emulator)
         assert run_cli("auth", "revoke", "x", config=config).returncode == 0
         daemon = start_daemon(config)
         daemon.wait_for_log("watching")
@@ -148,4 +135,4 @@ def test_a_dead_token_makes_jobs_wait_and_status_and_doctor_say_so(
     assert doctor.returncode == 1
     assert "crosswatch auth login x" in doctor.stdout
     assert "ok    target instagram: media host (directory) serves files at" in doctor.stdout
-    assert emulator.x_posts() == []
+    assert live_emulator.x_posts() == []
