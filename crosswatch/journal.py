@@ -234,17 +234,23 @@ class Journal:
         return text
 
     def _migrate(self) -> None:
-        version = self._db.execute("PRAGMA user_version").fetchone()[0]
-        if version > SCHEMA_VERSION:
-            raise JournalError(
-                f"the journal {self.path} was written by a newer crosswatch (schema {version}); upgrade"
-            )
-        for number in range(version, SCHEMA_VERSION):
+        while True:
+            version = self._db.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise JournalError(
+                    f"the journal {self.path} was written by a newer crosswatch (schema {version}); upgrade"
+                )
+            if version == SCHEMA_VERSION:
+                return
             with self._write() as db:
-                for statement in MIGRATIONS[number].split(";"):
+                # Another process (a second connection, `crosswatch status`) may have migrated between
+                # the read above and this transaction: read the version again under the write lock.
+                if db.execute("PRAGMA user_version").fetchone()[0] != version:
+                    continue
+                for statement in MIGRATIONS[version].split(";"):
                     if statement.strip():
                         db.execute(statement)
-                db.execute(f"PRAGMA user_version = {number + 1}")
+                db.execute(f"PRAGMA user_version = {version + 1}")
 
     # -- intake ------------------------------------------------------------------------------------
 

@@ -165,3 +165,28 @@ def test_only_the_journal_touches_sqlite() -> None:
     users = [p.relative_to(REPO).as_posix() for p in (REPO / "crosswatch").rglob("*.py")
              if "import sqlite3" in p.read_text()]
     assert users == ["crosswatch/journal.py"]
+
+
+def test_journals_opened_at_once_migrate_once(tmp_path: Path) -> None:
+    # The daemon's connections and a `crosswatch status` may all open a new journal at the same moment.
+    import threading
+
+    path = tmp_path / "journal.sqlite3"
+    errors: list[BaseException] = []
+    start = threading.Barrier(6)
+
+    def open_one() -> None:
+        start.wait()
+        try:
+            Journal(path).close()
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_one) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    with Journal(path) as journal:
+        assert journal._db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
