@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import os
 import sqlite3
+import threading
 from pathlib import Path
 
 import pytest
@@ -169,8 +170,6 @@ def test_only_the_journal_touches_sqlite() -> None:
 
 def test_journals_opened_at_once_migrate_once(tmp_path: Path) -> None:
     # The daemon's connections and a `crosswatch status` may all open a new journal at the same moment.
-    import threading
-
     path = tmp_path / "journal.sqlite3"
     errors: list[BaseException] = []
     start = threading.Barrier(6)
