@@ -109,8 +109,8 @@ def test_sigkill_at_25_random_instants_posts_40_photos_exactly_once_per_platform
         died_at: list[str] = []
         pending = list(plan)
         while pending:
-            journal = workspace["state"] / "journal.sqlite3"
-            kill = next_kill(pending, not journal.exists() or x_jobs_left(workspace["state"]))
+            journal_path = workspace["state"] / "journal.sqlite3"
+            kill = next_kill(pending, not journal_path.exists() or x_jobs_left(workspace["state"]))
             if isinstance(kill, str):
                 daemon = start_daemon(config, env={**env, "CROSSWATCH_CRASHPOINT": kill})
                 try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -28,7 +29,7 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-def setup(workspace: dict[str, Path], clock: FakeClock) -> tuple[Intake, Journal, Path]:
+def setup(workspace: dict[str, Path], clock: FakeClock) -> Iterator[tuple[Intake, Journal, Path]]:
     config = load_config(write_config(workspace))
     journal = Journal(config.journal_path)
     intake = Intake(config, journal, clock=clock)

@@ -6,6 +6,7 @@ import ast
 import os
 import sqlite3
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,7 +24,7 @@ def new_file(name: str, digest: str, targets: tuple[str, ...] = ("x", "instagram
 
 
 @pytest.fixture
-def journal(tmp_path: Path) -> Journal:
+def journal(tmp_path: Path) -> Iterator[Journal]:
     with Journal(tmp_path / "journal.sqlite3") as opened:
         yield opened
 
