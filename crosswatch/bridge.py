@@ -40,7 +40,6 @@ import os
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -52,6 +51,7 @@ from crosswatch.errors import CrosswatchError, JournalError
 from crosswatch.journal import Journal
 from crosswatch.targets.base import Kind
 from crosswatch.targets.instagram import bearer, error_outcome, graph_url
+from crosswatch.targets.reading import graph_time, text
 
 log = structlog.get_logger("crosswatch.bridge")
 
@@ -107,27 +107,17 @@ def build_media_request(config: TargetConfig, token: str | None, *, after: str |
     return httpx.Request("GET", graph_url(config, "me/media"), params=params, headers=bearer(token))
 
 
-def parse_graph_time(value: Any) -> float | None:
-    """Graph's ``2026-11-29T08:51:47+0000`` as epoch seconds; None when it is not one."""
-    if not isinstance(value, str):
-        return None
-    try:
-        return datetime.strptime(value, "%Y-%m-%dT%H:%M:%S%z").timestamp()
-    except ValueError:
-        return None
 
 
-def _text(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None
 
 
 def _image(node: Mapping[str, Any]) -> IGImage | None:
     if node.get("media_type", "IMAGE") != "IMAGE":
         return None
-    node_id, url = node.get("id"), _text(node.get("media_url"))
+    node_id, url = node.get("id"), text(node.get("media_url"))
     if not isinstance(node_id, str | int) or url is None:
         return None
-    alt = _text(node.get("alt_text"))
+    alt = text(node.get("alt_text"))
     return IGImage(str(node_id), url, alt.strip() if alt and alt.strip() else None)
 
 
@@ -136,7 +126,7 @@ def parse_post(node: Mapping[str, Any]) -> IGPost | None:
     node_id = node.get("id")
     if not isinstance(node_id, str | int) or isinstance(node_id, bool):
         return None
-    media_type = _text(node.get("media_type")) or "UNKNOWN"
+    media_type = text(node.get("media_type")) or "UNKNOWN"
     images: list[IGImage] = []
     if media_type == "IMAGE":
         image = _image(node)
@@ -151,9 +141,9 @@ def parse_post(node: Mapping[str, Any]) -> IGPost | None:
     return IGPost(
         id=str(node_id),
         media_type=media_type,
-        caption=_text(node.get("caption")) or "",
-        permalink=_text(node.get("permalink")),
-        timestamp=parse_graph_time(node.get("timestamp")),
+        caption=text(node.get("caption")) or "",
+        permalink=text(node.get("permalink")),
+        timestamp=graph_time(node.get("timestamp")),
         images=tuple(images),
     )
 
@@ -177,7 +167,7 @@ def parse_media_page(response: httpx.Response) -> MediaPage | ReadFailure:
     # A next page exists only when Graph gives a `next` link; the `after` cursor alone is not enough.
     if isinstance(paging, Mapping) and paging.get("next"):
         cursors = paging.get("cursors")
-        after = _text(cursors.get("after")) if isinstance(cursors, Mapping) else None
+        after = text(cursors.get("after")) if isinstance(cursors, Mapping) else None
     return MediaPage(posts, after)
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +22,7 @@ import httpx
 
 from crosswatch.config import TargetConfig
 from crosswatch.targets.base import Finding, JobContext, Kind, Outcome, Quota, Step, Verdict
+from crosswatch.targets.reading import graph_time, id_string, integer, json_body, text
 
 if TYPE_CHECKING:
     from crosswatch.hosting import MediaHost
@@ -83,42 +83,24 @@ class GraphError:
         return f"Instagram answered {self.status} ({codes}): {text}"
 
 
-def _json_body(response: httpx.Response) -> Any:
-    try:
-        return json.loads(response.content) if response.content else None
-    except (ValueError, UnicodeDecodeError):
-        return None
 
 
-def _int(value: Any) -> int | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str):
-        try:
-            return int(value)
-        except ValueError:
-            return None
-    return None
 
 
-def _text(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None
 
 
 def parse_graph_error(response: httpx.Response) -> GraphError:
-    body = _json_body(response)
+    body = json_body(response)
     error = body.get("error") if isinstance(body, dict) else None
     if not isinstance(error, dict):
         return GraphError(response.status_code, None, None, response.reason_phrase or None, None, None, False)
     return GraphError(
         status=response.status_code,
-        code=_int(error.get("code")),
-        subcode=_int(error.get("error_subcode")),
-        message=_text(error.get("message")),
-        user_title=_text(error.get("error_user_title")),
-        user_message=_text(error.get("error_user_msg")),
+        code=integer(error.get("code")),
+        subcode=integer(error.get("error_subcode")),
+        message=text(error.get("message")),
+        user_title=text(error.get("error_user_title")),
+        user_message=text(error.get("error_user_msg")),
         is_transient=error.get("is_transient") is True,
     )
 
@@ -198,16 +180,10 @@ def user_node(ctx_account_id: str | None) -> str:
 
 
 def _graph_object(response: httpx.Response) -> dict[str, Any]:
-    body = _json_body(response)
+    body = json_body(response)
     return body if isinstance(body, dict) else {}
 
 
-def _id_string(value: Any) -> str | None:
-    if isinstance(value, str) and value:
-        return value
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    return None
 
 
 def build_create_container_request(config: TargetConfig, ctx: JobContext, image_url: str) -> httpx.Request:
@@ -239,8 +215,8 @@ def parse_container_status(response: httpx.Response) -> ContainerStatus | None:
     if not response.is_success:
         return None
     body = _graph_object(response)
-    code = _text(body.get("status_code"))
-    return ContainerStatus(code.upper(), _text(body.get("status"))) if code else None
+    code = text(body.get("status_code"))
+    return ContainerStatus(code.upper(), text(body.get("status"))) if code else None
 
 
 def build_publishing_limit_request(config: TargetConfig, account_id: str | None, token: str | None,
@@ -269,13 +245,13 @@ def parse_publishing_limit(response: httpx.Response) -> PublishingQuota | None:
         return None
     items = _graph_object(response).get("data")
     first = items[0] if isinstance(items, list) and items and isinstance(items[0], dict) else None
-    usage = _int(first.get("quota_usage")) if first else None
+    usage = integer(first.get("quota_usage")) if first else None
     if first is None or usage is None:
         return None
     config = first.get("config")
     if not isinstance(config, dict):
         config = {}
-    return PublishingQuota(usage, _int(config.get("quota_total")), _int(config.get("quota_duration")))
+    return PublishingQuota(usage, integer(config.get("quota_total")), integer(config.get("quota_duration")))
 
 
 @dataclass
@@ -350,7 +326,7 @@ class CreateContainer:
 def parse_created_container(response: httpx.Response, *, poll_count: int) -> Outcome:
     if not response.is_success:
         return error_outcome(response)
-    container_id = _id_string(_graph_object(response).get("id"))
+    container_id = id_string(_graph_object(response).get("id"))
     if container_id is None:
         return Outcome(Kind.RETRY, reason="Instagram created no container id")
     return Outcome.next(container_id=container_id, poll_count=poll_count)
@@ -438,7 +414,7 @@ class Publish:
                                data={"container_id": None, "poll_count": 0, "container_status": None,
                                      "stale_containers": stale + 1})
             return error_outcome(response, applied_if_transient=True)
-        media_id = _id_string(_graph_object(response).get("id"))
+        media_id = id_string(_graph_object(response).get("id"))
         if media_id is None:
             reason = f"Instagram answered {response.status_code} without a media id"
             return Outcome(Kind.UNKNOWN, reason=reason)
@@ -460,7 +436,7 @@ class ReadPermalink:
 
     def parse(self, ctx: JobContext, response: httpx.Response) -> Outcome:
         if response.is_success:
-            return Outcome.next(permalink=_text(_graph_object(response).get("permalink")))
+            return Outcome.next(permalink=text(_graph_object(response).get("permalink")))
         outcome = error_outcome(response)
         if outcome.kind is Kind.FAILED:
             # The post exists; a permalink we cannot read must not turn it into a failed job.
@@ -484,8 +460,8 @@ class Unhost:
                 self.host.delete(str(key))
             except Exception as exc:  # keep the post; report the leftover copy
                 data["unhost_error"] = f"could not remove the hosted copy {key}: {exc}"
-        media_id = _id_string(ctx.data.get("media_id"))
-        return Outcome(Kind.DONE, data=data, remote_id=media_id, permalink=_text(ctx.data.get("permalink")))
+        media_id = id_string(ctx.data.get("media_id"))
+        return Outcome(Kind.DONE, data=data, remote_id=media_id, permalink=text(ctx.data.get("permalink")))
 
 
 class InstagramTarget:
@@ -537,13 +513,6 @@ def build_recent_media_request(config: TargetConfig, account_id: str | None, tok
                          params=params)
 
 
-def _graph_time(value: Any) -> float | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        return datetime.strptime(value, "%Y-%m-%dT%H:%M:%S%z").timestamp()
-    except ValueError:
-        return None
 
 
 def _same_caption(a: str, b: str) -> bool:
@@ -560,11 +529,11 @@ def find_media_by_caption(response: httpx.Response, caption: str,
     for item in items if isinstance(items, list) else ():
         if not isinstance(item, dict) or not isinstance(item.get("caption"), str):
             continue
-        posted_at = _graph_time(item.get("timestamp"))
-        media_id = _id_string(item.get("id"))
+        posted_at = graph_time(item.get("timestamp"))
+        media_id = id_string(item.get("id"))
         if media_id and posted_at is not None and posted_at >= not_before and \
                 _same_caption(item["caption"], caption):
-            return {"id": media_id, "permalink": _text(item.get("permalink"))}
+            return {"id": media_id, "permalink": text(item.get("permalink"))}
     return None
 
 

@@ -17,7 +17,6 @@ from the ``x-rate-limit-*`` headers and, on write endpoints, the 24-hour ``x-use
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ import httpx
 
 from crosswatch.config import TargetConfig
 from crosswatch.targets.base import Finding, JobContext, Kind, Outcome, Step, Verdict
+from crosswatch.targets.reading import id_string, json_body, text
 
 DEFAULT_API_BASE = "https://api.x.com"
 # The scopes crosswatch asks for, no more (api-notes A1: the minimum set for posting a photo).
@@ -161,20 +161,13 @@ class Problem:
         return DUPLICATE_DETAIL in words or DUPLICATE_LEGACY_CODE in self.legacy_codes
 
 
-def _json_body(response: httpx.Response) -> Any:
-    try:
-        return json.loads(response.content) if response.content else None
-    except (ValueError, UnicodeDecodeError):
-        return None
 
 
-def _text(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None
 
 
 def parse_problem(response: httpx.Response) -> Problem:
     """The problem in an error response; never raises, whatever the body holds."""
-    body = _json_body(response)
+    body = json_body(response)
     if not isinstance(body, dict):
         return Problem(response.status_code, response.reason_phrase or None, None, None)
     messages: list[str] = []
@@ -183,7 +176,7 @@ def parse_problem(response: httpx.Response) -> Problem:
     for item in errors if isinstance(errors, list) else ():
         if not isinstance(item, dict):
             continue
-        message = _text(item.get("message")) or _text(item.get("detail"))
+        message = text(item.get("message")) or text(item.get("detail"))
         if message:
             messages.append(message)
         if isinstance(item.get("code"), int):
@@ -191,9 +184,9 @@ def parse_problem(response: httpx.Response) -> Problem:
     status = body.get("status")
     return Problem(
         status=status if isinstance(status, int) else response.status_code,
-        title=_text(body.get("title")),
-        detail=_text(body.get("detail")),
-        type=_text(body.get("type")),
+        title=text(body.get("title")),
+        detail=text(body.get("detail")),
+        type=text(body.get("type")),
         messages=tuple(messages),
         legacy_codes=tuple(codes),
     )
@@ -239,20 +232,13 @@ def bearer(token: str | None) -> dict[str, str]:
 
 
 def _data_object(response: httpx.Response) -> dict[str, Any] | None:
-    body = _json_body(response)
+    body = json_body(response)
     if isinstance(body, dict) and isinstance(body.get("data"), dict):
         data: dict[str, Any] = body["data"]
         return data
     return None
 
 
-def _id_string(value: Any) -> str | None:
-    # X ids are strings of digits; accept a number too rather than fail on a sloppy server.
-    if isinstance(value, str) and value:
-        return value
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    return None
 
 
 DEFAULT_WEB_BASE = "https://x.com"
@@ -321,11 +307,11 @@ class UploadMedia:
                 return Outcome(Kind.REJECTED, data=outcome.data, reason=outcome.reason)
             return outcome
         data = _data_object(response) or {}
-        media_id = _id_string(data.get("id"))
+        media_id = id_string(data.get("id"))
         if media_id is None:
             return Outcome(Kind.RETRY, data=rate_limit_data(response.headers),
                            reason="X accepted the upload but sent no media id")
-        media_key = _text(data.get("media_key"))
+        media_key = text(data.get("media_key"))
         images = post_images(ctx)
         if not images:
             return Outcome.next(media_id=media_id, media_key=media_key, **rate_limit_data(response.headers))
@@ -408,12 +394,12 @@ class CreatePost:
     def parse(self, ctx: JobContext, response: httpx.Response) -> Outcome:
         if not response.is_success:
             return error_outcome(response, self.clock(), applied_if_5xx=True)
-        post_id = _id_string((_data_object(response) or {}).get("id"))
+        post_id = id_string((_data_object(response) or {}).get("id"))
         if post_id is None:
             # A 2xx without an id: the post probably exists, but only the timeline can say.
             return Outcome(Kind.UNKNOWN, data=rate_limit_data(response.headers),
                            reason=f"X answered {response.status_code} without a post id")
-        username = self.username or _text(ctx.data.get("username"))
+        username = self.username or text(ctx.data.get("username"))
         return Outcome(Kind.DONE, data={"post_id": post_id, **rate_limit_data(response.headers)},
                        remote_id=post_id, permalink=post_permalink(post_id, username, self.config.web_base))
 
@@ -470,7 +456,7 @@ def find_post_with_media_key(response: httpx.Response, media_key: str) -> str | 
     """The id of the post in a timeline response that carries ``media_key``, else None."""
     if not response.is_success:
         return None
-    body = _json_body(response)
+    body = json_body(response)
     posts = body.get("data") if isinstance(body, dict) else None
     for post in posts if isinstance(posts, list) else ():
         if not isinstance(post, dict):
@@ -478,14 +464,14 @@ def find_post_with_media_key(response: httpx.Response, media_key: str) -> str | 
         attachments = post.get("attachments")
         keys = attachments.get("media_keys") if isinstance(attachments, dict) else None
         if isinstance(keys, list) and media_key in keys:
-            return _id_string(post.get("id"))
+            return id_string(post.get("id"))
     return None
 
 
 def media_key_of(data: Mapping[str, Any]) -> str | None:
     """The uploaded image's media key; X photo keys are ``3_<media id>`` when the upload sent none."""
-    key = _text(data.get("media_key"))
-    media_id = _id_string(data.get("media_id"))
+    key = text(data.get("media_key"))
+    media_id = id_string(data.get("media_id"))
     return key or (f"3_{media_id}" if media_id else None)
 
 
@@ -509,7 +495,7 @@ class XReconciler:
         since = datetime.fromtimestamp(intent_at - RECONCILE_LOOKBACK_SECONDS, UTC)
         request = build_recent_posts_request(self.config, ctx.account_id, ctx.access_token or "", since,
                                              max_results=100)
-        page = _text(ctx.data.get("reconcile_next_token"))
+        page = text(ctx.data.get("reconcile_next_token"))
         if page:
             request = httpx.Request("GET", request.url.copy_merge_params({"pagination_token": page}),
                                     headers=request.headers)
@@ -522,13 +508,13 @@ class XReconciler:
             return Finding(Verdict.UNKNOWN, reason=error_outcome(response, self.clock()).reason)
         post_id = find_post_with_media_key(response, media_key)
         if post_id is not None:
-            username = self.username or _text(ctx.data.get("username"))
+            username = self.username or text(ctx.data.get("username"))
             return Finding(Verdict.POSTED, remote_id=post_id,
                            permalink=post_permalink(post_id, username, self.config.web_base),
                            data={"post_id": post_id})
-        body = _json_body(response)
+        body = json_body(response)
         meta = body.get("meta") if isinstance(body, dict) else None
-        next_token = _text(meta.get("next_token")) if isinstance(meta, dict) else None
+        next_token = text(meta.get("next_token")) if isinstance(meta, dict) else None
         if next_token:
             return Finding(Verdict.ASK_AGAIN, data={"reconcile_next_token": next_token})
         if intent_at is not None and self.clock() - intent_at < self.timeline_settle_seconds:
