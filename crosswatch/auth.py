@@ -56,6 +56,7 @@ from crosswatch.errors import AuthError, ConfigError, PlatformError, TransientPl
 from crosswatch.logs import register_secret
 from crosswatch.secrets import SecretStore
 from crosswatch.targets.instagram import DEFAULT_GRAPH_BASE, INSTAGRAM_SCOPES
+from crosswatch.targets.reading import id_string
 from crosswatch.targets.x import DEFAULT_API_BASE, X_SCOPES
 
 log = structlog.get_logger("crosswatch.auth")
@@ -125,22 +126,16 @@ class TokenSet:
             return None
         return cls(
             access_token=token,
-            refresh_token=_str_or_none(data.get("refresh_token")),
+            refresh_token=id_string(data.get("refresh_token")),
             expires_at=_float_or_none(data.get("expires_at")),
             obtained_at=_float_or_none(data.get("obtained_at")) or 0.0,
             scopes=tuple(s for s in data.get("scopes") or () if isinstance(s, str)),
-            account_id=_str_or_none(data.get("account_id")),
-            username=_str_or_none(data.get("username")),
-            dead=_str_or_none(data.get("dead")),
+            account_id=id_string(data.get("account_id")),
+            username=id_string(data.get("username")),
+            dead=id_string(data.get("dead")),
         )
 
 
-def _str_or_none(value: Any) -> str | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return str(value)  # Instagram sends numeric user ids
-    return value if isinstance(value, str) and value else None
 
 
 def _float_or_none(value: Any) -> float | None:
@@ -334,7 +329,7 @@ def _x_tokens_from(response: httpx.Response, now: float, previous: TokenSet | No
         return None
     return TokenSet(
         access_token=access,
-        refresh_token=_str_or_none(body.get("refresh_token")),
+        refresh_token=id_string(body.get("refresh_token")),
         expires_at=expiry_from(body.get("expires_in"), now),
         obtained_at=now,
         scopes=split_scopes(body.get("scope"), " ") or (previous.scopes if previous else ()),
@@ -379,13 +374,13 @@ def x_lookup_account(cfg: TargetConfig, client: httpx.Client, access_token: str)
                             headers={"Authorization": f"Bearer {access_token}"})
     response = _send(client, request, "X account lookup")
     data = _json_object(response).get("data")
-    account_id = _str_or_none(data.get("id")) if isinstance(data, dict) else None
+    account_id = id_string(data.get("id")) if isinstance(data, dict) else None
     if not response.is_success or account_id is None or not isinstance(data, dict):
         reason = scrub(_oauth_error_text(response), access_token)
         if response.status_code == 401:
             raise AuthError(f"X refused the access token ({reason}); {login_hint(cfg.name)}")
         raise PlatformError(f"X could not say which account this is ({reason})")
-    return account_id, _str_or_none(data.get("username"))
+    return account_id, id_string(data.get("username"))
 
 
 def x_revoke(cfg: TargetConfig, client: httpx.Client, secret: str | None, token: str,
@@ -429,7 +424,7 @@ def parse_instagram_short_token(body: Mapping[str, Any]) -> tuple[str, str | Non
     token = item.get("access_token")
     if not isinstance(token, str) or not token:
         return None
-    return token, _str_or_none(item.get("user_id")), split_scopes(item.get("permissions"), ",")
+    return token, id_string(item.get("user_id")), split_scopes(item.get("permissions"), ",")
 
 
 def instagram_exchange_code(cfg: TargetConfig, client: httpx.Client, secret: str, code: str,
@@ -492,13 +487,13 @@ def instagram_lookup_account(cfg: TargetConfig, client: httpx.Client,
     response = _send(client, request, "Instagram account lookup")
     body = _json_object(response)
     # user_id is the professional account id used for publishing; id is app-scoped (api-notes B1).
-    account_id = _str_or_none(body.get("user_id")) or _str_or_none(body.get("id"))
+    account_id = id_string(body.get("user_id")) or id_string(body.get("id"))
     if not response.is_success or account_id is None:
         reason = scrub(_oauth_error_text(response), access_token)
         if response.status_code in (400, 401, 403):
             raise AuthError(f"Instagram refused the access token ({reason}); {login_hint(cfg.name)}")
         raise PlatformError(f"Instagram could not say which account this is ({reason})")
-    return account_id, _str_or_none(body.get("username"))
+    return account_id, id_string(body.get("username"))
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -767,7 +762,7 @@ def import_tokens(target_cfg: TargetConfig, store: SecretStore, json_text: str,
     elif target_cfg.kind == "instagram":
         tokens = _instagram_token_from(httpx.Response(200, json=body), now)
         if tokens is not None:
-            tokens = replace(tokens, account_id=_str_or_none(body.get("user_id")),
+            tokens = replace(tokens, account_id=id_string(body.get("user_id")),
                              scopes=split_scopes(body.get("permissions"), ","))
     else:
         raise UsageError(f"target {target_cfg.name} ({target_cfg.kind}) takes no tokens")
