@@ -77,6 +77,17 @@ def _authorized_owner(call: Call, params: dict[str, str]) -> tuple[IGToken, IGUs
     return token, user
 
 
+def _authorized_request(call: Call) -> tuple[dict[str, str], IGToken, IGUser] | httpx.Response:
+    """The request's parameters, token and account, or the Graph error to answer with."""
+    params = _params(call)
+    if isinstance(params, httpx.Response):
+        return params
+    owner = _authorized_owner(call, params)
+    if isinstance(owner, httpx.Response):
+        return owner
+    return params, owner[0], owner[1]
+
+
 def _unsupported(call: Call, object_id: str) -> httpx.Response:
     return graph_error(
         100,
@@ -123,13 +134,11 @@ def iso_graph(moment: float) -> str:
 
 
 def me(call: Call) -> httpx.Response:
-    params = _params(call)
-    if isinstance(params, httpx.Response):
-        return params
-    owner = _authorized_owner(call, params)
-    if isinstance(owner, httpx.Response):
-        return owner
-    return json_response(200, user_json(call.state, owner[1], _fields(params)))
+    request = _authorized_request(call)
+    if isinstance(request, httpx.Response):
+        return request
+    params, _token, user = request
+    return json_response(200, user_json(call.state, user, _fields(params)))
 
 
 def user_json(state: EmulatorState, user: IGUser, fields: list[str]) -> dict[str, Any]:
@@ -184,13 +193,10 @@ def media_json(call: Call, media: IGMedia, fields: list[str]) -> dict[str, Any]:
 
 
 def list_media(call: Call) -> httpx.Response:
-    params = _params(call)
-    if isinstance(params, httpx.Response):
-        return params
-    owner = _authorized_owner(call, params)
-    if isinstance(owner, httpx.Response):
-        return owner
-    user = owner[1]
+    request = _authorized_request(call)
+    if isinstance(request, httpx.Response):
+        return request
+    params, _token, user = request
     try:
         limit = max(1, min(100, int(params.get("limit", "25"))))
         since = float(params["since"]) if "since" in params else None
@@ -279,13 +285,10 @@ def container_json(state: EmulatorState, container: IGContainer, fields: list[st
 
 
 def create_container(call: Call) -> httpx.Response:
-    params = _params(call)
-    if isinstance(params, httpx.Response):
-        return params
-    owner = _authorized_owner(call, params)
-    if isinstance(owner, httpx.Response):
-        return owner
-    token, user = owner
+    request = _authorized_request(call)
+    if isinstance(request, httpx.Response):
+        return request
+    params, token, user = request
     if PUBLISH_SCOPE not in token.scopes:
         return graph_error(
             10, "Application does not have permission for this action", error_type="OAuthException"
@@ -403,13 +406,10 @@ def _meta_media_error(code: int, subcode: int, message: str, title: str, user_ms
 
 
 def publish(call: Call) -> httpx.Response:
-    params = _params(call)
-    if isinstance(params, httpx.Response):
-        return params
-    owner = _authorized_owner(call, params)
-    if isinstance(owner, httpx.Response):
-        return owner
-    token, user = owner
+    request = _authorized_request(call)
+    if isinstance(request, httpx.Response):
+        return request
+    params, token, user = request
     if PUBLISH_SCOPE not in token.scopes:
         return graph_error(10, "Application does not have permission for this action")
     state = call.state
@@ -512,18 +512,16 @@ def quota_usage(state: EmulatorState, user: IGUser, since: float | None = None) 
 
 
 def publishing_limit(call: Call) -> httpx.Response:
-    params = _params(call)
-    if isinstance(params, httpx.Response):
-        return params
-    owner = _authorized_owner(call, params)
-    if isinstance(owner, httpx.Response):
-        return owner
+    request = _authorized_request(call)
+    if isinstance(request, httpx.Response):
+        return request
+    params, _token, user = request
     state = call.state
     try:
         since = float(params["since"]) if "since" in params else None
     except ValueError:
         return graph_error(100, "Invalid parameter: since must be a unix timestamp")
-    entry: dict[str, Any] = {"quota_usage": quota_usage(state, owner[1], since)}
+    entry: dict[str, Any] = {"quota_usage": quota_usage(state, user, since)}
     if "config" in _fields(params):
         entry["config"] = {
             "quota_total": state.settings.ig_publish_quota,
