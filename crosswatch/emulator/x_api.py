@@ -407,14 +407,22 @@ def _upload_fields(request: httpx.Request) -> tuple[bytes, str] | str:
     return raw, category
 
 
-def metadata(call: Call, grant: XGrant, user: XUser) -> httpx.Response:
-    state = call.state
+def _json_object(call: Call) -> dict[str, Any] | httpx.Response:
+    """The request's JSON object body, or the 400 problem to answer with."""
     try:
         body = json_body(call.request)
     except BadRequestBody as exc:
-        return _invalid(state, str(exc), {})
+        return _invalid(call.state, str(exc), {})
     if not isinstance(body, dict):
-        return _invalid(state, "The request body must be a JSON object.", {})
+        return _invalid(call.state, "The request body must be a JSON object.", {})
+    return body
+
+
+def metadata(call: Call, grant: XGrant, user: XUser) -> httpx.Response:
+    state = call.state
+    body = _json_object(call)
+    if isinstance(body, httpx.Response):
+        return body
     media_id = body.get("id")
     media = state.x_media.get(media_id) if isinstance(media_id, str) else None
     if media is None or media.user_id != user.id or state.now() >= media.expires_at:
@@ -462,12 +470,9 @@ def get_post(call: Call, grant: XGrant, user: XUser) -> httpx.Response:
 
 def create_post(call: Call, grant: XGrant, user: XUser) -> httpx.Response:
     state = call.state
-    try:
-        body = json_body(call.request)
-    except BadRequestBody as exc:
-        return _invalid(state, str(exc), {})
-    if not isinstance(body, dict):
-        return _invalid(state, "The request body must be a JSON object.", {})
+    body = _json_object(call)
+    if isinstance(body, httpx.Response):
+        return body
     problem = _create_post_problem(state, body, user)
     if problem is not None:
         return problem

@@ -129,7 +129,8 @@ def _with_query(url: str, params: dict[str, str]) -> str:
 # --- token ----------------------------------------------------------------------------------------------
 
 
-def token(call: Call) -> httpx.Response:
+def _client_form(call: Call) -> tuple[dict[str, str], XClient] | httpx.Response:
+    """The form of a token or revoke request and the client it authenticates, or the error to answer."""
     try:
         form = form_params(call.request)
     except BadRequestBody as exc:
@@ -137,6 +138,14 @@ def token(call: Call) -> httpx.Response:
     client = _authenticate_client(call, form)
     if isinstance(client, httpx.Response):
         return client
+    return form, client
+
+
+def token(call: Call) -> httpx.Response:
+    request = _client_form(call)
+    if isinstance(request, httpx.Response):
+        return request
+    form, client = request
     grant_type = form.get("grant_type")
     if grant_type == "authorization_code":
         return _exchange_code(call.state, client, form)
@@ -233,13 +242,10 @@ def _oauth_error(status: int, error: str, description: str) -> httpx.Response:
 
 
 def revoke(call: Call) -> httpx.Response:
-    try:
-        form = form_params(call.request)
-    except BadRequestBody as exc:
-        return _oauth_error(400, "invalid_request", str(exc))
-    client = _authenticate_client(call, form)
-    if isinstance(client, httpx.Response):
-        return client
+    request = _client_form(call)
+    if isinstance(request, httpx.Response):
+        return request
+    form, client = request
     state = call.state
     value = form.get("token", "")
     found = state.x_access_tokens.get(value) or state.x_refresh_tokens.get(value)
