@@ -40,9 +40,10 @@ def photo_bytes(seed: int) -> bytes:
     return out.getvalue()
 
 
-def write_config(root: Path, inbox: Path) -> Path:
+def write_config(root: Path, inbox: Path, rescan_seconds: float = 300.0) -> Path:
     config = root / "config.yaml"
     config.write_text(yaml.safe_dump({
+        "intake": {"rescan_seconds": rescan_seconds},
         "state_dir": str(root / "state"),
         # No targets: the benchmark measures intake alone, not posting.
         "watch": [{"path": str(inbox), "targets": [], "settle_seconds": 1.0}],
@@ -130,14 +131,14 @@ def bench_drop(root: Path, count: int) -> None:
     print(f"  peak RSS of the daemon: {peak_rss_mb:.0f} MB")
 
 
-def bench_idle(root: Path, files: int, seconds: float) -> None:
+def bench_idle(root: Path, files: int, seconds: float, rescan_seconds: float) -> None:
     tree = root / "tree"
     payload = photo_bytes(0)
     for index in range(files):
         folder = tree / f"{index // 500:03d}"
         folder.mkdir(parents=True, exist_ok=True)
         (folder / f"p{index:05d}.jpg").write_bytes(payload + index.to_bytes(4, "big"))
-    config = write_config(root / "idle", tree)
+    config = write_config(root / "idle", tree, rescan_seconds)
     daemon = start_daemon(config)
     try:
         while journaled(root / "idle" / "state") < files:
@@ -150,7 +151,8 @@ def bench_idle(root: Path, files: int, seconds: float) -> None:
         daemon.send_signal(signal.SIGTERM)
         daemon.wait(timeout=60)
     walk = timed(f"find {tree} -type f > /dev/null")
-    print(f"idle: {used:.2f} CPU s over {seconds:.0f} s with {files} files watched "
+    print(f"idle: {used:.2f} CPU s over {seconds:.0f} s with {files} files watched, a rescan every "
+          f"{rescan_seconds:.0f} s "
           f"= {100 * used / seconds:.2f}% of one core")
     print(f"  reference: one find walk of the tree takes {walk:.3f} s")
 
@@ -160,12 +162,14 @@ def main() -> None:
     parser.add_argument("--photos", type=int, default=2000)
     parser.add_argument("--idle-files", type=int, default=10000)
     parser.add_argument("--idle-seconds", type=float, default=60.0)
+    parser.add_argument("--rescan-seconds", type=float, default=300.0,
+                        help="intake.rescan_seconds for the idle run (300 is the default; 20 shows rescans' cost)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="crosswatch-bench-") as scratch:
         root = Path(scratch)
         (root / "idle").mkdir()
         bench_drop(root, args.photos)
-        bench_idle(root, args.idle_files, args.idle_seconds)
+        bench_idle(root, args.idle_files, args.idle_seconds, args.rescan_seconds)
 
 
 if __name__ == "__main__":
