@@ -10,8 +10,10 @@ already took are skipped without being read.
 from __future__ import annotations
 
 import fnmatch
+import functools
 import hashlib
 import os
+import re
 import stat
 import threading
 import time
@@ -48,14 +50,28 @@ class _Candidate:
     stable_since: float
 
 
+# Globs are compiled once into one regex per list: a rescan asks is_wanted of every file in the tree.
+@functools.lru_cache(maxsize=64)
+def _glob_regex(patterns: tuple[str, ...]) -> re.Pattern[str] | None:
+    """One regex for a list of globs, matched against lower-cased names; None for no globs."""
+    if not patterns:
+        return None
+    return re.compile("|".join(fnmatch.translate(p.lower()) for p in patterns))
+
+
+_TEMPORARY = _glob_regex(TEMPORARY_PATTERNS)
+
+
 def is_wanted(name: str, folder: WatchFolder) -> bool:
     """Whether a file name is one intake should look at, by the folder's globs (case-insensitive)."""
     lowered = name.lower()
-    if any(fnmatch.fnmatchcase(lowered, pattern) for pattern in TEMPORARY_PATTERNS):
+    if _TEMPORARY is not None and _TEMPORARY.match(lowered):
         return False
-    if not any(fnmatch.fnmatchcase(lowered, pattern.lower()) for pattern in folder.include):
+    include = _glob_regex(folder.include)
+    if include is None or not include.match(lowered):
         return False
-    return not any(fnmatch.fnmatchcase(lowered, pattern.lower()) for pattern in folder.exclude)
+    exclude = _glob_regex(folder.exclude)
+    return exclude is None or not exclude.match(lowered)
 
 
 def _inside(path: Path, folder: Path) -> bool:
