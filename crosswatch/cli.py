@@ -7,6 +7,7 @@ Set CROSSWATCH_DEBUG=1 to see the traceback of an unexpected error.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
@@ -307,11 +308,9 @@ def _release_auth_hold(config: Config, target: str) -> None:
     """After a new sign-in, jobs parked for it may go at once instead of at the daemon's next look."""
     if not config.journal_path.exists():
         return
-    try:
-        with _open_journal(config) as journal:
-            journal.clear_hold(target, kind="auth")
-    except CrosswatchError:
-        pass  # the daemon looks at the token again within a minute anyway
+    # If the journal cannot be written now, no harm: the daemon looks at the token again within a minute.
+    with contextlib.suppress(CrosswatchError), _open_journal(config) as journal:
+        journal.clear_hold(target, kind="auth")
 
 
 # -- doctor ------------------------------------------------------------------------------------------
