@@ -117,6 +117,7 @@ MIGRATIONS: list[str] = [
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
+WAL_SWITCH_SECONDS = 30.0
 
 # Tests make the journal run out of room the way a full disk does (SQLite answers SQLITE_FULL, "database
 # or disk is full") by capping its size in pages; unset in normal use.
@@ -181,7 +182,7 @@ class Journal:
             raise JournalError(f"cannot open the journal {path}: {exc}; check state_dir") from None
         self._db.row_factory = sqlite3.Row
         try:
-            self._db.execute("PRAGMA journal_mode=WAL")
+            self._use_wal()
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute("PRAGMA foreign_keys=ON")
             max_pages = os.environ.get(MAX_PAGES_ENV, "")
@@ -191,6 +192,24 @@ class Journal:
         except sqlite3.DatabaseError as exc:
             self._db.close()
             raise JournalError(f"the journal {path} is unusable: {exc}") from None
+
+    def _use_wal(self) -> None:
+        """Switch a new journal to WAL (the mode is kept in the file, so later opens only read it).
+
+        Switching needs an exclusive lock, and SQLite answers "database is locked" at once rather than
+        waiting when another connection is opening the same new file (the daemon's threads and a
+        `crosswatch status` at start-up): try again for a while.
+        """
+        deadline = time.monotonic() + WAL_SWITCH_SECONDS
+        while True:
+            try:
+                if self._db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                    self._db.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.02)
 
     # -- lifecycle ---------------------------------------------------------------------------------
 

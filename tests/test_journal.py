@@ -173,7 +173,7 @@ def test_journals_opened_at_once_migrate_once(tmp_path: Path) -> None:
     # The daemon's connections and a `crosswatch status` may all open a new journal at the same moment.
     path = tmp_path / "journal.sqlite3"
     errors: list[BaseException] = []
-    start = threading.Barrier(6)
+    start = threading.Barrier(12)
 
     def open_one() -> None:
         start.wait()
@@ -182,7 +182,7 @@ def test_journals_opened_at_once_migrate_once(tmp_path: Path) -> None:
         except BaseException as exc:
             errors.append(exc)
 
-    threads = [threading.Thread(target=open_one) for _ in range(6)]
+    threads = [threading.Thread(target=open_one) for _ in range(12)]
     for thread in threads:
         thread.start()
     for thread in threads:
