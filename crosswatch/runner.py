@@ -25,6 +25,7 @@ from crosswatch.journal import JobRow, Journal
 from crosswatch.models import JobState
 from crosswatch.schedule import Planner
 from crosswatch.targets.base import (
+    DUPLICATE_REFUSED,
     Finding,
     HttpStep,
     JobContext,
@@ -272,6 +273,8 @@ class Runner:
                     crashpoint(f"recorded:{step.name}")
                     continue
                 outcome = Outcome(Kind.DONE, data=kept)
+            if outcome.kind is Kind.DUPLICATE:
+                outcome = self._settle_duplicate(target, ctx, step, outcome)
             self._apply(job.id, job.target, index, outcome, attempts=job.attempts + 1)
             crashpoint(f"recorded:{step.name}")
             return
@@ -510,7 +513,7 @@ class Runner:
                                     reason=None, detail=f"not on the platform: {finding.reason or 'absent'}")
             log.info("in-doubt job had not gone out; sending again", job=job.id, target=job.target)
         else:
-            return self._undecided(row, finding.reason or "the platform could not tell", final=False)
+            return self._undecided(row, finding.reason or "the platform could not tell", final=finding.final)
         return finding.verdict
 
     def _ask(self, reconciler: Reconciler, ctx: JobContext, step: str, intent_at: float) -> Finding:
@@ -530,6 +533,24 @@ class Runner:
                 return finding
             ctx = dataclasses.replace(ctx, data={**ctx.data, **finding.data})
         return Finding(Verdict.UNKNOWN, reason="the platform's answers did not settle the question")
+
+    def _settle_duplicate(self, target: Target, ctx: JobContext, step: Step, refused: Outcome) -> Outcome:
+        """The platform refused the post as a duplicate of one it has: a finding, not a failure. The
+        target's reconciler looks that post up (a journal that forgot it: reset, restored, started
+        afresh); found, the job is done with its permalink; not found, it fails with the platform's
+        words."""
+        reconciler = getattr(target, "reconciler", None)
+        if not isinstance(reconciler, Reconciler) or not getattr(reconciler, "finds_duplicates", False):
+            return refused
+        asking = dataclasses.replace(ctx, data={**ctx.data, DUPLICATE_REFUSED: refused.reason or "duplicate"})
+        finding = self._ask(reconciler, asking, step.name, self.clock())
+        if finding.verdict is Verdict.POSTED:
+            log.info("refused as a duplicate; the post is there already", job=ctx.job_id, target=ctx.target,
+                     remote_id=finding.remote_id)
+            return Outcome(Kind.DONE, data={**finding.data, "reconciled": "duplicate"},
+                           remote_id=finding.remote_id, permalink=finding.permalink)
+        return Outcome(Kind.FAILED, data=refused.data,
+                       reason=f"{refused.reason}; {finding.reason or 'the post could not be found'}")
 
     def _undecided(self, row: JobRow, reason: str, *, final: bool) -> Verdict:
         job = row.job

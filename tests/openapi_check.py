@@ -33,9 +33,6 @@ SPEC_URI = "urn:x-openapi"
 OAUTH_OPERATIONS = frozenset(
     {("GET", "/i/oauth2/authorize"), ("POST", "/2/oauth2/token"), ("POST", "/2/oauth2/revoke")}
 )
-# Query parameter names the document dropped but X still documents elsewhere (the 2026 document renamed
-# tweet.fields to post.fields; api-notes.md advises sending both).
-LEGACY_QUERY_NAMES = frozenset({"tweet.fields"})
 
 
 @dataclass(frozen=True)
@@ -172,7 +169,7 @@ class XOpenAPI:
                 continue
             schema = self._resolve(pointer + "/schema")
             problems += self._errors(pointer + "/schema", _coerce(value, schema), f"{label} {where} {name}")
-        unknown = sorted(set(query) - known_query - LEGACY_QUERY_NAMES)
+        unknown = sorted(set(query) - known_query)
         problems += [f"{label}: query parameter {name} is not defined" for name in unknown]
         return problems
 

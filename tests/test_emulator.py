@@ -355,7 +355,7 @@ def test_x_upload_alt_text_and_post_are_recorded_with_the_bytes(rig: Rig) -> Non
         headers=bearer(token),
         params={
             "max_results": 5,
-            "tweet.fields": "created_at,attachments",
+            "post.fields": "created_at,attachments",
             "expansions": "attachments.media_keys",
             "media.fields": "alt_text,url,width,height",
         },

@@ -102,12 +102,38 @@ def test_upload_without_an_id_is_retried_not_crashed(tmp_path: Path) -> None:
     assert outcome.kind is Kind.RETRY
 
 
-def test_upload_refused_image_is_rejected(tmp_path: Path) -> None:
-    response = problem(400, "Invalid Request", "One or more parameters to your request was invalid.",
-                       "https://api.x.com/2/problems/invalid-request")
+def invalid_request(message: str, parameters: dict[str, list[str]], status: int = 400) -> httpx.Response:
+    """X's invalid-request problem, as the emulator and X send it."""
+    return httpx.Response(status, json={
+        "errors": [{"parameters": parameters, "message": message}], "title": "Invalid Request",
+        "detail": "One or more parameters to your request was invalid.",
+        "type": "https://api.x.com/2/problems/invalid-request"})
+
+
+@pytest.mark.parametrize("response", [
+    invalid_request("File size exceeds 5242880 bytes.", {"media": []}),
+    invalid_request("media type unrecognized.", {"media": []}),
+    invalid_request("Image dimensions must be >= 4x4 and <= 8192x8192.", {"media": []}),
+    httpx.Response(413, text="Request Entity Too Large"),
+], ids=["too-large", "not-an-image", "dimensions", "413"])
+def test_upload_refusing_the_photo_rejects_it(tmp_path: Path, response: httpx.Response) -> None:
     outcome = steps()[0].parse(make_ctx(tmp_path), response)
     assert outcome.kind is Kind.REJECTED
+
+
+@pytest.mark.parametrize("response", [
+    invalid_request("The `media_category` field is required.", {"media_category": []}),
+    invalid_request("Unknown fields: shared", {"shared": []}),
+    problem(400, "Invalid Request", "One or more parameters to your request was invalid.",
+            "https://api.x.com/2/problems/invalid-request"),
+], ids=["missing-category", "unknown-field", "no-details"])
+def test_upload_refusing_the_request_fails_with_xs_words_not_the_photo(
+        tmp_path: Path, response: httpx.Response) -> None:
+    outcome = steps()[0].parse(make_ctx(tmp_path), response)
+    assert outcome.kind is Kind.FAILED
     assert "One or more parameters" in (outcome.reason or "")
+    message = (response.json().get("errors") or [{}])[0].get("message")
+    assert message is None or message in (outcome.reason or "")
 
 
 def test_alt_text_request_shape(tmp_path: Path) -> None:
@@ -139,10 +165,10 @@ def test_create_post_request_carries_text_and_media(tmp_path: Path) -> None:
     assert json.loads(request.read()) == {"text": "Heron #birds", "media": {"media_ids": ["99"]}}
 
 
-def test_create_post_with_an_empty_caption_sends_only_the_media(tmp_path: Path) -> None:
+def test_create_post_with_an_empty_caption_sends_an_empty_text(tmp_path: Path) -> None:
     ctx = make_ctx(tmp_path, data={"media_id": "99"})
     ctx = JobContext(**{**ctx.__dict__, "caption": Caption("", 0, 280, None, (), ())})
-    assert json.loads(steps()[2].build(ctx).read()) == {"media": {"media_ids": ["99"]}}
+    assert json.loads(steps()[2].build(ctx).read()) == {"text": "", "media": {"media_ids": ["99"]}}
 
 
 def test_create_post_done_with_permalink(tmp_path: Path) -> None:
@@ -254,14 +280,12 @@ def test_rate_limit_headers_parse_all_windows() -> None:
     assert windows["app_24h"].reset == 1800003600
 
 
-def test_recent_posts_request_asks_for_media_keys_under_both_field_names() -> None:
+def test_recent_posts_request_asks_only_for_the_media_keys_expansion() -> None:
     request = build_recent_posts_request(CONFIG, "42", "tok", since=datetime(2026, 11, 1, 8, 0, tzinfo=UTC))
     assert request.url.path == "/2/users/42/tweets"
     params = request.url.params
-    assert params["expansions"] == "attachments.media_keys"
-    assert params["media.fields"] == "media_key"
-    assert "attachments" in params["tweet.fields"] and "attachments" in params["post.fields"]
-    assert params["start_time"] == "2026-11-01T08:00:00Z"
+    assert dict(params) == {"max_results": "20", "expansions": "attachments.media_keys",
+                            "start_time": "2026-11-01T08:00:00Z"}
     assert request.headers["Authorization"] == "Bearer tok"
     assert build_recent_posts_request(CONFIG, "42", "tok", since="1000").url.params["since_id"] == "1000"
 

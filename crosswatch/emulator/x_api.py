@@ -11,13 +11,14 @@ import binascii
 import re
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 from twitter_text import parse_tweet
 
-from crosswatch.emulator import x_oauth
+from crosswatch.emulator import openapi_params, x_oauth
 from crosswatch.emulator.httputil import (
     BadRequestBody,
     b64decode_strict,
@@ -37,6 +38,10 @@ from crosswatch.emulator.state import EmulatorState, XGrant, XMedia, XPost, XUse
 ID_PATTERN = re.compile(r"^[0-9]{1,19}$")
 ONE_SHOT_CATEGORIES = ("tweet_image", "dm_image")
 UPLOAD_IMAGE_FORMATS = ("JPEG", "MPO", "PNG", "GIF", "WEBP")
+IMAGE_DIMENSIONS = (4, 8192)
+UNRECOGNIZED_MEDIA = "media type unrecognized."
+MEDIA_REQUIRED = "The `media` field is required."
+MEDIA_CATEGORY_REQUIRED = "The `media_category` field is required."
 CREATE_POST_FIELDS = frozenset(
     {
         "card_uri", "community_id", "direct_message_deep_link", "edit_options", "for_super_followers_only",
@@ -48,6 +53,7 @@ EXCLUSIVE_POST_FIELDS = ("poll", "quote_tweet_id", "direct_message_deep_link", "
 EXCLUSIVE_MESSAGE = (
     "You can only provide one of poll or quote_tweet_id or direct_message_deep_link or media or card_uri."
 )
+TEXT_ABSENT = "The `text` field is required; send an empty string for a post with media and no text."
 DUPLICATE_DETAIL = "You are not allowed to create a Tweet with duplicate content."
 TOO_LONG_DETAIL = (
     "Your Tweet text is too long. For more information on how Twitter determines text length see "
@@ -56,39 +62,44 @@ TOO_LONG_DETAIL = (
 
 Authed = Callable[[Call, XGrant, XUser], httpx.Response]
 
+ME_SCOPES = ("tweet.read", "users.read")
+POST_SCOPES = ("tweet.read", "tweet.write", "users.read")
 
-# Query parameters each endpoint takes; X answers 400 for any other. tweet.fields is the pre-2026
-# name of post.fields and is still sent by clients (api-notes A4).
-FIELD_PARAMS = frozenset({"tweet.fields", "post.fields", "expansions", "user.fields"})
-TIMELINE_PARAMS = FIELD_PARAMS | {
-    "max_results", "pagination_token", "start_time", "end_time", "since_id", "until_id", "exclude",
-    "media.fields", "poll.fields", "place.fields",
-}  # fmt: skip
-POST_LOOKUP_PARAMS = FIELD_PARAMS | {"media.fields", "poll.fields", "place.fields"}
-NO_PARAMS: frozenset[str] = frozenset()
+
+def _endpoint_table() -> list[tuple[str, str, str, tuple[str, ...], Authed]]:
+    """(method, path template, endpoint name, OAuth scopes, handler) of every X endpoint served."""
+    return [
+        ("GET", "/2/users/me", "x.users.me", ME_SCOPES, users_me),
+        ("GET", "/2/users/{id}/tweets", "x.users.tweets", ME_SCOPES, user_posts),
+        ("POST", "/2/media/upload", "x.media.upload", ("media.write",), upload),
+        ("POST", "/2/media/metadata", "x.media.metadata", ("media.write",), metadata),
+        ("POST", "/2/tweets", "x.tweets.create", POST_SCOPES, create_post),
+        ("GET", "/2/tweets/{id}", "x.tweets.get", ME_SCOPES, get_post),
+    ]
+
+
+def served_operations() -> list[tuple[str, str]]:
+    """(METHOD, path template) of the X endpoints served: what the OpenAPI extract must cover."""
+    return [(method, template) for method, template, *_ in _endpoint_table()]
 
 
 def routes() -> list[Route]:
-    me_scopes = ("tweet.read", "users.read")
-    post_scopes = ("tweet.read", "tweet.write", "users.read")
-    table: list[tuple[str, str, str, tuple[str, ...], frozenset[str], Authed]] = [
-        ("GET", "/2/users/me", "x.users.me", me_scopes, FIELD_PARAMS, users_me),
-        ("GET", "/2/users/{id}/tweets", "x.users.tweets", me_scopes, TIMELINE_PARAMS, user_posts),
-        ("POST", "/2/media/upload", "x.media.upload", ("media.write",), NO_PARAMS, upload),
-        ("POST", "/2/media/metadata", "x.media.metadata", ("media.write",), NO_PARAMS, metadata),
-        ("POST", "/2/tweets", "x.tweets.create", post_scopes, NO_PARAMS, create_post),
-        ("GET", "/2/tweets/{id}", "x.tweets.get", me_scopes, POST_LOOKUP_PARAMS, get_post),
-    ]
     return [
-        route(method, path, name, _endpoint(name, scopes, params, handler), "x")
-        for method, path, name, scopes, params, handler in table
+        route(method, template, name, _endpoint(name, scopes, method, template, handler), "x")
+        for method, template, name, scopes, handler in _endpoint_table()
     ]
 
 
 def _endpoint(
-    name: str, scopes: tuple[str, ...], query_names: frozenset[str], handler: Authed
+    name: str, scopes: tuple[str, ...], method: str, template: str, handler: Authed
 ) -> Callable[[Call], httpx.Response]:
-    """Wrap a handler in X's checks: token (401), rate windows (429), scopes (403), parameters (400)."""
+    """Wrap a handler in X's checks: token (401), rate windows (429), scopes (403), parameters (400).
+
+    The query parameters an endpoint takes come from X's OpenAPI document (``openapi_params``), read
+    when the routes are built, so an endpoint the extract does not cover fails at start-up.
+    """
+    allowed = openapi_params.query_names(method, template)
+    listed = openapi_params.listed_names(method, template)
 
     def run(call: Call) -> httpx.Response:
         authed = x_oauth.authenticate(call)
@@ -100,7 +111,7 @@ def _endpoint(
         if refusal is None and any(scope not in grant.scopes for scope in scopes):
             refusal = problem_response(403, x_blank_problem(403))
         if refusal is None:
-            refusal = _unknown_query_problem(call, query_names)
+            refusal = _unknown_query_problem(call, allowed, listed)
         response = refusal or handler(call, grant, user)
         response.headers.update(headers)
         return response
@@ -127,16 +138,15 @@ def _spend_rate_limits(
     return problem_response(429, x_blank_problem(429)) if refused else None
 
 
-def _unknown_query_problem(call: Call, allowed: frozenset[str]) -> httpx.Response | None:
-    unknown = sorted(set(query_params(call.request)) - allowed)
+def _unknown_query_problem(call: Call, allowed: frozenset[str], listed: tuple[str, ...]) -> httpx.Response | None:
+    """X's 400 for the first query parameter the endpoint does not list (api-notes.md item 16)."""
+    params = query_params(call.request)
+    unknown = [name for name in params if name not in allowed]
     if not unknown:
         return None
     name = unknown[0]
-    value = query_params(call.request)[name]
     return _invalid(
-        call.state,
-        f"The query parameter [{name}] is not one of [{','.join(sorted(allowed))}]",
-        {name: [value]},
+        call.state, f"The query parameter [{name}] is not one of [{','.join(listed)}]", {name: [params[name]]}
     )
 
 
@@ -241,9 +251,8 @@ def _timeline_json(
     call: Call, page: list[XPost], params: dict[str, str], query: _TimelineQuery, has_more: bool
 ) -> dict[str, Any]:
     state = call.state
-    # The 2026 document renamed tweet.fields to post.fields; clients send either.
-    post_fields = _csv(params.get("tweet.fields")) | _csv(params.get("post.fields"))
     expansions = _csv(params.get("expansions"))
+    post_fields = _post_fields(params, expansions)
     media_fields = _csv(params.get("media.fields"))
     meta: dict[str, Any] = {"result_count": len(page)}
     if not page:
@@ -266,6 +275,18 @@ def _timeline_json(
         meta["previous_token"] = _encode_page_token(max(0, query.offset - query.max_results))
     payload["meta"] = meta
     return payload
+
+
+def _post_fields(params: dict[str, str], expansions: set[str]) -> set[str]:
+    """The post fields asked for (``post.fields``; the document lists no other name for them). An
+    expansion brings the field it expands along: ``attachments.media_keys`` shows each post's
+    ``attachments.media_keys``, which the expanded media objects are matched by."""
+    fields = _csv(params.get("post.fields"))
+    if "attachments.media_keys" in expansions:
+        fields.add("attachments")
+    if "author_id" in expansions:
+        fields.add("author_id")
+    return fields
 
 
 def post_json(state: EmulatorState, post: XPost, fields: set[str]) -> dict[str, Any]:
@@ -331,10 +352,13 @@ def _decode_page_token(token: str | None) -> int | None:
 
 
 def upload(call: Call, grant: XGrant, user: XUser) -> httpx.Response:
+    """One-shot ``POST /2/media/upload``. Two kinds of 400, as X gives them: a malformed request (a
+    field missing or unknown: the client's bug) and a photo X will not take (too large, not an image
+    of a supported type, dimensions out of range), whose ``parameters`` name the ``media`` field."""
     state = call.state
     parsed = _upload_fields(call.request)
-    if isinstance(parsed, str):
-        return _invalid(state, parsed, {})
+    if isinstance(parsed, UploadRefusal):
+        return _invalid(state, parsed.message, parsed.parameters)
     data, category = parsed
     if category not in ONE_SHOT_CATEGORIES:
         return _invalid(
@@ -342,11 +366,11 @@ def upload(call: Call, grant: XGrant, user: XUser) -> httpx.Response:
             "The emulator's one-shot upload takes images only (media_category tweet_image or dm_image).",
             {"media_category": [category]},
         )
-    if len(data) > state.settings.x_image_max_bytes:
-        return _invalid(state, f"File size exceeds {state.settings.x_image_max_bytes} bytes.", {"media": []})
+    photo_problem = upload_photo_problem(state, data)
+    if photo_problem is not None:
+        return _invalid(state, photo_problem, {"media": []})
     facts = inspect_image(data)
-    if facts is None or facts.format not in UPLOAD_IMAGE_FORMATS:
-        return _invalid(state, "media type unrecognized.", {"media": []})
+    assert facts is not None
     now = state.now()
     media_id = state.next_x_media_id()
     media = XMedia(
@@ -376,17 +400,40 @@ def upload(call: Call, grant: XGrant, user: XUser) -> httpx.Response:
     )
 
 
-def _upload_fields(request: httpx.Request) -> tuple[bytes, str] | str:
+def upload_photo_problem(state: EmulatorState, data: bytes) -> str | None:
+    """What X says about an image it will not take, or None. The size message is v1.1's (still
+    seen from v2); "media type unrecognized." is X's own (sferik/x-ruby#54); the dimension bounds
+    are v1.1's documented ones (UNCONFIRMED for v2)."""
+    if len(data) > state.settings.x_image_max_bytes:
+        return f"File size exceeds {state.settings.x_image_max_bytes} bytes."
+    facts = inspect_image(data)
+    if facts is None or facts.format not in UPLOAD_IMAGE_FORMATS:
+        return UNRECOGNIZED_MEDIA
+    low, high = IMAGE_DIMENSIONS
+    if not (low <= facts.width <= high and low <= facts.height <= high):
+        return f"Image dimensions must be >= {low}x{low} and <= {high}x{high}."
+    return None
+
+
+@dataclass(frozen=True)
+class UploadRefusal:
+    """What is wrong with an upload request, and the request parameters it concerns."""
+
+    message: str
+    parameters: dict[str, list[str]]
+
+
+def _upload_fields(request: httpx.Request) -> tuple[bytes, str] | UploadRefusal:
     """(bytes, media_category) from a multipart or a JSON (base64) body, or what is wrong with it."""
     allowed = {"media", "media_category", "additional_owners"}
     try:
         if media_type(request) == "application/json":
             body = json_body(request)
             if not isinstance(body, dict):
-                return "The request body must be a JSON object."
+                return UploadRefusal("The request body must be a JSON object.", {})
             fields = {k: v for k, v in body.items()}
             if not isinstance(fields.get("media", ""), str):
-                return "media must be a base64 string"
+                return UploadRefusal("media must be a base64 string", {"media": []})
             raw = b64decode_strict(fields["media"]) if "media" in fields else None
         else:
             parts = multipart_fields(request)
@@ -395,15 +442,15 @@ def _upload_fields(request: httpx.Request) -> tuple[bytes, str] | str:
             if raw is not None:
                 fields["media"] = ""
     except BadRequestBody as exc:
-        return str(exc)
+        return UploadRefusal(str(exc), {})
     unknown = sorted(set(fields) - allowed)
     if unknown:
-        return f"Unknown fields: {', '.join(unknown)}"
+        return UploadRefusal(f"Unknown fields: {', '.join(unknown)}", {name: [] for name in unknown})
     if raw is None:
-        return "The `media` field is required."
+        return UploadRefusal(MEDIA_REQUIRED, {"media": []})
     category = fields.get("media_category")
     if not isinstance(category, str) or not category:
-        return "The `media_category` field is required."
+        return UploadRefusal(MEDIA_CATEGORY_REQUIRED, {"media_category": []})
     return raw, category
 
 
@@ -458,9 +505,9 @@ def get_post(call: Call, grant: XGrant, user: XUser) -> httpx.Response:
             "type": state.settings.x_problem_prefix + "resource-not-found",
         }]})  # fmt: skip
     params = query_params(call.request)
-    fields = _csv(params.get("tweet.fields")) | _csv(params.get("post.fields"))
-    payload: dict[str, Any] = {"data": post_json(state, post, fields)}
-    if "attachments.media_keys" in _csv(params.get("expansions")):
+    expansions = _csv(params.get("expansions"))
+    payload: dict[str, Any] = {"data": post_json(state, post, _post_fields(params, expansions))}
+    if "attachments.media_keys" in expansions:
         media = [state.x_media[mid] for mid in post.media_ids if mid in state.x_media]
         if media:
             media_fields = _csv(params.get("media.fields"))
@@ -476,7 +523,7 @@ def create_post(call: Call, grant: XGrant, user: XUser) -> httpx.Response:
     problem = _create_post_problem(state, body, user)
     if problem is not None:
         return problem
-    text = body.get("text", "")
+    text = body["text"]
     media_ids = tuple((body.get("media") or {}).get("media_ids") or ())
     if _is_duplicate(state, user.id, text, media_ids):
         return problem_response(403, x_blank_problem(403, DUPLICATE_DETAIL))
@@ -498,7 +545,11 @@ def _create_post_problem(state: EmulatorState, body: dict[str, Any], user: XUser
             EXCLUSIVE_MESSAGE,
             {key: [] for key in present},
         )
-    text = body.get("text", "")
+    if "text" not in body:
+        # The document: text is "Defaulted to an empty string so it is always sent: the backend's
+        # `tweet_text` variable is non-null and rejects an absent value" (api-notes.md item 16a).
+        return _invalid(state, TEXT_ABSENT, {"text": []})
+    text = body["text"]
     if not isinstance(text, str):
         return _invalid(state, "`text` must be a string", {"text": []})
     media = body.get("media")

@@ -127,6 +127,14 @@ class Finding:
     permalink: str | None = None
     data: Mapping[str, Any] = field(default_factory=dict)
     reason: str | None = None
+    # UNKNOWN only: asking again cannot help (the platform refused the question itself, a 400), so
+    # the job is left to a person at once, with the platform's words, instead of asked for minutes.
+    final: bool = False
+
+
+# In the context a reconciler is asked with after the platform refused the unsafe step as a duplicate
+# of a post it already has (the platform's words): look that post up instead of our own attempt's.
+DUPLICATE_REFUSED = "duplicate_refused"
 
 
 @runtime_checkable

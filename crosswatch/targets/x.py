@@ -17,7 +17,10 @@ from the ``x-rate-limit-*`` headers and, on write endpoints, the 24-hour ``x-use
 
 from __future__ import annotations
 
+import html
+import re
 import time
+import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -27,7 +30,7 @@ from typing import Any
 import httpx
 
 from crosswatch.config import TargetConfig
-from crosswatch.targets.base import Finding, JobContext, Kind, Outcome, Step, Verdict
+from crosswatch.targets.base import DUPLICATE_REFUSED, Finding, JobContext, Kind, Outcome, Step, Verdict
 from crosswatch.targets.reading import id_string, json_body, text
 
 DEFAULT_API_BASE = "https://api.x.com"
@@ -134,6 +137,8 @@ class Problem:
     type: str | None
     messages: tuple[str, ...] = ()
     legacy_codes: tuple[int, ...] = ()
+    # The request parameters the errors[] items name (invalid-request problems).
+    parameters: tuple[str, ...] = ()
 
     @property
     def kind(self) -> str | None:
@@ -172,6 +177,7 @@ def parse_problem(response: httpx.Response) -> Problem:
         return Problem(response.status_code, response.reason_phrase or None, None, None)
     messages: list[str] = []
     codes: list[int] = []
+    parameters: list[str] = []
     errors = body.get("errors")
     for item in errors if isinstance(errors, list) else ():
         if not isinstance(item, dict):
@@ -181,6 +187,9 @@ def parse_problem(response: httpx.Response) -> Problem:
             messages.append(message)
         if isinstance(item.get("code"), int):
             codes.append(item["code"])
+        named = item.get("parameters")
+        if isinstance(named, dict):
+            parameters += [str(name) for name in named if str(name) not in parameters]
     status = body.get("status")
     return Problem(
         status=status if isinstance(status, int) else response.status_code,
@@ -189,6 +198,7 @@ def parse_problem(response: httpx.Response) -> Problem:
         type=text(body.get("type")),
         messages=tuple(messages),
         legacy_codes=tuple(codes),
+        parameters=tuple(parameters),
     )
 
 
@@ -302,9 +312,11 @@ class UploadMedia:
     def parse(self, ctx: JobContext, response: httpx.Response) -> Outcome:
         if not response.is_success:
             outcome = error_outcome(response, self.clock())
-            if response.status_code in (400, 413) and outcome.kind is Kind.FAILED:
-                # The image itself was refused (type, size): the input cannot be posted as it is.
+            if outcome.kind is Kind.FAILED and photo_refused(response):
+                # The image itself was refused (size, type, dimensions): it cannot be posted as it is.
                 return Outcome(Kind.REJECTED, data=outcome.data, reason=outcome.reason)
+            # Anything else is the request's fault (a field missing, a bug here or a change at X):
+            # a failed job with X's own words, which `crosswatch retry` sends again once fixed.
             return outcome
         data = _data_object(response) or {}
         media_id = id_string(data.get("id"))
@@ -324,6 +336,29 @@ class UploadMedia:
             return Outcome(Kind.AGAIN, data=data, retry_after=NEXT_IMAGE_SECONDS,
                            reason=f"uploaded image {len(ids)} of {len(images)}")
         return Outcome(Kind.NEXT, data=data)
+
+
+# How X words a refusal of the image itself (not of the request): v1.1's size and dimension messages,
+# still seen from v2, and "media type unrecognized." (sferik/x-ruby#54); matched in lower case.
+PHOTO_PROBLEM_WORDS = (
+    "file size", "too large", "media type unrecognized", "unsupported media", "unsupported image",
+    "image dimensions", "dimensions must", "invalid image", "image is corrupt", "could not be processed",
+)  # fmt: skip
+
+
+def photo_refused(response: httpx.Response) -> bool:
+    """Whether an upload's 4xx refuses the photo (too large, not a supported image, bad dimensions)
+    rather than the request: a 413, or X's words about the image, with no request field other than
+    ``media`` named in the problem's ``parameters``."""
+    if response.status_code == 413:
+        return True
+    if response.status_code != 400:
+        return False
+    problem = parse_problem(response)
+    if any(name != "media" for name in problem.parameters):
+        return False
+    words = " ".join(p for p in (problem.detail, *problem.messages) if p).lower()
+    return any(marker in words for marker in PHOTO_PROBLEM_WORDS)
 
 
 @dataclass
@@ -380,12 +415,11 @@ class CreatePost:
     safe_to_repeat: bool = False
 
     def build(self, ctx: JobContext) -> httpx.Request:
-        body: dict[str, Any] = {}
         media_id = ctx.data.get("media_id")
         media_ids = _media_ids(ctx)[:MAX_IMAGES] if post_images(ctx) else ([str(media_id)] if media_id else [])
-        # X wants text unless media is attached; an empty string is refused, so leave it out.
-        if ctx.caption.text.strip() or not media_ids:
-            body["text"] = ctx.caption.text
+        # Always sent, "" for a photo without a caption: X's backend refuses an absent text even with
+        # media attached (the OpenAPI document's description of `text`; api-notes.md item 16a).
+        body: dict[str, Any] = {"text": ctx.caption.text}
         if media_ids:
             body["media"] = {"media_ids": media_ids}
         return httpx.Request("POST", api_url(self.config, "/2/tweets"),
@@ -433,15 +467,15 @@ def build_recent_posts_request(config: TargetConfig, account_id: str, token: str
                                since: datetime | str | None = None, max_results: int = 20) -> httpx.Request:
     """``GET /2/users/{id}/tweets`` with each post's media keys.
 
-    ``since`` is either a post id (``since_id``) or a time (``start_time``). Both ``tweet.fields`` and
-    its 2026 name ``post.fields`` are sent (api-notes A4 and summary item 16).
+    ``since`` is either a post id (``since_id``) or a time (``start_time``). Only parameters X's
+    OpenAPI document lists for this endpoint, and only what is needed: X answers 400 to any other
+    (api-notes.md item 16), and ``expansions=attachments.media_keys`` alone gives each post its
+    ``attachments.media_keys`` (its ``id`` and ``text`` come by default). No ``tweet.fields``/``post.fields``:
+    the live API and the 2026 document disagree on that name, and nothing here needs a field it adds.
     """
     params: dict[str, str] = {
         "max_results": str(max(5, min(100, max_results))),
         "expansions": "attachments.media_keys",
-        "media.fields": "media_key",
-        "tweet.fields": "created_at,attachments",
-        "post.fields": "created_at,attachments",
     }
     if isinstance(since, datetime):
         moment = since if since.tzinfo else since.replace(tzinfo=UTC)
@@ -475,8 +509,59 @@ def media_key_of(data: Mapping[str, Any]) -> str | None:
     return key or (f"3_{media_id}" if media_id else None)
 
 
+def comparable_text(text: str) -> str:
+    """A post's text as compared with a caption: X stores it HTML-escaped (``&amp;``), NFC-normalised,
+    with every URL shortened to a t.co link and the attached media's own link appended, so URLs are
+    compared as placeholders and trailing ones dropped."""
+    words = URL_PATTERN.sub(" \x00 ", unicodedata.normalize("NFC", html.unescape(text))).split()
+    while words and words[-1] == "\x00":
+        words.pop()
+    return " ".join(words)
+
+
+URL_PATTERN = re.compile(r"https?://\S+", re.IGNORECASE)
+
+
+def find_post_with_text(response: httpx.Response, caption: str) -> str | None:
+    """The id of the newest post with media in a timeline response whose text is ``caption``."""
+    wanted = comparable_text(caption)
+    if not wanted or not response.is_success:
+        return None  # an empty caption says nothing about which post it is
+    body = json_body(response)
+    posts = body.get("data") if isinstance(body, dict) else None
+    for post in posts if isinstance(posts, list) else ():
+        if not isinstance(post, dict) or not isinstance(post.get("text"), str):
+            continue
+        attachments = post.get("attachments")
+        has_media = isinstance(attachments, dict) and bool(attachments.get("media_keys"))
+        if has_media and comparable_text(post["text"]) == wanted:
+            return id_string(post.get("id"))
+    return None
+
+
+def _next_token(response: httpx.Response) -> str | None:
+    body = json_body(response)
+    meta = body.get("meta") if isinstance(body, dict) else None
+    return text(meta.get("next_token")) if isinstance(meta, dict) else None
+
+
+def read_refused(response: httpx.Response, now: float) -> Finding:
+    """A failed timeline read. A 400 is X refusing the question itself (a parameter it does not list,
+    say): asking again cannot help, so it is final, with X's words for the person who must look."""
+    reason = error_outcome(response, now).reason or f"X answered {response.status_code}"
+    if response.status_code == 400:
+        return Finding(Verdict.UNKNOWN, reason=f"X refused the timeline read ({reason})", final=True)
+    return Finding(Verdict.UNKNOWN, reason=reason)
+
+
 class XReconciler:
-    """Did ``POST /2/tweets`` go out? Look for a recent post of ours carrying the uploaded media key."""
+    """Did ``POST /2/tweets`` go out? Look for a recent post of ours carrying the uploaded media key.
+
+    After X refused a post as duplicate content (``DUPLICATE_REFUSED`` in the context), look instead
+    for the post X means: the account's recent post carrying this caption (or our media key).
+    """
+
+    finds_duplicates = True
 
     def __init__(self, config: TargetConfig, *, username: str | None = None, clock: Clock = time.time,
                  timeline_settle_seconds: float = TIMELINE_SETTLE_SECONDS) -> None:
@@ -489,35 +574,62 @@ class XReconciler:
         self._intent_at: dict[int, float] = {}
 
     def build(self, ctx: JobContext, step: str, intent_at: float) -> httpx.Request | None:
-        if step != "create_post" or not ctx.account_id or not media_key_of(ctx.data):
+        if step != "create_post" or not ctx.account_id:
+            return None
+        if ctx.data.get(DUPLICATE_REFUSED):
+            # The earlier post may be older than any intent of this job: the newest posts, page by page.
+            request = build_recent_posts_request(self.config, ctx.account_id, ctx.access_token or "",
+                                                 max_results=100)
+            return _on_page(request, text(ctx.data.get("duplicate_next_token")))
+        if not media_key_of(ctx.data):
             return None
         self._intent_at[ctx.job_id] = intent_at
         since = datetime.fromtimestamp(intent_at - RECONCILE_LOOKBACK_SECONDS, UTC)
         request = build_recent_posts_request(self.config, ctx.account_id, ctx.access_token or "", since,
                                              max_results=100)
-        page = text(ctx.data.get("reconcile_next_token"))
-        if page:
-            request = httpx.Request("GET", request.url.copy_merge_params({"pagination_token": page}),
-                                    headers=request.headers)
-        return request
+        return _on_page(request, text(ctx.data.get("reconcile_next_token")))
 
     def parse(self, ctx: JobContext, step: str, response: httpx.Response) -> Finding:
+        if ctx.data.get(DUPLICATE_REFUSED):
+            return self._parse_duplicate(ctx, response)
         media_key = media_key_of(ctx.data) or ""
         intent_at = self._intent_at.pop(ctx.job_id, None)
         if not response.is_success:
-            return Finding(Verdict.UNKNOWN, reason=error_outcome(response, self.clock()).reason)
+            return read_refused(response, self.clock())
         post_id = find_post_with_media_key(response, media_key)
         if post_id is not None:
-            username = self.username or text(ctx.data.get("username"))
-            return Finding(Verdict.POSTED, remote_id=post_id,
-                           permalink=post_permalink(post_id, username, self.config.web_base),
-                           data={"post_id": post_id})
-        body = json_body(response)
-        meta = body.get("meta") if isinstance(body, dict) else None
-        next_token = text(meta.get("next_token")) if isinstance(meta, dict) else None
+            return self._posted(ctx, post_id)
+        next_token = _next_token(response)
         if next_token:
             return Finding(Verdict.ASK_AGAIN, data={"reconcile_next_token": next_token})
         if intent_at is not None and self.clock() - intent_at < self.timeline_settle_seconds:
             return Finding(Verdict.UNKNOWN, reason="no post with the image yet; it may not be visible so soon")
         return Finding(Verdict.ABSENT, data={"reconcile_next_token": None},
                        reason=f"no recent post carries media {media_key}")
+
+    def _parse_duplicate(self, ctx: JobContext, response: httpx.Response) -> Finding:
+        if not response.is_success:
+            return read_refused(response, self.clock())
+        keys = {key for key in (media_key_of(ctx.data), *(ctx.data.get("media_keys") or [])) if key}
+        post_id = next((found for key in sorted(keys) if (found := find_post_with_media_key(response, key))), None)
+        post_id = post_id or find_post_with_text(response, ctx.caption.text)
+        if post_id is not None:
+            return self._posted(ctx, post_id)
+        next_token = _next_token(response)
+        if next_token:
+            return Finding(Verdict.ASK_AGAIN, data={"duplicate_next_token": next_token})
+        what = "this caption" if comparable_text(ctx.caption.text) else "this image (the caption is empty)"
+        return Finding(Verdict.ABSENT, reason=f"no recent post of the account carries {what}")
+
+    def _posted(self, ctx: JobContext, post_id: str) -> Finding:
+        username = self.username or text(ctx.data.get("username"))
+        return Finding(Verdict.POSTED, remote_id=post_id,
+                       permalink=post_permalink(post_id, username, self.config.web_base),
+                       data={"post_id": post_id})
+
+
+def _on_page(request: httpx.Request, page: str | None) -> httpx.Request:
+    """``request`` for the timeline page ``page`` (a ``next_token``), or as it is."""
+    if not page:
+        return request
+    return httpx.Request("GET", request.url.copy_merge_params({"pagination_token": page}), headers=request.headers)
