@@ -53,7 +53,7 @@ from authlib.oauth2.rfc7636 import create_s256_code_challenge
 
 from crosswatch.config import TargetConfig
 from crosswatch.errors import AuthError, ConfigError, PlatformError, TransientPlatformError, UsageError
-from crosswatch.logs import register_secret
+from crosswatch.logs import redact_text, register_secret
 from crosswatch.secrets import SecretStore
 from crosswatch.targets.instagram import DEFAULT_GRAPH_BASE, INSTAGRAM_SCOPES
 from crosswatch.targets.reading import id_string
@@ -249,16 +249,32 @@ def _json_object(response: httpx.Response) -> dict[str, Any]:
 
 
 def _oauth_error_text(response: httpx.Response) -> str:
-    """The platform's own error words from any of the shapes X and Meta use."""
+    """The platform's own error words from any of the shapes X and Meta use: OAuth's ``error`` and
+    ``error_description``, an RFC 7807 problem's ``title``/``detail``, and the messages of an
+    ``errors[]`` list (X's invalid-request problems and its v1.1-style ``{"errors":[{"code","message"}]}``)."""
     body = _json_object(response)
     error = body.get("error")
     if isinstance(error, dict):  # Graph: {"error": {"message", "code", ...}}
         text = error.get("error_user_msg") or error.get("message") or ""
         code = error.get("code")
         return f"{text} (code {code})" if code is not None else str(text)
-    parts = [body.get(k) for k in ("error", "error_description", "error_message", "detail", "title")]
+    parts = [body.get(k) for k in ("error", "error_description", "error_message", "title", "detail")]
     words = [p for p in parts if isinstance(p, str) and p]
+    errors = body.get("errors")
+    for item in errors if isinstance(errors, list) else ():
+        message = (item.get("message") or item.get("detail")) if isinstance(item, dict) else None
+        if isinstance(message, str) and message:
+            words.append(message)
     return ": ".join(dict.fromkeys(words)) or f"HTTP {response.status_code}"
+
+
+def platform_words(response: httpx.Response, *secrets: str | None) -> str:
+    """``_oauth_error_text`` made safe to show: the given secrets (tokens, code, verifier, client
+    secret) replaced, then everything the log redaction masks (registered secrets, token-shaped
+    strings), and cut to one readable line."""
+    words = redact_text(scrub(_oauth_error_text(response), *secrets))
+    words = " ".join(words.split())
+    return words if len(words) <= 300 else words[:297] + "..."
 
 
 def _basic_auth(client_id: str, secret: str) -> str:
@@ -347,7 +363,7 @@ def x_exchange_code(cfg: TargetConfig, client: httpx.Client, secret: str | None,
     response = _send(client, request, "X sign-in")
     tokens = _x_tokens_from(response, now)
     if tokens is None:
-        reason = scrub(_oauth_error_text(response), code, code_verifier, secret)
+        reason = platform_words(response, code, code_verifier, secret)
         raise AuthError(f"X refused the sign-in code ({reason}); {login_hint(cfg.name)} again")
     return tokens
 
@@ -363,9 +379,9 @@ def x_refresh(cfg: TargetConfig, client: httpx.Client, secret: str | None, token
     fresh = _x_tokens_from(response, now, previous=tokens)
     if fresh is not None:
         return fresh
+    reason = platform_words(response, tokens.refresh_token, tokens.access_token, secret)
     if response.status_code >= 500 or response.status_code == 429:
-        raise TransientPlatformError(f"X token refresh failed with HTTP {response.status_code}; try again")
-    reason = scrub(_oauth_error_text(response), tokens.refresh_token, tokens.access_token, secret)
+        raise TransientPlatformError(f"X token refresh failed ({reason}); try again")
     raise AuthError(f"X refused the refresh token ({reason}); {login_hint(cfg.name)}")
 
 
@@ -376,7 +392,7 @@ def x_lookup_account(cfg: TargetConfig, client: httpx.Client, access_token: str)
     data = _json_object(response).get("data")
     account_id = id_string(data.get("id")) if isinstance(data, dict) else None
     if not response.is_success or account_id is None or not isinstance(data, dict):
-        reason = scrub(_oauth_error_text(response), access_token)
+        reason = platform_words(response, access_token)
         if response.status_code == 401:
             raise AuthError(f"X refused the access token ({reason}); {login_hint(cfg.name)}")
         raise PlatformError(f"X could not say which account this is ({reason})")
@@ -384,7 +400,8 @@ def x_lookup_account(cfg: TargetConfig, client: httpx.Client, access_token: str)
 
 
 def x_revoke(cfg: TargetConfig, client: httpx.Client, secret: str | None, token: str,
-             hint: str) -> bool:
+             hint: str) -> str | None:
+    """Revoke one token at X: None when X confirmed it, else X's words (secrets masked)."""
     form = {"token": token, "token_type_hint": hint}
     headers = {}
     if secret:
@@ -392,7 +409,8 @@ def x_revoke(cfg: TargetConfig, client: httpx.Client, secret: str | None, token:
     else:
         form["client_id"] = _need_client_id(cfg)
     request = httpx.Request("POST", _x_base(cfg) + "/2/oauth2/revoke", headers=headers, data=form)
-    return _send(client, request, "X revoke").is_success
+    response = _send(client, request, "X revoke")
+    return None if response.is_success else platform_words(response, token, secret)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -438,7 +456,7 @@ def instagram_exchange_code(cfg: TargetConfig, client: httpx.Client, secret: str
     response = _send(client, request, "Instagram sign-in")
     short = parse_instagram_short_token(_json_object(response)) if response.is_success else None
     if short is None:
-        reason = scrub(_oauth_error_text(response), code, secret)
+        reason = platform_words(response, code, secret)
         raise AuthError(f"Instagram refused the sign-in code ({reason}); {login_hint(cfg.name)} again")
     short_token, user_id, scopes = short
     long_lived = instagram_long_lived(cfg, client, secret, short_token, now)
@@ -461,7 +479,7 @@ def instagram_long_lived(cfg: TargetConfig, client: httpx.Client, secret: str, s
     response = _send(client, request, "Instagram long-lived token")
     tokens = _instagram_token_from(response, now)
     if tokens is None:
-        reason = scrub(_oauth_error_text(response), short_token, secret)
+        reason = platform_words(response, short_token, secret)
         raise AuthError(f"Instagram would not issue a long-lived token ({reason}); {login_hint(cfg.name)}")
     return tokens
 
@@ -476,7 +494,7 @@ def instagram_refresh(cfg: TargetConfig, client: httpx.Client, tokens: TokenSet,
         return replace(fresh, scopes=tokens.scopes, account_id=tokens.account_id, username=tokens.username)
     if response.status_code >= 500 or response.status_code == 429:
         raise TransientPlatformError(f"Instagram token refresh failed with HTTP {response.status_code}")
-    reason = scrub(_oauth_error_text(response), tokens.access_token)
+    reason = platform_words(response, tokens.access_token)
     raise AuthError(f"Instagram refused to refresh the token ({reason}); {login_hint(cfg.name)}")
 
 
@@ -489,7 +507,7 @@ def instagram_lookup_account(cfg: TargetConfig, client: httpx.Client,
     # user_id is the professional account id used for publishing; id is app-scoped (api-notes B1).
     account_id = id_string(body.get("user_id")) or id_string(body.get("id"))
     if not response.is_success or account_id is None:
-        reason = scrub(_oauth_error_text(response), access_token)
+        reason = platform_words(response, access_token)
         if response.status_code in (400, 401, 403):
             raise AuthError(f"Instagram refused the access token ({reason}); {login_hint(cfg.name)}")
         raise PlatformError(f"Instagram could not say which account this is ({reason})")
@@ -829,12 +847,14 @@ def revoke(target_cfg: TargetConfig, store: SecretStore,
         secret = store.get(client_secret_key(target_cfg.name))
         try:
             # The refresh token first: revoking it ends the chain even if the next call fails.
-            ok = all([x_revoke(target_cfg, client, secret, tokens.refresh_token, "refresh_token")
-                      if tokens.refresh_token else True,
-                      x_revoke(target_cfg, client, secret, tokens.access_token, "access_token")])
-            result["revoked_at_platform"] = ok
-            if not ok:
-                result["note"] = "X did not confirm the revocation; check https://x.com/settings/connected_apps"
+            refusals = [x_revoke(target_cfg, client, secret, tokens.refresh_token, "refresh_token")
+                        if tokens.refresh_token else None,
+                        x_revoke(target_cfg, client, secret, tokens.access_token, "access_token")]
+            said = [scrub(words, tokens.refresh_token, tokens.access_token) for words in refusals if words]
+            result["revoked_at_platform"] = not said
+            if said:
+                result["note"] = (f"X did not confirm the revocation ({'; '.join(dict.fromkeys(said))}); "
+                                  "check https://x.com/settings/connected_apps")
         except TransientPlatformError as exc:
             result["note"] = f"{exc}; the local copy is deleted anyway"
     elif target_cfg.kind == "instagram":
