@@ -11,8 +11,15 @@ from typing import Any
 import httpx
 import pytest
 
-from crosswatch.emulator import DEFAULT_X_USER_ID, Emulator, EmulatorServer, EmulatorSettings, sample_jpeg
-from crosswatch.emulator import openapi_params, x_api
+from crosswatch.emulator import (
+    DEFAULT_X_USER_ID,
+    Emulator,
+    EmulatorServer,
+    EmulatorSettings,
+    openapi_params,
+    sample_jpeg,
+    x_api,
+)
 from tests.emulator_fixtures import watch_openapi
 from tests.openapi_check import SPEC_PATH, XOpenAPI
 from tools.make_x_openapi_extract import EXTRACT, render
@@ -58,7 +65,7 @@ def upload(client: httpx.Client, data: bytes, **fields: str) -> httpx.Response:
 @pytest.mark.parametrize(("method", "template"), x_api.served_operations())
 def test_every_x_endpoint_refuses_a_query_parameter_the_document_does_not_list(
         server: tuple[Emulator, httpx.Client, str], method: str, template: str) -> None:
-    emulator, client, _ = server
+    _, client, _ = server
     media_id = upload(client, sample_jpeg(64, 48, seed=1), media_category="tweet_image").json()["data"]["id"]
     post = client.post("/2/tweets", json={"text": "one", "media": {"media_ids": [media_id]}}).json()["data"]
     answer = client.request(method, concrete(template, post["id"]), params={"tweet.fields": "created_at"})
