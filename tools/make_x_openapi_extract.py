@@ -22,15 +22,10 @@ FULL_DOCUMENT = ROOT / "tests" / "data" / "x-openapi.json"
 EXTRACT = ROOT / "crosswatch" / "emulator" / "data" / openapi_params.EXTRACT_NAME
 
 
-def render(document_path: Path) -> str:
-    document = json.loads(document_path.read_text(encoding="utf-8"))
-    extract = openapi_params.extract(document, x_api.served_operations())
-    return json.dumps(extract, indent=1, sort_keys=True) + "\n"
-
-
 def main(argv: list[str]) -> int:
     source = Path(argv[1]) if len(argv) > 1 else FULL_DOCUMENT
-    EXTRACT.write_text(render(source), encoding="utf-8")
+    document = json.loads(source.read_text(encoding="utf-8"))
+    EXTRACT.write_text(openapi_params.render(document, x_api.served_operations()), encoding="utf-8")
     print(f"wrote {EXTRACT.relative_to(ROOT)} from {source}")
     return 0
 

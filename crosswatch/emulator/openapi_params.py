@@ -54,10 +54,18 @@ def extract(document: Mapping[str, Any], operations: Iterable[tuple[str, str]]) 
     return {"openapi_version": document.get("info", {}).get("version"), "operations": extracted}
 
 
+def render(document: Mapping[str, Any], operations: Iterable[tuple[str, str]]) -> str:
+    """The extract file's text, exactly as shipped (a test compares the two)."""
+    return json.dumps(extract(document, operations), indent=1, sort_keys=True) + "\n"
+
+
+def shipped_text() -> str:
+    return resources.files("crosswatch.emulator").joinpath("data", EXTRACT_NAME).read_text(encoding="utf-8")
+
+
 @cache
 def _loaded() -> Mapping[str, tuple[Parameter, ...]]:
-    text = resources.files("crosswatch.emulator").joinpath("data", EXTRACT_NAME).read_text(encoding="utf-8")
-    operations = json.loads(text)["operations"]
+    operations = json.loads(shipped_text())["operations"]
     return {key: tuple(Parameter(p["name"], p["in"], p["required"]) for p in items)
             for key, items in operations.items()}
 
