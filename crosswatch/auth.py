@@ -73,6 +73,14 @@ X_REFRESH_MARGIN = 300.0
 INSTAGRAM_MIN_REFRESH_AGE = 24 * 3600.0
 
 
+class SignInRefused(AuthError):
+    """The platform refused a sign-in step; ``what`` is that, in the platform's words (secrets masked)."""
+
+    def __init__(self, what: str, hint: str) -> None:
+        super().__init__(f"{what}; {hint}")
+        self.what = what
+
+
 def login_hint(target_name: str) -> str:
     return f"run `crosswatch auth login {target_name}`"
 
@@ -382,7 +390,7 @@ def x_refresh(cfg: TargetConfig, client: httpx.Client, secret: str | None, token
     reason = platform_words(response, tokens.refresh_token, tokens.access_token, secret)
     if response.status_code >= 500 or response.status_code == 429:
         raise TransientPlatformError(f"X token refresh failed ({reason}); try again")
-    raise AuthError(f"X refused the refresh token ({reason}); {login_hint(cfg.name)}")
+    raise SignInRefused(f"X refused the refresh token ({reason})", login_hint(cfg.name))
 
 
 def x_lookup_account(cfg: TargetConfig, client: httpx.Client, access_token: str) -> tuple[str, str | None]:
@@ -1040,8 +1048,9 @@ class XTokenProvider(_BaseProvider):
         """One refresh; the caller holds the lock and has just read ``tokens`` under it."""
         try:
             fresh = x_refresh(self.cfg, self.client, self._secret(), tokens, self.clock())
-        except AuthError:
-            self._mark_dead(tokens, "X refused the refresh token")
+        except AuthError as exc:
+            # The platform's words are kept with the dead sign-in, for `status` and `doctor` to show.
+            self._mark_dead(tokens, exc.what if isinstance(exc, SignInRefused) else "X refused the refresh token")
             raise
         # Persist before use: the old refresh token is spent from this moment on.
         save_tokens(self.store, self.cfg.name, fresh)
