@@ -24,11 +24,22 @@ from crosswatch.emulator import (
     sample_jpeg,
 )
 from crosswatch.models import Caption, PreparedImage
-from crosswatch.targets.base import HttpStep, JobContext, Kind, Outcome, Reconciler, Verdict, step_applies
+from crosswatch.targets.base import (
+    DUPLICATE_REFUSED,
+    HttpStep,
+    JobContext,
+    Kind,
+    Outcome,
+    Reconciler,
+    Verdict,
+    step_applies,
+)
 from crosswatch.targets.x import (
     XTarget,
     build_recent_posts_request,
+    comparable_text,
     find_post_with_media_key,
+    find_post_with_text,
     parse_problem,
     parse_rate_limits,
     post_permalink,
@@ -302,6 +313,76 @@ def test_find_post_with_media_key() -> None:
     assert find_post_with_media_key(response, "3_404") is None
     assert find_post_with_media_key(httpx.Response(200, json={"meta": {"result_count": 0}}), "3_1") is None
     assert find_post_with_media_key(httpx.Response(401, json={"data": []}), "3_1") is None
+
+
+def timeline(*posts: dict[str, object], next_token: str | None = None) -> httpx.Response:
+    meta: dict[str, object] = {"result_count": len(posts)}
+    if next_token:
+        meta["next_token"] = next_token
+    return httpx.Response(200, json={"data": list(posts), "meta": meta})
+
+
+def test_post_text_is_compared_as_x_stores_it() -> None:
+    # X escapes &, < and >, shortens every URL to t.co, and appends the attached photo's own link.
+    assert comparable_text("Heron &amp; egret https://t.co/abc") == comparable_text("Heron & egret")
+    assert comparable_text("See https://t.co/x1 now https://t.co/y2") == comparable_text(
+        "See https://example.com/a/long/path now")
+    assert comparable_text("Cafe\u0301  at   dawn") == comparable_text("Caf\u00e9 at dawn")
+    assert comparable_text("heron") != comparable_text("Heron")
+    assert comparable_text("https://t.co/only") == ""
+
+
+def test_find_post_with_text_needs_media_and_a_caption() -> None:
+    response = timeline({"id": "31", "text": "Heron #birds"},
+                        {"id": "30", "text": "Heron #birds https://t.co/p", "attachments": {"media_keys": ["3_1"]}})
+    assert find_post_with_text(response, "Heron #birds") == "30"
+    assert find_post_with_text(response, "Egret") is None
+    assert find_post_with_text(response, "") is None
+
+
+def duplicate_ctx(tmp_path: Path, **data: object) -> JobContext:
+    return make_ctx(tmp_path, data={DUPLICATE_REFUSED: "X answered 403: duplicate content", "media_id": "77",
+                                    "media_key": "3_77", **data})
+
+
+def test_the_duplicate_lookup_reads_the_newest_posts_and_finds_the_caption(tmp_path: Path) -> None:
+    reconciler = XTarget(CONFIG, username="heron_cam", clock=lambda: NOW).reconciler
+    ctx = duplicate_ctx(tmp_path)
+    request = reconciler.build(ctx, "create_post", intent_at=NOW)
+    assert request is not None and request.url.path == "/2/users/42/tweets"
+    # The post X means may be older than this job: no start_time, only what X lists.
+    assert dict(request.url.params) == {"max_results": "100", "expansions": "attachments.media_keys"}
+    more = reconciler.parse(ctx, "create_post", timeline(
+        {"id": "50", "text": "Another", "attachments": {"media_keys": ["3_5"]}}, next_token="p2"))
+    assert (more.verdict, dict(more.data)) == (Verdict.ASK_AGAIN, {"duplicate_next_token": "p2"})
+    paged = reconciler.build(duplicate_ctx(tmp_path, duplicate_next_token="p2"), "create_post", intent_at=NOW)
+    assert paged is not None and paged.url.params["pagination_token"] == "p2"
+    found = reconciler.parse(ctx, "create_post", timeline(
+        {"id": "40", "text": "Heron #birds https://t.co/z", "attachments": {"media_keys": ["3_4"]}}))
+    assert (found.verdict, found.remote_id) == (Verdict.POSTED, "40")
+    assert found.permalink == "https://x.com/heron_cam/status/40"
+    absent = reconciler.parse(ctx, "create_post", timeline())
+    assert absent.verdict is Verdict.ABSENT and "this caption" in (absent.reason or "")
+
+
+def test_the_duplicate_lookup_prefers_our_own_media_key(tmp_path: Path) -> None:
+    reconciler = XTarget(CONFIG, clock=lambda: NOW).reconciler
+    response = timeline({"id": "41", "text": "Heron #birds", "attachments": {"media_keys": ["3_9"]}},
+                        {"id": "40", "text": "other words", "attachments": {"media_keys": ["3_77"]}})
+    assert reconciler.parse(duplicate_ctx(tmp_path), "create_post", response).remote_id == "40"
+
+
+def test_a_400_on_a_reconciliation_read_is_final_with_xs_words(tmp_path: Path) -> None:
+    reconciler = XTarget(CONFIG, clock=lambda: NOW).reconciler
+    refused = invalid_request("The query parameter [tweet.fields] is not one of [id,max_results]",
+                              {"tweet.fields": ["created_at"]})
+    for ctx in (make_ctx(tmp_path, data={"media_id": "77"}), duplicate_ctx(tmp_path)):
+        finding = reconciler.parse(ctx, "create_post", refused)
+        assert (finding.verdict, finding.final) == (Verdict.UNKNOWN, True)
+        assert "The query parameter [tweet.fields] is not one of" in (finding.reason or "")
+    unavailable = reconciler.parse(make_ctx(tmp_path, data={"media_id": "77"}), "create_post",
+                                   problem(503, "Service Unavailable", "Service Unavailable"))
+    assert (unavailable.verdict, unavailable.final) == (Verdict.UNKNOWN, False)
 
 
 # ---------------------------------------------------------------------------------------------------
