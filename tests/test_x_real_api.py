@@ -85,6 +85,25 @@ def emulator_answer(method: str, path: str, **kwargs: Any) -> Any:
     return answer.json()
 
 
+def post_one_photo(workspace: dict[str, Path], start_daemon: StartDaemon, emulator: Emulator, photo: bytes, *,
+                   arm: Callable[[], object] = lambda: None, env: dict[str, str] | None = None,
+                   while_running: Callable[[Path], object] = lambda config: None) -> Job:
+    """Sign in, arm the faults, start the daemon, drop one photo, wait until its job settles and stop:
+    the job as the journal has it. ``while_running`` gets the config before the daemon stops."""
+    with EmulatorServer(emulator) as server:
+        config = x_only_config(workspace, server.url)
+        sign_in_x(config, emulator)
+        arm()
+        daemon = start_daemon(config, env=env)
+        daemon.wait_for_log("watching")
+        (workspace["inbox"] / "photo.jpg").write_bytes(photo)
+        wait_until(lambda: settled(workspace["state"], 1), timeout=60)
+        while_running(config)
+        assert daemon.stop() == 0
+    [job] = jobs(workspace["state"])
+    return job
+
+
 # ---------------------------------------------------------------------------------------------------
 # Defect 1: a photo without a caption
 
@@ -92,16 +111,8 @@ def emulator_answer(method: str, path: str, **kwargs: Any) -> Any:
 def test_a_photo_without_a_caption_is_posted_with_an_empty_text(
         workspace: dict[str, Path], start_daemon: StartDaemon, live_emulator: Emulator) -> None:
     bodies = CreateBodies(live_emulator)
-    with EmulatorServer(live_emulator) as server:
-        config = x_only_config(workspace, server.url)
-        sign_in_x(config, live_emulator)
-        daemon = start_daemon(config)
-        daemon.wait_for_log("watching")
-        # No title, creator, keywords or description: the X caption is empty.
-        (workspace["inbox"] / "bare.jpg").write_bytes(jpeg_bytes(3, size=(640, 480)))
-        wait_until(lambda: settled(workspace["state"], 1), timeout=60)
-        assert daemon.stop() == 0
-    [job] = jobs(workspace["state"])
+    # No title, creator, keywords or description: the X caption is empty.
+    job = post_one_photo(workspace, start_daemon, live_emulator, jpeg_bytes(3, size=(640, 480)))
     assert job.state is JobState.DONE, job.reason
     [post] = live_emulator.x_posts()
     assert post.text == "" and len(post.media_ids) == 1
@@ -114,16 +125,8 @@ def test_a_photo_without_a_caption_is_posted_with_an_empty_text(
 
 def test_an_in_doubt_post_settles_with_a_read_x_accepts(
         workspace: dict[str, Path], start_daemon: StartDaemon, live_emulator: Emulator) -> None:
-    with EmulatorServer(live_emulator) as server:
-        config = x_only_config(workspace, server.url)
-        sign_in_x(config, live_emulator)
-        live_emulator.drop_connection("x.tweets.create", after_applying=True)
-        daemon = start_daemon(config, env=FAST)
-        daemon.wait_for_log("watching")
-        (workspace["inbox"] / "lost.jpg").write_bytes(captioned(1))
-        wait_until(lambda: settled(workspace["state"], 1), timeout=60)
-        assert daemon.stop() == 0
-    [job] = jobs(workspace["state"])
+    job = post_one_photo(workspace, start_daemon, live_emulator, captioned(1), env=FAST,
+                         arm=lambda: live_emulator.drop_connection("x.tweets.create", after_applying=True))
     [post] = live_emulator.x_posts()
     assert (job.state, job.remote_id, job.data.get("reconciled")) == (JobState.DONE, post.id, "posted")
     reads = live_emulator.requests_log("x.users.tweets")
@@ -135,22 +138,18 @@ def test_a_400_on_the_reconciliation_read_leaves_the_job_in_doubt_at_once_with_x
     # What X answers a timeline read carrying a name it does not list (the pre-2026 tweet.fields).
     refusal = emulator_answer("GET", f"/2/users/{DEFAULT_X_USER_ID}/tweets",
                               params={"tweet.fields": "created_at"})
-    with EmulatorServer(live_emulator) as server:
-        config = x_only_config(workspace, server.url)
-        sign_in_x(config, live_emulator)
+    statuses: list[str] = []
+
+    def arm() -> None:
         live_emulator.drop_connection("x.tweets.create", after_applying=True)
         live_emulator.respond_with("x.users.tweets", 400, refusal, times=None)
-        daemon = start_daemon(config, env=FAST)
-        daemon.wait_for_log("watching")
-        (workspace["inbox"] / "lost.jpg").write_bytes(captioned(2))
-        wait_until(lambda: settled(workspace["state"], 1), timeout=60)
-        status = run_cli("status", config=config).stdout
-        assert daemon.stop() == 0
-    [job] = jobs(workspace["state"])
+
+    job = post_one_photo(workspace, start_daemon, live_emulator, captioned(2), env=FAST, arm=arm,
+                         while_running=lambda config: statuses.append(run_cli("status", config=config).stdout))
     assert job.state is JobState.IN_DOUBT and job.next_attempt_at >= NEVER
     assert "The query parameter [tweet.fields] is not one of [id,max_results," in (job.reason or "")
     assert f"crosswatch resolve {job.id} --posted" in (job.reason or "")
-    assert "The query parameter [tweet.fields]" in status
+    assert "The query parameter [tweet.fields]" in statuses[0]
     # Shown at once: one read, not a backoff of reads over minutes.
     assert len(live_emulator.requests_log("x.users.tweets")) == 1
     assert len(live_emulator.x_posts()) == 1, "a job in doubt is never sent again by itself"
@@ -195,15 +194,7 @@ def small_uploads(x_openapi: XOpenAPI) -> Any:
 
 def test_a_photo_x_will_not_take_is_rejected_with_xs_words(
         workspace: dict[str, Path], start_daemon: StartDaemon, small_uploads: Emulator) -> None:
-    with EmulatorServer(small_uploads) as server:
-        config = x_only_config(workspace, server.url)
-        sign_in_x(config, small_uploads)
-        daemon = start_daemon(config)
-        daemon.wait_for_log("watching")
-        (workspace["inbox"] / "big.jpg").write_bytes(captioned(5))
-        wait_until(lambda: settled(workspace["state"], 1), timeout=60)
-        assert daemon.stop() == 0
-    [job] = jobs(workspace["state"])
+    job = post_one_photo(workspace, start_daemon, small_uploads, captioned(5))
     assert job.state is JobState.REJECTED
     assert "File size exceeds 2000 bytes." in (job.reason or "")
     assert small_uploads.x_posts() == []
@@ -246,18 +237,10 @@ def test_a_post_a_fresh_journal_forgot_is_found_when_x_refuses_it_as_a_duplicate
 
 def test_a_duplicate_refusal_with_no_such_post_fails_with_xs_words(
         workspace: dict[str, Path], start_daemon: StartDaemon, live_emulator: Emulator) -> None:
-    with EmulatorServer(live_emulator) as server:
-        config = x_only_config(workspace, server.url)
-        sign_in_x(config, live_emulator)
-        live_emulator.respond_with("x.tweets.create", 403, {
-            "title": "Forbidden", "type": "about:blank", "status": 403,
-            "detail": "You are not allowed to create a Tweet with duplicate content."})
-        daemon = start_daemon(config)
-        daemon.wait_for_log("watching")
-        (workspace["inbox"] / "heron.jpg").write_bytes(captioned(7))
-        wait_until(lambda: settled(workspace["state"], 1), timeout=60)
-        assert daemon.stop() == 0
-    [job] = jobs(workspace["state"])
+    refusal = {"title": "Forbidden", "type": "about:blank", "status": 403,
+               "detail": "You are not allowed to create a Tweet with duplicate content."}
+    job = post_one_photo(workspace, start_daemon, live_emulator, captioned(7),
+                         arm=lambda: live_emulator.respond_with("x.tweets.create", 403, refusal))
     assert job.state is JobState.FAILED
     assert "You are not allowed to create a Tweet with duplicate content." in (job.reason or "")
     assert "no recent post of the account carries this caption" in (job.reason or "")
