@@ -1,7 +1,8 @@
 """X API v2 resource endpoints: users/me, a user's posts, one-shot media upload, alt text, create post.
 
 Every endpoint checks the bearer token (401), counts the per-user rate-limit window (429, with the
-x-rate-limit-* headers on every answer) and the OAuth scopes the OpenAPI document lists (403).
+x-rate-limit-* headers on every answer), the OAuth scopes the OpenAPI document lists (403) and the
+query parameters: any the document does not list for the endpoint is refused (400), as X does.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from crosswatch.emulator.httputil import (
     x_blank_problem,
     x_invalid_request,
 )
-from crosswatch.emulator.images import inspect_image
+from crosswatch.emulator.images import ImageFacts, inspect_image
 from crosswatch.emulator.routing import Call, Route, route
 from crosswatch.emulator.state import EmulatorState, XGrant, XMedia, XPost, XUser
 
@@ -366,11 +367,10 @@ def upload(call: Call, grant: XGrant, user: XUser) -> httpx.Response:
             "The emulator's one-shot upload takes images only (media_category tweet_image or dm_image).",
             {"media_category": [category]},
         )
-    photo_problem = upload_photo_problem(state, data)
-    if photo_problem is not None:
-        return _invalid(state, photo_problem, {"media": []})
     facts = inspect_image(data)
-    assert facts is not None
+    photo_problem = upload_photo_problem(state, data, facts)
+    if photo_problem is not None or facts is None:
+        return _invalid(state, photo_problem or UNRECOGNIZED_MEDIA, {"media": []})
     now = state.now()
     media_id = state.next_x_media_id()
     media = XMedia(
@@ -400,13 +400,12 @@ def upload(call: Call, grant: XGrant, user: XUser) -> httpx.Response:
     )
 
 
-def upload_photo_problem(state: EmulatorState, data: bytes) -> str | None:
+def upload_photo_problem(state: EmulatorState, data: bytes, facts: ImageFacts | None) -> str | None:
     """What X says about an image it will not take, or None. The size message is v1.1's (still
     seen from v2); "media type unrecognized." is X's own (sferik/x-ruby#54); the dimension bounds
     are v1.1's documented ones (UNCONFIRMED for v2)."""
     if len(data) > state.settings.x_image_max_bytes:
         return f"File size exceeds {state.settings.x_image_max_bytes} bytes."
-    facts = inspect_image(data)
     if facts is None or facts.format not in UPLOAD_IMAGE_FORMATS:
         return UNRECOGNIZED_MEDIA
     low, high = IMAGE_DIMENSIONS
