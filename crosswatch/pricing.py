@@ -56,6 +56,9 @@ BILLED_STEPS: Mapping[str, str] = {
     "create_post": "post",
 }
 
+ITEM_LABELS: Mapping[str, str] = {"post_with_url": "post with a URL", "media_metadata": "alt text",
+                                  "media_upload": "upload"}
+
 # Target kinds whose platform charges per call; the others cost nothing (cost_usd is null).
 CHARGING_KINDS = frozenset({"x"})
 
@@ -95,8 +98,8 @@ class Cost:
     items: tuple[tuple[str, float], ...]
 
     def describe(self) -> str:
-        """"$0.020 (post $0.015, media_metadata $0.005)"."""
-        parts = ", ".join(f"{name} {usd_text(usd)}" for name, usd in self.items)
+        """"$0.020 (post $0.015, alt text $0.005)"."""
+        parts = ", ".join(f"{ITEM_LABELS.get(name, name)} {usd_text(usd)}" for name, usd in self.items)
         return f"{usd_text(self.usd)} ({parts})" if parts else usd_text(self.usd)
 
 
@@ -106,13 +109,13 @@ def job_cost(prices: Mapping[str, float], text: str, alt_texts: Sequence[bool], 
     metadata call per image with alt text, one post priced by its text. ``alt_texts``: per image,
     whether it has an alt text."""
     items: list[tuple[str, float]] = []
+    if "create_post" in steps:
+        item = post_item(text, will_link=will_link)
+        items.append((item, prices[item]))
     if "upload_media" in steps:
         items += [("media_upload", prices["media_upload"])] * len(alt_texts)
     if "set_alt_text" in steps:
         items += [("media_metadata", prices["media_metadata"])] * sum(1 for alt in alt_texts if alt)
-    if "create_post" in steps:
-        item = post_item(text, will_link=will_link)
-        items.append((item, prices[item]))
     billed = tuple((name, usd) for name, usd in items if usd)
     return Cost(round(sum(usd for _name, usd in items), 6), billed)
 
