@@ -37,8 +37,8 @@ SAMPLES = REPO / "crosswatch" / "samples"
 PHOTOS = REPO / "tests" / "data" / "photos"
 
 
-def local(*args: int) -> float:
-    return dt.datetime(*args, tzinfo=ZoneInfo(ZONE)).timestamp()
+def local(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> float:
+    return dt.datetime(year, month, day, hour, minute, tzinfo=ZoneInfo(ZONE)).timestamp()
 
 
 # ---------------------------------------------------------------------------------------------------
