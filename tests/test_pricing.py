@@ -41,6 +41,18 @@ def local(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> fl
     return dt.datetime(year, month, day, hour, minute, tzinfo=ZoneInfo(ZONE)).timestamp()
 
 
+def month_starts(count: int) -> list[float]:
+    """The starts of ``count`` months in ZONE, from next month on: the fake clock runs ahead of the real
+    one, so the holds it sets are still in force when the CLI looks at them with the real time."""
+    today = dt.datetime.now(ZoneInfo(ZONE))
+    months = [(today.year + (today.month + k - 1) // 12, (today.month + k - 1) % 12 + 1) for k in range(1, count + 1)]
+    return [local(year, month, 1) for year, month in months]
+
+
+def month_of(at: float) -> str:
+    return dt.datetime.fromtimestamp(at, ZoneInfo(ZONE)).strftime("%Y-%m")
+
+
 # ---------------------------------------------------------------------------------------------------
 # The table and its rules
 
@@ -125,6 +137,15 @@ def test_allow_urls_gives_the_licence_its_url_back_at_the_price_of_a_url(tmp_pat
     assert x["cost_usd"] == 0.2
 
 
+def test_a_cross_promoting_x_post_is_priced_with_the_link_it_will_carry(tmp_path: Path) -> None:
+    for link, cost in (("permalink", 0.2), ("none", 0.015)):
+        config = preview_config(tmp_path, targets={"x": {"client_id": "c", "link_to": "instagram", "link": link,
+                                                         "prices": {"media_metadata": 0}},
+                                                   "instagram": {"client_id": "i"}})
+        result = run_cli("preview", "--json", str(SAMPLES / "autumn-canopy.jpg"), config=config)
+        assert json.loads(result.stdout)["targets"]["x"]["cost_usd"] == cost, link
+
+
 # ---------------------------------------------------------------------------------------------------
 # A budget that holds
 
@@ -141,7 +162,8 @@ def held_by_budget(rig: Rig) -> bool:
 
 def test_thirty_photos_on_a_twenty_cent_budget_go_out_thirteen_a_month_and_none_is_dropped(
         workspace: dict[str, Path], x_openapi: XOpenAPI) -> None:
-    rig = budget_rig(workspace, x_openapi, local(2026, 12, 20, 12, 0))
+    first, second, third, fourth = month_starts(4)
+    rig = budget_rig(workspace, x_openapi, first + 19.5 * 86400)  # the 20th, at noon
     try:
         rig.add_photos(30)
         rig.drive(until=lambda: held_by_budget(rig))
@@ -149,23 +171,24 @@ def test_thirty_photos_on_a_twenty_cent_budget_go_out_thirteen_a_month_and_none_
         assert rig.states() == {"done": 13, "ready": 17}
         assert len(rig.emulator.x_posts()) == 13
         hold = rig.journal.holds(rig.clock())["x"]
-        assert hold.until == local(2027, 1, 1)  # the month turns in the user's time zone, not UTC
-        assert hold.reason == ("monthly budget: $0.195 of $0.200 spent in 2026-12, the next post costs "
-                               "$0.015 (post $0.015); targets.x.monthly_budget_usd")
-        spend = rig.journal.spend("x", local(2026, 12, 1), local(2027, 1, 1))
+        assert hold.until == second  # the month turns in the user's time zone, not UTC
+        assert hold.reason == (f"monthly budget: $0.195 of $0.200 spent in {month_of(first)}, the next post "
+                               "costs $0.015 (post $0.015); targets.x.monthly_budget_usd")
+        spend = rig.journal.spend("x", first, second)
         assert (spend.usd, spend.posts) == (0.195, 13)
         status = run_cli("status", "--json", config=rig.config.source)
         waiting = [job for job in json.loads(status.stdout)["jobs"] if job["state"] == "ready"]
         assert len(waiting) == 17
         assert all(job["reason"] == hold.reason and job["next_attempt_at"] == hold.until for job in waiting)
+        doctor = run_cli("doctor", config=rig.config.source).stdout
+        assert "target x: waiting until" in doctor and hold.reason in doctor
 
         rig.drive()  # the clock moves on: each month 13 more, until every photo is out
         assert rig.states() == {"done": 30}
         times = sorted(post.created_at for post in rig.emulator.x_posts())
         assert len(times) == 30
-        per_month = [sum(1 for t in times if start <= t < end) for start, end in (
-            (local(2026, 12, 1), local(2027, 1, 1)), (local(2027, 1, 1), local(2027, 2, 1)),
-            (local(2027, 2, 1), local(2027, 3, 1)))]
+        per_month = [sum(1 for t in times if start <= t < end)
+                     for start, end in ((first, second), (second, third), (third, fourth))]
         assert per_month == [13, 13, 4]
         assert all(job.attempts == 1 for job in rig.jobs())  # waiting for the budget is not a failed attempt
         rig.recorder.assert_clean()
@@ -175,7 +198,7 @@ def test_thirty_photos_on_a_twenty_cent_budget_go_out_thirteen_a_month_and_none_
 
 def test_the_same_photos_with_a_link_are_priced_at_twenty_cents_before_anything_is_spent(
         workspace: dict[str, Path], x_openapi: XOpenAPI) -> None:
-    rig = budget_rig(workspace, x_openapi, local(2026, 12, 20, 12, 0))
+    rig = budget_rig(workspace, x_openapi, month_starts(1)[0])
     try:
         rig.add_photos(30)
     finally:
@@ -200,21 +223,21 @@ def test_the_same_photos_with_a_link_are_priced_at_twenty_cents_before_anything_
 
 def test_a_held_budget_never_keeps_an_in_doubt_post_from_being_checked(
         workspace: dict[str, Path], x_openapi: XOpenAPI) -> None:
-    rig = budget_rig(workspace, x_openapi, local(2026, 12, 20, 12, 0), monthly_budget_usd=0.015)
+    first, second = month_starts(2)
+    rig = budget_rig(workspace, x_openapi, first + 86400, monthly_budget_usd=0.015)
     try:
         # The first post is made but its answer is lost: in doubt, and not yet counted as spent.
         rig.emulator.drop_connection("x.tweets.create", after_applying=True)
         rig.add_photos(3)
         rig.drive(until=lambda: held_by_budget(rig))
-        first = rig.jobs()[0]
-        assert first.state is JobState.IN_DOUBT
+        assert rig.jobs()[0].state is JobState.IN_DOUBT
         rig.drive(until=lambda: rig.jobs()[0].state is JobState.DONE)
         assert held_by_budget(rig)
         assert rig.jobs()[0].data.get("reconciled") == "posted"
         assert [job.state for job in rig.jobs()] == [JobState.DONE, JobState.DONE, JobState.READY]
         assert len(rig.emulator.x_posts()) == 2
         # Both posts are counted: the one found by the check too.
-        assert rig.journal.spend("x", local(2026, 12, 1), local(2027, 1, 1)).posts == 2
+        assert rig.journal.spend("x", first, second).posts == 2
     finally:
         rig.close()
 
