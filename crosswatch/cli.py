@@ -192,6 +192,38 @@ def _spend_line(spent: dict[str, Any]) -> str:
             f"({spent['posts']} posts, {spent['reads']} resources read)")
 
 
+def _job_link(config: Config, journal: Journal, job: Job) -> tuple[str | None, bool]:
+    """The link a job's X post carries, as jobs.py decides it (the linked post's permalink once it is
+    out, none if it failed), and whether one is still to come; read without logging."""
+    target = config.targets[job.target]
+    link = job.data.get("link") if isinstance(job.data.get("link"), str) else None
+    linked = next((j for j in journal.jobs_for_photo(job.photo_id) if j.target == target.link_to), None)
+    if link is not None or linked is None or target.link != "permalink":
+        return link, False
+    if linked.state is JobState.DONE:
+        return linked.permalink, False
+    return None, linked.state not in (JobState.FAILED, JobState.REJECTED) and job.step is None
+
+
+def _charge_resolved_post(config: Config, journal: Journal, job: Job, sent_at: float) -> None:
+    """A post settled by hand as made was billed like any other, when it was sent: it counts in
+    that month's spend."""
+    from crosswatch import pricing
+    from crosswatch.jobs import JobContexts
+
+    target = config.targets.get(job.target)
+    prices = pricing.prices_for(target.kind, target.prices) if target else None
+    photo = journal.photo(job.photo_id)
+    if prices is None or photo is None or pricing.BILLED_STEPS.get(job.step or "") != "post":
+        return
+    try:
+        link = _job_link(config, journal, job)[0]
+        item = pricing.post_item(JobContexts(config, journal).caption(job, photo, link).text)
+    except CrosswatchError:
+        item = "post_with_url"  # the text cannot be told again: count the dearer price, to be safe
+    journal.record_charge(job.target, item, prices[item], job_id=job.id, purpose="resolved by hand", at=sent_at)
+
+
 def _job_cost(config: Config, journal: Journal, contexts: Any, job: Job, photo: Any) -> str:
     """What a waiting job will cost where its platform charges ("$0.015"), else ""."""
     from crosswatch.preview import caption_cost
@@ -199,14 +231,7 @@ def _job_cost(config: Config, journal: Journal, contexts: Any, job: Job, photo: 
     target = config.targets.get(job.target)
     if target is None:
         return ""
-    link, will_link = job.data.get("link") if isinstance(job.data.get("link"), str) else None, False
-    linked = next((j for j in journal.jobs_for_photo(job.photo_id) if j.target == target.link_to), None)
-    if link is None and linked is not None and target.link == "permalink":
-        # As jobs.py decides: the permalink once that post is out, nothing if it failed, else to come.
-        if linked.state is JobState.DONE:
-            link = linked.permalink
-        elif linked.state not in (JobState.FAILED, JobState.REJECTED) and job.step is None:
-            will_link = True
+    link, will_link = _job_link(config, journal, job)
     try:
         caption = contexts.caption(job, photo, link)
     except CrosswatchError:
@@ -360,6 +385,7 @@ def resolve(obj: Obj, job_id: int, verdict: str | None) -> None:
                                next_attempt_at=now, data=data, detail="resolved by hand: posted")
         else:
             journal.transition(job_id, JobState.DONE, intent=False, data=data, detail="resolved by hand: posted")
+        _charge_resolved_post(config, journal, job, row.intent_at or job.updated_at)
     click.echo(f"job {job_id} ({job.target}) is marked posted; it will not be sent again")
 
 

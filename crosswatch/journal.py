@@ -521,11 +521,11 @@ class Journal:
     # -- charges (pricing.py) ----------------------------------------------------------------------
 
     def record_charge(self, target: str, item: str, usd: float, *, job_id: int | None = None,
-                      purpose: str | None = None) -> None:
-        """One billed call (a post, a media call) made for ``target``, at its price now."""
+                      purpose: str | None = None, at: float | None = None) -> None:
+        """One billed call (a post, a media call) made for ``target`` (now, or ``at``), at its price now."""
         with self._write() as db:
             db.execute("INSERT INTO charges (target, at, item, usd, job_id, purpose) VALUES (?, ?, ?, ?, ?, ?)",
-                       (target, self._clock(), item, usd, job_id, purpose))
+                       (target, self._clock() if at is None else at, item, usd, job_id, purpose))
 
     def record_reads(self, target: str, resources: Sequence[str], usd_each: float, *,
                      job_id: int | None = None, purpose: str | None = None) -> int:

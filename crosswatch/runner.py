@@ -323,15 +323,16 @@ class Runner:
         self._hold(name, end, BUDGET_HOLD, f"{why}; targets.{name}.monthly_budget_usd")
         return True
 
-    def _charge(self, ctx: JobContext, step: str, outcome: Outcome) -> None:
-        """Record a billed call that went through (X: an upload, an alt text, the post)."""
+    def _charge(self, ctx: JobContext, step: str, outcome: Outcome, at: float | None = None) -> None:
+        """Record a billed call that went through (X: an upload, an alt text, the post), made now or
+        ``at``."""
         prices = self._prices(ctx.target)
         item = pricing.BILLED_STEPS.get(step)
         if prices is None or item is None or outcome.kind not in (Kind.NEXT, Kind.AGAIN, Kind.DONE):
             return
         if item == "post":
             item = pricing.post_item(ctx.caption.text)
-        self.journal.record_charge(ctx.target, item, prices[item], job_id=ctx.job_id)
+        self.journal.record_charge(ctx.target, item, prices[item], job_id=ctx.job_id, at=at)
 
     def _charge_reads(self, ctx: JobContext, response: httpx.Response, purpose: str) -> None:
         """Record the resources a read returned (X bills each, once per UTC day)."""
@@ -562,7 +563,8 @@ class Runner:
         finding = self._ask(reconciler, ctx, job.step or "", row.intent_at or job.updated_at)
         steps = target.steps()
         if finding.verdict is Verdict.POSTED:
-            self._charge(ctx, job.step or "", Outcome(Kind.DONE))  # the post was made, and billed
+            # The post was made, and billed, when it was sent.
+            self._charge(ctx, job.step or "", Outcome(Kind.DONE), at=row.intent_at or job.updated_at)
             data = {**self._job_data(job.target, finding.data), "reconciled": "posted"}
             following = row.step_index + 1
             if following >= len(steps):

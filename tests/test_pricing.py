@@ -23,7 +23,7 @@ import yaml
 from crosswatch import pricing
 from crosswatch.config import config_from_mapping
 from crosswatch.errors import ConfigError
-from crosswatch.journal import BUDGET_HOLD
+from crosswatch.journal import BUDGET_HOLD, Spend
 from crosswatch.linkcheck import check_links
 from crosswatch.models import JobState
 from crosswatch.preview import build_preview
@@ -238,6 +238,25 @@ def test_a_held_budget_never_keeps_an_in_doubt_post_from_being_checked(
         assert len(rig.emulator.x_posts()) == 2
         # Both posts are counted: the one found by the check too.
         assert rig.journal.spend("x", first, second).posts == 2
+    finally:
+        rig.close()
+
+
+def test_a_post_resolved_by_hand_as_made_counts_in_the_spend(workspace: dict[str, Path],
+                                                             x_openapi: XOpenAPI) -> None:
+    first, second = month_starts(2)
+    rig = budget_rig(workspace, x_openapi, first + 86400)
+    try:
+        rig.emulator.drop_connection("x.tweets.create", after_applying=True)
+        unreadable = rig.emulator.respond_with("x.users.tweets", 503, times=None)  # the check cannot tell
+        rig.add_photos(1)
+        rig.drive()
+        assert rig.jobs()[0].state is JobState.IN_DOUBT
+        assert rig.journal.spend("x", first, second).posts == 0
+        rig.emulator.faults.remove(unreadable.id)
+        resolved = run_cli("resolve", str(rig.jobs()[0].id), "--posted", config=rig.config.source)
+        assert resolved.returncode == 0, resolved.stderr
+        assert rig.journal.spend("x", first, second) == Spend(0.015, 1, 0)
     finally:
         rig.close()
 
