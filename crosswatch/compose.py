@@ -9,6 +9,13 @@ Shortening never splits a grapheme cluster, a URL, a @mention or a #hashtag: tex
 sentence or word boundaries (with "…"), or, for a single overlong word, between grapheme clusters
 outside those tokens.
 
+No URL unless asked, on X: X charges a post with a URL about 13 times a plain one (pricing.py), so
+there a URL appears only where the user asked for a link: ``{link}`` (and ``links.url``), a
+cross-promotion's permalink, the bridge's link back, or the user's own words in a template. The
+credit line names its licence ("CC BY 4.0") instead of linking it, and any other text that X would
+autolink (a URL in a description, a bare domain such as example.com) is left out. "Would autolink" is
+twitter-text's URL extraction, the rule pricing.py prices by. ``targets.NAME.allow_urls`` lifts this.
+
 ``condense_for_x`` turns someone's Instagram caption into an X caption for the bridge: its first line
 or sentence, its credit line, its hashtags (capped), and the link back, fitted the same way.
 
@@ -29,6 +36,7 @@ from urllib.parse import quote, unquote_plus, urlsplit, urlunsplit
 import regex
 import twitter_text
 
+from crosswatch import pricing
 from crosswatch.config import Config
 from crosswatch.models import Caption, Metadata
 from crosswatch.templates import render, template_fields
@@ -126,6 +134,8 @@ def compose(config: Config, target: str, metadata: Metadata, photo_path: PurePat
         # A link asked for by the job (cross-promotion) travels even when the template has no {link}.
         template += "\n\n{link}" if "\n" in template else " {link}"
     fitted = _Fitter(template, values, tags, rules, config.fit.order).fit()
+    if not urls_allowed(config, target, kind):
+        fitted.text = _only_asked_urls(fitted.text, values["link"], template, config.attribution)
     return Caption(
         text=fitted.text,
         length=rules.length(fitted.text),
@@ -167,6 +177,8 @@ def condense_for_x(config: Config, target: str, caption: str, *, link: str | Non
     mentioned by mistake.
     """
     text = _instagram_handles_unlinked(_clean(caption))
+    if not urls_allowed(config, target, "x"):
+        text = without_urls(text)
     lines = [line.strip() for line in text.split("\n") if line.strip()]
     credit = next((line for line in lines if _CREDIT_LINE.search(line)), "")
     credit = _TRAILING_TAGS.sub("", credit).strip()
@@ -190,6 +202,8 @@ def condense_for_x(config: Config, target: str, caption: str, *, link: str | Non
     values.update({"title": title, "attribution": credit, "link": link or "", "hashtags": ""})
     chosen = template or config.bridge.caption
     fitted = _Fitter(chosen, values, tags, rules, ("hashtags", "title")).fit()
+    if not urls_allowed(config, target, "x"):
+        fitted.text = _only_asked_urls(fitted.text, values["link"], chosen)
     alt = shorten_to_fit(_clean(alt_text), lambda c: len(c) <= ALT_TEXT_LIMIT) if alt_text else ""
     return Caption(
         text=fitted.text,
@@ -224,13 +238,15 @@ def placeholder_values(config: Config, target: str, metadata: Metadata, photo_pa
     title = _meaningful(metadata.title, metadata, photo_path)
     description = _meaningful(metadata.description, metadata, photo_path)
     year = (metadata.date_taken or "")[:4] if re.match(r"\d{4}", metadata.date_taken or "") else ""
+    kind = config.targets[target].kind if target in config.targets else target
+    with_urls = urls_allowed(config, target, kind)
     values = {
         "title": title,
         "description": description if description != title else "",
         "creator": ", ".join(metadata.creator),
         "copyright": normalise_copyright(metadata.copyright) or "",
         "credit": _clean(metadata.credit),
-        "license": licence_text(metadata),
+        "license": licence_text(metadata, with_url=with_urls),
         "keywords": ", ".join(k for k in metadata.keywords if not _is_private(config, k)),
         "year": year,
         "date": (metadata.date_taken or "")[:10],
@@ -244,8 +260,55 @@ def placeholder_values(config: Config, target: str, metadata: Metadata, photo_pa
         "alt_text": _meaningful(metadata.alt_text, metadata, photo_path) or description or title,
         "hashtags": "",
     }
+    if not with_urls:
+        values = {name: value if name == "link" else without_urls(value) for name, value in values.items()}
     values["attribution"] = attribution(config, metadata, values)
     return values
+
+
+# ---------------------------------------------------------------------------------------------------
+# No URL unless asked (X)
+
+
+def urls_allowed(config: Config, target: str, kind: str) -> bool:
+    """Whether text the user asked no link for may still carry URLs on ``target``."""
+    if not pricing.charges(kind):
+        return True
+    own = config.targets.get(target)
+    return own is not None and own.allow_urls
+
+
+_DANGLING = " \t,;:·|/–—-"
+
+
+def without_urls(text: str) -> str:
+    """``text`` without whatever X would autolink in it, and the separators that joined it tidied.
+    Each pass shortens the text, so this ends; a removal that brings two halves together as a new
+    URL is caught by the next pass."""
+    while spans := pricing.url_spans(text):
+        for start, end in reversed(spans):
+            text = text[:start] + text[end:]
+        text = re.sub(r"\(\s*\)|\[\s*\]", "", text)
+        text = "\n".join(re.sub(r"[ \t]{2,}", " ", line).rstrip() for line in text.split("\n"))
+        text = text.strip(_DANGLING)
+    return text
+
+
+def _only_asked_urls(text: str, link: str, *templates: str) -> str:
+    """The fitted caption without any URL nobody asked for: a cut with "…" can make one of a word
+    ("example.co…"). Asked for: the link, and URLs the user wrote into a template."""
+    asked = {text_of(span, link) for span in pricing.url_spans(link)}
+    for template in templates:
+        literal = render(template, {name: "" for name in template_fields(template)}) if template else ""
+        asked |= {text_of(span, literal) for span in pricing.url_spans(literal)}
+    while unasked := [span for span in pricing.url_spans(text) if text_of(span, text) not in asked]:
+        start, end = unasked[-1]
+        text = (text[:start].rstrip(" \t") + " " + text[end:].lstrip(" \t")).strip()
+    return text
+
+
+def text_of(span: tuple[int, int], text: str) -> str:
+    return text[span[0]:span[1]]
 
 
 def _clean(text: str | None) -> str:
@@ -339,13 +402,15 @@ _CC_WORDS = {
 }
 
 
-def licence_text(metadata: Metadata) -> str:
-    """A short licence line from UsageTerms / WebStatement: "CC BY 4.0 https://…" or the terms as given."""
+def licence_text(metadata: Metadata, *, with_url: bool = True) -> str:
+    """A short licence line from UsageTerms / WebStatement: "CC BY 4.0 https://…" or the terms as given;
+    without ``with_url``, the licence by its short name ("CC BY 4.0") and no URL at all."""
     terms, statement = _clean(metadata.usage_terms), _clean(metadata.web_statement)
     creative_commons = _creative_commons(f"{terms} {statement}")
     if creative_commons is not None:
-        return creative_commons
-    return " ".join(part for part in (terms, statement) if part)
+        return creative_commons if with_url else without_urls(creative_commons)
+    line = " ".join(part for part in (terms, statement) if part)
+    return line if with_url else without_urls(line)
 
 
 def _creative_commons(text: str) -> str | None:
@@ -558,10 +623,7 @@ class _Cuts:
 
 
 def _protected_spans(text: str) -> list[tuple[int, int]]:
-    # twitter-text reports URL positions in UTF-16 code units; map them back to string indices
-    index_of = [i for i, ch in enumerate(text) for _ in range(2 if ord(ch) > 0xFFFF else 1)] + [len(text)]
-    spans = [(index_of[u["indices"][0]], index_of[u["indices"][1]])
-             for u in twitter_text.extract_urls_with_indices(text)]
+    spans = pricing.url_spans(text)
     spans += [m.span() for m in _MENTION.finditer(text)]
     spans += [m.span() for m in _HASHTAG.finditer(text)]
     return spans

@@ -95,6 +95,13 @@ class TargetConfig:
     # the same photo's job there is done, then {link} is that post's permalink (if ``link`` says so).
     link_to: str | None = None
     link: Literal["permalink", "none"] = "permalink"
+    # Where the platform charges per call (X): overrides of pricing.X_PRICES, e.g. {post: 0.015}.
+    prices: Mapping[str, float] = field(default_factory=dict)
+    # Posts wait for the next month (in schedule.timezone) once the next one would pass this.
+    monthly_budget_usd: float | None = None
+    # X charges more for a post with a URL: false keeps URLs out of what the user did not ask a link
+    # for (the credit line names its licence, "CC BY 4.0", instead of linking it).
+    allow_urls: bool = False
 
 
 TARGET_DEFAULTS: dict[str, dict[str, Any]] = {
@@ -553,6 +560,7 @@ def _check_references(config: Config, where: _Located) -> None:
         if target.media_host and target.kind != "instagram":
             raise where.error(("targets", name, "media_host"), "only an instagram target uses a media host")
     _check_links(config, where)
+    _check_pricing(config, where)
     if config.intake.rescan_seconds <= 0:
         raise where.error(("intake", "rescan_seconds"), "must be more than 0")
     if not 1 <= config.media.min_quality <= config.media.max_quality <= 100:
@@ -610,6 +618,27 @@ def _check_links(config: Config, where: _Located) -> None:
     if not 1 <= bridge.max_images <= 4:
         raise where.error(("bridge", "max_images"), "must be 1 to 4 (X takes at most 4 images per post)")
     _check_template(bridge.caption, ("bridge", "caption"), where)
+
+
+def _check_pricing(config: Config, where: _Located) -> None:
+    """``prices`` and ``monthly_budget_usd`` only where the platform charges, with known names."""
+    from crosswatch.pricing import X_PRICES, charges
+
+    for name, target in config.targets.items():
+        path = ("targets", name)
+        if not charges(target.kind):
+            set_here = [key for key, value in (("prices", target.prices or None),
+                                               ("monthly_budget_usd", target.monthly_budget_usd)) if value is not None]
+            if set_here:
+                raise where.error((*path, set_here[0]), f"{target.kind} does not charge per call; remove this key")
+            continue
+        for item, usd in target.prices.items():
+            if item not in X_PRICES:
+                raise where.error((*path, "prices", item), f"unknown price; known: {', '.join(X_PRICES)}")
+            if usd < 0:
+                raise where.error((*path, "prices", item), "must not be negative")
+        if target.monthly_budget_usd is not None and target.monthly_budget_usd < 0:
+            raise where.error((*path, "monthly_budget_usd"), "must not be negative; leave it out for no budget")
 
 
 def _check_media(media: MediaConfig, where: _Located) -> None:

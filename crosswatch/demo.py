@@ -3,7 +3,10 @@
 It starts the emulator on loopback, writes a config for a temporary folder, signs in to both
 platforms through the real OAuth flows (an HTTP client plays the browser), runs the daemon, drops
 the bundled sample photos into the folder, waits until every job is finished, and prints what was
-posted and where to look. Tokens go to an in-memory keyring for the demo's lifetime, never the user's.
+posted, where to look, and what those posts would cost on the real X. Tokens go to an in-memory
+keyring for the demo's lifetime, never the user's. As on the real X, its X posts carry no URL unless
+its config asks for one (``x_options``, e.g. ``{"allow_urls": True}``): each would cost $0.20, not
+$0.015.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -22,7 +25,7 @@ import keyring
 import keyring.backend
 import yaml
 
-from crosswatch import auth, logs
+from crosswatch import auth, logs, pricing
 from crosswatch.config import Config, load_config
 from crosswatch.daemon import Daemon
 from crosswatch.emulator import (
@@ -63,7 +66,7 @@ def sample_photos() -> list[Path]:
     return sorted(Path(str(p)) for p in folder.iterdir() if str(p).endswith(".jpg"))
 
 
-def write_demo_config(root: Path, base_url: str) -> Path:
+def write_demo_config(root: Path, base_url: str, x_options: Mapping[str, Any] | None = None) -> Path:
     hosted = root / "hosted"
     hosted.mkdir()
     (root / "inbox").mkdir()
@@ -75,7 +78,7 @@ def write_demo_config(root: Path, base_url: str) -> Path:
             "outbox": {"path": str(root / "outbox")},
             "x": {"client_id": DEFAULT_X_CLIENT_ID, "api_base": base_url,
                   "authorize_url": f"{base_url}/i/oauth2/authorize", "redirect_port": 0,
-                  "web_base": f"{base_url}/_emulator/x"},
+                  "web_base": f"{base_url}/_emulator/x", **(x_options or {})},
             "instagram": {"client_id": DEFAULT_IG_CLIENT_ID, "graph_base": base_url, "api_base": base_url,
                           "authorize_url": f"{base_url}/oauth/authorize", "redirect_port": 0,
                           "media_host": {"type": "directory", "path": str(hosted),
@@ -135,7 +138,18 @@ def summary(config: Config) -> list[dict[str, Any]]:
                  "permalink": j.permalink, "reason": j.reason} for j in journal.jobs()]
 
 
-def run_demo(*, keep_serving: bool, out: Callable[[str], None] = print) -> int:
+def spend_line(config: Config) -> str:
+    """What the demo's X posts would have cost on the real X (pay-per-use)."""
+    with Journal(config.journal_path) as journal:
+        spent = journal.spend("x", 0.0, float("inf"))
+    return (f"on the real X these {spent.posts} posts would cost {pricing.usd_text(spent.usd)} "
+            f"(pay-per-use; `crosswatch preview` shows each post's cost)")
+
+
+def run_demo(*, keep_serving: bool, out: Callable[[str], None] = print,
+             x_options: Mapping[str, Any] | None = None,
+             inspect: Callable[[Emulator], None] | None = None) -> int:
+    """The demo; ``x_options`` are extra keys for its X target, ``inspect`` sees the emulator at the end."""
     keyring.set_keyring(MemoryKeyring())
     logs.configure("warning", "console")
     photos = sample_photos()
@@ -144,7 +158,7 @@ def run_demo(*, keep_serving: bool, out: Callable[[str], None] = print) -> int:
         hosted = root / "hosted"
         emulator = Emulator(hosted_dir=hosted)
         with EmulatorServer(emulator) as server, httpx.Client(timeout=30.0) as client:
-            config = load_config(write_demo_config(root, server.url))
+            config = load_config(write_demo_config(root, server.url, x_options))
             out(f"emulator of X and Instagram running at {server.url}")
             for line in sign_in(config, SecretStore(), client):
                 out(line)
@@ -168,6 +182,9 @@ def run_demo(*, keep_serving: bool, out: Callable[[str], None] = print) -> int:
                 out(f"  {row['target']:<10} {row['photo']:<26} {where}")
             posted = sum(1 for r in rows if r["state"] == "done")
             out(f"{posted} of {len(rows)} posts made. See both timelines at {server.url}/_emulator/")
+            out(spend_line(config))
+            if inspect is not None:
+                inspect(emulator)
             if posted != len(rows):
                 code = code or 1
             if keep_serving:

@@ -14,6 +14,8 @@ Tables:
     bridged every post the Instagram -> X bridge has looked at, and what it did with it (bridge.py)
     bridge_sources  per bridged account: when the bridge started and its baseline (older posts are
             not bridged unless backfill asked for them)
+    charges every call a platform bills (X: posts, media calls, each resource read), with its price
+            then, for the month's spend and budget (pricing.py); a read resource once per UTC day
 
 A job is never deleted. Every state change goes through ``transition``, which checks the move against
 the state table in models.py and appends the event in the same transaction.
@@ -114,9 +116,27 @@ MIGRATIONS: list[str] = [
         baseline_at  REAL NOT NULL
     );
     """,
+    # 4: what the platforms charge (X pay-per-use): one row per billed call or read resource
+    """
+    CREATE TABLE charges (
+        id        INTEGER PRIMARY KEY,
+        target    TEXT NOT NULL,
+        at        REAL NOT NULL,
+        item      TEXT NOT NULL,
+        usd       REAL NOT NULL,
+        job_id    INTEGER REFERENCES jobs(id),
+        purpose   TEXT,
+        resource  TEXT,
+        utc_day   TEXT
+    );
+    CREATE INDEX charges_by_target_time ON charges (target, at);
+    CREATE UNIQUE INDEX charges_read_once_a_day ON charges (target, resource, utc_day) WHERE resource IS NOT NULL;
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
+# The hold kind of a target whose monthly budget is spent (runner.py); see ``due_jobs``.
+BUDGET_HOLD = "budget"
 WAL_SWITCH_SECONDS = 30.0
 
 # Tests make the journal run out of room the way a full disk does (SQLite answers SQLITE_FULL, "database
@@ -144,6 +164,15 @@ class Hold:
     until: float
     kind: str
     reason: str
+
+
+@dataclass(frozen=True)
+class Spend:
+    """What one target's platform charged over a period (see ``Journal.spend``)."""
+
+    usd: float
+    posts: int
+    reads: int
 
 
 @dataclass(frozen=True)
@@ -442,21 +471,24 @@ class Journal:
         return row.job if row else None
 
     def due_jobs(self, now: float, limit: int = 50, state: JobState = JobState.READY) -> list[JobRow]:
-        """Jobs in ``state`` whose time has come and whose target is not held."""
+        """Jobs in ``state`` whose time has come and whose target is not held. A budget hold keeps
+        no in-doubt job from being checked: asking costs a read, posting again by mistake far more."""
         rows = self._db.execute(
             f"SELECT {_JOB_COLUMNS} FROM jobs WHERE state = ? AND next_attempt_at <= ? "
-            "AND target NOT IN (SELECT target FROM holds WHERE until > ?) "
+            "AND target NOT IN (SELECT target FROM holds WHERE until > ? AND NOT (kind = ? AND ? = ?)) "
             "ORDER BY next_attempt_at, id LIMIT ?",
-            (state.value, now, now, limit),
+            (state.value, now, now, BUDGET_HOLD, state.value, JobState.IN_DOUBT.value, limit),
         ).fetchall()
         return [_job_row(r) for r in rows]
 
     def next_due_at(self) -> float | None:
-        """When the next ready (or in-doubt, to be checked) job may start, holds included."""
+        """When the next ready (or in-doubt, to be checked) job may start, holds included (a budget
+        hold does not delay a check, as in ``due_jobs``)."""
         row = self._db.execute(
-            "SELECT MIN(MAX(j.next_attempt_at, COALESCE(h.until, 0))) FROM jobs j "
+            "SELECT MIN(MAX(j.next_attempt_at, CASE WHEN j.state = ? AND h.kind = ? THEN 0 "
+            "ELSE COALESCE(h.until, 0) END)) FROM jobs j "
             "LEFT JOIN holds h ON h.target = j.target WHERE j.state IN (?, ?)",
-            (JobState.READY.value, JobState.IN_DOUBT.value),
+            (JobState.IN_DOUBT.value, BUDGET_HOLD, JobState.READY.value, JobState.IN_DOUBT.value),
         ).fetchone()
         return None if row[0] is None else float(row[0])
 
@@ -485,6 +517,39 @@ class Journal:
         rows = self._db.execute("SELECT target, until, kind, reason FROM holds WHERE until > ?",
                                 (now if now is not None else float("-inf"),))
         return {r["target"]: Hold(r["target"], r["until"], r["kind"], r["reason"]) for r in rows}
+
+    # -- charges (pricing.py) ----------------------------------------------------------------------
+
+    def record_charge(self, target: str, item: str, usd: float, *, job_id: int | None = None,
+                      purpose: str | None = None, at: float | None = None) -> None:
+        """One billed call (a post, a media call) made for ``target`` (now, or ``at``), at its price now."""
+        with self._write() as db:
+            db.execute("INSERT INTO charges (target, at, item, usd, job_id, purpose) VALUES (?, ?, ?, ?, ?, ?)",
+                       (target, self._clock() if at is None else at, item, usd, job_id, purpose))
+
+    def record_reads(self, target: str, resources: Sequence[str], usd_each: float, *,
+                     job_id: int | None = None, purpose: str | None = None) -> int:
+        """Resources a read returned; one already read on the same UTC day is not charged again (X's
+        deduplication). Returns how many were new, i.e. charged."""
+        now = self._clock()
+        utc_day = time.strftime("%Y-%m-%d", time.gmtime(now))
+        added = 0
+        with self._write() as db:
+            for resource in dict.fromkeys(resources):
+                cursor = db.execute(
+                    "INSERT INTO charges (target, at, item, usd, job_id, purpose, resource, utc_day) "
+                    "VALUES (?, ?, 'read', ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                    (target, now, usd_each, job_id, purpose, resource, utc_day))
+                added += cursor.rowcount
+        return added
+
+    def spend(self, target: str, since: float, until: float) -> Spend:
+        """What ``target``'s platform charged from ``since`` to before ``until``."""
+        row = self._db.execute(
+            "SELECT COALESCE(SUM(usd), 0), COALESCE(SUM(item IN ('post', 'post_with_url')), 0), "
+            "COALESCE(SUM(item = 'read'), 0) FROM charges WHERE target = ? AND at >= ? AND at < ?",
+            (target, since, until)).fetchone()
+        return Spend(round(float(row[0]), 6), int(row[1]), int(row[2]))
 
     def has_started(self, job_id: int) -> bool:
         """Whether the job has ever been in flight."""

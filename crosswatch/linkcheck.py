@@ -6,7 +6,8 @@ scraping): X ``GET /2/tweets/{id}`` (a missing post answers 200 with a resource-
 Each link comes out ``ok``, ``broken`` (the post is gone), or ``unknown`` (the platform could not be
 asked: no sign-in, a refused token, a network error), with the platform's words.
 
-The request builders and parsers are sans-I/O; ``check_links`` sends.
+The request builders and parsers are sans-I/O; ``check_links`` sends, and records what X bills for
+each read in the journal (pricing.py: the post, once per UTC day).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any, Literal, Protocol
 
 import httpx
 
+from crosswatch import pricing
 from crosswatch.config import Config, TargetConfig
 from crosswatch.errors import CrosswatchError
 from crosswatch.journal import Journal
@@ -113,16 +115,22 @@ def check_links(config: Config, journal: Journal, client: httpx.Client,
         if isinstance(token, CrosswatchError):
             state, detail = "unknown", str(token)
         else:
-            state, detail = _ask(target, job.remote_id, token, client)
+            state, detail = _ask(target, job.remote_id, token, client, journal, job.id)
         results.append(LinkStatus(job.id, job.target, job.remote_id, job.permalink, state, detail))
     return results
 
 
-def _ask(target: TargetConfig, remote_id: str, token: str, client: httpx.Client) -> tuple[State, str]:
+def _ask(target: TargetConfig, remote_id: str, token: str, client: httpx.Client, journal: Journal,
+         job_id: int) -> tuple[State, str]:
     request = build_check_request(target, remote_id, token)
     try:
         response = client.send(request)
         response.read()
     except httpx.HTTPError as exc:
         return "unknown", f"cannot reach {request.url.host}: {type(exc).__name__}"
+    prices = pricing.prices_for(target.kind, target.prices)
+    if prices is not None and response.is_success:
+        resources = pricing.billed_resources(_body(response))
+        if resources:
+            journal.record_reads(target.name, resources, prices["read"], job_id=job_id, purpose="link_check")
     return parse_check(target, response)

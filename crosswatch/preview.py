@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from crosswatch import compose, media
-from crosswatch.config import Config
+from crosswatch import compose, media, pricing
+from crosswatch.config import Config, TargetConfig
 from crosswatch.metadata import read_metadata
+from crosswatch.models import Caption
 
 
 def build_preview(config: Config, photo: Path, out_dir: Path | None = None) -> dict[str, Any]:
@@ -34,8 +36,26 @@ def build_preview(config: Config, photo: Path, out_dir: Path | None = None) -> d
             "alt_text": caption.alt_text,
             "hashtags": list(caption.hashtags),
             "shortened": list(caption.shortened),
+            "cost_usd": None,
             "image": images.get(target.name, {}),
         }
+        cost = caption_cost(target, caption)
+        if cost is not None:
+            document["targets"][target.name].update(cost_usd=cost.usd, cost=cost.describe())
     if out_dir is not None:
         (out_dir / "preview.json").write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
     return document
+
+
+def caption_cost(target: TargetConfig, caption: Caption, *, will_link: bool | None = None,
+                 alt_texts: Sequence[bool] | None = None) -> pricing.Cost | None:
+    """What posting this caption costs on ``target`` (None where the platform charges nothing). A
+    cross-promoting X post (``link_to`` with ``link: permalink``) is priced with the link it will carry
+    unless ``will_link`` says otherwise."""
+    prices = pricing.prices_for(target.kind, target.prices)
+    if prices is None:
+        return None
+    if will_link is None:
+        will_link = target.link_to is not None and target.link == "permalink"
+    flags = list(alt_texts) if alt_texts is not None else [bool(caption.alt_text)]
+    return pricing.job_cost(prices, caption.text, flags, will_link=will_link)

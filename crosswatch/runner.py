@@ -9,6 +9,7 @@ for a rate limit, park until sign-in, fail) is decided here, in ``_apply``.
 from __future__ import annotations
 
 import dataclasses
+import json
 import random
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -17,11 +18,12 @@ from typing import Protocol
 import httpx
 import structlog
 
+from crosswatch import pricing
 from crosswatch.config import Config
 from crosswatch.crashpoints import crashpoint
 from crosswatch.errors import AuthError, BadPhoto, CrosswatchError, JournalError
 from crosswatch.jobs import JobContexts, NotYet
-from crosswatch.journal import JobRow, Journal
+from crosswatch.journal import BUDGET_HOLD, JobRow, Journal
 from crosswatch.models import JobState
 from crosswatch.schedule import Planner
 from crosswatch.targets.base import (
@@ -40,6 +42,7 @@ from crosswatch.targets.base import (
     Verdict,
     step_applies,
 )
+from crosswatch.targets.x import post_images
 
 log = structlog.get_logger("crosswatch.runner")
 
@@ -88,6 +91,15 @@ class TokenSource(Protocol):
     def username(self) -> str | None: ...
 
 
+def alt_text_flags(ctx: JobContext) -> list[bool]:
+    """Per image of the post, whether it has an alt text (one metadata call each)."""
+    images = post_images(ctx)
+    if images:
+        return [isinstance(image.get("alt_text"), str) and bool(str(image.get("alt_text")).strip())
+                for image in images]
+    return [bool(ctx.caption.alt_text and ctx.caption.alt_text.strip())]
+
+
 def backoff_delay(attempt: int, rng: random.Random) -> float:
     """Exponential backoff with jitter: uniform in [ceiling/2, ceiling] (AWS's "equal jitter"), the
     ceiling doubling from BACKOFF_BASE_SECONDS up to BACKOFF_CAP_SECONDS.
@@ -132,6 +144,9 @@ class Runner:
         for name, hold in self.journal.holds(self.clock()).items():
             if hold.kind == "auth":
                 self.journal.clear_hold(name, kind="auth")
+            elif hold.kind == BUDGET_HOLD:
+                # The budget or the prices may have changed with the config: the next job looks again.
+                self.journal.clear_hold(name, kind=BUDGET_HOLD)
 
     def run_due(self, limit: int = 50) -> int:
         """Check due in-doubt jobs, then perform every job due now (up to ``limit``); returns how many
@@ -232,6 +247,8 @@ class Runner:
             return
         steps = target.steps()
         index = min(row.step_index, len(steps) - 1)
+        if self._over_budget(job.target, ctx, [step.name for step in steps[index:]]):
+            return  # not started: the job waits, ready, behind the target's budget hold
         self.journal.transition(job.id, JobState.IN_FLIGHT, expect=JobState.READY, step=steps[index].name,
                                 step_index=index, attempts_delta=1, detail="started")
         refreshed = False
@@ -253,8 +270,11 @@ class Runner:
                 self.journal.transition(job.id, JobState.IN_FLIGHT, step=step.name, intent=True,
                                         detail="intent")
                 crashpoint(f"intent:{step.name}")
+            applies = step_applies(step, ctx)
             outcome = self._perform(step, ctx)
             crashpoint(f"after:{step.name}")
+            if applies:
+                self._charge(ctx, step.name, outcome)
             self._count_quota(job.target, target, step, outcome)
             if outcome.kind is Kind.AUTH and not refreshed and job.target in self.tokens:
                 refreshed = True
@@ -278,6 +298,57 @@ class Runner:
             self._apply(job.id, job.target, index, outcome, attempts=job.attempts + 1)
             crashpoint(f"recorded:{step.name}")
             return
+
+    # -- what the platform charges (pricing.py) ----------------------------------------------------
+
+    def _prices(self, name: str) -> dict[str, float] | None:
+        config = self.config.targets.get(name)
+        return None if config is None else pricing.prices_for(config.kind, config.prices)
+
+    def _over_budget(self, name: str, ctx: JobContext, steps: Sequence[str]) -> bool:
+        """Hold the target until the month turns (in the schedule's time zone) when this job's billed
+        calls would take the month's spend past ``monthly_budget_usd``; True if held."""
+        config = self.config.targets.get(name)
+        prices = self._prices(name)
+        if config is None or prices is None or config.monthly_budget_usd is None:
+            return False
+        cost = pricing.job_cost(prices, ctx.caption.text, alt_text_flags(ctx), steps=steps)
+        now = self.clock()
+        start, end = pricing.month_bounds(now, self.planner.zone)
+        spent = self.journal.spend(name, start, end).usd
+        budget = config.monthly_budget_usd
+        if not pricing.over_budget(spent, cost.usd, budget):
+            return False
+        why = (f"monthly budget: {pricing.usd_text(spent)} of {pricing.usd_text(budget)} spent in "
+               f"{pricing.month_name(now, self.planner.zone)}, the next post costs {cost.describe()}")
+        if cost.usd > budget:
+            why += ", more than the whole budget"
+        self._hold(name, end, BUDGET_HOLD, f"{why}; targets.{name}.monthly_budget_usd")
+        return True
+
+    def _charge(self, ctx: JobContext, step: str, outcome: Outcome, at: float | None = None) -> None:
+        """Record a billed call that went through (X: an upload, an alt text, the post), made now or
+        ``at``."""
+        prices = self._prices(ctx.target)
+        item = pricing.BILLED_STEPS.get(step)
+        if prices is None or item is None or outcome.kind not in (Kind.NEXT, Kind.AGAIN, Kind.DONE):
+            return
+        if item == "post":
+            item = pricing.post_item(ctx.caption.text)
+        self.journal.record_charge(ctx.target, item, prices[item], job_id=ctx.job_id, at=at)
+
+    def _charge_reads(self, ctx: JobContext, response: httpx.Response, purpose: str) -> None:
+        """Record the resources a read returned (X bills each, once per UTC day)."""
+        prices = self._prices(ctx.target)
+        if prices is None or not response.is_success:
+            return
+        try:
+            body = json.loads(response.content) if response.content else None
+        except (ValueError, UnicodeDecodeError):
+            return
+        resources = pricing.billed_resources(body)
+        if resources:
+            self.journal.record_reads(ctx.target, resources, prices["read"], job_id=ctx.job_id, purpose=purpose)
 
     # -- platform quotas ---------------------------------------------------------------------------
 
@@ -495,6 +566,8 @@ class Runner:
         finding = self._ask(reconciler, ctx, job.step or "", row.intent_at or job.updated_at)
         steps = target.steps()
         if finding.verdict is Verdict.POSTED:
+            # The post was made, and billed, when it was sent.
+            self._charge(ctx, job.step or "", Outcome(Kind.DONE), at=row.intent_at or job.updated_at)
             data = {**self._job_data(job.target, finding.data), "reconciled": "posted"}
             following = row.step_index + 1
             if following >= len(steps):
@@ -528,6 +601,7 @@ class Runner:
                 response.read()
             except httpx.TransportError as exc:
                 return Finding(Verdict.UNKNOWN, reason=f"cannot ask {request.url.host}: {type(exc).__name__}")
+            self._charge_reads(ctx, response, "reconcile")
             finding = reconciler.parse(ctx, step, response)
             if finding.verdict is not Verdict.ASK_AGAIN:
                 return finding

@@ -134,8 +134,9 @@ def sign_in(config: Config, emulator: Emulator, client: httpx.Client, clock: Man
 def make_rig(workspace: dict[str, Path], spec: XOpenAPI, *, targets: tuple[str, ...] = ("x", "instagram"),
              settings: EmulatorSettings | None = None, public_url: str | None = None,
              per_target: dict[str, dict[str, Any]] | None = None, signed_in: Iterable[str] | None = None,
-             timeline_settle_seconds: float = 20.0) -> Rig:
-    clock = ManualClock()
+             timeline_settle_seconds: float = 20.0, clock_start: float | None = None,
+             config_extra: dict[str, Any] | None = None) -> Rig:
+    clock = ManualClock(clock_start)
     hosted = workspace["state"].parent / "hosted"
     hosted.mkdir(exist_ok=True)
     emulator = Emulator(settings or EmulatorSettings(ig_container_processing_seconds=0.2), clock=clock,
@@ -143,7 +144,8 @@ def make_rig(workspace: dict[str, Path], spec: XOpenAPI, *, targets: tuple[str, 
     recorder = watch_openapi(emulator, spec)
     everything = platform_targets(ORIGIN, hosted, public_url=public_url, **(per_target or {}))
     config_path = write_config(workspace, targets={name: everything[name] for name in targets},
-                               watch=[{"path": str(workspace["inbox"]), "targets": list(targets)}])
+                               watch=[{"path": str(workspace["inbox"]), "targets": list(targets)}],
+                               **(config_extra or {}))
     config = load_config(config_path)
     client = httpx.Client(transport=httpx.MockTransport(emulator.handle))
     sign_in(config, emulator, client, clock, signed_in if signed_in is not None else targets)

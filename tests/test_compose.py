@@ -106,9 +106,53 @@ def test_a_template_naming_an_absent_owner_falls_back_to_the_notice(tmp_path: Pa
 def test_the_licence_comes_from_usage_terms_and_web_statement(config: Config, terms: str | None,
                                                               statement: str | None, licence: str) -> None:
     metadata = Metadata(creator=("Ana",), usage_terms=terms, web_statement=statement)
-    values = placeholder_values(config, "x", metadata, PHOTO)
+    # Instagram links nothing and charges nothing: the licence keeps its URL there (X: see below).
+    values = placeholder_values(config, "instagram", metadata, PHOTO)
     assert values["license"] == licence
     assert values["attribution"] == f"© Ana · {licence}"
+
+
+@pytest.mark.parametrize(("terms", "statement", "licence"), [
+    ("Creative Commons Attribution 4.0 International License", None, "CC BY 4.0"),
+    ("Creative Commons Attribution-NonCommercial-ShareAlike 4.0", None, "CC BY-NC-SA 4.0"),
+    (None, "https://creativecommons.org/licenses/by-sa/2.0/deed.en", "CC BY-SA 2.0"),
+    ("CC0", None, "CC0 1.0"),
+    ("Editorial use only", "https://example.com/rights", "Editorial use only"),
+    (None, "www.meine-ansichten.de/copyright.html", ""),
+])
+def test_on_x_the_licence_goes_by_its_short_name_without_a_url(config: Config, terms: str | None,
+                                                                 statement: str | None, licence: str) -> None:
+    metadata = Metadata(creator=("Ana",), usage_terms=terms, web_statement=statement)
+    values = placeholder_values(config, "x", metadata, PHOTO)
+    assert values["license"] == licence
+    caption = compose(config, "x", metadata, PHOTO)
+    assert caption.text == " · ".join(part for part in ("© Ana", licence) if part)
+    assert twitter_text.extract_urls(caption.text) == []
+
+
+def test_on_x_text_nobody_asked_a_link_for_carries_no_url_but_the_link_does(tmp_path: Path) -> None:
+    metadata = Metadata(title="Dawn at example.com (see https://ex.org/a)", description="Shot for Foto.de.",
+                        copyright="ian Britton - FreeFoto.com", keywords=("web.site",))
+    asked = make_config(tmp_path, captions={"x": "{title} {description} {attribution} {keywords} {link}"},
+                        links={"url": "https://pics.example.com/dawn"})
+    caption = compose(asked, "x", metadata, PHOTO)
+    assert twitter_text.extract_urls(caption.text) == ["https://pics.example.com/dawn"]
+    assert caption.text.startswith("Dawn at")
+    assert "© ian Britton" in caption.text
+    allowed = make_config(tmp_path, targets={"x": {"allow_urls": True}, "instagram": {},
+                                             "outbox": {"path": str(tmp_path / "out")}})
+    assert "FreeFoto.com" in compose(allowed, "x", metadata, PHOTO).text
+    assert "FreeFoto.com" in compose(asked, "instagram", metadata, PHOTO).text
+
+
+def test_a_cut_on_x_never_makes_a_url_of_a_word(tmp_path: Path) -> None:
+    # "example.company" is no URL, but cut with an ellipsis to "example.co…" it would be one.
+    config = make_config(tmp_path, captions={"x": "{description}"})
+    for size in range(200, 280):
+        metadata = Metadata(description="a" * size + " example.company and more words after it")
+        caption = compose(config, "x", metadata, PHOTO)
+        assert twitter_text.extract_urls(caption.text) == [], caption.text
+        assert caption.length <= 280
 
 
 def test_the_credit_travels_in_every_caption_of_the_hubble_photo(config: Config) -> None:
