@@ -543,9 +543,9 @@ def _ready_line(target: str, jobs: list[Job], hold: Hold | None) -> str:
 
 def _in_doubt_line(target: str, jobs: list[Job], _hold: Hold | None) -> str:
     first = jobs[0]
+    why = f" ({first.reason})" if first.reason else ""
     later = "checked with the platform at the next run" if first.next_attempt_at < NEVER else "left to you"
-    return (f"{target}: {_photos(jobs)} in doubt ({first.reason}); {later}: `crosswatch status` shows how "
-            "to settle each")
+    return f"{target}: {_photos(jobs)} in doubt{why}; {later}: `crosswatch status` shows how to settle each"
 
 
 def _approval_line(target: str, jobs: list[Job], _hold: Hold | None) -> str:
