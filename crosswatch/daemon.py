@@ -448,31 +448,34 @@ class Daemon:
         It ends when nothing left can go out within its window (``settle_timeout``, and steps due
         within ONCE_HORIZON_SECONDS): 0 when nothing is left waiting but photos awaiting approval,
         else 1, with one line per waiting target saying why (``report``; stderr by default)."""
-        window_end = time.time() + settle_timeout
         try:
-            with self._signals(), self._parts() as (intake, runner):
-                runner.recover()
-                intake.scan()
-                deadline = time.monotonic() + settle_timeout
-                while intake.pending() and time.monotonic() < deadline and not self.stop_event.is_set():
-                    intake.process()
-                    if intake.pending():
-                        self.stop_event.wait(INTAKE_TICK_SECONDS)
-                if self.config.bridge.enabled:
-                    self._bridge(runner, runner.journal).poll()
-                self._post_due(runner, window_end)
-                lines, unfinished = left_over(runner.journal, time.time())
-                waiting = runner.journal.jobs(state=JobState.READY)
+            lines, unfinished = self._run_once(settle_timeout)
         except JournalGone as exc:
             self._lose_journal(exc)
             return 1
-        if waiting:
-            log.info("left waiting for later", jobs=len(waiting))
         if self.stop_event.is_set():
             return 0  # stopped by a signal: what is left waits for the next run, as asked
         for line in lines:
             (report or _to_stderr)(line)
         return 1 if unfinished else 0
+
+    def _run_once(self, settle_timeout: float) -> tuple[list[str], bool]:
+        window_end = time.time() + settle_timeout
+        with self._signals(), self._parts() as (intake, runner):
+            runner.recover()
+            intake.scan()
+            deadline = time.monotonic() + settle_timeout
+            while intake.pending() and time.monotonic() < deadline and not self.stop_event.is_set():
+                intake.process()
+                if intake.pending():
+                    self.stop_event.wait(INTAKE_TICK_SECONDS)
+            if self.config.bridge.enabled:
+                self._bridge(runner, runner.journal).poll()
+            self._post_due(runner, window_end)
+            waiting = runner.journal.jobs(state=JobState.READY)
+            if waiting:
+                log.info("left waiting for later", jobs=len(waiting))
+            return left_over(runner.journal, time.time())
 
     def _post_due(self, runner: Runner, window_end: float) -> None:
         """Perform what is due, and wait for what becomes due soon: within ONCE_HORIZON_SECONDS and
