@@ -3,7 +3,9 @@
 Threads: watchdog's observer feeds ``Intake.offer``; the intake thread takes settled files and
 rescans now and then; the runner thread performs due jobs; with ``bridge.enabled`` the bridge thread
 polls Instagram for new posts to re-share on X (bridge.py); the main thread waits for a signal and
-pings systemd's watchdog. Each thread that writes the journal has its own SQLite connection.
+pings systemd's watchdog, but only while each of those threads makes progress or waits by choice
+(``Liveness``), and stops the daemon if the journal file is removed or replaced under it. Each thread
+that writes the journal has its own SQLite connection.
 
 SIGTERM and SIGINT stop gracefully: the runner finishes the step in progress (or leaves the job to
 be recovered at the next start), intake stops between files, and the journal lock is released.
@@ -294,7 +296,7 @@ class Daemon:
         (a stuck one stops the pings, so systemd restarts the service) and check that the journal is
         still the file at its path."""
         ping = watchdog_interval()
-        tick = min(ping, 1.0) if ping else 1.0
+        tick = max(0.05, min(ping, 1.0)) if ping else 1.0
         next_ping = 0.0
         reported: set[str] = set()
         while not self.stop_event.wait(tick):
