@@ -17,10 +17,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from crosswatch.daemon import IMAGE_PREP_SECONDS, Allowances, Liveness
+from crosswatch.daemon import IMAGE_PREP_SECONDS, Allowances, Liveness, left_over
 from crosswatch.emulator import DEFAULT_X_CLIENT_ID, Emulator, EmulatorServer
 from crosswatch.emulator.httputil import x_blank_problem
-from crosswatch.journal import Journal
+from crosswatch.journal import Journal, NewFile
 from crosswatch.models import JobState
 from tests.conftest import REPO, DaemonProcess, cli_env, wait_until, write_config
 from tests.test_platforms_e2e import done_count, photo, platform_config, sign_in
@@ -275,3 +275,30 @@ def test_allowances_follow_the_http_timeout() -> None:
     assert default.answer == 60.0  # the body, then the journal commit (SQLite waits up to 30 s)
     assert default.step > IMAGE_PREP_SECONDS  # preparing the image fits between two steps
     assert Allowances.for_timeout(1.0).request == 3.0
+
+
+def test_what_run_once_leaves_is_said_per_target_and_only_work_not_done_fails_it(tmp_path: Path) -> None:
+    now = time.time()
+    with Journal(tmp_path / "journal.sqlite3") as journal:
+        journal.add_files([NewFile(path=str(tmp_path / f"p{n}.jpg"), size=1, mtime_ns=n, content_hash=f"h{n}",
+                                   targets=("x", "instagram", "feed"), approval=frozenset({"feed"}))
+                           for n in range(2)])
+        assert left_over(journal, now)[1]  # ready jobs left: not done
+        for job in journal.jobs(state=JobState.READY):
+            journal.transition(job.id, JobState.IN_FLIGHT)
+            if job.target == "x":
+                journal.transition(job.id, JobState.IN_DOUBT, reason="no answer from api.x.com to post",
+                                   next_attempt_at=now + 5)
+            else:
+                journal.transition(job.id, JobState.DONE)
+        lines, unfinished = left_over(journal, now)
+        assert unfinished
+        assert lines == [
+            "x: 2 photos in doubt (no answer from api.x.com to post); checked with the platform at the next "
+            "run: `crosswatch status` shows how to settle each",
+            "feed: 2 photos awaiting approval; `crosswatch queue` lists them, `crosswatch approve ID` sends one",
+        ]
+        for job in journal.jobs(state=JobState.IN_DOUBT):
+            journal.transition(job.id, JobState.DONE)
+        lines, unfinished = left_over(journal, now)
+        assert not unfinished and len(lines) == 1 and lines[0].startswith("feed: 2 photos awaiting approval")
