@@ -3,7 +3,9 @@
 Threads: watchdog's observer feeds ``Intake.offer``; the intake thread takes settled files and
 rescans now and then; the runner thread performs due jobs; with ``bridge.enabled`` the bridge thread
 polls Instagram for new posts to re-share on X (bridge.py); the main thread waits for a signal and
-pings systemd's watchdog. Each thread that writes the journal has its own SQLite connection.
+pings systemd's watchdog, but only while each of those threads makes progress or waits by choice
+(``Liveness``), and stops the daemon if the journal file is removed or replaced under it. Each thread
+that writes the journal has its own SQLite connection.
 
 SIGTERM and SIGINT stop gracefully: the runner finishes the step in progress (or leaves the job to
 be recovered at the next start), intake stops between files, and the journal lock is released.
@@ -11,13 +13,17 @@ be recovered at the next start), intake stops between files, and the journal loc
 
 from __future__ import annotations
 
+import datetime as dt
+import math
 import os
 import signal
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from types import FrameType
 
 import httpx
@@ -26,11 +32,12 @@ import structlog
 from crosswatch.bridge import Bridge
 from crosswatch.config import Config
 from crosswatch.errors import JournalError
-from crosswatch.journal import DaemonLock, Journal
-from crosswatch.models import JobState
-from crosswatch.runner import Runner, TokenSource
+from crosswatch.jobs import JobContexts
+from crosswatch.journal import DaemonLock, Hold, Journal, JournalGone
+from crosswatch.models import Job, JobState
+from crosswatch.runner import NEVER, Runner, TokenSource
 from crosswatch.targets import build_targets
-from crosswatch.targets.base import Target
+from crosswatch.targets.base import JobContext, Target
 from crosswatch.watcher import Intake, Watcher
 
 log = structlog.get_logger("crosswatch.daemon")
@@ -47,12 +54,112 @@ HTTP_TIMEOUT_ENV = "CROSSWATCH_HTTP_TIMEOUT"
 
 
 def http_timeout() -> httpx.Timeout:
+    seconds = http_timeout_seconds()
+    return httpx.Timeout(seconds, connect=min(10.0, seconds))
+
+
+def http_timeout_seconds() -> float:
     try:
         seconds = float(os.environ.get(HTTP_TIMEOUT_ENV, "") or HTTP_TIMEOUT_SECONDS)
     except ValueError:
         seconds = HTTP_TIMEOUT_SECONDS
-    seconds = seconds if seconds > 0 else HTTP_TIMEOUT_SECONDS
-    return httpx.Timeout(seconds, connect=min(10.0, seconds))
+    return seconds if seconds > 0 and math.isfinite(seconds) else HTTP_TIMEOUT_SECONDS
+
+
+# -- liveness: what the systemd watchdog is told -----------------------------------------------------
+
+# Tests only: CROSSWATCH_HANG=intake|runner|bridge makes that thread block as a stuck request would
+# (runner, bridge: inside their next platform request; intake: at its next pass) until the daemon
+# stops, so the watchdog's reaction can be seen.
+HANG_ENV = "CROSSWATCH_HANG"
+# The Journal opens SQLite with timeout=30: a write may wait this long for another writer's lock.
+JOURNAL_BUSY_SECONDS = 30.0
+# Preparing one photo for every target: decoding up to media.max_pixels (120 MP by default),
+# resizing and encoding takes a few seconds on a desktop and tens on a small board under load.
+IMAGE_PREP_SECONDS = 90.0
+# One intake pass: a batch of up to 200 settled files, each read, hashed and decoded at 1/8 scale
+# (up to a second each from a slow disk or a network share), then one journal commit; or one
+# rescan walking the folders.
+INTAKE_PASS_SECONDS = 240.0
+
+
+@dataclass(frozen=True)
+class Allowances:
+    """How long each piece of work may keep a thread busy before the thread counts as stuck.
+
+    ``request``: connecting (at most min(10 s, the HTTP timeout)), then sending the body and waiting
+    for the answer, each of which httpx lets take up to the timeout. ``answer``: reading the body
+    (the timeout again), then committing the outcome (a journal write). ``step``: from one step or
+    job to the next platform request: the sign-in (the refresh lock may wait out another process's
+    refresh, one request), preparing the image, and the journal writes that record the start.
+    """
+
+    request: float
+    answer: float
+    step: float
+    intake: float = INTAKE_PASS_SECONDS
+
+    @classmethod
+    def for_timeout(cls, seconds: float) -> Allowances:
+        request = 3 * seconds
+        return cls(request=request, answer=seconds + JOURNAL_BUSY_SECONDS,
+                   step=request + IMAGE_PREP_SECONDS + JOURNAL_BUSY_SECONDS)
+
+
+class Liveness:
+    """Each watched thread is either busy until a deadline or idle (waiting by choice).
+
+    A thread ``beat``s whenever it makes progress, saying how long its next piece of work may take;
+    it is ``idle`` while it sleeps or waits for its condition. A thread still busy past its deadline is
+    stuck, and the daemon stops pinging systemd's watchdog until it moves again.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._due: dict[str, float] = {}
+        self._since: dict[str, float] = {}
+
+    def watch(self, name: str, seconds: float) -> None:
+        with self._lock:
+            self._due[name] = self._clock() + seconds
+            self._since[name] = self._clock()
+
+    def beat(self, seconds: float) -> None:
+        """The calling thread made progress; its next piece of work may take ``seconds``."""
+        name = threading.current_thread().name
+        with self._lock:
+            if name in self._due:  # only watched threads (not the main thread, nor `run --once`)
+                now = self._clock()
+                self._due[name], self._since[name] = now + seconds, now
+
+    def idle(self) -> None:
+        """The calling thread waits by choice; it cannot be late until it beats again."""
+        self.beat(math.inf)
+
+    def stuck(self) -> dict[str, float]:
+        """Watched threads past their deadline, with how long they have been busy."""
+        now = self._clock()
+        with self._lock:
+            return {name: now - self._since[name] for name, due in self._due.items() if now > due}
+
+
+class _PreparingContexts(JobContexts):
+    """Job contexts whose building (preparing the image) gives the runner its image allowance."""
+
+    def __init__(self, config: Config, journal: Journal, liveness: Liveness, allowances: Allowances) -> None:
+        super().__init__(config, journal)
+        self._liveness = liveness
+        self._allowances = allowances
+
+    def build(self, job: Job, *, access_token: str | None = None, account_id: str | None = None,
+              username: str | None = None, need_image: bool = True) -> JobContext:
+        self._liveness.beat(IMAGE_PREP_SECONDS + JOURNAL_BUSY_SECONDS)
+        try:
+            return super().build(job, access_token=access_token, account_id=account_id, username=username,
+                                 need_image=need_image)
+        finally:
+            self._liveness.beat(self._allowances.step)
 
 
 def sd_notify(message: str) -> bool:
@@ -103,6 +210,10 @@ class Daemon:
         self._token_factory = token_factory or platform_tokens
         self._targets = targets
         self._errors: list[BaseException] = []
+        self.liveness = Liveness()
+        self.allowances = Allowances.for_timeout(http_timeout_seconds())
+        self._journal_gone: JournalGone | None = None
+        self._gone_lock = threading.Lock()
 
     def request_stop(self) -> None:
         """Stop as SIGTERM would (for embedding, e.g. `crosswatch demo`)."""
@@ -133,19 +244,87 @@ class Daemon:
         intake_journal = Journal(self.config.journal_path)
         runner_journal = Journal(self.config.journal_path)
         client = httpx.Client(timeout=http_timeout(),
-                              headers={"User-Agent": "crosswatch/0.1"})
+                              headers={"User-Agent": "crosswatch/0.1"},
+                              # Every request sent and every answer received is progress of the
+                              # thread that made it (runner, bridge, their sign-ins).
+                              event_hooks={"request": [self._request_sent], "response": [self._answer_received]})
         try:
             targets = self._targets if self._targets is not None else build_targets(self.config)
             tokens = self._token_factory(self.config, client)
             intake = Intake(self.config, intake_journal, on_new_jobs=self.wake_runner.set)
-            runner = Runner(self.config, runner_journal, targets, client=client, tokens=tokens)
-            runner.stop_when(self.stop_event.is_set)
+            contexts = _PreparingContexts(self.config, runner_journal, self.liveness, self.allowances)
+            runner = Runner(self.config, runner_journal, targets, client=client, tokens=tokens, contexts=contexts)
+            runner.stop_when(self._between_steps)
             yield intake, runner
         finally:
             client.close()
             runner_journal.close()
             intake_journal.close()
             lock.release()
+
+    # -- liveness ----------------------------------------------------------------------------------
+
+    def _between_steps(self) -> bool:
+        """The runner asks this between steps and jobs: progress, and whether to stop."""
+        self.liveness.beat(self.allowances.step)
+        return self.stop_event.is_set()
+
+    def _request_sent(self, _request: httpx.Request) -> None:
+        self.liveness.beat(self.allowances.request)
+        self._hang_if_asked()
+
+    def _answer_received(self, _response: httpx.Response) -> None:
+        self.liveness.beat(self.allowances.answer)
+
+    def _hang_if_asked(self) -> None:
+        """Test hook (CROSSWATCH_HANG): block this thread until the daemon stops."""
+        name = threading.current_thread().name
+        if os.environ.get(HANG_ENV) == name:
+            log.warning("test hook: this thread hangs until the daemon stops", thread=name, hook=HANG_ENV)
+            self.stop_event.wait()
+
+    def _rest(self, event: threading.Event, seconds: float, busy_for: float) -> bool:
+        """Wait by choice (idle for the watchdog), then be busy for up to ``busy_for``."""
+        self.liveness.idle()
+        try:
+            return event.wait(seconds)
+        finally:
+            self.liveness.beat(busy_for)
+
+    def _watch_threads(self, journal: Journal) -> None:
+        """The main thread's loop until a stop: ping systemd's watchdog while every thread is moving
+        (a stuck one stops the pings, so systemd restarts the service) and check that the journal is
+        still the file at its path."""
+        ping = watchdog_interval()
+        tick = max(0.05, min(ping, 1.0)) if ping else 1.0
+        next_ping = 0.0
+        reported: set[str] = set()
+        while not self.stop_event.wait(tick):
+            try:
+                journal.check_in_place()
+            except JournalGone as exc:
+                self._lose_journal(exc)
+                return
+            stuck = self.liveness.stuck()
+            for name in sorted(stuck.keys() - reported):
+                log.error("thread stuck", thread=name, busy_seconds=round(stuck[name], 1),
+                          consequence=("no more watchdog pings: systemd restarts crosswatch" if ping
+                                       else "crosswatch does not move on by itself; restart it"))
+            for name in sorted(reported - stuck.keys()):
+                log.info("thread moving again", thread=name)
+            reported = set(stuck)
+            if ping and not stuck and time.monotonic() >= next_ping:
+                sd_notify("WATCHDOG=1")
+                next_ping = time.monotonic() + ping
+
+    def _lose_journal(self, exc: JournalGone) -> None:
+        """The journal file was removed or replaced: say so once, and stop taking and posting."""
+        with self._gone_lock:
+            first = self._journal_gone is None
+            self._journal_gone = self._journal_gone or exc
+        if first:
+            log.error("the journal is gone; stopping", reason=str(exc))
+        self.request_stop()
 
     # -- modes -------------------------------------------------------------------------------------
 
@@ -163,19 +342,20 @@ class Daemon:
                 threads.append(threading.Thread(target=self._guard(self._bridge_loop, runner), name="bridge",
                                                 daemon=True))
             for thread in threads:
+                self.liveness.watch(thread.name, self.allowances.intake if thread.name == "intake"
+                                    else self.allowances.step)
                 thread.start()
             sd_notify("READY=1\nSTATUS=watching " + ", ".join(str(f.path) for f in self.config.watch))
             log.info("watching", folders=[str(f.path) for f in self.config.watch],
                      targets=sorted(runner.targets))
-            ping = watchdog_interval()
-            while not self.stop_event.wait(ping or 1.0):
-                if ping:
-                    sd_notify("WATCHDOG=1")
+            self._watch_threads(intake.journal)
             sd_notify("STOPPING=1")
             if watcher:
                 watcher.stop()
             for thread in threads:
                 thread.join(timeout=60)
+        if self._journal_gone is not None:
+            return 1
         if self._errors:
             log.error("stopped after an internal error", error=repr(self._errors[0]))
             return 1
@@ -186,6 +366,8 @@ class Daemon:
         def guarded() -> None:
             try:
                 loop(part)
+            except JournalGone as exc:
+                self._lose_journal(exc)
             except BaseException as exc:  # a dead thread must stop the daemon, not leave it half-alive
                 log.exception("internal error", thread=threading.current_thread().name)
                 self._errors.append(exc)
@@ -199,20 +381,23 @@ class Daemon:
         intake = part
         intake.scan()
         next_scan = time.monotonic() + self.config.intake.rescan_seconds
+        pass_allowance = self.allowances.intake
         while not self.stop_event.is_set():
+            self._hang_if_asked()
             try:
                 intake.process()
             except JournalError as exc:
                 # The files stay candidates (and the rescan finds them again): nothing is lost.
                 log.error("cannot record new photos; will try again", error=str(exc))
-                self.stop_event.wait(JOURNAL_RETRY_SECONDS)
+                self._rest(self.stop_event, JOURNAL_RETRY_SECONDS, pass_allowance)
                 continue
+            self.liveness.beat(pass_allowance)
             if time.monotonic() >= next_scan:
                 found = intake.scan()
                 if found:
                     log.info("rescan found files", count=found)
                 next_scan = time.monotonic() + self.config.intake.rescan_seconds
-            self.stop_event.wait(INTAKE_TICK_SECONDS)
+            self._rest(self.stop_event, INTAKE_TICK_SECONDS, pass_allowance)
 
     def _bridge_loop(self, part: object) -> None:
         assert isinstance(part, Runner)
@@ -221,7 +406,7 @@ class Daemon:
             while not self.stop_event.is_set():
                 if bridge.poll():
                     self.wake_runner.set()
-                self.stop_event.wait(self.config.bridge.poll_seconds)
+                self._rest(self.stop_event, self.config.bridge.poll_seconds, self.allowances.step)
 
     def _bridge(self, runner: Runner, journal: Journal) -> Bridge:
         """The bridge shares the runner's HTTP client and token sources, with its own journal connection."""
@@ -241,7 +426,7 @@ class Daemon:
             next_due = runner.journal.next_due_at()
             wait = RUNNER_IDLE_SECONDS if next_due is None else max(0.05, min(RUNNER_IDLE_SECONDS,
                                                                               next_due - time.time()))
-            self.wake_runner.wait(wait)
+            self._rest(self.wake_runner, wait, self.allowances.step)
             self.wake_runner.clear()
 
     def _wait_for_journal(self, runner: Runner, exc: JournalError) -> None:
@@ -250,7 +435,7 @@ class Daemon:
         flight goes back to ready, or to in doubt (and is checked with the platform) after an unsafe
         step, so nothing is lost and nothing is posted twice."""
         log.error("the journal cannot be written; posting is paused until it can", error=str(exc))
-        while not self.stop_event.wait(JOURNAL_RETRY_SECONDS):
+        while not self._rest(self.stop_event, JOURNAL_RETRY_SECONDS, self.allowances.step):
             try:
                 runner.recover()
             except JournalError as again:
@@ -259,8 +444,25 @@ class Daemon:
             log.info("trying the journal again; posting resumes")
             return
 
-    def run_once(self, *, settle_timeout: float = 600.0) -> int:
-        """Scan, take every settled file, perform every due job and the steps that follow soon, exit."""
+    def run_once(self, *, settle_timeout: float = 600.0, report: Callable[[str], None] | None = None) -> int:
+        """Scan, take every settled file, perform every due job and the steps that follow soon, exit.
+
+        It ends when nothing left can go out within its window (``settle_timeout``, and steps due
+        within ONCE_HORIZON_SECONDS): 0 when nothing is left waiting but photos awaiting approval,
+        else 1, with one line per waiting target saying why (``report``; stderr by default)."""
+        try:
+            lines, unfinished = self._run_once(settle_timeout)
+        except JournalGone as exc:
+            self._lose_journal(exc)
+            return 1
+        if self.stop_event.is_set():
+            return 0  # stopped by a signal: what is left waits for the next run, as asked
+        for line in lines:
+            (report or _to_stderr)(line)
+        return 1 if unfinished else 0
+
+    def _run_once(self, settle_timeout: float) -> tuple[list[str], bool]:
+        window_end = time.time() + settle_timeout
         with self._signals(), self._parts() as (intake, runner):
             runner.recover()
             intake.scan()
@@ -271,14 +473,86 @@ class Daemon:
                     self.stop_event.wait(INTAKE_TICK_SECONDS)
             if self.config.bridge.enabled:
                 self._bridge(runner, runner.journal).poll()
-            while not self.stop_event.is_set():
-                if runner.run_due():
-                    continue
-                next_due = runner.journal.next_due_at()
-                if next_due is None or next_due - time.time() > ONCE_HORIZON_SECONDS:
-                    break
-                self.stop_event.wait(max(0.05, next_due - time.time()))
+            self._post_due(runner, window_end)
             waiting = runner.journal.jobs(state=JobState.READY)
             if waiting:
                 log.info("left waiting for later", jobs=len(waiting))
-        return 0
+            return left_over(runner.journal, time.time())
+
+    def _post_due(self, runner: Runner, window_end: float) -> None:
+        """Perform what is due, and wait for what becomes due soon: within ONCE_HORIZON_SECONDS and
+        before the window ends. A job whose target is held past that, or held for a sign-in, does not
+        keep --once running; nor does a job in doubt (its check is made if due while others run)."""
+        while not self.stop_event.is_set():
+            if runner.run_due():
+                continue
+            now = time.time()
+            next_start = earliest_start(runner.journal, now)
+            if next_start is None or next_start - now > ONCE_HORIZON_SECONDS or next_start > window_end:
+                return
+            self.stop_event.wait(max(0.05, next_start - now))
+
+
+def _to_stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def earliest_start(journal: Journal, now: float) -> float | None:
+    """When the next ready job may start, its target's hold included; None when none can start by
+    itself. A sign-in hold ends at a new sign-in, not at its ``until`` (that is only when crosswatch
+    looks at the sign-in again), so its target's jobs cannot start by themselves."""
+    holds = journal.holds(now)
+    starts = []
+    for job in journal.jobs(state=JobState.READY):
+        hold = holds.get(job.target)
+        if hold is not None and hold.kind == "auth":
+            continue
+        starts.append(max(job.next_attempt_at, hold.until if hold else 0.0))
+    return min(starts, default=None)
+
+
+def left_over(journal: Journal, now: float) -> tuple[list[str], bool]:
+    """One line per target with jobs still waiting (ready, in doubt, awaiting approval) saying why,
+    and whether any of them is work not done (anything but photos awaiting someone's approval)."""
+    holds = journal.holds(now)
+    lines: list[str] = []
+    for state, describe in ((JobState.READY, _ready_line), (JobState.IN_DOUBT, _in_doubt_line),
+                            (JobState.AWAITING_APPROVAL, _approval_line)):
+        by_target: dict[str, list[Job]] = {}
+        for job in journal.jobs(state=state):
+            by_target.setdefault(job.target, []).append(job)
+        lines += [describe(target, jobs, holds.get(target)) for target, jobs in sorted(by_target.items())]
+    unfinished = bool(journal.jobs(state=JobState.READY) or journal.jobs(state=JobState.IN_DOUBT))
+    return lines, unfinished
+
+
+def _photos(jobs: list[Job]) -> str:
+    return f"{len(jobs)} photo{'' if len(jobs) == 1 else 's'}"
+
+
+def _when(timestamp: float) -> str:
+    return dt.datetime.fromtimestamp(timestamp).astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")
+
+
+def _ready_line(target: str, jobs: list[Job], hold: Hold | None) -> str:
+    if hold is not None and hold.kind == "auth":
+        hint = "" if "auth login" in hold.reason else f"; run `crosswatch auth login {target}`"
+        return f"{target}: sign-in needed, {_photos(jobs)} waiting: {hold.reason}{hint}"
+    if hold is not None:
+        kind = hold.kind.replace("_", " ")
+        return f"{target}: {_photos(jobs)} waiting until {_when(hold.until)} ({kind}: {hold.reason})"
+    first = min(jobs, key=lambda job: job.next_attempt_at)
+    why = f" ({first.reason})" if first.reason else ""
+    return f"{target}: {_photos(jobs)} waiting, the next until {_when(first.next_attempt_at)}{why}"
+
+
+def _in_doubt_line(target: str, jobs: list[Job], _hold: Hold | None) -> str:
+    first = jobs[0]
+    why = f" ({first.reason})" if first.reason else ""
+    later = "checked with the platform at the next run" if first.next_attempt_at < NEVER else "left to you"
+    return f"{target}: {_photos(jobs)} in doubt{why}; {later}: `crosswatch status` shows how to settle each"
+
+
+def _approval_line(target: str, jobs: list[Job], _hold: Hold | None) -> str:
+    return (f"{target}: {_photos(jobs)} awaiting approval; `crosswatch queue` lists them, "
+            "`crosswatch approve ID` sends one")

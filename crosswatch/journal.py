@@ -199,6 +199,15 @@ class IntakeResult:
     photo_id: int
 
 
+class JournalGone(Exception):
+    """The open journal is no longer the file at its path: deleted, or replaced, under the process.
+
+    Deliberately not a ``JournalError`` (nor a ``CrosswatchError``): the handlers that wait and try a
+    write again (disk full) or log and carry on must not swallow it. Going on would record into a
+    file nobody will ever read again, so the daemon stops.
+    """
+
+
 class Journal:
     def __init__(self, path: Path, *, clock: Any = time.time) -> None:
         self.path = path
@@ -210,8 +219,10 @@ class Journal:
         except (OSError, sqlite3.Error) as exc:
             raise JournalError(f"cannot open the journal {path}: {exc}; check state_dir") from None
         self._db.row_factory = sqlite3.Row
+        self._identity: tuple[int, int] | None = None
         try:
             self._use_wal()
+            self._identity = _file_identity(path)  # the file exists from the first statement on
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute("PRAGMA foreign_keys=ON")
             max_pages = os.environ.get(MAX_PAGES_ENV, "")
@@ -242,6 +253,16 @@ class Journal:
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
+    def check_in_place(self) -> None:
+        """Raise JournalGone when the file at the journal's path is not the one this connection has
+        open (the state folder was removed, the file deleted or replaced). One stat: cheap enough to
+        ask before every write."""
+        if self._identity is not None and _file_identity(self.path) != self._identity:
+            raise JournalGone(
+                f"the journal {self.path} was removed or replaced while crosswatch was running; stopped so "
+                "that nothing is taken or posted without a record; restore the state folder, or start "
+                "crosswatch again")
+
     def close(self) -> None:
         self._db.close()
 
@@ -253,6 +274,8 @@ class Journal:
 
     @contextlib.contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
+        # Before every write: an intent recorded in a deleted file would not stop a repost later.
+        self.check_in_place()
         try:
             self._db.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:
@@ -716,6 +739,15 @@ class Journal:
         ):
             counts.setdefault(target, {})[state] = n
         return counts
+
+
+def _file_identity(path: Path) -> tuple[int, int] | None:
+    """(st_dev, st_ino) of the file at ``path``; None when there is none."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
 
 
 def _job_row(row: sqlite3.Row) -> JobRow:
