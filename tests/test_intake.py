@@ -16,6 +16,7 @@ from crosswatch.journal import Journal
 from crosswatch.models import JobState
 from crosswatch.watcher import Intake, is_wanted
 from tests.conftest import PHOTOS, jpeg_bytes, write_config
+from tests.test_photofile import swap_after_stat
 
 
 class FakeClock:
@@ -251,17 +252,8 @@ def test_a_file_swapped_for_a_fifo_after_the_check_is_refused_by_fstat(
     write_now(racing, jpeg_bytes(13), clock)
     intake.scan()
     clock.now += 1
-    real_stat = os.stat
-
-    def stat_then_swap(path: object, *args: object, **kwargs: object) -> os.stat_result:
-        result = real_stat(path, *args, **kwargs)  # type: ignore[arg-type]
-        if str(path) == str(racing) and stat.S_ISREG(result.st_mode):
-            # The file passes the type check, then is replaced by a FIFO before it is opened.
-            racing.unlink()
-            os.mkfifo(racing)
-        return result
-
-    monkeypatch.setattr(os, "stat", stat_then_swap)
+    # The file passes the type check, then is replaced by a FIFO before it is opened.
+    swap_after_stat(monkeypatch, racing, lambda: os.mkfifo(racing))
     process_within(intake)
     assert "named pipe" in (rejection_reasons(journal)["racing.jpg"] or "")
 

@@ -6,9 +6,8 @@ from __future__ import annotations
 import errno
 import os
 import stat
-import struct
 import time
-import zlib
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -19,6 +18,7 @@ from crosswatch.errors import BadPhoto
 from crosswatch.metadata import read_metadata
 from crosswatch.photofile import NotRegularFile, open_photo
 from tests.conftest import jpeg_bytes
+from tests.test_media import _png_header_only as png_header_only
 
 
 def test_a_regular_file_opens_in_blocking_mode(tmp_path: Path) -> None:
@@ -40,20 +40,25 @@ def test_a_fifo_is_refused_at_once(tmp_path: Path) -> None:
     assert stat.S_ISFIFO(caught.value.mode)
 
 
-def test_a_fifo_swapped_in_after_the_type_check_is_refused_by_fstat(tmp_path: Path,
-                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    path = tmp_path / "a.jpg"
-    path.write_bytes(jpeg_bytes(2))
+def swap_after_stat(monkeypatch: pytest.MonkeyPatch, path: Path, swap: Callable[[], None]) -> None:
+    """The race: ``path`` passes its type check (``os.stat``), then ``swap`` replaces it, before the open."""
     real_stat = os.stat
 
     def stat_then_swap(target: object, *args: object, **kwargs: object) -> os.stat_result:
         result = real_stat(target, *args, **kwargs)  # type: ignore[arg-type]
         if str(target) == str(path) and stat.S_ISREG(result.st_mode):
             path.unlink()
-            os.mkfifo(path)
+            swap()
         return result
 
     monkeypatch.setattr(os, "stat", stat_then_swap)
+
+
+def test_a_fifo_swapped_in_after_the_type_check_is_refused_by_fstat(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "a.jpg"
+    path.write_bytes(jpeg_bytes(2))
+    swap_after_stat(monkeypatch, path, lambda: os.mkfifo(path))
     with pytest.raises(NotRegularFile, match="named pipe"):
         open_photo(path)  # the open is non-blocking: without it this would wait for a writer forever
 
@@ -64,16 +69,7 @@ def test_a_link_swapped_in_is_refused_when_links_are_not_followed(tmp_path: Path
     path.write_bytes(jpeg_bytes(3))
     elsewhere = tmp_path / "elsewhere.jpg"
     elsewhere.write_bytes(jpeg_bytes(4))
-    real_stat = os.stat
-
-    def stat_then_swap(target: object, *args: object, **kwargs: object) -> os.stat_result:
-        result = real_stat(target, *args, **kwargs)  # type: ignore[arg-type]
-        if str(target) == str(path) and stat.S_ISREG(result.st_mode):
-            path.unlink()
-            path.symlink_to(elsewhere)
-        return result
-
-    monkeypatch.setattr(os, "stat", stat_then_swap)
+    swap_after_stat(monkeypatch, path, lambda: path.symlink_to(elsewhere))
     with pytest.raises(OSError) as caught:
         open_photo(path, follow_symlinks=False)
     assert caught.value.errno == errno.ELOOP  # O_NOFOLLOW
@@ -124,18 +120,10 @@ def test_the_heif_plugin_is_registered_once(monkeypatch: pytest.MonkeyPatch) -> 
         photofile.heif_support.cache_clear()
 
 
-def _png_header_only(path: Path, width: int, height: int) -> None:
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 64))
-                     + chunk(b"IEND", b""))
-
-
 def test_a_bomb_over_pillows_ceiling_but_under_a_raised_limit_says_raising_cannot_help(tmp_path: Path) -> None:
     # 225 M pixels: past what Pillow opens at all (2 x its 89.5 M warning limit), under a 300 M limit.
     path = tmp_path / "wide.png"
-    _png_header_only(path, 15_000, 15_000)
+    png_header_only(path, 15_000, 15_000)
     with pytest.raises(BadPhoto) as caught:
         media_source.open_source(path, MediaConfig(max_pixels=300_000_000))
     assert str(caught.value) == ("wide.png: the image is 225,000,000 pixels; media.max_pixels (300,000,000) "

@@ -8,9 +8,7 @@ import json
 import os
 import shutil
 import socket
-import struct
 import time
-import zlib
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +17,7 @@ from PIL import Image
 
 from tests.conftest import PHOTOS, DaemonProcess, jpeg_bytes, run_cli, wait_until, write_config
 from tests.test_daemon import StartDaemon, journal_counts, outbox_images
+from tests.test_media import _png_header_only as png_header_only
 
 GPS_IFD = 0x8825
 
@@ -217,15 +216,6 @@ def test_without_pillow_heif_a_heic_is_rejected_with_the_hint(workspace: dict[st
 
 
 # -- decompression bombs -------------------------------------------------------------------------------
-
-
-def png_header_only(path: Path, width: int, height: int) -> None:
-    """A PNG that declares width x height but holds almost nothing: a decompression bomb."""
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 64))
-                     + chunk(b"IEND", b""))
 
 
 def test_a_decompression_bomb_is_rejected_quoting_media_max_pixels(workspace: dict[str, Path]) -> None:
