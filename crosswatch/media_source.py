@@ -20,6 +20,7 @@ import contextlib
 import io
 import os
 import re
+import threading
 import warnings
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
@@ -123,14 +124,19 @@ def reject(path: Path, reason: str) -> BadPhoto:
 # Opening
 
 
+_WARNINGS_TURN = threading.RLock()
+
+
 @contextlib.contextmanager
 def collected_warnings(into: list[str]) -> Iterator[None]:
     """Pillow's warnings become notes on the photo instead of exceptions or log noise.
 
     ``warnings.catch_warnings`` swaps process-wide state; at worst a warning raised by another thread
-    at the same instant lands in this list, which costs nothing.
+    at the same instant lands in this list, which costs nothing. Two threads inside it at once (the
+    runner decoding, intake checking a new file) could leave in the wrong order and leave one's
+    filters and recorder installed for good, so they take turns.
     """
-    with warnings.catch_warnings(record=True) as caught:
+    with _WARNINGS_TURN, warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         yield
     for item in caught:

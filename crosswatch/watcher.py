@@ -19,7 +19,6 @@ import re
 import stat
 import threading
 import time
-import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +31,7 @@ from crosswatch.config import Config, MediaConfig, WatchFolder
 from crosswatch.crashpoints import crashpoint
 from crosswatch.errors import BadPhoto
 from crosswatch.journal import IntakeResult, Journal, NewFile, printable_path
-from crosswatch.media_source import HEIC_HINT, bomb_reason, readable_formats, too_many_pixels
+from crosswatch.media_source import HEIC_HINT, bomb_reason, collected_warnings, readable_formats, too_many_pixels
 from crosswatch.metadata import read_metadata
 from crosswatch.photofile import NotRegularFile, open_photo
 from crosswatch.rules import route
@@ -111,9 +110,9 @@ def check_image(handle: BinaryIO, media: MediaConfig) -> str | None:
         return HEIC_HINT
     handle.seek(0)
     try:
-        with warnings.catch_warnings():
-            # The pixel count is checked against media.max_pixels below, before anything is decoded.
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        # Pillow's warnings (its decompression-bomb one among them: the pixel count is checked
+        # against media.max_pixels below, before anything is decoded) are not intake's reasons.
+        with collected_warnings([]):
             image = Image.open(handle, formats=formats)
         with image:
             too_big = too_many_pixels(image.width, image.height, media)

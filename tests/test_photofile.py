@@ -6,7 +6,9 @@ from __future__ import annotations
 import errno
 import os
 import stat
+import threading
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -129,3 +131,31 @@ def test_a_bomb_over_pillows_ceiling_but_under_a_raised_limit_says_raising_canno
     assert str(caught.value) == ("wide.png: the image is 225,000,000 pixels; media.max_pixels (300,000,000) "
                                  "allows it, but no photo of more than 178,956,970 pixels can be opened here "
                                  "(a decompression bomb?)")
+
+
+def test_threads_take_turns_collecting_pillow_warnings() -> None:
+    # catch_warnings swaps process-wide state: the runner (decoding) and intake (checking a new
+    # file) inside it at once could leave in the wrong order and leave one's filters installed.
+    filters_before, show_before = list(warnings.filters), warnings.showwarning
+    runner_inside, runner_may_leave, intake_inside = threading.Event(), threading.Event(), threading.Event()
+
+    def runner() -> None:
+        with media_source.collected_warnings([]):
+            runner_inside.set()
+            runner_may_leave.wait(10)
+
+    def intake() -> None:
+        runner_inside.wait(10)
+        with media_source.collected_warnings([]):
+            intake_inside.set()
+
+    threads = [threading.Thread(target=runner), threading.Thread(target=intake)]
+    for thread in threads:
+        thread.start()
+    assert runner_inside.wait(10)
+    assert not intake_inside.wait(0.3)  # waits its turn
+    runner_may_leave.set()
+    assert intake_inside.wait(10)
+    for thread in threads:
+        thread.join(10)
+    assert warnings.filters == filters_before and warnings.showwarning is show_before
