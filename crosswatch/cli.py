@@ -544,6 +544,21 @@ def doctor(obj: Obj) -> None:
 # -- metadata and preview ----------------------------------------------------------------------------
 
 
+def _require_photo_file(file: Path) -> None:
+    """A FIFO, socket or device given as FILE is a usage error, said before anything opens it (a
+    FIFO would block the command forever)."""
+    from crosswatch.photofile import NotRegularFile, require_regular
+
+    try:
+        require_regular(file.stat())
+    except NotRegularFile as exc:
+        raise UsageError(f"{printable_path(str(file))} is {exc.kind}, not a photo file; "
+                         "give the path of a regular file") from None
+    except OSError:
+        return  # missing or unreadable: the reader says so in its own words
+
+
+
 @cli.command()
 @click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="print one JSON document instead of text")
@@ -551,6 +566,7 @@ def metadata(file: Path, as_json: bool) -> None:
     """The normalised metadata read from one photo."""
     from crosswatch.metadata import read_metadata
 
+    _require_photo_file(file)
     document = read_metadata(file).as_json()
     if as_json:
         click.echo(json.dumps(document, indent=2, ensure_ascii=False))
@@ -570,6 +586,7 @@ def preview(obj: Obj, file: Path, out_dir: Path | None, as_json: bool) -> None:
     """What would be posted, per target: caption, alt text, length and limit, prepared image."""
     from crosswatch.preview import build_preview
 
+    _require_photo_file(file)
     document = build_preview(obj.config, file, out_dir)
     if as_json:
         click.echo(json.dumps(document, indent=2, ensure_ascii=False))

@@ -234,7 +234,7 @@ def _prepare_encoded(photo_path: Path, targets: Sequence[TargetConfig], config: 
     try:
         return _prepare_source(source, targets, config, metadata)
     finally:
-        source.image.close()
+        source.close()
 
 
 def _prepare_source(source: Source, targets: Sequence[TargetConfig], config: Config,

@@ -1,6 +1,8 @@
 """Opening a photo safely and turning it into upright sRGB pixels (the first half of media.py).
 
 Order of work, cheapest and most defensive first:
+0. only a regular file is opened, without blocking (photofile.open_photo: a FIFO or a device in a
+   watched folder must not stop anything);
 1. the file's size on disk (``media.max_input_bytes``), before anything reads it;
 2. the header only (``Image.open`` is lazy): format, pixel count (``media.max_pixels``), orientation,
    the credit (creator, copyright) and the keepable EXIF groups;
@@ -16,18 +18,21 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import re
+import threading
 import warnings
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from PIL import Image, ImageCms, IptcImagePlugin, TiffImagePlugin, UnidentifiedImageError
 
 from crosswatch.config import MediaConfig
 from crosswatch.errors import BadPhoto
+from crosswatch.photofile import NotRegularFile, heif_support, open_photo
 
 # The formats crosswatch reads; anything else is refused before a decoder runs on it.
 # (MPO, a JPEG with extra frames, is opened by the JPEG plugin.)
@@ -91,6 +96,14 @@ class Source:
     warnings: list[str] = field(default_factory=list)
     # False until orientation, credit and keepable EXIF are read (for most formats: at open).
     metadata_read: bool = False
+    # The file the image reads from (opened by open_photo), and the limits it was opened under.
+    handle: BinaryIO | None = None
+    media: MediaConfig = field(default_factory=MediaConfig)
+
+    def close(self) -> None:
+        self.image.close()
+        if self.handle is not None:
+            self.handle.close()
 
     @property
     def stored_size(self) -> tuple[int, int]:
@@ -111,30 +124,25 @@ def reject(path: Path, reason: str) -> BadPhoto:
 # Opening
 
 
+_WARNINGS_TURN = threading.RLock()
+
+
 @contextlib.contextmanager
 def collected_warnings(into: list[str]) -> Iterator[None]:
     """Pillow's warnings become notes on the photo instead of exceptions or log noise.
 
     ``warnings.catch_warnings`` swaps process-wide state; at worst a warning raised by another thread
-    at the same instant lands in this list, which costs nothing.
+    at the same instant lands in this list, which costs nothing. Two threads inside it at once (the
+    runner decoding, intake checking a new file) could leave in the wrong order and leave one's
+    filters and recorder installed for good, so they take turns.
     """
-    with warnings.catch_warnings(record=True) as caught:
+    with _WARNINGS_TURN, warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         yield
     for item in caught:
         text = str(item.message).splitlines()[0] if str(item.message) else type(item.message).__name__
         if text not in into:
             into.append(text)
-
-
-def heif_support() -> bool:
-    """Whether the optional pillow-heif plugin is installed; registers it with Pillow if so."""
-    try:
-        import pillow_heif
-    except ImportError:
-        return False
-    pillow_heif.register_heif_opener()
-    return True
 
 
 def _looks_like_heif(head: bytes) -> bool:
@@ -144,9 +152,22 @@ def _looks_like_heif(head: bytes) -> bool:
 def open_source(path: Path, media: MediaConfig) -> Source:
     """Check size, open the header, and read what must be read before decoding. Raises BadPhoto."""
     try:
-        size = path.stat().st_size
-        with path.open("rb") as handle:
-            head = handle.read(16)
+        handle = open_photo(path)
+    except NotRegularFile as exc:
+        raise reject(path, exc.reason) from None
+    except OSError as exc:
+        raise reject(path, f"cannot read the file ({exc.strerror or exc})") from None
+    try:
+        return _open_source(path, handle, media)
+    except BaseException:
+        handle.close()
+        raise
+
+
+def _open_source(path: Path, handle: BinaryIO, media: MediaConfig) -> Source:
+    try:
+        size = os.fstat(handle.fileno()).st_size
+        head = handle.read(16)
     except OSError as exc:
         raise reject(path, f"cannot read the file ({exc.strerror or exc})") from None
     if size > media.max_input_bytes:
@@ -154,16 +175,14 @@ def open_source(path: Path, media: MediaConfig) -> Source:
                            f"({media.max_input_bytes:,}); export it smaller or raise the limit")
     if size == 0:
         raise reject(path, "the file is empty")
-    heif = _looks_like_heif(head)
-    if heif and not heif_support():
+    formats = readable_formats(head)
+    if formats is None:
         raise reject(path, HEIC_HINT)
-    Image.init()
-    formats = [name for name in READABLE_FORMATS if name in Image.OPEN and (heif or name != "HEIF")]
     notes: list[str] = []
     with collected_warnings(notes):
-        image = _open_header(path, formats)
+        image = _open_header(path, handle, formats, media)
     source = Source(path=path, image=image, format=image.format or "?", orientation=1, credit=Credit(),
-                    keepable={}, warnings=notes)
+                    keepable={}, warnings=notes, handle=handle, media=media)
     try:
         _check_pixels(path, image, media)
         if _metadata_in_header(image):
@@ -175,12 +194,21 @@ def open_source(path: Path, media: MediaConfig) -> Source:
     return source
 
 
-def _open_header(path: Path, formats: list[str]) -> Image.Image:
+def readable_formats(head: bytes) -> list[str] | None:
+    """The Pillow formats a file starting with ``head`` may be opened as; None for a HEIF file when
+    the optional plugin is not installed (say HEIC_HINT)."""
+    heif = _looks_like_heif(head)
+    if heif and not heif_support():
+        return None
+    Image.init()
+    return [name for name in READABLE_FORMATS if name in Image.OPEN and (heif or name != "HEIF")]
+
+
+def _open_header(path: Path, handle: BinaryIO, formats: list[str], media: MediaConfig) -> Image.Image:
     try:
-        return Image.open(path, formats=formats)
-    except Image.DecompressionBombError:
-        raise reject(path, "the image declares more pixels than Pillow will ever open "
-                           "(a decompression bomb or a corrupt header)") from None
+        return Image.open(handle, formats=formats)
+    except Image.DecompressionBombError as exc:
+        raise reject(path, bomb_reason(exc, media)) from None
     except UnidentifiedImageError:
         raise reject(path, "not an image crosswatch can read (JPEG, PNG, WEBP, TIFF, GIF, BMP, AVIF, "
                            "HEIC) or its header is broken") from None
@@ -192,10 +220,38 @@ def _check_pixels(path: Path, image: Image.Image, media: MediaConfig) -> None:
     width, height = image.size
     if width <= 0 or height <= 0:
         raise reject(path, f"the image declares an empty size ({width}x{height})")
-    if width * height > media.max_pixels:
-        raise reject(path, f"the image is {width}x{height} = {width * height:,} pixels, more than "
-                           f"media.max_pixels ({media.max_pixels:,}); a decompression bomb? "
-                           "If the photo is real, raise the limit")
+    reason = too_many_pixels(width, height, media)
+    if reason:
+        raise reject(path, reason)
+
+
+def too_many_pixels(width: int, height: int, media: MediaConfig) -> str | None:
+    """Why an image this big is refused (``media.max_pixels``), or None when it is not too big."""
+    if width * height <= media.max_pixels:
+        return None
+    return _over_the_limit(f"{width}x{height} = {width * height:,} pixels", media)
+
+
+def _over_the_limit(declared: str, media: MediaConfig) -> str:
+    return (f"the image is {declared}, more than media.max_pixels ({media.max_pixels:,}); "
+            "a decompression bomb? If the photo is real, raise the limit")
+
+
+# Pillow's DecompressionBombError says "Image size (N pixels) exceeds limit of M pixels, ...".
+_PILLOW_BOMB_SIZE = re.compile(r"\((\d+) pixels\)")
+
+
+def bomb_reason(exc: Image.DecompressionBombError, media: MediaConfig) -> str:
+    """Pillow's own refusal (past twice its warning limit, before our check could run) in the terms
+    of the setting the user controls, ``media.max_pixels``."""
+    found = _PILLOW_BOMB_SIZE.search(str(exc))
+    declared = int(found.group(1)) if found else None
+    if declared is None or declared > media.max_pixels:
+        return _over_the_limit(f"{declared:,} pixels" if declared else "more pixels than Pillow opens", media)
+    # media.max_pixels was raised past what Pillow will open at all: raising it further cannot help.
+    ceiling = 2 * (Image.MAX_IMAGE_PIXELS or 0)
+    return (f"the image is {declared:,} pixels; media.max_pixels ({media.max_pixels:,}) allows it, but no "
+            f"photo of more than {ceiling:,} pixels can be opened here (a decompression bomb?)")
 
 
 def _metadata_in_header(image: Image.Image) -> bool:
@@ -401,8 +457,8 @@ def decode(source: Source, draft_size: tuple[int, int] | None, background: str) 
 def _load(source: Source) -> None:
     try:
         source.image.load()
-    except Image.DecompressionBombError:
-        raise reject(source.path, "the image is larger than Pillow will ever decode") from None
+    except Image.DecompressionBombError as exc:
+        raise reject(source.path, bomb_reason(exc, source.media)) from None
     except (OSError, SyntaxError, ValueError, EOFError, MemoryError) as exc:
         raise reject(source.path, f"the image data cannot be decoded ({_short(exc)}); "
                                   "the file is probably cut short or corrupt: export it again") from None

@@ -29,6 +29,7 @@ from xml.etree import ElementTree
 
 from crosswatch.errors import BadPhoto
 from crosswatch.models import Metadata
+from crosswatch.photofile import NotRegularFile, open_photo
 
 _U16BE = struct.Struct(">H")
 _U32BE = struct.Struct(">I")
@@ -68,9 +69,11 @@ def read_metadata(path: Path) -> Metadata:
     """
     path = Path(path)
     try:
-        with open(path, "rb") as file:
+        with open_photo(path) as file:
             head = file.read(_JPEG_CHUNK)
             blocks = _read_container(path, file, head)
+    except NotRegularFile as exc:
+        raise BadPhoto(f"{path}: {exc.reason}") from None
     except OSError as exc:
         raise BadPhoto(f"{path}: cannot read the file ({exc.strerror or exc})") from None
     return _assemble(blocks)
@@ -82,7 +85,7 @@ def _read_container(path: Path, file: BinaryIO, head: bytes) -> _Blocks:
     if head.startswith(b"\x89PNG\r\n\x1a\n"):
         return _read_png(file)
     if head[4:8] == b"ftyp" and head[8:12] in _HEIF_BRANDS:
-        return _read_heif(path)
+        return _read_heif(file)
     if head[:4] in (b"II*\x00", b"MM\x00*"):
         return _read_tiff(file)
     if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
@@ -318,7 +321,7 @@ def _raw_profile(text: bytes) -> bytes | None:
 _HEIF_BRANDS = frozenset({b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1", b"avif"})
 
 
-def _read_heif(path: Path) -> _Blocks:
+def _read_heif(file: BinaryIO) -> _Blocks:
     blocks = _Blocks("heif")
     try:
         import pillow_heif
@@ -326,7 +329,8 @@ def _read_heif(path: Path) -> _Blocks:
         blocks.warnings.append("HEIC metadata needs pillow-heif (pip install 'crosswatch[heic]')")
         return blocks
     try:
-        heif = pillow_heif.open_heif(path, convert_hdr_to_8bit=False)
+        file.seek(0)  # pillow-heif reads from where the file is, and the header is already read
+        heif = pillow_heif.open_heif(file, convert_hdr_to_8bit=False)
         blocks.width, blocks.height = heif.size  # already turned by the file's rotation property
         exif = heif.info.get("exif")
         xmp = heif.info.get("xmp")

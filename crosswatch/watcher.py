@@ -9,6 +9,8 @@ already took are skipped without being read.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import fnmatch
 import functools
 import hashlib
@@ -20,15 +22,18 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import structlog
 from PIL import Image, UnidentifiedImageError
 
-from crosswatch.config import Config, WatchFolder
+from crosswatch.config import Config, MediaConfig, WatchFolder
 from crosswatch.crashpoints import crashpoint
 from crosswatch.errors import BadPhoto
 from crosswatch.journal import IntakeResult, Journal, NewFile, printable_path
+from crosswatch.media_source import HEIC_HINT, bomb_reason, collected_warnings, readable_formats, too_many_pixels
 from crosswatch.metadata import read_metadata
+from crosswatch.photofile import NotRegularFile, open_photo
 from crosswatch.rules import route
 
 log = structlog.get_logger("crosswatch.intake")
@@ -74,6 +79,16 @@ def is_wanted(name: str, folder: WatchFolder) -> bool:
     return exclude is None or not exclude.match(lowered)
 
 
+def _file_stat(path: str) -> os.stat_result:
+    """A file's size and mtime as intake compares them: a symbolic link's are its target's (what
+    is read and hashed; the link's own never change), a dangling link's its own."""
+    st = os.lstat(path)
+    if stat.S_ISLNK(st.st_mode):
+        with contextlib.suppress(OSError):
+            return os.stat(path)
+    return st
+
+
 def _inside(path: Path, folder: Path) -> bool:
     try:
         path.relative_to(folder)
@@ -82,22 +97,35 @@ def _inside(path: Path, folder: Path) -> bool:
     return True
 
 
-def check_image(path: str) -> str | None:
-    """None when the file decodes as an image, else the reason it does not.
+def check_image(handle: BinaryIO, media: MediaConfig) -> str | None:
+    """None when the opened file decodes as an image, else the reason it does not.
 
     JPEGs are decoded at 1/8 scale in the DCT domain: every byte is still read (a truncated file
-    still fails), at a fraction of the cost of a full decode.
+    still fails), at a fraction of the cost of a full decode. The formats and the HEIF plugin are
+    media_source's, so intake takes exactly what preparation can read.
     """
+    handle.seek(0)
+    formats = readable_formats(handle.read(16))
+    if formats is None:
+        return HEIC_HINT
+    handle.seek(0)
     try:
-        with Image.open(path) as image:
+        # Pillow's warnings (its decompression-bomb one among them: the pixel count is checked
+        # against media.max_pixels below, before anything is decoded) are not intake's reasons.
+        with collected_warnings([]):
+            image = Image.open(handle, formats=formats)
+        with image:
+            too_big = too_many_pixels(image.width, image.height, media)
+            if too_big:
+                return too_big
             if image.format == "JPEG":
                 image.draft("RGB", (max(1, image.width // 8), max(1, image.height // 8)))
             image.load()
     except UnidentifiedImageError:
         return "not an image this version can read (is it really a photo?)"
     except Image.DecompressionBombError as exc:
-        return f"too many pixels to decode safely ({exc})"
-    except (OSError, SyntaxError, ValueError) as exc:
+        return bomb_reason(exc, media)
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
         return f"the image is damaged or incomplete ({exc})"
     return None
 
@@ -131,7 +159,7 @@ class Intake:
         for folder, _root in self._roots:
             for path in self._walk(folder):
                 try:
-                    st = os.lstat(path)
+                    st = _file_stat(path)
                 except OSError:
                     continue
                 if self._taken.get(path) == (st.st_size, st.st_mtime_ns):
@@ -163,7 +191,7 @@ class Intake:
     def _observe(self, path: str, folder: WatchFolder, st: os.stat_result | None = None) -> None:
         if st is None:
             try:
-                st = os.lstat(path)
+                st = _file_stat(path)
             except OSError:
                 return
         if stat.S_ISDIR(st.st_mode):
@@ -217,7 +245,7 @@ class Intake:
             items = list(self._candidates.items())
         for path, candidate in items:
             try:
-                st = os.lstat(path)
+                st = _file_stat(path)
             except OSError:
                 with self._lock:
                     self._candidates.pop(path, None)  # gone (moved away or deleted before settling)
@@ -237,8 +265,10 @@ class Intake:
         outside = self._leads_outside(path, candidate.folder)
         if outside:
             return self._rejected(path, candidate, targets, outside)
+        # A link leading inside is followed; anything else must not turn into one before the open.
+        follow = os.path.islink(path)
         try:
-            with open(path, "rb") as handle:
+            with open_photo(path, follow_symlinks=follow) as handle:
                 st = os.fstat(handle.fileno())
                 if (st.st_size, st.st_mtime_ns) != (candidate.size, candidate.mtime_ns):
                     return None
@@ -246,14 +276,18 @@ class Intake:
                     return self._rejected(path, candidate, targets,
                                           f"file is larger than media.max_input_bytes ({st.st_size} bytes)")
                 digest = hashlib.file_digest(handle, "sha256").hexdigest()
+                # Checked on the descriptor just hashed: what is decoded is what was hashed.
+                reason = "empty file (0 bytes)" if st.st_size == 0 else check_image(handle, self.config.media)
+        except NotRegularFile as exc:
+            if stat.S_ISLNK(exc.mode):
+                return None  # replaced by a link since it was looked at: looked at again as one
+            return self._rejected(path, candidate, targets, exc.reason)
         except PermissionError:
             return self._rejected(path, candidate, targets, "cannot be read: permission denied")
         except OSError as exc:
+            if exc.errno == errno.ELOOP and not follow:
+                return None  # as above, caught by O_NOFOLLOW
             return self._rejected(path, candidate, targets, f"cannot be read: {exc.strerror or exc}")
-        if candidate.size == 0:
-            reason: str | None = "empty file (0 bytes)"
-        else:
-            reason = check_image(path)
         skipped: dict[str, str] = {}
         if reason is None:
             skipped = self._ruled_out(path, targets)

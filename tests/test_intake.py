@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import socket
+import stat
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,6 +16,7 @@ from crosswatch.journal import Journal
 from crosswatch.models import JobState
 from crosswatch.watcher import Intake, is_wanted
 from tests.conftest import PHOTOS, jpeg_bytes, write_config
+from tests.test_photofile import swap_after_stat
 
 
 class FakeClock:
@@ -186,3 +190,85 @@ def test_names_with_newlines_and_non_utf8_bytes(setup: tuple[Intake, Journal, Pa
     [(photo, status, _)] = journal.photos()
     assert os.fsencode(photo.path) == odd
     assert status == "ok"
+
+
+# -- files that are not regular files: intake must never block on them ------------------------------
+
+
+def process_within(intake: Intake, seconds: float = 10.0) -> None:
+    """``intake.process()`` in a thread: a FIFO opened the blocking way would hang it forever."""
+    done = threading.Event()
+
+    def work() -> None:
+        intake.process()
+        done.set()
+
+    threading.Thread(target=work, daemon=True).start()
+    assert done.wait(seconds), "intake blocked"
+
+
+def test_a_fifo_a_socket_and_device_links_are_rejected_without_blocking(
+        setup: tuple[Intake, Journal, Path], clock: FakeClock) -> None:
+    intake, journal, inbox = setup
+    os.mkfifo(inbox / "pipe.jpg")
+    (inbox / "pipe-link.jpg").symlink_to(inbox / "pipe.jpg")  # leads inside: followed, then refused
+    with socket.socket(socket.AF_UNIX) as server:
+        server.bind(str(inbox / "sock.jpg"))
+    (inbox / "zero.jpg").symlink_to("/dev/zero")
+    write_now(inbox / "good.jpg", jpeg_bytes(12), clock)
+    intake.scan()
+    clock.now += 1
+    process_within(intake)
+    reasons = rejection_reasons(journal)
+    assert reasons["pipe.jpg"] == "not a regular file but a named pipe (FIFO); only ordinary photo files are read"
+    assert "named pipe" in (reasons["pipe-link.jpg"] or "")
+    assert "a socket" in (reasons["sock.jpg"] or "")
+    assert "outside the watched folder" in (reasons["zero.jpg"] or "")
+    assert [Path(p.path).name for p, status, _ in journal.photos() if status == "ok"] == ["good.jpg"]
+    assert intake.pending() == 0
+    # Nothing left to look at: a rescan skips them all (they are journaled as they are).
+    assert intake.scan() == 0
+
+
+def test_a_device_node_in_the_folder_is_rejected(setup: tuple[Intake, Journal, Path], clock: FakeClock) -> None:
+    intake, journal, inbox = setup
+    try:
+        os.mknod(inbox / "null.jpg", 0o600 | stat.S_IFCHR, os.makedev(1, 3))
+    except PermissionError:
+        pytest.skip("creating a device node needs CAP_MKNOD")
+    (inbox / "null-link.jpg").symlink_to(inbox / "null.jpg")
+    intake.scan()
+    clock.now += 1
+    process_within(intake)
+    reasons = rejection_reasons(journal)
+    assert "a character device" in (reasons["null.jpg"] or "")
+    assert "a character device" in (reasons["null-link.jpg"] or "")
+
+
+def test_a_file_swapped_for_a_fifo_after_the_check_is_refused_by_fstat(
+        setup: tuple[Intake, Journal, Path], clock: FakeClock, monkeypatch: pytest.MonkeyPatch) -> None:
+    intake, journal, inbox = setup
+    racing = inbox / "racing.jpg"
+    write_now(racing, jpeg_bytes(13), clock)
+    intake.scan()
+    clock.now += 1
+    # The file passes the type check, then is replaced by a FIFO before it is opened.
+    swap_after_stat(monkeypatch, racing, lambda: os.mkfifo(racing))
+    process_within(intake)
+    assert "named pipe" in (rejection_reasons(journal)["racing.jpg"] or "")
+
+
+def test_a_link_to_a_photo_inside_the_folder_is_taken(setup: tuple[Intake, Journal, Path],
+                                                       clock: FakeClock) -> None:
+    # A link is judged by its target's size and mtime (what is read), not its own: it is taken
+    # once and then left alone (it used to stay a candidate forever, so `run --once` never ended).
+    intake, _journal, inbox = setup
+    (inbox / "sub").mkdir()
+    write_now(inbox / "sub" / "real.jpg", jpeg_bytes(14), clock)
+    (inbox / "link.jpg").symlink_to(inbox / "sub" / "real.jpg")
+    intake.scan()
+    clock.now += 1
+    results = intake.process()
+    assert sorted(r.outcome for r in results) == ["duplicate", "new"]
+    assert intake.pending() == 0
+    assert intake.scan() == 0
