@@ -26,7 +26,8 @@ import structlog
 from crosswatch.bridge import Bridge
 from crosswatch.config import Config
 from crosswatch.errors import JournalError
-from crosswatch.journal import DaemonLock, Journal
+from crosswatch.existing import settle_existing_photos
+from crosswatch.journal import DaemonLock, Journal, JournalStall, backup_due, backup_interval
 from crosswatch.models import JobState
 from crosswatch.runner import Runner, TokenSource
 from crosswatch.targets import build_targets
@@ -41,6 +42,8 @@ RUNNER_IDLE_SECONDS = 5.0
 ONCE_HORIZON_SECONDS = 120.0
 # While the journal cannot be written (disk full), posting pauses and the journal is tried this often.
 JOURNAL_RETRY_SECONDS = 5.0
+# The journal is backed up when its newest backup is backup_interval() old (a day); looked at this often.
+BACKUP_CHECK_SECONDS = 600.0
 # Platform requests time out after this long (connect: 10 s); tests shorten it to provoke timeouts.
 HTTP_TIMEOUT_SECONDS = 30.0
 HTTP_TIMEOUT_ENV = "CROSSWATCH_HTTP_TIMEOUT"
@@ -96,8 +99,11 @@ def platform_tokens(config: Config, client: httpx.Client) -> dict[str, TokenSour
 
 class Daemon:
     def __init__(self, config: Config, *, token_factory: TokenFactory | None = None,
-                 targets: dict[str, Target] | None = None) -> None:
+                 targets: dict[str, Target] | None = None, existing: str | None = None) -> None:
         self.config = config
+        # What to do with the photos in the folders when the journal is new where another was (existing.py).
+        self._existing = existing or config.intake.existing
+        self._stall = JournalStall(config.journal_path)
         self.stop_event = threading.Event()
         self.wake_runner = threading.Event()
         self._token_factory = token_factory or platform_tokens
@@ -137,15 +143,41 @@ class Daemon:
         try:
             targets = self._targets if self._targets is not None else build_targets(self.config)
             tokens = self._token_factory(self.config, client)
+            settle_existing_photos(self.config, intake_journal, self._existing)
             intake = Intake(self.config, intake_journal, on_new_jobs=self.wake_runner.set)
             runner = Runner(self.config, runner_journal, targets, client=client, tokens=tokens)
             runner.stop_when(self.stop_event.is_set)
-            yield intake, runner
+            with self._backups():
+                yield intake, runner
         finally:
             client.close()
             runner_journal.close()
             intake_journal.close()
             lock.release()
+
+    @contextmanager
+    def _backups(self) -> Iterator[None]:
+        """A thread that backs the journal up at once when its newest backup is a day old, then daily."""
+        stop = threading.Event()
+        thread = threading.Thread(target=self._backup_loop, args=(stop,), name="backup", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join(timeout=60)
+
+    def _backup_loop(self, stop: threading.Event) -> None:
+        interval = backup_interval()
+        while True:
+            if backup_due(self.config.journal_path, interval):
+                try:
+                    with Journal(self.config.journal_path) as journal:
+                        log.info("journal backed up", backup=str(journal.backup()))
+                except JournalError as exc:
+                    log.error("cannot back up the journal; will try again", error=str(exc))
+            if stop.wait(min(interval, BACKUP_CHECK_SECONDS)):
+                return
 
     # -- modes -------------------------------------------------------------------------------------
 
@@ -201,10 +233,12 @@ class Daemon:
         next_scan = time.monotonic() + self.config.intake.rescan_seconds
         while not self.stop_event.is_set():
             try:
-                intake.process()
+                if intake.process():
+                    self._stall.clear()
             except JournalError as exc:
                 # The files stay candidates (and the rescan finds them again): nothing is lost.
                 log.error("cannot record new photos; will try again", error=str(exc))
+                self._stall.report(str(exc))
                 self.stop_event.wait(JOURNAL_RETRY_SECONDS)
                 continue
             if time.monotonic() >= next_scan:
@@ -250,13 +284,16 @@ class Daemon:
         flight goes back to ready, or to in doubt (and is checked with the platform) after an unsafe
         step, so nothing is lost and nothing is posted twice."""
         log.error("the journal cannot be written; posting is paused until it can", error=str(exc))
+        self._stall.report(str(exc))  # for `status` and `doctor`
         while not self.stop_event.wait(JOURNAL_RETRY_SECONDS):
             try:
                 runner.recover()
             except JournalError as again:
                 log.error("the journal still cannot be written", error=str(again))
+                self._stall.report(str(again))
                 continue
             log.info("trying the journal again; posting resumes")
+            self._stall.clear()
             return
 
     def run_once(self, *, settle_timeout: float = 600.0) -> int:

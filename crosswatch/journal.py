@@ -345,11 +345,7 @@ class Journal:
     def write_problem(self) -> str | None:
         """Why a write to this journal would fail now (read-only, immutable, disk full), or what a
         running daemon reported when its last write failed; None when nothing says so."""
-        blocker = _write_blocker(self.path, self._db)
-        if blocker is not None:
-            return blocker
-        stalled = JournalStall.read(self.path)
-        return None if stalled is None else f"the daemon cannot write it: {stalled.get('error')}"
+        return _write_blocker(self.path, self._db) or stall_problem(self.path)
 
     # -- intake ------------------------------------------------------------------------------------
 
@@ -793,7 +789,7 @@ class DaemonLock:
         self._fd: int | None = None
 
     def acquire(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # the state folder is private
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -974,7 +970,7 @@ def replaced_journal(journal: Journal) -> str | None:
     if marker is not None:
         if marker == journal.journal_id:
             return None
-        return f"{marker_path(journal.path)} names another journal ({marker or 'unreadable'})"
+        return f"{marker_path(journal.path)} names another journal"
     if journal.count_photos():
         return None  # in use since before journal.id existed (an older crosswatch)
     for backup in list_backups(journal.path)[:1]:
@@ -1176,3 +1172,9 @@ class JournalStall:
         except (OSError, ValueError, KeyError, TypeError):
             return None
         return dict(document)
+
+
+def stall_problem(journal_path: Path) -> str | None:
+    """What a running daemon reported when its last journal write failed, or None."""
+    stalled = JournalStall.read(journal_path)
+    return None if stalled is None else f"the daemon's writes fail: {stalled.get('error')}"
