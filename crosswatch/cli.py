@@ -32,6 +32,7 @@ from crosswatch.journal import (
     list_backups,
     printable_path,
     read_marker,
+    replaced_journal,
     restore_advice,
     restore_journal,
     stall_problem,
@@ -381,8 +382,13 @@ def _check_journal(config: Config) -> tuple[bool, str]:
     try:
         with Journal(path) as journal:
             photos = journal.count_photos()
+            replaced = replaced_journal(journal)
     except CrosswatchError as exc:
         return False, str(exc)
+    if replaced:
+        return False, (f"journal {path}: new, but this state folder had another before it ({replaced}); "
+                       "`crosswatch journal restore` puts back its newest backup, else `crosswatch run` asks what "
+                       "to do with the photos already in the folders")
     found = check_journal(path, probe=True)
     if found.damage:
         return False, f"journal {path}: damaged ({found.damage[0]}); {restore_advice(path)}"

@@ -100,6 +100,8 @@ def test_a_deleted_journal_makes_run_stop_and_ask_and_skip_posts_only_new_photos
 
     before = writes(workspace["outbox"])
     delete_journal(workspace["state"])
+    doctor = run_cli("doctor", config=config)
+    assert doctor.returncode == 1 and "new, but this state folder had another before it" in doctor.stdout
     for args in (("run",), ("run", "--once")):
         result = run_cli(*args, config=config, timeout=60)
         assert result.returncode == 2, result.stderr
