@@ -170,7 +170,8 @@ class Daemon:
     def _backup_loop(self, stop: threading.Event) -> None:
         interval = backup_interval()
         while True:
-            if backup_due(self.config.journal_path, interval):
+            # A journal gone from its path is not recreated here (an empty one would be backed up).
+            if self.config.journal_path.exists() and backup_due(self.config.journal_path, interval):
                 try:
                     with Journal(self.config.journal_path) as journal:
                         log.info("journal backed up", backup=str(journal.backup()))
