@@ -166,6 +166,7 @@ class Daemon:
         finally:
             stop.set()
             thread.join(timeout=60)
+            self._stall.clear()  # a stopped daemon reports nothing (its pid may be another's later)
 
     def _backup_loop(self, stop: threading.Event) -> None:
         interval = backup_interval()
