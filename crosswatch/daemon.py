@@ -27,7 +27,7 @@ from crosswatch.bridge import Bridge
 from crosswatch.config import Config
 from crosswatch.errors import JournalError
 from crosswatch.existing import settle_existing_photos
-from crosswatch.journal import DaemonLock, Journal, JournalStall, backup_due, backup_interval
+from crosswatch.journal import DaemonLock, Journal, JournalStall, backup_due, backup_interval, keep_marker
 from crosswatch.models import JobState
 from crosswatch.runner import Runner, TokenSource
 from crosswatch.targets import build_targets
@@ -147,7 +147,7 @@ class Daemon:
             intake = Intake(self.config, intake_journal, on_new_jobs=self.wake_runner.set)
             runner = Runner(self.config, runner_journal, targets, client=client, tokens=tokens)
             runner.stop_when(self.stop_event.is_set)
-            with self._backups():
+            with self._backups(intake_journal.journal_id):
                 yield intake, runner
         finally:
             client.close()
@@ -156,8 +156,10 @@ class Daemon:
             lock.release()
 
     @contextmanager
-    def _backups(self) -> Iterator[None]:
-        """A thread that backs the journal up at once when its newest backup is a day old, then daily."""
+    def _backups(self, journal_id: str) -> Iterator[None]:
+        """A thread that backs the journal up at once when its newest backup is a day old, then daily.
+        At the stop, state_dir/journal.id is put back if it went (the state folder was removed while
+        the daemon ran), so the next start sees that its new journal is not the first and asks."""
         stop = threading.Event()
         thread = threading.Thread(target=self._backup_loop, args=(stop,), name="backup", daemon=True)
         thread.start()
@@ -167,6 +169,10 @@ class Daemon:
             stop.set()
             thread.join(timeout=60)
             self._stall.clear()  # a stopped daemon reports nothing (its pid may be another's later)
+            try:
+                keep_marker(self.config.journal_path, journal_id)
+            except JournalError as exc:
+                log.error("cannot keep the journal's marker", error=str(exc))
 
     def _backup_loop(self, stop: threading.Event) -> None:
         interval = backup_interval()

@@ -949,6 +949,16 @@ def remember_journal(journal_path: Path, journal_id: str) -> None:
         raise JournalError(f"cannot write {marker_path(journal_path)}: {exc.strerror or exc}") from None
 
 
+def keep_marker(journal_path: Path, journal_id: str) -> None:
+    """Write state_dir/journal.id again (and the state folder, private) if it is gone."""
+    if read_marker(journal_path) is None:
+        try:
+            journal_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        except OSError as exc:
+            raise JournalError(f"cannot recreate {journal_path.parent}: {exc.strerror or exc}") from None
+        remember_journal(journal_path, journal_id)
+
+
 def _connect_existing(path: Path) -> sqlite3.Connection:
     """A connection to an existing journal or backup that never creates one (read-only if it must)."""
     return sqlite3.connect(path.resolve().as_uri() + "?mode=rw", uri=True, isolation_level=None, timeout=30.0)

@@ -163,6 +163,23 @@ def test_a_journal_and_marker_both_deleted_are_noticed_by_the_backups(workspace:
     assert "2 photos already in the watched folders" in one_line(result)
 
 
+def test_a_state_folder_removed_under_the_daemon_makes_the_next_start_ask(
+        workspace: dict[str, Path], start_daemon: StartDaemon) -> None:
+    config = write_config(workspace)
+    drop(workspace["inbox"], 2)
+    daemon = start_daemon(config)
+    wait_until(lambda: len(posted(workspace["outbox"])) == 2, timeout=60)
+    before = writes(workspace["outbox"])
+    shutil.rmtree(workspace["state"])
+    daemon.stop()  # whatever its exit status: what matters here is what the next start does
+    assert read_marker(workspace["state"] / "journal.sqlite3"), "the stopping daemon puts journal.id back"
+    assert mode(workspace["state"]) == 0o700
+    result = run_cli("run", "--once", config=config)
+    assert result.returncode == 2
+    assert "2 photos already in the watched folders" in one_line(result)
+    assert writes(workspace["outbox"]) == before
+
+
 def test_intake_existing_must_be_ask_post_or_skip(workspace: dict[str, Path]) -> None:
     config = write_config(workspace, intake={"existing": "sometimes"})
     result = run_cli("status", config=config)
