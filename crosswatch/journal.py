@@ -324,6 +324,7 @@ class Journal:
         folder = backups_dir(self.path)
         try:
             folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+            _remove_abandoned_backups(folder)
             scratch = folder / f".journal-{os.getpid()}-{time.monotonic_ns()}.partial"
             os.close(os.open(scratch, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
             try:
@@ -912,6 +913,18 @@ def backup_interval() -> float:
 def backup_due(journal_path: Path, interval: float) -> bool:
     newest = list_backups(journal_path)[:1]
     return not newest or time.time() - backup_taken_at(newest[0]) >= interval
+
+
+def _remove_abandoned_backups(folder: Path) -> None:
+    """Half-written backups of processes that died while writing them (.journal-PID-N.partial)."""
+    for leftover in folder.glob(".journal-*.partial"):
+        pid = leftover.name.split("-")[1]
+        try:
+            os.kill(int(pid), 0)
+        except (ProcessLookupError, ValueError):
+            leftover.unlink(missing_ok=True)
+        except OSError:
+            continue  # alive, another user's
 
 
 def _link_as_new_backup(scratch: Path, folder: Path, now: float) -> Path:

@@ -295,10 +295,12 @@ def test_backups_are_complete_private_single_files_and_only_the_newest_are_kept(
     path = tmp_path / "state" / "journal.sqlite3"
     with Journal(path, clock=clock) as journal:
         journal.add_files([NewFile(path="/p/a.jpg", size=1, mtime_ns=1, content_hash="a", targets=("x",))])
-        made = []
-        for _day in range(BACKUPS_KEPT + 2):
-            made.append(journal.backup())
+        made = [journal.backup()]
+        # A backup half-written by a process that died meanwhile (SIGKILL) is cleared away.
+        (made[0].parent / ".journal-999999999-1.partial").write_bytes(b"half")
+        for _day in range(BACKUPS_KEPT + 1):
             clock.now += 86400
+            made.append(journal.backup())
         journal_id = journal.journal_id
     backups = list_backups(path)
     assert backups == made[::-1][:BACKUPS_KEPT]
