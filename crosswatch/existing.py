@@ -12,7 +12,8 @@ and, in those two cases, does what the user chose (``run --existing``, else ``in
     post  post them, as if they were new
 
 The very first start (no earlier journal: no state_dir/journal.id, no backup of another journal) posts
-what is there, as always, and says how many it found.
+what is there, as always, and says how many it found. A daemon whose state folder was removed while
+it ran writes journal.id back when it stops (daemon.py), so its next start is not taken for a first.
 """
 
 from __future__ import annotations
