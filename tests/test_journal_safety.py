@@ -58,6 +58,13 @@ def one_line(result: subprocess.CompletedProcess[str]) -> str:
     return lines[0]
 
 
+def run_once_asks(config: Path, question: str) -> None:
+    """`run --once` stops with exit 2 and one line saying ``question``, posting nothing."""
+    result = run_cli("run", "--once", config=config)
+    assert result.returncode == 2, result.stderr
+    assert question in one_line(result)
+
+
 def delete_journal(state: Path) -> None:
     for suffix in ("", "-wal", "-shm"):
         (state / f"journal.sqlite3{suffix}").unlink(missing_ok=True)
@@ -158,9 +165,7 @@ def test_a_journal_and_marker_both_deleted_are_noticed_by_the_backups(workspace:
     assert list_backups(workspace["state"] / "journal.sqlite3")
     delete_journal(workspace["state"])
     (workspace["state"] / "journal.id").unlink()
-    result = run_cli("run", "--once", config=config)
-    assert result.returncode == 2
-    assert "2 photos already in the watched folders" in one_line(result)
+    run_once_asks(config, "2 photos already in the watched folders")
 
 
 def test_a_state_folder_removed_under_the_daemon_makes_the_next_start_ask(
@@ -174,9 +179,7 @@ def test_a_state_folder_removed_under_the_daemon_makes_the_next_start_ask(
     daemon.stop()  # whatever its exit status: what matters here is what the next start does
     assert read_marker(workspace["state"] / "journal.sqlite3"), "the stopping daemon puts journal.id back"
     assert mode(workspace["state"]) == 0o700
-    result = run_cli("run", "--once", config=config)
-    assert result.returncode == 2
-    assert "2 photos already in the watched folders" in one_line(result)
+    run_once_asks(config, "2 photos already in the watched folders")
     assert writes(workspace["outbox"]) == before
 
 
@@ -248,9 +251,7 @@ def test_a_restored_backup_older_than_some_photos_asks_about_them(workspace: dic
     assert len(before) == 3
     # The backup (named by its file name alone) does not know the third photo, which was posted.
     assert run_cli("journal", "restore", name, config=config).returncode == 0
-    result = run_cli("run", "--once", config=config)
-    assert result.returncode == 2
-    assert "1 photos in the watched folders are not in it" in one_line(result)
+    run_once_asks(config, "1 photos in the watched folders are not in it")
     assert run_cli("run", "--once", "--existing", "skip", config=config).returncode == 0
     assert writes(workspace["outbox"]) == before
     assert jobs_by_state(workspace["state"]) == {"done": 2, "rejected": 1}
