@@ -38,14 +38,15 @@ CHOICES = ("post", "skip")
 
 def settle_existing_photos(config: Config, journal: Journal, choice: str) -> None:
     """Apply the rule above; raises UsageError (exit 2) when it must ask. Call it holding the daemon lock."""
-    found = Intake(config, journal).untaken()
-    question = _question(journal, len(found))
-    if question is None:
+    if not _needs_a_look(journal):
         if read_marker(journal.path) is None:
             if journal.count_photos() == 0:
-                log.info("first start: posting the photos already in the folders", count=len(found))
+                log.info("first start: posting the photos already in the folders",
+                         count=len(Intake(config, journal).untaken()))
             remember_journal(journal.path, journal.journal_id)
         return
+    found = Intake(config, journal).untaken()
+    question = _question(journal, len(found))
     if found and choice not in CHOICES:
         raise UsageError(
             f"{question}. Choose: `crosswatch run --existing skip` records them as handled and posts only new "
@@ -56,23 +57,25 @@ def settle_existing_photos(config: Config, journal: Journal, choice: str) -> Non
         log.warning("photos already in the folders recorded as handled, not posted", count=skipped,
                     reason=SKIP_REASON)
     elif found:
-        log.warning("posting the photos already in the folders (--existing post)", count=len(found))
+        log.warning("posting the photos already in the folders, as chosen (existing: post)", count=len(found))
     journal.set_info("restored_from", None)
     remember_journal(journal.path, journal.journal_id)
 
 
-def _question(journal: Journal, found: int) -> str | None:
-    """Why the photos found need the user's choice; None when they are simply new."""
+def _needs_a_look(journal: Journal) -> bool:
+    """Whether the journal is new where another was, or restored (else the folders are not walked here)."""
+    return replaced_journal(journal) is not None or journal.info("restored_from") is not None
+
+
+def _question(journal: Journal, found: int) -> str:
+    """Why the photos found need the user's choice."""
     replaced = replaced_journal(journal)
     if replaced is not None:
         return (f"the journal {journal.path} is new, but this state folder had another before it ({replaced}): "
                 f"{found} photos already in the watched folders may have been posted by it; "
                 "`crosswatch journal restore` puts back its newest backup, if it has one")
-    restored = journal.info("restored_from")
-    if restored is not None:
-        return (f"the journal {journal.path} was restored from the backup {restored}: {found} photos in the "
-                "watched folders are not in it and may have been posted after it was taken")
-    return None
+    return (f"the journal {journal.path} was restored from the backup {journal.info('restored_from')}: {found} "
+            "photos in the watched folders are not in it and may have been posted after it was taken")
 
 
 def _record_skipped(journal: Journal, found: list[tuple[str, WatchFolder]]) -> int:
