@@ -21,8 +21,22 @@ from typing import Any
 import click
 
 from crosswatch.config import Config, load_config
-from crosswatch.errors import CrosswatchError, JournalLocked, UsageError
-from crosswatch.journal import DaemonLock, Hold, Journal, printable_path
+from crosswatch.errors import CrosswatchError, JournalError, JournalLocked, UsageError
+from crosswatch.journal import (
+    SCHEMA_VERSION,
+    DaemonLock,
+    Hold,
+    Journal,
+    backups_dir,
+    check_journal,
+    list_backups,
+    printable_path,
+    read_marker,
+    replaced_journal,
+    restore_advice,
+    restore_journal,
+    stall_problem,
+)
 from crosswatch.models import Job, JobState
 
 CONFIG_HELP = "config file (default: $CROSSWATCH_CONFIG, else the user config dir's crosswatch/config.yaml)"
@@ -65,14 +79,18 @@ def _setup_logging(config: Config) -> None:
 
 @cli.command()
 @click.option("--once", is_flag=True, help="scan, post everything due, wait for it, and exit")
+@click.option("--existing", type=click.Choice(["post", "skip"]),
+              help="when the journal is new where another was before (deleted, lost), or restored from a backup "
+                   "older than some photos: post the photos already in the folders (again), or skip them "
+                   "(record them as handled); default: intake.existing (ask: stop and say how many)")
 @pass_obj
-def run(obj: Obj, once: bool) -> None:
+def run(obj: Obj, once: bool, existing: str | None) -> None:
     """Run the daemon: watch the folders and post what lands there."""
     config = obj.config  # config errors first, before anything heavier is imported
     from crosswatch.daemon import Daemon
 
     _setup_logging(config)
-    daemon = Daemon(config)
+    daemon = Daemon(config, existing=existing)
     code = daemon.run_once() if once else daemon.run_forever()
     sys.exit(code)
 
@@ -133,8 +151,10 @@ def status(obj: Obj, as_json: bool, show_all: bool) -> None:
         jobs = journal.jobs()
         now = time.time()
         holds = journal.holds(now)
+        outside = _waiting_outside(obj.config, journal)
         if as_json:
             document = {
+                "journal": outside,
                 "photos": [
                     {"id": p.id, "hash": p.hash, "path": printable_path(p.path), "status": s, "reason": r,
                      "first_seen": p.first_seen}
@@ -149,6 +169,9 @@ def status(obj: Obj, as_json: bool, show_all: bool) -> None:
             return
         rejected = sum(1 for _p, s, _r in photos if s != "ok")
         click.echo(f"photos: {len(photos)}" + (f" ({rejected} rejected at intake)" if rejected else ""))
+        if outside["problem"]:
+            click.echo(f"journal: cannot be written: {outside['problem']}; {outside['waiting_outside']} files in the "
+                       "watched folders wait outside it (they are taken once it can be written)")
         counts = journal.state_counts()
         spend = _spend(obj.config, journal, now)
         for target in sorted(set(counts) | set(obj.config.targets)):
@@ -243,6 +266,16 @@ def _job_cost(config: Config, journal: Journal, contexts: Any, job: Job, photo: 
         alts = (given + [False] * len(bridge["images"]))[:min(4, len(bridge["images"]))]
     cost = caption_cost(target, caption, will_link=will_link, alt_texts=alts)
     return "" if cost is None else cost.describe()
+
+
+def _waiting_outside(config: Config, journal: Journal) -> dict[str, Any]:
+    """Whether the journal takes writes; if not, why, and how many files in the folders it has not taken."""
+    problem = journal.write_problem()
+    if problem is None:
+        return {"writable": True, "problem": None, "waiting_outside": 0}
+    from crosswatch.watcher import Intake
+
+    return {"writable": False, "problem": problem, "waiting_outside": len(Intake(config, journal).untaken())}
 
 
 @cli.command()
@@ -412,16 +445,12 @@ def _check_folders(config: Config) -> list[tuple[bool, str]]:
 
 def _check_state_dir(config: Config) -> list[tuple[bool, str]]:
     try:
-        config.state_dir.mkdir(parents=True, exist_ok=True)
+        config.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         writable = os.access(config.state_dir, os.W_OK)
     except OSError as exc:
         return [(False, f"state_dir {config.state_dir}: {exc.strerror}")]
     results = [(writable, f"state_dir {config.state_dir}" + ("" if writable else ": not writable"))]
-    try:
-        with Journal(config.journal_path) as journal:
-            results.append((True, f"journal {config.journal_path}: {journal.count_photos()} photos"))
-    except CrosswatchError as exc:
-        results.append((False, str(exc)))
+    results.append(_check_journal(config))
     lock = DaemonLock(config.journal_path)
     try:
         lock.acquire()
@@ -430,6 +459,31 @@ def _check_state_dir(config: Config) -> list[tuple[bool, str]]:
     except JournalLocked:
         results.append((True, "daemon: running"))
     return results
+
+
+def _check_journal(config: Config) -> tuple[bool, str]:
+    """The journal opens, passes integrity_check and takes a write (doctor commits one small write)."""
+    path = config.journal_path
+    try:
+        with Journal(path) as journal:
+            photos = journal.count_photos()
+            replaced = replaced_journal(journal)
+    except CrosswatchError as exc:
+        return False, str(exc)
+    if replaced:
+        return False, (f"journal {path}: new, but this state folder had another before it ({replaced}); "
+                       "`crosswatch journal restore` puts back its newest backup, else `crosswatch run` asks what "
+                       "to do with the photos already in the folders")
+    found = check_journal(path, probe=True)
+    if found.damage:
+        return False, f"journal {path}: damaged ({found.damage[0]}); {restore_advice(path)}"
+    problem = found.unwritable or stall_problem(path)
+    if problem:
+        return False, (f"journal {path}: cannot be written: {problem}; new photos wait outside it and posting "
+                       "pauses until it can")
+    backups = list_backups(path)
+    return True, f"journal {path}: {photos} photos, {len(backups)} backups" + (
+        f" (newest {backups[0].name})" if backups else "")
 
 
 def _check_targets(config: Config) -> list[tuple[bool, str]]:
@@ -749,6 +803,74 @@ def links_check(obj: Obj, as_json: bool) -> None:
                    if results else "no posted links to check")
     if broken or unknown:
         sys.exit(1)
+
+
+# -- journal -------------------------------------------------------------------------------------------
+
+
+@cli.group("journal")
+def journal_group() -> None:
+    """Check, back up and restore the journal (state_dir/journal.sqlite3, backups in state_dir/backups)."""
+
+
+@journal_group.command("check")
+@pass_obj
+def journal_check(obj: Obj) -> None:
+    """SQLite's integrity_check, the schema version, photos, jobs and backups; exit 1 when damaged or unwritable."""
+    path = obj.config.journal_path
+    found = check_journal(path)
+    backups = list_backups(path)
+    if not found.exists:
+        if backups or read_marker(path) is not None:
+            raise JournalError(f"there is no journal at {path}, but this state folder had one; "
+                               + (f"`crosswatch journal restore` puts back the newest backup ({backups[0]})"
+                                  if backups else "`crosswatch run` asks before posting the photos in the folders"))
+        click.echo(f"no journal yet at {path}; `crosswatch run` creates it")
+        return
+    for finding in found.damage[:20]:
+        click.echo(f"damaged: {finding}")
+    if found.damage:
+        raise JournalError(f"the journal {path} is damaged; {restore_advice(path)}")
+    if found.schema is not None and found.schema > SCHEMA_VERSION:
+        raise JournalError(f"the journal {path} was written by a newer crosswatch (schema {found.schema}); upgrade")
+    jobs = ", ".join(f"{n} {state}" for state, n in found.jobs.items()) or "none"
+    click.echo(f"journal {path}: integrity ok, schema {found.schema} (this crosswatch: {SCHEMA_VERSION}), "
+               f"id {found.journal_id or 'none yet'}")
+    click.echo(f"photos: {found.photos}; jobs: {jobs}")
+    click.echo(f"backups: {len(backups)} in {backups_dir(path)}" + (f", newest {backups[0].name}" if backups else ""))
+    problem = found.unwritable or stall_problem(path)
+    if problem:
+        raise JournalError(f"the journal {path} cannot be written: {problem}")
+
+
+@journal_group.command("backup")
+@pass_obj
+def journal_backup(obj: Obj) -> None:
+    """Back the journal up now into state_dir/backups (the daemon also does, daily; the newest 7 are kept)."""
+    path = obj.config.journal_path
+    if not path.exists():
+        raise UsageError(f"there is no journal at {path} to back up")
+    with Journal(path) as journal:
+        backup = journal.backup()
+    click.echo(f"backed up the journal to {backup}")
+
+
+@journal_group.command("restore")
+@click.argument("backup", required=False, type=click.Path(path_type=Path, dir_okay=False))
+@pass_obj
+def journal_restore(obj: Obj, backup: Path | None) -> None:
+    """Put BACKUP (default: the newest in state_dir/backups) back as the journal; the daemon must be stopped.
+
+    The journal it replaces is moved to state_dir/damaged, not deleted. At its next start the daemon
+    asks before posting photos in the folders that the backup does not know.
+    """
+    path = obj.config.journal_path
+    if backup is not None and not backup.exists() and (backups_dir(path) / backup.name).exists():
+        backup = backups_dir(path) / backup.name  # named by its file name alone
+    result = restore_journal(path, backup)
+    click.echo(f"restored {result.backup} as {path}")
+    if result.kept_aside:
+        click.echo(f"the journal it replaced is kept in {result.kept_aside[0].parent}")
 
 
 # -- emulator and demo -------------------------------------------------------------------------------

@@ -50,6 +50,10 @@ class IntakeConfig:
     # File events (inotify, FSEvents). Turn off for network shares (NFS, SMB), where no events arrive
     # for changes made by other machines: the periodic rescan then finds new photos on its own.
     use_events: bool = True
+    # A journal started afresh in a state folder that had another (deleted, lost): what to do with the
+    # photos already in the folders, which the old journal may have posted. ask: `run` stops and says
+    # how many; post: post them (again); skip: record them as handled (rejected jobs, retry-able).
+    existing: Literal["ask", "post", "skip"] = "ask"
 
 
 @dataclass(frozen=True)

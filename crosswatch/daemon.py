@@ -32,8 +32,18 @@ import structlog
 from crosswatch.bridge import Bridge
 from crosswatch.config import Config
 from crosswatch.errors import JournalError
+from crosswatch.existing import settle_existing_photos
 from crosswatch.jobs import JobContexts
-from crosswatch.journal import DaemonLock, Hold, Journal, JournalGone
+from crosswatch.journal import (
+    DaemonLock,
+    Hold,
+    Journal,
+    JournalGone,
+    JournalStall,
+    backup_due,
+    backup_interval,
+    keep_marker,
+)
 from crosswatch.models import Job, JobState
 from crosswatch.runner import NEVER, Runner, TokenSource
 from crosswatch.targets import build_targets
@@ -48,6 +58,8 @@ RUNNER_IDLE_SECONDS = 5.0
 ONCE_HORIZON_SECONDS = 120.0
 # While the journal cannot be written (disk full), posting pauses and the journal is tried this often.
 JOURNAL_RETRY_SECONDS = 5.0
+# The journal is backed up when its newest backup is backup_interval() old (a day); looked at this often.
+BACKUP_CHECK_SECONDS = 600.0
 # Platform requests time out after this long (connect: 10 s); tests shorten it to provoke timeouts.
 HTTP_TIMEOUT_SECONDS = 30.0
 HTTP_TIMEOUT_ENV = "CROSSWATCH_HTTP_TIMEOUT"
@@ -203,8 +215,11 @@ def platform_tokens(config: Config, client: httpx.Client) -> dict[str, TokenSour
 
 class Daemon:
     def __init__(self, config: Config, *, token_factory: TokenFactory | None = None,
-                 targets: dict[str, Target] | None = None) -> None:
+                 targets: dict[str, Target] | None = None, existing: str | None = None) -> None:
         self.config = config
+        # What to do with the photos in the folders when the journal is new where another was (existing.py).
+        self._existing = existing or config.intake.existing
+        self._stall = JournalStall(config.journal_path)
         self.stop_event = threading.Event()
         self.wake_runner = threading.Event()
         self._token_factory = token_factory or platform_tokens
@@ -251,11 +266,13 @@ class Daemon:
         try:
             targets = self._targets if self._targets is not None else build_targets(self.config)
             tokens = self._token_factory(self.config, client)
+            settle_existing_photos(self.config, intake_journal, self._existing)
             intake = Intake(self.config, intake_journal, on_new_jobs=self.wake_runner.set)
             contexts = _PreparingContexts(self.config, runner_journal, self.liveness, self.allowances)
             runner = Runner(self.config, runner_journal, targets, client=client, tokens=tokens, contexts=contexts)
             runner.stop_when(self._between_steps)
-            yield intake, runner
+            with self._backups(intake_journal.journal_id):
+                yield intake, runner
         finally:
             client.close()
             runner_journal.close()
@@ -326,6 +343,38 @@ class Daemon:
             log.error("the journal is gone; stopping", reason=str(exc))
         self.request_stop()
 
+    @contextmanager
+    def _backups(self, journal_id: str) -> Iterator[None]:
+        """A thread that backs the journal up at once when its newest backup is a day old, then daily.
+        At the stop, state_dir/journal.id is put back if it went (the state folder was removed while
+        the daemon ran), so the next start sees that its new journal is not the first and asks."""
+        stop = threading.Event()
+        thread = threading.Thread(target=self._backup_loop, args=(stop,), name="backup", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join(timeout=60)
+            self._stall.clear()  # a stopped daemon reports nothing (its pid may be another's later)
+            try:
+                keep_marker(self.config.journal_path, journal_id)
+            except JournalError as exc:
+                log.error("cannot keep the journal's marker", error=str(exc))
+
+    def _backup_loop(self, stop: threading.Event) -> None:
+        interval = backup_interval()
+        while True:
+            # A journal gone from its path is not recreated here (an empty one would be backed up).
+            if self.config.journal_path.exists() and backup_due(self.config.journal_path, interval):
+                try:
+                    with Journal(self.config.journal_path) as journal:
+                        log.info("journal backed up", backup=str(journal.backup()))
+                except JournalError as exc:
+                    log.error("cannot back up the journal; will try again", error=str(exc))
+            if stop.wait(min(interval, BACKUP_CHECK_SECONDS)):
+                return
+
     # -- modes -------------------------------------------------------------------------------------
 
     def run_forever(self) -> int:
@@ -385,10 +434,12 @@ class Daemon:
         while not self.stop_event.is_set():
             self._hang_if_asked()
             try:
-                intake.process()
+                if intake.process():
+                    self._stall.clear()
             except JournalError as exc:
                 # The files stay candidates (and the rescan finds them again): nothing is lost.
                 log.error("cannot record new photos; will try again", error=str(exc))
+                self._stall.report(str(exc))
                 self._rest(self.stop_event, JOURNAL_RETRY_SECONDS, pass_allowance)
                 continue
             self.liveness.beat(pass_allowance)
@@ -435,13 +486,16 @@ class Daemon:
         flight goes back to ready, or to in doubt (and is checked with the platform) after an unsafe
         step, so nothing is lost and nothing is posted twice."""
         log.error("the journal cannot be written; posting is paused until it can", error=str(exc))
+        self._stall.report(str(exc))  # for `status` and `doctor`
         while not self._rest(self.stop_event, JOURNAL_RETRY_SECONDS, self.allowances.step):
             try:
                 runner.recover()
             except JournalError as again:
                 log.error("the journal still cannot be written", error=str(again))
+                self._stall.report(str(again))
                 continue
             log.info("trying the journal again; posting resumes")
+            self._stall.clear()
             return
 
     def run_once(self, *, settle_timeout: float = 600.0, report: Callable[[str], None] | None = None) -> int:

@@ -24,10 +24,13 @@ the state table in models.py and appends the event in the same transaction.
 from __future__ import annotations
 
 import base64
+import calendar
 import contextlib
 import fcntl
 import json
 import os
+import re
+import shutil
 import sqlite3
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -132,6 +135,15 @@ MIGRATIONS: list[str] = [
     CREATE INDEX charges_by_target_time ON charges (target, at);
     CREATE UNIQUE INDEX charges_read_once_a_day ON charges (target, resource, utc_day) WHERE resource IS NOT NULL;
     """,
+    # 5: the journal's own identity (also kept in state_dir/journal.id), so a journal started afresh
+    # where another was before is noticed, and facts about the journal itself (restored from a backup)
+    """
+    CREATE TABLE journal_info (
+        key    TEXT PRIMARY KEY,
+        value  TEXT NOT NULL
+    );
+    INSERT INTO journal_info (key, value) VALUES ('id', lower(hex(randomblob(16))));
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -142,6 +154,16 @@ WAL_SWITCH_SECONDS = 30.0
 # Tests make the journal run out of room the way a full disk does (SQLite answers SQLITE_FULL, "database
 # or disk is full") by capping its size in pages; unset in normal use.
 MAX_PAGES_ENV = "CROSSWATCH_JOURNAL_MAX_PAGES"
+
+# Backups: state_dir/backups/journal-YYYYmmddTHHMMSS.sqlite3 (UTC), one a day while the daemon runs and
+# one before each migration; the newest BACKUPS_KEPT are kept (a week of days: enough to go back past
+# a damage noticed late, small enough that a photographer's state folder stays small).
+BACKUP_INTERVAL_SECONDS = 86400.0
+BACKUP_INTERVAL_ENV = "CROSSWATCH_JOURNAL_BACKUP_SECONDS"  # tests: back up every few seconds
+BACKUPS_KEPT = 7
+_BACKUP_NAME = re.compile(r"journal-(\d{8}T\d{6})(?:-(\d+))?\.sqlite3")
+# Below this much free space on its disk the journal cannot be trusted to take the next write.
+MIN_FREE_BYTES = 1 << 20
 
 _JOB_COLUMNS = (
     "id, photo_id, target, state, step, step_index, intent_at, attempts, next_attempt_at, remote_id, "
@@ -213,7 +235,7 @@ class Journal:
         self.path = path
         self._clock = clock
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            _make_private(path)
             self._db = sqlite3.connect(str(path), isolation_level=None, timeout=30.0,
                                        check_same_thread=False)
         except (OSError, sqlite3.Error) as exc:
@@ -231,7 +253,7 @@ class Journal:
             self._migrate()
         except sqlite3.DatabaseError as exc:
             self._db.close()
-            raise JournalError(f"the journal {path} is unusable: {exc}") from None
+            raise JournalError(f"the journal {path} is unusable: {exc}; {restore_advice(path)}") from None
 
     def _use_wal(self) -> None:
         """Switch a new journal to WAL (the mode is kept in the file, so later opens only read it).
@@ -305,6 +327,8 @@ class Journal:
         return text
 
     def _migrate(self) -> None:
+        # A journal with history (not a new, empty file) is copied before its schema changes.
+        backed_up = self._db.execute("PRAGMA user_version").fetchone()[0] == 0
         while True:
             version = self._db.execute("PRAGMA user_version").fetchone()[0]
             if version > SCHEMA_VERSION:
@@ -313,6 +337,10 @@ class Journal:
                 )
             if version == SCHEMA_VERSION:
                 return
+            if not backed_up:
+                # So that a migration that goes wrong (or a downgrade) can go back to it.
+                self.backup()
+                backed_up = True
             with self._write() as db:
                 # Another process (a second connection, `crosswatch status`) may have migrated between
                 # the read above and this transaction: read the version again under the write lock.
@@ -322,6 +350,55 @@ class Journal:
                     if statement.strip():
                         db.execute(statement)
                 db.execute(f"PRAGMA user_version = {version + 1}")
+
+    # -- identity and backups ----------------------------------------------------------------------
+
+    @property
+    def journal_id(self) -> str:
+        """This journal's own random id, made when it was created (see state_dir/journal.id)."""
+        return self.info("id") or ""
+
+    def info(self, key: str) -> str | None:
+        row = self._db.execute("SELECT value FROM journal_info WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_info(self, key: str, value: str | None) -> None:
+        with self._write() as db:
+            if value is None:
+                db.execute("DELETE FROM journal_info WHERE key = ?", (key,))
+            else:
+                db.execute("INSERT INTO journal_info (key, value) VALUES (?, ?) "
+                           "ON CONFLICT (key) DO UPDATE SET value = excluded.value", (key, value))
+
+    def backup(self) -> Path:
+        """Copy the journal, as of now, into state_dir/backups with SQLite's online backup (the daemon
+        keeps writing meanwhile), atomically and private; keep the newest BACKUPS_KEPT. Returns it."""
+        folder = backups_dir(self.path)
+        try:
+            folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+            _remove_abandoned_backups(folder)
+            scratch = folder / f".journal-{os.getpid()}-{time.monotonic_ns()}.partial"
+            os.close(os.open(scratch, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+            try:
+                with contextlib.closing(sqlite3.connect(str(scratch), isolation_level=None)) as copy:
+                    self._db.backup(copy)
+                    # A backup is one self-contained file: no -wal beside it to lose on the way.
+                    copy.execute("PRAGMA journal_mode=DELETE")
+                _fsync_path(scratch)
+                final = _link_as_new_backup(scratch, folder, self._clock())
+            finally:
+                scratch.unlink(missing_ok=True)
+            _fsync_path(folder)
+        except (OSError, sqlite3.Error) as exc:
+            raise JournalError(f"cannot back up the journal {self.path} into {folder}: {exc}") from None
+        for old in list_backups(self.path)[BACKUPS_KEPT:]:
+            old.unlink(missing_ok=True)
+        return final
+
+    def write_problem(self) -> str | None:
+        """Why a write to this journal would fail now (read-only, immutable, disk full), or what a
+        running daemon reported when its last write failed; None when nothing says so."""
+        return _write_blocker(self.path, self._db) or stall_problem(self.path)
 
     # -- intake ------------------------------------------------------------------------------------
 
@@ -810,7 +887,7 @@ class DaemonLock:
         self._fd: int | None = None
 
     def acquire(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # the state folder is private
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -836,3 +913,388 @@ class DaemonLock:
 
     def __exit__(self, *exc: object) -> None:
         self.release()
+
+
+# -- the state folder: private modes, backups, the journal's marker, checks, restore -------------------
+
+
+def _sidecar(journal_path: Path, suffix: str) -> Path:
+    return journal_path.with_name(journal_path.name + suffix)
+
+
+def _make_private(journal_path: Path) -> None:
+    """The state folder is created 0700 and the journal 0600 (it holds captions of photos not yet
+    public); SQLite gives the -wal and -shm files the journal's own mode. A laxer older one is tightened."""
+    journal_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if not journal_path.exists():
+        with contextlib.suppress(FileExistsError):
+            os.close(os.open(journal_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        return
+    for file in (journal_path, _sidecar(journal_path, "-wal"), _sidecar(journal_path, "-shm")):
+        with contextlib.suppress(OSError):  # absent, or not ours to change (immutable, another owner)
+            if file.stat().st_mode & 0o077:
+                file.chmod(0o600)
+
+
+def _fsync_path(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    """Write a small file atomically (temporary name, fsync, rename), mode 0600."""
+    scratch = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    fd = os.open(scratch, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(scratch, path)
+    _fsync_path(path.parent)
+
+
+def _copy_private(source: Path, destination: Path) -> None:
+    """Copy a file atomically (temporary name beside the destination, fsync, rename), mode 0600."""
+    scratch = destination.with_name(f".{destination.name}.{os.getpid()}.partial")
+    try:
+        fd = os.open(scratch, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as out, open(source, "rb") as src:
+            shutil.copyfileobj(src, out)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(scratch, destination)
+    finally:
+        scratch.unlink(missing_ok=True)
+    _fsync_path(destination.parent)
+
+
+def backups_dir(journal_path: Path) -> Path:
+    return journal_path.parent / "backups"
+
+
+def list_backups(journal_path: Path) -> list[Path]:
+    """The journal's backups, newest first."""
+    folder = backups_dir(journal_path)
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return []
+    found = []
+    for name in names:
+        match = _BACKUP_NAME.fullmatch(name)
+        if match:
+            found.append(((match[1], int(match[2] or 1)), folder / name))
+    return [path for _key, path in sorted(found, reverse=True)]
+
+
+def backup_taken_at(backup: Path) -> float:
+    match = _BACKUP_NAME.fullmatch(backup.name)
+    if match is None:
+        return backup.stat().st_mtime
+    return float(calendar.timegm(time.strptime(match[1], "%Y%m%dT%H%M%S")))
+
+
+def backup_interval() -> float:
+    """Seconds between the daemon's backups: a day (tests shorten it)."""
+    try:
+        seconds = float(os.environ.get(BACKUP_INTERVAL_ENV, "") or BACKUP_INTERVAL_SECONDS)
+    except ValueError:
+        return BACKUP_INTERVAL_SECONDS
+    return seconds if seconds > 0 else BACKUP_INTERVAL_SECONDS
+
+
+def backup_due(journal_path: Path, interval: float) -> bool:
+    newest = list_backups(journal_path)[:1]
+    return not newest or time.time() - backup_taken_at(newest[0]) >= interval
+
+
+def _remove_abandoned_backups(folder: Path) -> None:
+    """Half-written backups of processes that died while writing them (.journal-PID-N.partial)."""
+    for leftover in folder.glob(".journal-*.partial"):
+        pid = leftover.name.split("-")[1]
+        try:
+            os.kill(int(pid), 0)
+        except (ProcessLookupError, ValueError):
+            leftover.unlink(missing_ok=True)
+        except OSError:
+            continue  # alive, another user's
+
+
+def _link_as_new_backup(scratch: Path, folder: Path, now: float) -> Path:
+    """Give a finished backup its final name (journal-<UTC time>.sqlite3, -2, -3 within one second)."""
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now))
+    number = 1
+    while True:
+        final = folder / (f"journal-{stamp}.sqlite3" if number == 1 else f"journal-{stamp}-{number}.sqlite3")
+        if not final.exists():
+            os.replace(scratch, final)
+            return final
+        number += 1
+
+
+def marker_path(journal_path: Path) -> Path:
+    """state_dir/journal.id: the id of the journal this state folder uses (written at its first start)."""
+    return journal_path.parent / "journal.id"
+
+
+def read_marker(journal_path: Path) -> str | None:
+    """The id in state_dir/journal.id; None when there is none ('' when it cannot be read)."""
+    try:
+        return marker_path(journal_path).read_text(encoding="ascii", errors="replace").strip()
+    except FileNotFoundError:
+        return None
+    except OSError:
+        return ""
+
+
+def remember_journal(journal_path: Path, journal_id: str) -> None:
+    """Record ``journal_id`` as the journal of this state folder (state_dir/journal.id)."""
+    try:
+        _write_private(marker_path(journal_path), (journal_id + "\n").encode("ascii"))
+    except OSError as exc:
+        raise JournalError(f"cannot write {marker_path(journal_path)}: {exc.strerror or exc}") from None
+
+
+def keep_marker(journal_path: Path, journal_id: str) -> None:
+    """Write state_dir/journal.id again (and the state folder, private) if it is gone."""
+    if read_marker(journal_path) is None:
+        try:
+            journal_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        except OSError as exc:
+            raise JournalError(f"cannot recreate {journal_path.parent}: {exc.strerror or exc}") from None
+        remember_journal(journal_path, journal_id)
+
+
+def _connect_existing(path: Path) -> sqlite3.Connection:
+    """A connection to an existing journal or backup that never creates one (read-only if it must)."""
+    return sqlite3.connect(path.resolve().as_uri() + "?mode=rw", uri=True, isolation_level=None, timeout=30.0)
+
+
+def _backup_journal_id(backup: Path) -> str | None:
+    try:
+        with contextlib.closing(_connect_existing(backup)) as db:
+            row = db.execute("SELECT value FROM journal_info WHERE key = 'id'").fetchone()
+    except sqlite3.Error:
+        return None  # older than journal ids, or unreadable
+    return None if row is None else str(row[0])
+
+
+def replaced_journal(journal: Journal) -> str | None:
+    """When ``journal`` is not the one this state folder used before (that one was deleted or lost),
+    what says so; None when it is the same journal, or the first."""
+    marker = read_marker(journal.path)
+    if marker is not None:
+        if marker == journal.journal_id:
+            return None
+        return f"{marker_path(journal.path)} names another journal"
+    if journal.count_photos():
+        return None  # in use since before journal.id existed (an older crosswatch)
+    for backup in list_backups(journal.path)[:1]:
+        if _backup_journal_id(backup) != journal.journal_id:
+            return f"the backup {backup} is of another journal"
+    return None
+
+
+def restore_advice(journal_path: Path) -> str:
+    """What to do about an unusable journal, and what starting empty would do."""
+    backups = list_backups(journal_path)
+    if backups or read_marker(journal_path) is not None:
+        empty = ("moving it away to start an empty journal forgets what was posted: `crosswatch run` then stops "
+                 "and asks before posting the photos already in the folders again")
+    else:
+        empty = ("moving it away to start an empty journal forgets what was posted: every photo already in the "
+                 "folders would be posted again")
+    if backups:
+        taken = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(backup_taken_at(backups[0])))
+        return (f"`crosswatch journal restore` puts back the newest backup ({backups[0]}, taken {taken}) and "
+                f"keeps this file aside; `crosswatch journal check` says what is wrong; {empty}")
+    return (f"there is no backup in {backups_dir(journal_path)}; `crosswatch journal check` says what is wrong; "
+            f"{empty}")
+
+
+@dataclass(frozen=True)
+class JournalCheck:
+    """What `crosswatch journal check` and `doctor` found."""
+
+    path: Path
+    exists: bool
+    damage: tuple[str, ...] = ()  # integrity_check's findings, or why the file cannot be read at all
+    schema: int | None = None
+    journal_id: str | None = None
+    photos: int = 0
+    jobs: Mapping[str, int] = field(default_factory=dict)
+    unwritable: str | None = None  # why a write would fail now
+
+
+def check_journal(path: Path, *, probe: bool = False) -> JournalCheck:
+    """integrity_check, schema version and counts of a journal (or a backup), without creating or
+    migrating it. ``probe``: also commit one small write, the only sure test that writes get through."""
+    if not path.exists():
+        return JournalCheck(path, exists=False)
+    try:
+        db = _connect_existing(path)
+    except sqlite3.Error as exc:
+        return JournalCheck(path, True, damage=(str(exc),))
+    with contextlib.closing(db):
+        try:
+            damage = tuple(str(r[0]) for r in db.execute("PRAGMA integrity_check") if r[0] != "ok")
+            schema = int(db.execute("PRAGMA user_version").fetchone()[0])
+            if damage:
+                return JournalCheck(path, True, damage=damage, schema=schema)
+            photos, jobs, journal_id = _journal_counts(db, schema)
+        except sqlite3.DatabaseError as exc:
+            return JournalCheck(path, True, damage=(str(exc),))
+        unwritable = _write_blocker(path, db)
+        if unwritable is None and probe and schema >= 4:
+            unwritable = _probe_write(db)
+    return JournalCheck(path, True, schema=schema, journal_id=journal_id, photos=photos, jobs=jobs,
+                        unwritable=unwritable)
+
+
+def _journal_counts(db: sqlite3.Connection, schema: int) -> tuple[int, dict[str, int], str | None]:
+    if schema < 1:
+        return 0, {}, None
+    photos = int(db.execute("SELECT COUNT(*) FROM photos").fetchone()[0])
+    jobs = {str(r[0]): int(r[1]) for r in db.execute("SELECT state, COUNT(*) FROM jobs GROUP BY state ORDER BY state")}
+    journal_id = None
+    if schema >= 4:
+        row = db.execute("SELECT value FROM journal_info WHERE key = 'id'").fetchone()
+        journal_id = None if row is None else str(row[0])
+    return photos, jobs, journal_id
+
+
+def _write_blocker(path: Path, db: sqlite3.Connection) -> str | None:
+    """Why a write to the journal would fail now, with what to do; None when nothing says it would."""
+    for file in (path, _sidecar(path, "-wal"), _sidecar(path, "-shm")):
+        if file.exists() and not os.access(file, os.W_OK):
+            return (f"{file} cannot be written (read-only or immutable); make it writable "
+                    f"(`chmod u+w`, `chattr -i`)")
+    if not os.access(path.parent, os.W_OK | os.X_OK):
+        return f"the folder {path.parent} cannot be written; make it writable (`chmod u+w`, `chattr -i`)"
+    free = shutil.disk_usage(path.parent).free
+    if free < MIN_FREE_BYTES:
+        return f"the disk holding {path.parent} is full ({free} bytes free); free some space"
+    cap = os.environ.get(MAX_PAGES_ENV, "")
+    if cap.isdigit():  # the tests' full disk: the journal may not grow past this many pages
+        pages = int(db.execute("PRAGMA page_count").fetchone()[0])
+        unused = int(db.execute("PRAGMA freelist_count").fetchone()[0])
+        if unused == 0 and pages >= int(cap):
+            return f"the disk holding {path.parent} is full (the journal cannot grow); free some space"
+    return None
+
+
+def _probe_write(db: sqlite3.Connection) -> str | None:
+    try:
+        db.execute("BEGIN IMMEDIATE")
+        db.execute("INSERT INTO journal_info (key, value) VALUES ('checked_at', ?) "
+                   "ON CONFLICT (key) DO UPDATE SET value = excluded.value", (repr(time.time()),))
+        db.execute("COMMIT")
+    except sqlite3.Error as exc:
+        with contextlib.suppress(sqlite3.Error):
+            db.execute("ROLLBACK")
+        return f"a test write failed: {exc}"
+    return None
+
+
+@dataclass(frozen=True)
+class Restored:
+    backup: Path
+    kept_aside: tuple[Path, ...]  # the journal it replaced (and its -wal, -shm), moved, not deleted
+
+
+def restore_journal(journal_path: Path, backup: Path | None = None) -> Restored:
+    """Put a backup back as the journal, while no daemon holds it. The journal it replaces is moved
+    to state_dir/damaged. The restored journal is marked, so the daemon's next start asks about the
+    photos in the folders that the backup does not know (they may have been posted after it was taken)."""
+    backups = list_backups(journal_path)
+    if backup is None:
+        if not backups:
+            raise JournalError(f"there is no backup of the journal in {backups_dir(journal_path)}")
+        backup = backups[0]
+    found = check_journal(backup)
+    if not found.exists:
+        raise JournalError(f"there is no backup {backup}; the backups are in {backups_dir(journal_path)}")
+    if found.damage:
+        older = [b for b in backups if b != backup]
+        hint = f"; try an older one: `crosswatch journal restore {older[0]}`" if older else ""
+        raise JournalError(f"the backup {backup} is damaged too ({found.damage[0]}){hint}")
+    lock = DaemonLock(journal_path)
+    try:
+        lock.acquire()
+    except JournalLocked:
+        raise JournalLocked(f"a crosswatch daemon is using the journal {journal_path}; stop it first, then "
+                            "run `crosswatch journal restore` again") from None
+    try:
+        kept = _set_aside(journal_path)
+        try:
+            _copy_private(backup, journal_path)
+        except OSError as exc:
+            raise JournalError(f"cannot restore {backup} as {journal_path}: {exc.strerror or exc}; the replaced "
+                               f"journal is kept in {journal_path.parent / 'damaged'}") from None
+        with Journal(journal_path) as journal:
+            journal.set_info("restored_from", backup.name)
+            remember_journal(journal_path, journal.journal_id)
+    finally:
+        lock.release()
+    return Restored(backup, kept)
+
+
+def _set_aside(journal_path: Path) -> tuple[Path, ...]:
+    """Move the journal and its -wal and -shm into state_dir/damaged (a WAL left beside the restored
+    file would be applied to it)."""
+    folder = journal_path.parent / "damaged"
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+    moved = []
+    for suffix in ("", "-wal", "-shm"):
+        source = _sidecar(journal_path, suffix)
+        if source.exists():
+            folder.mkdir(mode=0o700, exist_ok=True)
+            destination = folder / f"journal-{stamp}.sqlite3{suffix}"
+            os.replace(source, destination)
+            moved.append(destination)
+    return tuple(moved)
+
+
+class JournalStall:
+    """state_dir/journal.stalled: written by the daemon while the journal refuses its writes (disk
+    full, immutable file), so `status` and `doctor`, in other processes, can say so; removed once
+    writes get through again. A file left by a daemon that is gone is ignored."""
+
+    def __init__(self, journal_path: Path) -> None:
+        self.path = journal_path.parent / "journal.stalled"
+        self._since: float | None = None
+
+    def report(self, error: str) -> None:
+        if self._since is None:
+            self._since = time.time()
+        document = {"pid": os.getpid(), "since": self._since, "error": error}
+        with contextlib.suppress(OSError):  # the disk may be full for this file too
+            _write_private(self.path, json.dumps(document).encode())
+
+    def clear(self) -> None:
+        if self._since is not None:
+            self._since = None
+            with contextlib.suppress(OSError):
+                self.path.unlink(missing_ok=True)
+
+    @staticmethod
+    def read(journal_path: Path) -> dict[str, Any] | None:
+        """What a running daemon reported, or None."""
+        try:
+            document = json.loads((journal_path.parent / "journal.stalled").read_text())
+            os.kill(int(document["pid"]), 0)
+        except PermissionError:
+            return dict(document)  # alive, but another user's
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        return dict(document)
+
+
+def stall_problem(journal_path: Path) -> str | None:
+    """What a running daemon reported when its last journal write failed, or None."""
+    stalled = JournalStall.read(journal_path)
+    return None if stalled is None else f"the daemon's writes fail: {stalled.get('error')}"

@@ -168,6 +168,18 @@ class Intake:
                 offered += 1
         return offered
 
+    def untaken(self) -> list[tuple[str, WatchFolder]]:
+        """The regular files in the folders that the journal has not taken as they are now: a dry run
+        of ``scan`` that offers and records nothing (to count what a new journal would post)."""
+        found = []
+        for folder, _root in self._roots:
+            for path in self._walk(folder):
+                with contextlib.suppress(OSError):
+                    st = os.lstat(path)
+                    if stat.S_ISREG(st.st_mode) and self._taken.get(path) != (st.st_size, st.st_mtime_ns):
+                        found.append((path, folder))
+        return found
+
     def _walk(self, folder: WatchFolder) -> Iterable[str]:
         root = str(folder.path)
         for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
