@@ -147,6 +147,8 @@ MIGRATIONS: list[str] = [
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
+# The first schema with journal_info (the journal's id); older journals and backups have none.
+JOURNAL_INFO_SCHEMA = 5
 # The hold kind of a target whose monthly budget is spent (runner.py); see ``due_jobs``.
 BUDGET_HOLD = "budget"
 WAL_SWITCH_SECONDS = 30.0
@@ -1149,7 +1151,7 @@ def check_journal(path: Path, *, probe: bool = False) -> JournalCheck:
         except sqlite3.DatabaseError as exc:
             return JournalCheck(path, True, damage=(str(exc),))
         unwritable = _write_blocker(path, db)
-        if unwritable is None and probe and schema >= 4:
+        if unwritable is None and probe and schema >= JOURNAL_INFO_SCHEMA:
             unwritable = _probe_write(db)
     return JournalCheck(path, True, schema=schema, journal_id=journal_id, photos=photos, jobs=jobs,
                         unwritable=unwritable)
@@ -1161,7 +1163,7 @@ def _journal_counts(db: sqlite3.Connection, schema: int) -> tuple[int, dict[str,
     photos = int(db.execute("SELECT COUNT(*) FROM photos").fetchone()[0])
     jobs = {str(r[0]): int(r[1]) for r in db.execute("SELECT state, COUNT(*) FROM jobs GROUP BY state ORDER BY state")}
     journal_id = None
-    if schema >= 4:
+    if schema >= JOURNAL_INFO_SCHEMA:
         row = db.execute("SELECT value FROM journal_info WHERE key = 'id'").fetchone()
         journal_id = None if row is None else str(row[0])
     return photos, jobs, journal_id
