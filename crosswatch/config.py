@@ -615,7 +615,8 @@ def _check_numbers(value: Any, limits: tuple[int, int], path: tuple[str, ...], w
         if not math.isfinite(value):
             raise where.error(path, f"must be a finite number, not {value}")
         if not low <= value <= high:
-            shown = f"{value:,}" if isinstance(value, int) else f"{value:g}"
+            whole = isinstance(value, int) or (value.is_integer() and abs(value) < 1e15)
+            shown = f"{int(value):,}" if whole else f"{value:g}"
             raise where.error(path, f"must be from {low:,} to {high:,}, not {shown}")
     elif isinstance(value, Mapping):
         for key, item in value.items():
