@@ -472,11 +472,12 @@ def _scalar(node: yaml.Node, path: tuple[str, ...], where: _Located) -> Any:
         raise _node_error(node, path, where, "is a number far too large for any setting")
     try:
         value = _CONSTRUCTOR.construct_object(node)
-    except (yaml.YAMLError, ValueError, TypeError, OverflowError, AttributeError) as exc:
-        # e.g. "!!int x", a date that does not exist, an integer of 5,000 digits
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise _node_error(node, path, where, f"cannot read {node.value[:40]!r} as "
-                          f"{node.tag.replace(_YAML_TAG, '')}: {problem}") from None
+    except (yaml.YAMLError, ValueError, LookupError, TypeError, OverflowError, AttributeError) as exc:
+        # e.g. "!!int x", an empty "!!int", "!!bool maybe", a date that does not exist; only a
+        # ValueError's own words help ("month must be in 1..12"), the others are PyYAML's insides.
+        detail = f": {str(exc).splitlines()[0]}" if type(exc) is ValueError else ""
+        raise _node_error(node, path, where, f"cannot read {_shown(node.value)} as "
+                          f"{node.tag.replace(_YAML_TAG, '')}{detail}") from None
     finally:
         _CONSTRUCTOR.constructed_objects.clear()
     if isinstance(value, str) and (bad := _UNWRITABLE.search(value)):

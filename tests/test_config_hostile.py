@@ -3,17 +3,14 @@ on stderr naming the file, the line and the key, exit 2, fast; none is expanded,
 
 from __future__ import annotations
 
-import contextlib
-import io
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from crosswatch import cli
 from crosswatch.config import MAX_CONFIG_BYTES, MAX_DEPTH, MAX_TEXT_CHARS, MAX_VALUES, load_config
 from crosswatch.errors import ConfigError
+from tests.config_helpers import assert_one_line, in_process
 from tests.conftest import run_cli
 
 # Lines 1-6 of every case; what a case adds starts at line 7 (or, for the watched folder, at line 5).
@@ -106,16 +103,6 @@ def write_case(name: str, workspace: dict[str, Path]) -> Path:
     return path
 
 
-def assert_one_line(stderr: str, *fragments: str) -> str:
-    lines = stderr.strip().splitlines()
-    assert len(lines) == 1, stderr
-    assert lines[0].startswith("crosswatch: "), stderr
-    assert "Traceback" not in stderr and "internal error" not in stderr and "<unicode string>" not in stderr
-    for fragment in fragments:
-        assert fragment in lines[0], (fragment, lines[0])
-    return lines[0]
-
-
 @pytest.mark.parametrize("case", sorted(CASES | WATCH_ITEM_CASES))
 def test_a_hostile_config_is_one_line_exit_2_naming_file_line_and_key(case: str,
                                                                      workspace: dict[str, Path]) -> None:
@@ -127,21 +114,6 @@ def test_a_hostile_config_is_one_line_exit_2_naming_file_line_and_key(case: str,
     assert_one_line(result.stderr, f"{path}:{line}: " + (f"{key}: " if key else ""), phrase)
     assert not workspace["state"].exists()  # refused before anything was started
     assert not Path("/tmp/crosswatch-pwned").exists()
-
-
-def in_process(*args: str) -> tuple[int, str, float]:
-    """The CLI's own entry point in this process: exit status, stderr, and the CPU seconds it used.
-
-    CPU time rather than wall time: six test runs share two cores, and what must stay small is the
-    work a config costs, not how long the scheduler keeps us waiting.
-    """
-    stderr = io.StringIO()
-    started = time.process_time()
-    with contextlib.redirect_stderr(stderr), contextlib.redirect_stdout(io.StringIO()), \
-            pytest.raises(SystemExit) as exited:
-        cli.main(list(args))
-    code = exited.value.code
-    return code if isinstance(code, int) else 1, stderr.getvalue(), time.process_time() - started
 
 
 @pytest.mark.parametrize("levels", [6, 7, 9])
