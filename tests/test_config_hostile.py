@@ -11,7 +11,7 @@ import pytest
 from crosswatch.config import MAX_CONFIG_BYTES, MAX_DEPTH, MAX_TEXT_CHARS, MAX_VALUES, load_config
 from crosswatch.errors import ConfigError
 from tests.config_helpers import assert_one_line, in_process
-from tests.conftest import run_cli
+from tests.conftest import REPO, run_cli
 
 # Lines 1-6 of every case; what a case adds starts at line 7 (or, for the watched folder, at line 5).
 BASE = """state_dir: {state}
@@ -237,3 +237,10 @@ def test_crosswatch_config_naming_a_folder_is_one_line_too(tmp_path: Path) -> No
     result = run_cli("status", env={"CROSSWATCH_CONFIG": str(tmp_path)})
     assert result.returncode == 2
     assert_one_line(result.stderr, f"{tmp_path}: is a folder, not a config file")
+
+
+def test_the_documented_limits_are_the_real_ones() -> None:
+    documented = (REPO / "config.example.yaml").read_text() + (REPO / "README.md").read_text()
+    for limit in (f"{MAX_CONFIG_BYTES // 1024} KiB", f"{MAX_VALUES:,} values", f"{MAX_DEPTH} levels",
+                  f"{MAX_TEXT_CHARS:,} characters"):
+        assert documented.count(limit) >= 2, limit  # in both files
