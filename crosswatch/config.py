@@ -16,10 +16,10 @@ import os
 import re
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import yaml
 
@@ -334,6 +334,9 @@ _YAML_TAG = "tag:yaml.org,2002:"
 _SCALAR_TAGS = frozenset(_YAML_TAG + name for name in ("str", "int", "float", "bool", "null", "timestamp", "binary"))
 
 
+_Collection = TypeVar("_Collection", yaml.SequenceNode, yaml.MappingNode)
+
+
 class _Refused(yaml.MarkedYAMLError):
     """Valid YAML this loader will not take (too big once expanded, too deep, a loop)."""
 
@@ -393,16 +396,16 @@ class _BoundedLoader(yaml.SafeLoader):
         return node
 
     def compose_sequence_node(self, anchor: Any) -> yaml.SequenceNode:
-        before = self._values
-        self._count(1, self.peek_event().start_mark)
-        node = super().compose_sequence_node(anchor)
-        self._sizes[id(node)] = self._values - before
-        return node
+        return self._measured(super().compose_sequence_node, anchor)
 
     def compose_mapping_node(self, anchor: Any) -> yaml.MappingNode:
+        return self._measured(super().compose_mapping_node, anchor)
+
+    def _measured(self, compose: Callable[[Any], _Collection], anchor: Any) -> _Collection:
+        """A collection composed, and the number of values it expands to kept for its aliases."""
         before = self._values
         self._count(1, self.peek_event().start_mark)
-        node = super().compose_mapping_node(anchor)
+        node = compose(anchor)
         self._sizes[id(node)] = self._values - before
         return node
 
