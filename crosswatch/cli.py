@@ -60,7 +60,7 @@ pass_obj = click.make_pass_decorator(Obj)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--config", "config_path", type=click.Path(path_type=Path, dir_okay=False), help=CONFIG_HELP)
+@click.option("--config", "config_path", type=click.Path(path_type=Path), help=CONFIG_HELP)
 @click.version_option(package_name="crosswatch")
 @click.pass_context
 def cli(ctx: click.Context, config_path: Path | None) -> None:

@@ -11,19 +11,20 @@ Errors name the file, the line and the dotted key.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import re
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import yaml
 
 from crosswatch.errors import ConfigError
-from crosswatch.templates import TemplateError, template_fields
+from crosswatch.templates import BRIDGE_PLACEHOLDERS, KNOWN_PLACEHOLDERS, TemplateError, template_fields
 
 KNOWN_TARGET_KINDS = ("outbox", "x", "instagram")
 
@@ -332,52 +333,243 @@ class _Located:
         return ConfigError(message, file=self.file, line=line, key=".".join(path) or None)
 
 
+# What a config file may be: far more than any real config needs (the example is 11 KB and holds
+# about 200 values), far less than what makes start-up slow. PyYAML's pure-Python composer needs about
+# 50 microseconds a value, so these keep the worst file under a second.
+MAX_CONFIG_BYTES = 128 * 1024
+MAX_VALUES = 5000
+MAX_DEPTH = 50
+MAX_KEY_CHARS = 200
+
+_YAML_TAG = "tag:yaml.org,2002:"
+_SCALAR_TAGS = frozenset(_YAML_TAG + name for name in ("str", "int", "float", "bool", "null", "timestamp", "binary"))
+
+
+_Collection = TypeVar("_Collection", yaml.SequenceNode, yaml.MappingNode)
+
+
+class _Refused(yaml.MarkedYAMLError):
+    """Valid YAML this loader will not take (too big once expanded, too deep, a loop)."""
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """A SafeLoader that counts, while composing, the values the document expands to.
+
+    The composer hands an alias back as the very node it names, so nothing is copied yet; the copies
+    happen when the tree is walked. Counting each alias as the full size of what it names (sizes are
+    known once a node is complete) refuses an alias bomb before any of it is expanded, and a depth
+    limit keeps the recursive composer and the walk far from Python's recursion limit.
+    """
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._values = 0
+        self._depth = 0
+        self._sizes: dict[int, int] = {}  # id(collection node) -> values it expands to, once complete
+        self._aliases_used = False
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            named = self.anchors.get(event.anchor)
+            if named is not None:  # an undefined alias is left to PyYAML's own error
+                size = 1 if isinstance(named, yaml.ScalarNode) else self._sizes.get(id(named))
+                if size is None:
+                    raise _Refused(None, None, f"the alias *{event.anchor} is used inside the value it names "
+                                   "(a loop); write that value out instead", event.start_mark)
+                self._aliases_used = True
+                self._count(size, event.start_mark)
+            return super().compose_node(parent, index)
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                raise self._too_deep(self.peek_event().start_mark)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def fetch_flow_collection_start(self, TokenClass: type) -> None:
+        # The scanner looks up to 1,024 characters ahead for a possible key at every open bracket, each
+        # time over all the brackets still open: "[[[[..." takes quadratic time before the composer
+        # sees a single level. So the scanner counts brackets too.
+        if self.flow_level >= MAX_DEPTH:
+            raise self._too_deep(self.get_mark())
+        super().fetch_flow_collection_start(TokenClass)
+
+    @staticmethod
+    def _too_deep(mark: yaml.Mark) -> _Refused:
+        return _Refused(None, None, f"values are nested more than {MAX_DEPTH} levels deep; a config needs a few",
+                        mark)
+
+    def compose_scalar_node(self, anchor: Any) -> yaml.ScalarNode:
+        node = super().compose_scalar_node(anchor)
+        self._count(1, node.start_mark)
+        return node
+
+    def compose_sequence_node(self, anchor: Any) -> yaml.SequenceNode:
+        return self._measured(super().compose_sequence_node, anchor)
+
+    def compose_mapping_node(self, anchor: Any) -> yaml.MappingNode:
+        return self._measured(super().compose_mapping_node, anchor)
+
+    def _measured(self, compose: Callable[[Any], _Collection], anchor: Any) -> _Collection:
+        """A collection composed, and the number of values it expands to kept for its aliases."""
+        before = self._values
+        self._count(1, self.peek_event().start_mark)
+        node = compose(anchor)
+        self._sizes[id(node)] = self._values - before
+        return node
+
+    def _count(self, values: int, mark: yaml.Mark) -> None:
+        self._values += values
+        if self._values > MAX_VALUES:
+            counted = " counting each use of an alias in full" if self._aliases_used else ""
+            raise _Refused(None, None, f"the config holds more than {MAX_VALUES:,} values{counted}; "
+                           "refused before expanding (a config needs a few hundred)", mark)
+
+
+_CONSTRUCTOR = yaml.constructor.SafeConstructor()
+
+
 def _plain(node: yaml.Node, path: tuple[str, ...], where: _Located) -> Any:
     where.lines.setdefault(path, node.start_mark.line + 1)
     if isinstance(node, yaml.MappingNode):
+        if node.tag != _YAML_TAG + "map":
+            raise _tag_refused(node, path, where)
         result: dict[str, Any] = {}
         for key_node, value_node in node.value:
-            key = str(yaml.safe_load(yaml.serialize(key_node)))
+            key = _key(key_node, path, where)
             where.lines[(*path, key)] = key_node.start_mark.line + 1
             if key in result:
                 raise where.error((*path, key), "this key appears twice")
             result[key] = _plain(value_node, (*path, key), where)
         return result
     if isinstance(node, yaml.SequenceNode):
+        if node.tag != _YAML_TAG + "seq":
+            raise _tag_refused(node, path, where)
         items = []
         for index, item in enumerate(node.value):
             items.append(_plain(item, (*path, str(index)), where))
         return items
-    return yaml.safe_load(yaml.serialize(node))
+    return _scalar(node, path, where)
 
 
-def _read_yaml(path: Path) -> tuple[dict[str, Any], _Located]:
-    where = _Located(str(path))
+def _node_error(node: yaml.Node, path: tuple[str, ...], where: _Located, message: str) -> ConfigError:
+    return ConfigError(message, file=where.file, line=node.start_mark.line + 1, key=".".join(path) or None)
+
+
+def _key(node: yaml.Node, path: tuple[str, ...], where: _Located) -> str:
+    if node.tag == _YAML_TAG + "merge":
+        raise _node_error(node, path, where, "merge keys (<<) are not supported; write the keys out "
+                          "(an alias such as *name works as a value)")
+    if not isinstance(node, yaml.ScalarNode):
+        raise _node_error(node, path, where, "a key must be plain text, not a list or mapping")
+    key = str(_scalar(node, path, where))
+    if len(key) > MAX_KEY_CHARS:
+        raise _node_error(node, path, where, f"a key of {len(key):,} characters is no setting or name; "
+                          f"keys are at most {MAX_KEY_CHARS}")
+    return key
+
+
+def _tag_refused(node: yaml.Node, path: tuple[str, ...], where: _Located) -> ConfigError:
+    tag = node.tag.replace(_YAML_TAG, "!!", 1)
+    return _node_error(node, path, where, f"the YAML tag {tag} is not allowed: the config takes plain text, "
+                       "numbers, true/false, lists and mappings")
+
+
+def _scalar(node: yaml.Node, path: tuple[str, ...], where: _Located) -> Any:
+    if node.tag == _YAML_TAG + "value":  # a lone "=": plain text to anyone but a YAML resolver
+        return node.value
+    if node.tag not in _SCALAR_TAGS:
+        raise _tag_refused(node, path, where)
+    if node.tag in (_YAML_TAG + "int", _YAML_TAG + "float") and len(node.value) > 80:
+        raise _node_error(node, path, where, "is a number far too large for any setting")
     try:
-        text = path.read_text(encoding="utf-8")
+        value = _CONSTRUCTOR.construct_object(node)
+    except (yaml.YAMLError, ValueError, LookupError, TypeError, OverflowError, AttributeError) as exc:
+        # e.g. "!!int x", an empty "!!int", "!!bool maybe", a date that does not exist; only a
+        # ValueError's own words help ("month must be in 1..12"), the others are PyYAML's insides.
+        detail = f": {str(exc).splitlines()[0]}" if type(exc) is ValueError else ""
+        raise _node_error(node, path, where, f"cannot read {_shown(node.value)} as "
+                          f"{node.tag.replace(_YAML_TAG, '')}{detail}") from None
+    finally:
+        _CONSTRUCTOR.constructed_objects.clear()
+    if isinstance(value, str) and (bad := _UNWRITABLE.search(value)):
+        raise _node_error(node, path, where, f"contains the character U+{ord(bad.group()):04X}, which no "
+                          "path, name or caption may hold; remove it")
+    return value
+
+
+# NUL ends a path at the operating system; a lone surrogate cannot be written out as UTF-8.
+_UNWRITABLE = re.compile(r"[\x00\ud800-\udfff]")
+
+
+def _read_text(path: Path) -> str:
+    """The file's text, read no further than the size limit (so /dev/zero or a huge file cannot stall)."""
+    try:
+        if path.is_dir():
+            raise ConfigError("is a folder, not a config file; pass the file in it, e.g. "
+                              f"--config {path / 'config.yaml'}", file=str(path))
+        with path.open("rb") as handle:
+            data = handle.read(MAX_CONFIG_BYTES + 1)
     except FileNotFoundError:
         raise ConfigError(
             "no config file here; copy config.example.yaml there, or pass --config PATH "
             "(or set CROSSWATCH_CONFIG)", file=str(path)) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read the config file ({exc})", file=str(path)) from None
+    except (OSError, ValueError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ConfigError(f"cannot read the config file ({reason})", file=str(path)) from None
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"the config file is larger than {MAX_CONFIG_BYTES // 1024} KiB, the most crosswatch "
+                          "reads (a config needs a few KB); is this the right file?", file=str(path))
     try:
-        # safe_load semantics: SafeLoader composes the node tree, so no tags run code.
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[:exc.start].count(b"\n") + 1
+        raise ConfigError(f"is not UTF-8 text (byte 0x{data[exc.start]:02x}); save it as UTF-8",
+                          file=str(path), line=line) from None
+
+
+def _read_yaml(path: Path) -> tuple[dict[str, Any], _Located]:
+    where = _Located(str(path))
+    text = _read_text(path)
+    loader: _BoundedLoader | None = None
+    try:
+        loader = _BoundedLoader(text)  # refuses a control character at once
+        # SafeLoader composes the node tree and _plain builds only plain values, so no tag runs code.
+        node = loader.get_single_node()
+    except _Refused as exc:
+        line = exc.problem_mark.line + 1 if exc.problem_mark else None
+        raise ConfigError(str(exc.problem), file=str(path), line=line) from None
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ConfigError(f"not valid YAML: {problem}", file=str(path),
-                          line=mark.line + 1 if mark else None) from None
+        raise ConfigError(f"not valid YAML: {_yaml_problem(exc)}", file=str(path), line=_yaml_line(exc, text)) from None
+    finally:
+        if loader is not None:
+            loader.dispose()
     if node is None:
-        raise ConfigError("the config file is empty", file=str(path))
-    try:
-        data = _plain(node, (), where)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"not valid YAML: {exc}", file=str(path)) from None
+        raise ConfigError("the config file is empty; copy config.example.yaml to start from", file=str(path))
+    data = _plain(node, (), where)
     if not isinstance(data, dict):
-        raise ConfigError("the config file must be a mapping of keys to values", file=str(path), line=1)
+        raise ConfigError(f"the config file must be a mapping of keys to values, not {_yaml_kind(data)}",
+                          file=str(path), line=node.start_mark.line + 1)
     return data, where
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    if isinstance(exc, yaml.reader.ReaderError) and isinstance(exc.character, int):
+        return f"the character U+{exc.character:04X} is not allowed in YAML"  # its own text names no file
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    context = getattr(exc, "context", None)  # e.g. "while scanning a quoted scalar"
+    return f"{context}, {problem}" if context else str(problem)
+
+
+def _yaml_line(exc: yaml.YAMLError, text: str) -> int | None:
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    if mark is not None:
+        return int(mark.line) + 1
+    if isinstance(exc, yaml.reader.ReaderError):
+        return text[:exc.position].count("\n") + 1
+    return None
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -400,6 +592,76 @@ def _type_name(tp: Any) -> str:
     return names.get(tp, getattr(tp, "__name__", str(tp)))
 
 
+# Text values (captions, names, addresses) and paths longer than these are mistakes, and would make
+# every caption slow to render.
+MAX_TEXT_CHARS = 10_000
+MAX_PATH_CHARS = 4096
+
+_DAYS_30 = 30 * 86400
+# The range of each number in the config, by dataclass and field. A number not listed here must lie
+# in [0, 10**9]: none of the settings means anything negative, and a billion seconds is 31 years.
+_ANY_NUMBER = (0, 10**9)
+_NUMBER_RANGES: dict[tuple[type, str], tuple[int, int]] = {
+    (WatchFolder, "settle_seconds"): (0, 86400),
+    (IntakeConfig, "rescan_seconds"): (0, _DAYS_30),
+    (MediaHostConfig, "expires_seconds"): (1, 7 * 86400),  # S3 signs an address for a week at most
+    (TargetConfig, "redirect_port"): (0, 65535),
+    (MediaConfig, "max_input_bytes"): (1, 4 * 1024**3),
+    (MediaConfig, "max_pixels"): (1, 1_000_000_000),  # a gigapixel image already takes 3 GB to decode
+    (MediaConfig, "min_quality"): (1, 100),
+    (MediaConfig, "max_quality"): (1, 100),
+    (MediaConfig, "shrink_floor"): (1, 65535),  # JPEG's largest side
+    (BridgeConfig, "poll_seconds"): (0, _DAYS_30),
+    (BridgeConfig, "backfill"): (0, 10_000),
+    (BridgeConfig, "max_images"): (1, 4),  # X takes at most 4 images per post
+    (RulesConfig, "min_rating"): (0, 5),
+    (RuleOverride, "min_rating"): (0, 5),
+    (TargetSchedule, "min_gap_minutes"): (0, _DAYS_30 // 60),
+    (ScheduleConfig, "stagger_minutes"): (0, _DAYS_30 // 60),
+}
+
+
+def _check_numbers(value: Any, limits: tuple[int, int], path: tuple[str, ...], where: _Located) -> None:
+    """Every number in ``value`` (a converted field: a number, or a list or mapping of them) in range."""
+    if isinstance(value, bool):
+        return
+    if isinstance(value, int | float):
+        low, high = limits
+        if not math.isfinite(value):
+            raise where.error(path, f"must be a finite number, not {value}")
+        if not low <= value <= high:
+            whole = isinstance(value, int) or (value.is_integer() and abs(value) < 1e15)
+            shown = f"{int(value):,}" if whole else f"{value:g}"
+            raise where.error(path, f"must be from {low:,} to {high:,}, not {shown}")
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            _check_numbers(item, limits, (*path, str(key)), where)
+    elif isinstance(value, tuple):
+        for index, item in enumerate(value):
+            _check_numbers(item, limits, (*path, str(index)), where)
+
+
+_ENV_VAR = re.compile(r"\$(\w+|\{[^}]*\})", re.ASCII)  # what os.path.expandvars expands
+
+
+def _expanded_path(value: str, path: tuple[str, ...], where: _Located) -> Path:
+    """``~`` and ``$VARS`` expanded; an unset variable is an error, not a folder named after it."""
+    def variable(match: re.Match[str]) -> str:
+        name = match.group(1).strip("{}")
+        if name not in os.environ:
+            raise where.error(path, f"${name} is not set in the environment; set it, or write the path out")
+        return os.environ[name]
+
+    expanded = _ENV_VAR.sub(variable, value)
+    if len(expanded) > MAX_PATH_CHARS:
+        raise where.error(path, f"is {len(expanded):,} characters long; a path may be at most {MAX_PATH_CHARS:,}")
+    try:
+        return Path(expanded).expanduser()
+    except RuntimeError:  # ~name of an unknown user, or no home folder at all
+        raise where.error(path, f"cannot expand {expanded.split('/')[0]!r}: no such user's home folder; "
+                          "write the path out") from None
+
+
 def _convert(tp: Any, value: Any, path: tuple[str, ...], where: _Located, base_dir: Path) -> Any:
     origin = typing.get_origin(tp)
     if origin in (types.UnionType, typing.Union):
@@ -414,10 +676,10 @@ def _convert(tp: Any, value: Any, path: tuple[str, ...], where: _Located, base_d
                 return _convert(member, value, path, where, base_dir)
             except ConfigError:
                 continue
-        raise where.error(path, f"must be {_type_name(tp)}, not {value!r}")
+        raise where.error(path, f"must be {_type_name(tp)}, not {_shown(value)}")
     if origin is Literal:
         if value not in typing.get_args(tp):
-            raise where.error(path, f"must be {_type_name(tp)}, not {value!r}")
+            raise where.error(path, f"must be {_type_name(tp)}, not {_shown(value)}")
         return value
     if origin is tuple:
         if isinstance(value, str):
@@ -438,24 +700,27 @@ def _convert(tp: Any, value: Any, path: tuple[str, ...], where: _Located, base_d
         return _build(tp, value, path, where, base_dir)
     if tp is bool:
         if not isinstance(value, bool):
-            raise where.error(path, f"must be true or false, not {value!r}")
+            raise where.error(path, f"must be true or false, not {_shown(value)}")
         return value
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise where.error(path, f"must be a whole number, not {value!r}")
+            raise where.error(path, f"must be a whole number, not {_shown(value)}")
         return value
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise where.error(path, f"must be a number, not {value!r}")
+            raise where.error(path, f"must be a number, not {_shown(value)}")
         return float(value)
     if tp is str:
         if not isinstance(value, str):
             raise where.error(path, f"must be text, not {_yaml_kind(value)}")
+        if len(value) > MAX_TEXT_CHARS:
+            raise where.error(path, f"is {len(value):,} characters long; text here may be at most "
+                              f"{MAX_TEXT_CHARS:,} (a caption template is a few lines)")
         return value
     if tp is Path:
         if not isinstance(value, str) or not value:
-            raise where.error(path, f"must be a path, not {value!r}")
-        p = Path(os.path.expandvars(value)).expanduser()
+            raise where.error(path, f"must be a path, not {_shown(value)}")
+        p = _expanded_path(value, path, where)
         return p if p.is_absolute() else (base_dir / p)
     raise where.error(path, f"unsupported setting type {tp!r}")  # a programming error, kept readable
 
@@ -467,7 +732,13 @@ def _yaml_kind(value: Any) -> str:
         return "a mapping"
     if isinstance(value, list):
         return "a list"
-    return repr(value)
+    return _shown(value)
+
+
+def _shown(value: Any) -> str:
+    """A value for an error message: one line, never longer than a message should be."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _build(cls: type, value: Any, path: tuple[str, ...], where: _Located, base_dir: Path,
@@ -484,6 +755,7 @@ def _build(cls: type, value: Any, path: tuple[str, ...], where: _Located, base_d
             known = ", ".join(sorted(k for k in fields if k not in (extra or {})))
             raise where.error((*path, key), f"unknown key; known keys here: {known}")
         kwargs[key] = _convert(hints[key], raw, (*path, key), where, base_dir)
+        _check_numbers(kwargs[key], _NUMBER_RANGES.get((cls, key), _ANY_NUMBER), (*path, key), where)
     missing = [
         name for name, f in fields.items()
         if name not in kwargs and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
@@ -499,7 +771,12 @@ def _build(cls: type, value: Any, path: tuple[str, ...], where: _Located, base_d
 
 def load_config(path: Path | None = None) -> Config:
     """Read and validate the config; raises ConfigError naming file, line and key."""
-    path = (path or default_config_path()).expanduser()
+    path = path or default_config_path()
+    try:
+        path = path.expanduser()
+    except RuntimeError:  # ~name of an unknown user
+        raise ConfigError("cannot expand ~ in the config file's path: no such user's home folder; "
+                          "write the path out", file=str(path)) from None
     data, where = _read_yaml(path)
     return config_from_mapping(data, path, where)
 
@@ -546,14 +823,12 @@ def _check_references(config: Config, where: _Located) -> None:
         raise where.error(("watch",), "is required: list at least one folder to watch")
     for index, folder in enumerate(config.watch):
         path = ("watch", str(index))
-        if not folder.path.is_dir():
+        if not _is_folder(folder.path, (*path, "path"), where):
             raise where.error((*path, "path"), f"folder {folder.path} does not exist; create it or fix the path")
         for t_index, name in enumerate(folder.targets):
             if name not in config.targets:
                 raise where.error((*path, "targets", str(t_index)),
                                   f"names target {name!r}, which is not under targets")
-        if folder.settle_seconds < 0:
-            raise where.error((*path, "settle_seconds"), "must not be negative")
     for name, template in config.captions.items():
         if name not in config.targets:
             raise where.error(("captions", name), f"is a caption for target {name!r}, which is not under targets")
@@ -572,6 +847,13 @@ def _check_references(config: Config, where: _Located) -> None:
     _check_media(config.media, where)
     _check_privacy(config.privacy, where)
     _check_rules_and_schedule(config, where)
+
+
+def _is_folder(folder: Path, path: tuple[str, ...], where: _Located) -> bool:
+    try:
+        return folder.is_dir()
+    except OSError as exc:  # a name too long, a folder on the way that cannot be read
+        raise where.error(path, f"cannot look at folder {folder}: {exc.strerror or exc}") from None
 
 
 def _check_rules_and_schedule(config: Config, where: _Located) -> None:
@@ -595,8 +877,6 @@ def _check_rules_and_schedule(config: Config, where: _Located) -> None:
                 parse_window(window)
             except ValueError as exc:
                 raise where.error(("schedule", "targets", name, "windows", str(index)), str(exc)) from None
-        if rules.min_gap_minutes < 0 or rules.daily_max < 0:
-            raise where.error(("schedule", "targets", name), "min_gap_minutes and daily_max must not be negative")
 
 
 def _check_links(config: Config, where: _Located) -> None:
@@ -609,19 +889,16 @@ def _check_links(config: Config, where: _Located) -> None:
             raise where.error(("targets", name, "link_to"),
                               f"names {target.link_to!r}; it must name an instagram target under targets")
     bridge = config.bridge
+    # Checked whether or not the bridge is on: turning it on later must not reveal a bad setting.
+    if bridge.poll_seconds <= 0:
+        raise where.error(("bridge", "poll_seconds"), "must be more than 0")
+    _check_template(bridge.caption, ("bridge", "caption"), where, BRIDGE_PLACEHOLDERS)
     if not bridge.enabled:
         return
     for key, kind in (("source", "instagram"), ("target", "x")):
         name = getattr(bridge, key)
         if name not in config.targets or config.targets[name].kind != kind:
             raise where.error(("bridge", key), f"names {name!r}; it must name an {kind} target under targets")
-    if bridge.poll_seconds <= 0:
-        raise where.error(("bridge", "poll_seconds"), "must be more than 0")
-    if bridge.backfill < 0:
-        raise where.error(("bridge", "backfill"), "must not be negative")
-    if not 1 <= bridge.max_images <= 4:
-        raise where.error(("bridge", "max_images"), "must be 1 to 4 (X takes at most 4 images per post)")
-    _check_template(bridge.caption, ("bridge", "caption"), where)
 
 
 def _check_pricing(config: Config, where: _Located) -> None:
@@ -649,9 +926,6 @@ def _check_media(media: MediaConfig, where: _Located) -> None:
     for key in ("pad_color", "background"):
         if not re.fullmatch(r"#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6})", getattr(media, key)):
             raise where.error(("media", key), "must be a colour written #rgb or #rrggbb, e.g. #ffffff")
-    for key in ("max_input_bytes", "max_pixels", "shrink_floor"):
-        if getattr(media, key) <= 0:
-            raise where.error(("media", key), "must be more than 0")
 
 
 def _check_privacy(privacy: PrivacyConfig, where: _Located) -> None:
@@ -673,8 +947,9 @@ def _check_privacy(privacy: PrivacyConfig, where: _Located) -> None:
                               f"{word!r} is both kept and stripped; choose one")
 
 
-def _check_template(template: str, path: tuple[str, ...], where: _Located) -> None:
+def _check_template(template: str, path: tuple[str, ...], where: _Located,
+                    known: frozenset[str] = KNOWN_PLACEHOLDERS) -> None:
     try:
-        template_fields(template)
+        template_fields(template, known)
     except TemplateError as exc:
         raise where.error(path, str(exc)) from None

@@ -36,6 +36,9 @@ KNOWN_PLACEHOLDERS: frozenset[str] = frozenset(
     }
 )
 
+# What the bridge's X caption is made of (compose.condense_for_x): the Instagram caption's parts.
+BRIDGE_PLACEHOLDERS: frozenset[str] = frozenset({"title", "attribution", "hashtags", "link"})
+
 _NAME = re.compile(r"[a-z_][a-z0-9_]*\Z")
 
 

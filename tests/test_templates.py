@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from crosswatch.templates import KNOWN_PLACEHOLDERS, TemplateError, render, template_fields
+from crosswatch.templates import BRIDGE_PLACEHOLDERS, KNOWN_PLACEHOLDERS, TemplateError, render, template_fields
 
 
 def test_fields_are_listed_in_order() -> None:
@@ -64,3 +66,19 @@ def test_rendering_never_fails_and_never_leaves_blank_ends(values: dict[str, str
     text = render("{title} — {description}\n\n{attribution}\n\n{hashtags}", values)
     assert text == text.strip("\n")
     assert "\n\n\n" not in text
+
+
+@pytest.mark.parametrize("template", ["{title.__class__}", "{title[0]}", "{title.__class__.__mro__}",
+                                      "{title!r}", "{title:{description}}"])
+def test_render_never_looks_inside_a_value_even_for_a_template_nobody_checked(template: str) -> None:
+    # config.py refuses these at start-up; render itself only ever looks a name up whole, and ignores
+    # a conversion or format spec: nothing is evaluated, repr'd or formatted.
+    with pytest.raises(TemplateError):
+        template_fields(template)
+    assert render(template, {"title": "Heron", "description": "x"}) in ("", "Heron")
+
+
+def test_the_bridge_caption_takes_only_the_parts_of_an_instagram_caption() -> None:
+    assert template_fields("{title} {attribution} {hashtags} {link}", BRIDGE_PLACEHOLDERS)
+    with pytest.raises(TemplateError, match=re.escape("unknown placeholder {description}")):
+        template_fields("{title} {description}", BRIDGE_PLACEHOLDERS)
