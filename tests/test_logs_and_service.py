@@ -58,6 +58,7 @@ def test_the_systemd_unit_is_a_hardened_notify_service() -> None:
     service = unit["Service"]
     assert service["Type"] == "notify"
     assert service["Restart"] == "on-failure"
+    assert service["RestartPreventExitStatus"] == "2"  # a question for the user is not a crash
     assert int(service["WatchdogSec"]) > 0
     for key in ("NoNewPrivileges", "PrivateTmp"):
         assert service[key] == "yes"
