@@ -54,9 +54,9 @@ from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from crosswatch.config import TargetConfig
 from crosswatch.errors import AuthError, ConfigError, PlatformError, TransientPlatformError, UsageError
 from crosswatch.logs import redact_text, register_secret
+from crosswatch.platforms.reading import id_string
 from crosswatch.secrets import SecretStore
 from crosswatch.targets.instagram import DEFAULT_GRAPH_BASE, INSTAGRAM_SCOPES
-from crosswatch.targets.reading import id_string
 from crosswatch.targets.x import DEFAULT_API_BASE, X_SCOPES
 
 log = structlog.get_logger("crosswatch.auth")

@@ -45,9 +45,9 @@ from crosswatch.journal import (
     keep_marker,
 )
 from crosswatch.models import Job, JobState
+from crosswatch.platforms.base import JobContext, Target
 from crosswatch.runner import NEVER, Runner, TokenSource
 from crosswatch.targets import build_targets
-from crosswatch.targets.base import JobContext, Target
 from crosswatch.watcher import Intake, Watcher
 
 log = structlog.get_logger("crosswatch.daemon")

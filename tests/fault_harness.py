@@ -24,9 +24,9 @@ from crosswatch.emulator import DEFAULT_IG_CLIENT_ID, DEFAULT_X_CLIENT_ID, Emula
 from crosswatch.hosting import build_host
 from crosswatch.journal import Journal, NewFile
 from crosswatch.models import Job, JobState
+from crosswatch.platforms.base import Target
 from crosswatch.runner import Runner, TokenSource
 from crosswatch.secrets import SecretStore
-from crosswatch.targets.base import Target
 from crosswatch.targets.instagram import InstagramTarget
 from crosswatch.targets.x import XTarget
 from tests.conftest import jpeg_bytes, write_config, xmp_packet

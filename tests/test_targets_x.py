@@ -24,7 +24,7 @@ from crosswatch.emulator import (
     sample_jpeg,
 )
 from crosswatch.models import Caption, PreparedImage
-from crosswatch.targets.base import (
+from crosswatch.platforms.base import (
     DUPLICATE_REFUSED,
     HttpStep,
     JobContext,

@@ -6,7 +6,7 @@ import os
 
 from crosswatch.config import Config, TargetConfig
 from crosswatch.errors import ConfigError
-from crosswatch.targets.base import Target
+from crosswatch.platforms.base import Target
 
 
 def build_target(target: TargetConfig) -> Target:

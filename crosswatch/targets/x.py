@@ -30,8 +30,8 @@ from typing import Any
 import httpx
 
 from crosswatch.config import TargetConfig
-from crosswatch.targets.base import DUPLICATE_REFUSED, Finding, JobContext, Kind, Outcome, Step, Verdict
-from crosswatch.targets.reading import id_string, json_body, text
+from crosswatch.platforms.base import DUPLICATE_REFUSED, Finding, JobContext, Kind, Outcome, Step, Verdict
+from crosswatch.platforms.reading import id_string, json_body, text
 
 DEFAULT_API_BASE = "https://api.x.com"
 # The scopes crosswatch asks for, no more (api-notes A1: the minimum set for posting a photo).
