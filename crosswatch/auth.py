@@ -54,10 +54,10 @@ from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from crosswatch.config import TargetConfig
 from crosswatch.errors import AuthError, ConfigError, PlatformError, TransientPlatformError, UsageError
 from crosswatch.logs import redact_text, register_secret
+from crosswatch.platforms.instagram.steps import DEFAULT_GRAPH_BASE, INSTAGRAM_SCOPES
 from crosswatch.platforms.reading import id_string
+from crosswatch.platforms.x.steps import DEFAULT_API_BASE, X_SCOPES
 from crosswatch.secrets import SecretStore
-from crosswatch.targets.instagram import DEFAULT_GRAPH_BASE, INSTAGRAM_SCOPES
-from crosswatch.targets.x import DEFAULT_API_BASE, X_SCOPES
 
 log = structlog.get_logger("crosswatch.auth")
 

@@ -50,8 +50,8 @@ from crosswatch.config import Config, TargetConfig
 from crosswatch.errors import CrosswatchError, JournalError
 from crosswatch.journal import Journal
 from crosswatch.platforms.base import Kind
+from crosswatch.platforms.instagram.steps import bearer, error_outcome, graph_url
 from crosswatch.platforms.reading import graph_time, text
-from crosswatch.targets.instagram import bearer, error_outcome, graph_url
 
 log = structlog.get_logger("crosswatch.bridge")
 

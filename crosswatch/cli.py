@@ -531,8 +531,8 @@ def _check_platform(config: Config, name: str) -> list[tuple[bool, str]]:
 def _check_publishing_quota(config: Config, name: str) -> tuple[bool, str]:
     """Instagram's content_publishing_limit as the account stands now (read-only)."""
     from crosswatch import auth
+    from crosswatch.platforms.instagram.steps import build_publishing_limit_request, parse_publishing_limit
     from crosswatch.secrets import SecretStore
-    from crosswatch.targets.instagram import build_publishing_limit_request, parse_publishing_limit
 
     target = config.targets[name]
     tokens = auth.load_tokens(SecretStore(), name)

@@ -41,8 +41,8 @@ from crosswatch.platforms.base import (
     Verdict,
     step_applies,
 )
+from crosswatch.platforms.x.steps import post_images
 from crosswatch.schedule import Planner
-from crosswatch.targets.x import post_images
 
 log = structlog.get_logger("crosswatch.runner")
 

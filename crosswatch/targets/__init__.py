@@ -11,17 +11,17 @@ from crosswatch.platforms.base import Target
 
 def build_target(target: TargetConfig) -> Target:
     if target.kind == "outbox":
-        from crosswatch.targets.outbox import OutboxTarget
+        from crosswatch.platforms.outbox.steps import OutboxTarget
 
         return OutboxTarget(target)
     if target.kind == "x":
-        from crosswatch.targets.x import TIMELINE_SETTLE_ENV, TIMELINE_SETTLE_SECONDS, XTarget
+        from crosswatch.platforms.x.steps import TIMELINE_SETTLE_ENV, TIMELINE_SETTLE_SECONDS, XTarget
 
         return XTarget(target, timeline_settle_seconds=_seconds_from_env(TIMELINE_SETTLE_ENV,
                                                                          TIMELINE_SETTLE_SECONDS))
     if target.kind == "instagram":
         from crosswatch.hosting import build_host
-        from crosswatch.targets.instagram import InstagramTarget
+        from crosswatch.platforms.instagram.steps import InstagramTarget
 
         if target.media_host is None:
             raise ConfigError("an instagram target needs a media_host (Instagram fetches images from a URL)",

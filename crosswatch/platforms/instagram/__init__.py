@@ -1,0 +1,1 @@
+"""Instagram: limits, the sans-I/O steps and reconciler (``steps``), the sign-in flow (``signin``)."""

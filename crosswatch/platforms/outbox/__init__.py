@@ -1,0 +1,1 @@
+"""The outbox: a local folder target (``steps``); it has no sign-in."""
