@@ -374,7 +374,7 @@ def retry(obj: Obj, job_id: int) -> None:
 
 def _step_names(config: Config, target: str) -> list[str]:
     """The configured target's steps, in order; empty when the target is gone from the config."""
-    from crosswatch.targets import build_target
+    from crosswatch.platforms.registry import build_target
 
     target_cfg = config.targets.get(target)
     if target_cfg is None or not target_cfg.enabled:

@@ -46,8 +46,8 @@ from crosswatch.journal import (
 )
 from crosswatch.models import Job, JobState
 from crosswatch.platforms.base import JobContext, Target
+from crosswatch.platforms.registry import build_targets
 from crosswatch.runner import NEVER, Runner, TokenSource
-from crosswatch.targets import build_targets
 from crosswatch.watcher import Intake, Watcher
 
 log = structlog.get_logger("crosswatch.daemon")
