@@ -45,6 +45,7 @@ from crosswatch.journal import (
     keep_marker,
 )
 from crosswatch.models import Job, JobState
+from crosswatch.platforms import registry
 from crosswatch.platforms.base import JobContext, Target
 from crosswatch.platforms.registry import build_targets
 from crosswatch.runner import NEVER, Runner, TokenSource
@@ -210,7 +211,7 @@ def platform_tokens(config: Config, client: httpx.Client) -> dict[str, TokenSour
 
     store = SecretStore()
     return {name: token_provider(target, store, client, config.state_dir)
-            for name, target in config.targets.items() if target.enabled and target.kind in ("x", "instagram")}
+            for name, target in config.targets.items() if target.enabled and registry.signs_in(target.kind)}
 
 
 class Daemon:

@@ -1,8 +1,9 @@
 """Platform name -> its parts: one line per platform (pure; the parts are imported when first asked for).
 
 A target's ``type`` in the config is a platform name here. Each platform is a package under
-``crosswatch/platforms/`` whose ``build(target_config)`` makes its target; ``steps`` holds the sans-I/O
-steps and reconciler and, where the platform signs in, ``signin`` its ``SIGN_IN``. The rest of
+``crosswatch/platforms/`` whose ``build(target_config)`` makes its target; ``limits`` holds its
+``LIMITS`` (counting rule, caption and image limits, config defaults), ``steps`` the sans-I/O steps and
+reconciler and, where the platform signs in, ``signin`` its ``SIGN_IN``. The rest of
 crosswatch asks this module instead of comparing a target's type with a platform's name.
 """
 
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
     from crosswatch.auth.flow import SignIn
     from crosswatch.config import Config, TargetConfig
     from crosswatch.platforms.base import Target
+    from crosswatch.platforms.limits import PlatformLimits
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,11 @@ def sign_in(kind: str) -> SignIn | None:
     if found is None or not found.signs_in:
         return None
     return cast("SignIn", found.part("signin").SIGN_IN)
+
+
+def limits(kind: str) -> PlatformLimits:
+    """The platform's limits and counting rule (``platforms/<name>/limits.py``); KeyError if unknown."""
+    return cast("PlatformLimits", PLATFORMS[kind].part("limits").LIMITS)
 
 
 def build_target(target: TargetConfig) -> Target:
