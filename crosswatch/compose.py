@@ -463,7 +463,7 @@ def _is_private(config: Config, keyword: str) -> bool:
 
 
 def _capped_tags(tags: list[str], cap: int, values: Mapping[str, str], kind: str) -> list[str]:
-    if kind == "x":
+    if not registry.limits(kind).caps_hashtags:
         return tags[: max(cap, 0)]
     # Instagram's cap counts every hashtag in the caption, including any typed in the description.
     typed = len({t.casefold() for field in ("title", "description") for t in _HASHTAG.findall(values[field])})

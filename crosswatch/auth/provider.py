@@ -20,7 +20,7 @@ from crosswatch.auth.locks import refresh_lock
 from crosswatch.auth.state import status
 from crosswatch.auth.tokens import Clock, TokenSet, load_tokens, login_hint, save_tokens
 from crosswatch.config import TargetConfig
-from crosswatch.errors import AuthError
+from crosswatch.errors import AuthError, TransientPlatformError
 from crosswatch.secrets import SecretStore
 
 # ---------------------------------------------------------------------------------------------------
@@ -56,9 +56,25 @@ class BaseProvider(abc.ABC):
     def access_token(self) -> str:
         """A valid access token, refreshed first when it is near expiry."""
 
-    @abc.abstractmethod
     def force_refresh(self) -> str:
-        """A new access token after the platform refused the one handed out."""
+        """After the platform refused the token handed out (a 401): a new one, unless another thread
+        or process already replaced the one used."""
+        with refresh_lock(self.state_dir, self.cfg.name):
+            tokens = self._load()
+            if self._handed_out and tokens.access_token != self._handed_out:
+                return self._hand_out(tokens)
+            try:
+                return self._hand_out(self._refresh_after_refusal(tokens))
+            except TransientPlatformError as exc:
+                raise AuthError(f"the {self.cfg.name} token was refused and could not be refreshed just "
+                                f"now ({exc}); crosswatch will try again") from None
+
+    @abc.abstractmethod
+    def _refresh_locked(self, tokens: TokenSet) -> TokenSet:
+        """One refresh, stored before it is returned; the caller holds the refresh lock."""
+
+    def _refresh_after_refusal(self, tokens: TokenSet) -> TokenSet:
+        return self._refresh_locked(tokens)
 
     @abc.abstractmethod
     def _lookup(self, access_token: str) -> tuple[str, str | None]:

@@ -173,20 +173,13 @@ class InstagramTokenProvider(BaseProvider):
                                 target=self.cfg.name, reason=str(exc))
             return self._hand_out(tokens)
 
-    def force_refresh(self) -> str:
+    def _refresh_after_refusal(self, tokens: TokenSet) -> TokenSet:
         """After the token was refused: a refresh is the only hope; if it fails, sign in again."""
-        with refresh_lock(self.state_dir, self.cfg.name):
-            tokens = self._load()
-            if self._handed_out and tokens.access_token != self._handed_out:
-                return self._hand_out(tokens)
-            try:
-                return self._hand_out(self._refresh_locked(tokens))
-            except AuthError:
-                self._mark_dead(tokens, "Instagram refused the token")
-                raise
-            except TransientPlatformError as exc:
-                raise AuthError(f"the {self.cfg.name} token was refused and could not be refreshed just "
-                                f"now ({exc}); crosswatch will try again") from None
+        try:
+            return self._refresh_locked(tokens)
+        except AuthError:
+            self._mark_dead(tokens, "Instagram refused the token")
+            raise
 
     def _refresh_locked(self, tokens: TokenSet) -> TokenSet:
         fresh = instagram_refresh(self.cfg, self.client, tokens, self.clock())

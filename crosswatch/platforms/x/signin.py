@@ -184,18 +184,6 @@ class XTokenProvider(BaseProvider):
             raise AuthError(f"the {self.cfg.name} token expired and could not be refreshed just now "
                             f"({exc}); crosswatch will try again") from None
 
-    def force_refresh(self) -> str:
-        """After a 401: a new token, unless another thread or process already replaced the one used."""
-        with refresh_lock(self.state_dir, self.cfg.name):
-            tokens = self._load()
-            if self._handed_out and tokens.access_token != self._handed_out:
-                return self._hand_out(tokens)
-            try:
-                return self._hand_out(self._refresh_locked(tokens))
-            except TransientPlatformError as exc:
-                raise AuthError(f"the {self.cfg.name} token was refused and could not be refreshed just "
-                                f"now ({exc}); crosswatch will try again") from None
-
     def _refresh_locked(self, tokens: TokenSet) -> TokenSet:
         """One refresh; the caller holds the lock and has just read ``tokens`` under it."""
         try:

@@ -47,7 +47,7 @@ DUPLICATE_LEGACY_CODE = 187
 RECONCILE_LOOKBACK_SECONDS = 300.0
 TIMELINE_SETTLE_SECONDS = 20.0
 # Tests against the emulator (whose timeline is consistent at once) shorten the settle window with
-# this environment variable; build_target reads it, the reconciler itself takes a plain number.
+# this environment variable; platforms/x/__init__.build reads it, the reconciler takes a plain number.
 TIMELINE_SETTLE_ENV = "CROSSWATCH_X_TIMELINE_SETTLE_SECONDS"
 
 Clock = Callable[[], float]
