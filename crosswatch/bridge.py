@@ -49,9 +49,9 @@ import structlog
 from crosswatch.config import Config, TargetConfig
 from crosswatch.errors import CrosswatchError, JournalError
 from crosswatch.journal import Journal
-from crosswatch.targets.base import Kind
-from crosswatch.targets.instagram import bearer, error_outcome, graph_url
-from crosswatch.targets.reading import graph_time, text
+from crosswatch.platforms.base import Kind
+from crosswatch.platforms.instagram.steps import bearer, error_outcome, graph_url
+from crosswatch.platforms.reading import graph_time, text
 
 log = structlog.get_logger("crosswatch.bridge")
 

@@ -38,6 +38,7 @@ from crosswatch.journal import (
     stall_problem,
 )
 from crosswatch.models import Job, JobState
+from crosswatch.platforms import registry
 
 CONFIG_HELP = "config file (default: $CROSSWATCH_CONFIG, else the user config dir's crosswatch/config.yaml)"
 
@@ -374,7 +375,7 @@ def retry(obj: Obj, job_id: int) -> None:
 
 def _step_names(config: Config, target: str) -> list[str]:
     """The configured target's steps, in order; empty when the target is gone from the config."""
-    from crosswatch.targets import build_target
+    from crosswatch.platforms.registry import build_target
 
     target_cfg = config.targets.get(target)
     if target_cfg is None or not target_cfg.enabled:
@@ -531,8 +532,8 @@ def _check_platform(config: Config, name: str) -> list[tuple[bool, str]]:
 def _check_publishing_quota(config: Config, name: str) -> tuple[bool, str]:
     """Instagram's content_publishing_limit as the account stands now (read-only)."""
     from crosswatch import auth
+    from crosswatch.platforms.instagram.steps import build_publishing_limit_request, parse_publishing_limit
     from crosswatch.secrets import SecretStore
-    from crosswatch.targets.instagram import build_publishing_limit_request, parse_publishing_limit
 
     target = config.targets[name]
     tokens = auth.load_tokens(SecretStore(), name)
@@ -674,7 +675,7 @@ def _platform_target(config: Config, name: str) -> Any:
     target = config.targets.get(name)
     if target is None:
         raise UsageError(f"there is no target {name!r} in {config.source}; known: {', '.join(config.targets)}")
-    if target.kind not in ("x", "instagram"):
+    if not registry.signs_in(target.kind):
         raise UsageError(f"target {name} is an {target.kind} target; it has no sign-in")
     return target
 
@@ -740,7 +741,7 @@ def auth_status(obj: Obj, as_json: bool) -> None:
     from crosswatch.secrets import SecretStore
 
     store = SecretStore()
-    states = [auth.status(t, store) for t in obj.config.targets.values() if t.kind in ("x", "instagram")]
+    states = [auth.status(t, store) for t in obj.config.targets.values() if registry.signs_in(t.kind)]
     if as_json:
         click.echo(json.dumps({"targets": states}, indent=2))
         return

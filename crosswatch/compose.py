@@ -34,23 +34,19 @@ from pathlib import PurePath
 from urllib.parse import quote, unquote_plus, urlsplit, urlunsplit
 
 import regex
-import twitter_text
 
 from crosswatch import pricing
 from crosswatch.config import Config
 from crosswatch.models import Caption, Metadata
+from crosswatch.platforms import registry
+from crosswatch.platforms.x.limits import weighted_length as weighted_length  # X's counting, for callers
 from crosswatch.templates import render, template_fields
 
-X_LIMIT = 280
-INSTAGRAM_LIMIT = 2200
-INSTAGRAM_MAX_MENTIONS = 20
+# condense_for_x (the bridge's X caption) and the URL rules below are about X itself.
+X_LIMIT = registry.limits("x").caption_limit
 ALT_TEXT_LIMIT = 1000
 
-DEFAULT_CAPTIONS = {
-    "x": "{title} {attribution} {hashtags}",
-    "instagram": "{title}\n\n{description}\n\n{attribution}\n\n{hashtags}",
-    "outbox": "{title}\n\n{description}\n\n{attribution}\n\n{hashtags}",
-}
+DEFAULT_CAPTIONS = {name: registry.limits(name).default_caption for name in registry.names()}
 
 ELLIPSIS = "…"
 
@@ -75,20 +71,14 @@ _SENTENCE_END = re.compile(r"[.!?。！？](?=\s)")
 # Counting
 
 
-def weighted_length(text: str) -> int:
-    """X's weighted length of ``text`` (twitter-text v3)."""
-    return int(twitter_text.parse_tweet(text).weightedLength)
-
-
 def caption_limit(target_kind: str) -> int:
     """The caption length limit of a target kind (the outbox follows Instagram, the longer one)."""
-    return X_LIMIT if target_kind == "x" else INSTAGRAM_LIMIT
+    return registry.limits(target_kind).caption_limit
 
 
 def caption_length(target_kind: str, text: str) -> int:
-    if target_kind == "x":
-        return weighted_length(text)
-    return len(text.encode("utf-16-le")) // 2
+    """The caption's length by the platform's own counting rule."""
+    return registry.limits(target_kind).caption_length(text)
 
 
 @dataclass(frozen=True)
@@ -112,9 +102,8 @@ class _Rules:
 
 
 def _rules_for(kind: str, hashtag_cap: int) -> _Rules:
-    if kind == "x":
-        return _Rules(kind, X_LIMIT, None, None)
-    return _Rules(kind, INSTAGRAM_LIMIT, hashtag_cap, INSTAGRAM_MAX_MENTIONS)
+    limits = registry.limits(kind)
+    return _Rules(kind, limits.caption_limit, hashtag_cap if limits.caps_hashtags else None, limits.max_mentions)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -474,7 +463,7 @@ def _is_private(config: Config, keyword: str) -> bool:
 
 
 def _capped_tags(tags: list[str], cap: int, values: Mapping[str, str], kind: str) -> list[str]:
-    if kind == "x":
+    if not registry.limits(kind).caps_hashtags:
         return tags[: max(cap, 0)]
     # Instagram's cap counts every hashtag in the caption, including any typed in the description.
     typed = len({t.casefold() for field in ("title", "description") for t in _HASHTAG.findall(values[field])})

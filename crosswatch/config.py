@@ -24,9 +24,10 @@ from typing import Any, Literal, TypeVar
 import yaml
 
 from crosswatch.errors import ConfigError
+from crosswatch.platforms import registry
 from crosswatch.templates import BRIDGE_PLACEHOLDERS, KNOWN_PLACEHOLDERS, TemplateError, template_fields
 
-KNOWN_TARGET_KINDS = ("outbox", "x", "instagram")
+KNOWN_TARGET_KINDS = registry.names()
 
 DEFAULT_INCLUDE = ("*.jpg", "*.jpeg", "*.png", "*.heic", "*.heif", "*.webp", "*.tif", "*.tiff")
 
@@ -76,7 +77,7 @@ class TargetConfig:
     """One entry under ``targets``; ``kind`` is the key name unless ``type`` says otherwise."""
 
     name: str
-    kind: Literal["outbox", "x", "instagram"]
+    kind: str  # a platform name in crosswatch.platforms.registry
     enabled: bool = True
     # outbox
     path: Path | None = None
@@ -110,14 +111,7 @@ class TargetConfig:
 
 
 TARGET_DEFAULTS: dict[str, dict[str, Any]] = {
-    "x": {"api_base": "https://api.x.com", "authorize_url": "https://x.com/i/oauth2/authorize"},
-    "instagram": {
-        "graph_base": "https://graph.instagram.com",
-        "api_base": "https://api.instagram.com",
-        "authorize_url": "https://www.instagram.com/oauth/authorize",
-    },
-    "outbox": {},
-}
+    name: dict(registry.limits(name).config_defaults) for name in KNOWN_TARGET_KINDS}
 
 
 @dataclass(frozen=True)

@@ -45,9 +45,10 @@ from crosswatch.journal import (
     keep_marker,
 )
 from crosswatch.models import Job, JobState
+from crosswatch.platforms import registry
+from crosswatch.platforms.base import JobContext, Target
+from crosswatch.platforms.registry import build_targets
 from crosswatch.runner import NEVER, Runner, TokenSource
-from crosswatch.targets import build_targets
-from crosswatch.targets.base import JobContext, Target
 from crosswatch.watcher import Intake, Watcher
 
 log = structlog.get_logger("crosswatch.daemon")
@@ -210,7 +211,7 @@ def platform_tokens(config: Config, client: httpx.Client) -> dict[str, TokenSour
 
     store = SecretStore()
     return {name: token_provider(target, store, client, config.state_dir)
-            for name, target in config.targets.items() if target.enabled and target.kind in ("x", "instagram")}
+            for name, target in config.targets.items() if target.enabled and registry.signs_in(target.kind)}
 
 
 class Daemon:

@@ -32,7 +32,7 @@ from crosswatch.config import Config
 from crosswatch.errors import BadPhoto
 from crosswatch.journal import Journal
 from crosswatch.models import TERMINAL_STATES, Caption, Job, JobState, Metadata, Photo, PreparedImage
-from crosswatch.targets.base import JobContext
+from crosswatch.platforms.base import JobContext
 
 log = structlog.get_logger("crosswatch.jobs")
 

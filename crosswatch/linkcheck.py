@@ -24,7 +24,8 @@ from crosswatch.config import Config, TargetConfig
 from crosswatch.errors import CrosswatchError
 from crosswatch.journal import Journal
 from crosswatch.models import JobState
-from crosswatch.targets import instagram, x
+from crosswatch.platforms.instagram import steps as instagram
+from crosswatch.platforms.x import steps as x
 
 State = Literal["ok", "broken", "unknown"]
 # Graph's answer for an object that does not exist (or is not visible to this token).

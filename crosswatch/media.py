@@ -59,6 +59,8 @@ from crosswatch.media_source import (
     reject,
 )
 from crosswatch.models import Metadata, PreparedImage
+from crosswatch.platforms import registry
+from crosswatch.platforms.limits import TargetSpec
 
 # Bumped whenever the pipeline's output changes, so old cache entries are not reused.
 PIPELINE_VERSION = 1
@@ -71,29 +73,7 @@ PARALLEL_RESIZE_PIXELS = 1_000_000
 PreparedResult = PreparedImage | BadPhoto
 
 
-@dataclass(frozen=True)
-class TargetSpec:
-    """What one platform accepts. ``None`` means no limit. Aspect is width / height."""
-
-    kind: str
-    label: str
-    max_bytes: int | None = None
-    max_long_edge: int | None = None
-    min_width: int | None = None
-    max_width: int | None = None
-    min_aspect: float | None = None
-    max_aspect: float | None = None
-
-
-# Byte limits are the platforms' "5 MB" and "8 MB" read as decimal megabytes, the conservative reading
-# (Instagram's error text says 8 MiB; X's docs just "5 MB").
-SPECS: Mapping[str, TargetSpec] = {
-    "x": TargetSpec("x", "X", max_bytes=5_000_000, max_long_edge=4096),
-    "instagram": TargetSpec("instagram", "Instagram", max_bytes=8_000_000, min_width=320, max_width=1440,
-                            min_aspect=4 / 5, max_aspect=1.91),
-    # The dry-run target for people who post by hand: correct pixels and privacy, full size.
-    "outbox": TargetSpec("outbox", "the outbox"),
-}
+SPECS: Mapping[str, TargetSpec] = {name: registry.limits(name).image for name in registry.names()}
 
 
 Box = tuple[float, float, float, float]

@@ -25,8 +25,7 @@ from crosswatch.errors import AuthError, BadPhoto, CrosswatchError, JournalError
 from crosswatch.jobs import JobContexts, NotYet
 from crosswatch.journal import BUDGET_HOLD, JobRow, Journal
 from crosswatch.models import JobState
-from crosswatch.schedule import Planner
-from crosswatch.targets.base import (
+from crosswatch.platforms.base import (
     DUPLICATE_REFUSED,
     Finding,
     HttpStep,
@@ -42,7 +41,8 @@ from crosswatch.targets.base import (
     Verdict,
     step_applies,
 )
-from crosswatch.targets.x import post_images
+from crosswatch.platforms.x.steps import post_images
+from crosswatch.schedule import Planner
 
 log = structlog.get_logger("crosswatch.runner")
 

@@ -24,11 +24,11 @@ from crosswatch.emulator import DEFAULT_IG_CLIENT_ID, DEFAULT_X_CLIENT_ID, Emula
 from crosswatch.hosting import build_host
 from crosswatch.journal import Journal, NewFile
 from crosswatch.models import Job, JobState
+from crosswatch.platforms.base import Target
+from crosswatch.platforms.instagram.steps import InstagramTarget
+from crosswatch.platforms.x.steps import XTarget
 from crosswatch.runner import Runner, TokenSource
 from crosswatch.secrets import SecretStore
-from crosswatch.targets.base import Target
-from crosswatch.targets.instagram import InstagramTarget
-from crosswatch.targets.x import XTarget
 from tests.conftest import jpeg_bytes, write_config, xmp_packet
 from tests.emulator_fixtures import OpenAPIRecorder, watch_openapi
 from tests.openapi_check import XOpenAPI

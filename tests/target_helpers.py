@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 
 import httpx
 
-from crosswatch.targets.base import HttpStep, JobContext, Kind, LocalStep, Outcome, Step, step_applies
+from crosswatch.platforms.base import HttpStep, JobContext, Kind, LocalStep, Outcome, Step, step_applies
 
 
 def perform(step: Step, ctx: JobContext, client: httpx.Client) -> Outcome:

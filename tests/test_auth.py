@@ -22,24 +22,11 @@ import keyring
 import pytest
 from keyring.backends.fail import Keyring as FailKeyring
 
-from crosswatch.auth import (
-    InstagramTokenProvider,
-    LoopbackListener,
-    RedactQueryFilter,
-    TokenSet,
-    XTokenProvider,
-    code_from_redirect,
-    file_lock,
-    import_tokens,
-    instagram_authorize_url,
-    load_tokens,
-    login,
-    parse_instagram_short_token,
-    revoke,
-    status,
-    token_provider,
-    x_authorize_url,
-)
+from crosswatch.auth import import_tokens, load_tokens, login, revoke, status, token_provider
+from crosswatch.auth.http import RedactQueryFilter
+from crosswatch.auth.locks import file_lock
+from crosswatch.auth.loopback import LoopbackListener, code_from_redirect
+from crosswatch.auth.tokens import TokenSet
 from crosswatch.emulator import (
     DEFAULT_IG_CLIENT_SECRET,
     DEFAULT_IG_USER_ID,
@@ -53,6 +40,12 @@ from crosswatch.emulator import (
     ManualClock,
 )
 from crosswatch.errors import AuthError, ConfigError, SecretStoreError, UsageError
+from crosswatch.platforms.instagram.signin import (
+    InstagramTokenProvider,
+    instagram_authorize_url,
+    parse_instagram_short_token,
+)
+from crosswatch.platforms.x.signin import XTokenProvider, x_authorize_url
 from crosswatch.secrets import SecretStore
 from tests.auth_helpers import browser, instagram_config, isolated_keyring, x_config
 from tests.emulator_fixtures import watch_openapi
@@ -466,7 +459,7 @@ def test_unreachable_token_endpoint_keeps_a_valid_token_and_is_not_a_dead_sign_i
 
 def test_file_lock_excludes_another_process(tmp_path: Path) -> None:
     lock = tmp_path / "locks" / "auth-x.lock"
-    script = ("import sys, time; from pathlib import Path; from crosswatch.auth import file_lock\n"
+    script = ("import sys, time; from pathlib import Path; from crosswatch.auth.locks import file_lock\n"
               "with file_lock(Path(sys.argv[1])):\n    print(time.time(), flush=True)\n")
     with file_lock(lock):
         child = subprocess.Popen([sys.executable, "-c", script, str(lock)], stdout=subprocess.PIPE, text=True,
@@ -487,7 +480,7 @@ from keyrings.alt.file import PlaintextKeyring
 ring = PlaintextKeyring()
 ring.file_path = sys.argv[1]
 keyring.set_keyring(ring)
-from crosswatch.auth import XTokenProvider
+from crosswatch.platforms.x.signin import XTokenProvider
 from crosswatch.secrets import SecretStore
 from tests.auth_helpers import x_config
 start = float(sys.argv[4])

@@ -16,6 +16,7 @@ from crosswatch import auth
 from crosswatch.config import TargetConfig
 from crosswatch.emulator import DEFAULT_X_CLIENT_ID, Emulator, EmulatorServer
 from crosswatch.errors import AuthError, PlatformError
+from crosswatch.platforms.x.signin import x_lookup_account
 from crosswatch.secrets import SecretStore
 from tests.auth_helpers import isolated_keyring, x_config
 from tests.conftest import run_cli, write_config
@@ -107,4 +108,4 @@ def test_an_account_lookup_problem_shows_xs_detail(live_emulator: Emulator) -> N
                                                    "status": 503, "detail": "Service Unavailable"})
     with (EmulatorServer(live_emulator) as server, httpx.Client() as http,
           pytest.raises(PlatformError, match=r"X could not say which account this is \(Service Unavailable\)$")):
-        auth.x_lookup_account(x_config(server.url), http, live_emulator.mint_x_token()["access_token"])
+        x_lookup_account(x_config(server.url), http, live_emulator.mint_x_token()["access_token"])

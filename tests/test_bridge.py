@@ -37,8 +37,8 @@ from crosswatch.emulator import DEFAULT_IG_CLIENT_ID, DEFAULT_X_CLIENT_ID, Emula
 from crosswatch.jobs import JobContexts
 from crosswatch.journal import Journal, NewFile
 from crosswatch.models import Job, JobState
+from crosswatch.platforms.registry import build_target
 from crosswatch.runner import Runner
-from crosswatch.targets import build_target
 from tests.conftest import DaemonProcess, jpeg_bytes, run_cli, wait_until
 from tests.test_platforms_e2e import photo, platform_config, sign_in
 

@@ -147,7 +147,7 @@ def test_two_daemons_cannot_share_a_journal(tmp_path: Path, workspace: dict[str,
     assert len(result.stderr.strip().splitlines()) == 1
 
 
-PURE_MODULES = ["config.py", "models.py", "templates.py", "errors.py", "targets/base.py"]
+PURE_MODULES = ["config.py", "models.py", "templates.py", "errors.py", "platforms/base.py"]
 IO_MODULES = {"sqlite3", "socket", "keyring", "watchdog", "subprocess", "urllib.request"}
 
 

@@ -145,7 +145,7 @@ def test_the_runner_parks_a_waiting_job_without_counting_an_attempt(tmp_path: Pa
         def username(self) -> str | None:
             return None
 
-    from crosswatch.targets import build_target
+    from crosswatch.platforms.registry import build_target
 
     runner = Runner(config, journal, {"x": build_target(config.targets["x"])}, tokens={"x": Token()},
                     clock=lambda: 1000.0, contexts=JobContexts(config, journal, clock=lambda: 1000.0))

@@ -14,10 +14,10 @@ import pytest
 from crosswatch.config import load_config
 from crosswatch.journal import Journal
 from crosswatch.models import JobState, Metadata
+from crosswatch.platforms.registry import build_targets
 from crosswatch.rules import refusal
 from crosswatch.runner import Runner
 from crosswatch.schedule import Planner, parse_window
-from crosswatch.targets import build_targets
 from crosswatch.watcher import Intake
 from tests.conftest import jpeg_bytes, run_cli, write_config
 

@@ -16,8 +16,8 @@ from crosswatch.config import TargetConfig
 from crosswatch.emulator import DEFAULT_IG_USER_ID, Emulator, EmulatorServer, EmulatorSettings, ManualClock, sample_jpeg
 from crosswatch.hosting import DirectoryHost
 from crosswatch.models import Caption, PreparedImage
-from crosswatch.targets.base import HttpStep, JobContext, Kind, LocalStep, Outcome, Reconciler, Verdict
-from crosswatch.targets.instagram import (
+from crosswatch.platforms.base import HttpStep, JobContext, Kind, LocalStep, Outcome, Reconciler, Verdict
+from crosswatch.platforms.instagram.steps import (
     InstagramTarget,
     build_container_status_request,
     build_publishing_limit_request,

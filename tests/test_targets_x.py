@@ -24,7 +24,7 @@ from crosswatch.emulator import (
     sample_jpeg,
 )
 from crosswatch.models import Caption, PreparedImage
-from crosswatch.targets.base import (
+from crosswatch.platforms.base import (
     DUPLICATE_REFUSED,
     HttpStep,
     JobContext,
@@ -34,7 +34,7 @@ from crosswatch.targets.base import (
     Verdict,
     step_applies,
 )
-from crosswatch.targets.x import (
+from crosswatch.platforms.x.steps import (
     XTarget,
     build_recent_posts_request,
     comparable_text,
@@ -546,7 +546,7 @@ IO_MODULES = {"sqlite3", "socket", "keyring", "watchdog", "subprocess", "urllib.
               "crosswatch.auth", "crosswatch.secrets", "crosswatch.hosting", "crosswatch.journal"}
 
 
-@pytest.mark.parametrize("module", ["targets/x.py", "targets/instagram.py"])
+@pytest.mark.parametrize("module", ["platforms/x/steps.py", "platforms/instagram/steps.py"])
 def test_target_modules_import_no_io_at_run_time(module: str) -> None:
     tree = ast.parse((Path(__file__).resolve().parent.parent / "crosswatch" / module).read_text())
     type_only = {id(node) for block in ast.walk(tree) if isinstance(block, ast.If)

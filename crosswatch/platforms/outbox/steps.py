@@ -18,7 +18,7 @@ from pathlib import Path
 
 from crosswatch.config import TargetConfig
 from crosswatch.crashpoints import crashpoint
-from crosswatch.targets.base import JobContext, Kind, Outcome, Step
+from crosswatch.platforms.base import JobContext, Kind, Outcome, Step
 
 
 def outbox_name(ctx: JobContext) -> str:

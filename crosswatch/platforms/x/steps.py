@@ -30,8 +30,8 @@ from typing import Any
 import httpx
 
 from crosswatch.config import TargetConfig
-from crosswatch.targets.base import DUPLICATE_REFUSED, Finding, JobContext, Kind, Outcome, Step, Verdict
-from crosswatch.targets.reading import id_string, json_body, text
+from crosswatch.platforms.base import DUPLICATE_REFUSED, Finding, JobContext, Kind, Outcome, Step, Verdict
+from crosswatch.platforms.reading import id_string, json_body, text
 
 DEFAULT_API_BASE = "https://api.x.com"
 # The scopes crosswatch asks for, no more (api-notes A1: the minimum set for posting a photo).
@@ -47,7 +47,7 @@ DUPLICATE_LEGACY_CODE = 187
 RECONCILE_LOOKBACK_SECONDS = 300.0
 TIMELINE_SETTLE_SECONDS = 20.0
 # Tests against the emulator (whose timeline is consistent at once) shorten the settle window with
-# this environment variable; build_target reads it, the reconciler itself takes a plain number.
+# this environment variable; platforms/x/__init__.build reads it, the reconciler takes a plain number.
 TIMELINE_SETTLE_ENV = "CROSSWATCH_X_TIMELINE_SETTLE_SECONDS"
 
 Clock = Callable[[], float]

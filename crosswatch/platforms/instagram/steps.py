@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from crosswatch.config import TargetConfig
-from crosswatch.targets.base import Finding, JobContext, Kind, Outcome, Quota, Step, Verdict
-from crosswatch.targets.reading import graph_time, id_string, integer, json_body, text
+from crosswatch.platforms.base import Finding, JobContext, Kind, Outcome, Quota, Step, Verdict
+from crosswatch.platforms.reading import graph_time, id_string, integer, json_body, text
 
 if TYPE_CHECKING:
     from crosswatch.hosting import MediaHost

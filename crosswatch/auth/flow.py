@@ -1,0 +1,49 @@
+"""What a platform's sign-in offers the shared commands (login, import, status, revoke) and the runner.
+
+Each platform that signs in has one ``SignIn`` in ``platforms/<name>/signin.py``, found through the
+registry; ``crosswatch.auth.commands`` drives it and never asks which platform it is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Protocol
+
+import httpx
+
+from crosswatch.auth.provider import TokenProvider
+from crosswatch.auth.tokens import Clock, TokenSet
+from crosswatch.config import TargetConfig
+from crosswatch.secrets import SecretStore
+
+
+class SignIn(Protocol):
+    # The scopes a token must carry (only checked when the platform says which scopes it granted).
+    scopes: tuple[str, ...]
+    # Whether signing in needs the app's secret (Instagram), or a public client may do without (X).
+    needs_client_secret: bool
+    # Whether an expired access token is renewed with the refresh token (X) or the sign-in is over.
+    refreshes_expired: bool
+
+    def authorize_url(self, cfg: TargetConfig, redirect_uri: str, state: str, code_verifier: str) -> str:
+        """The address the browser opens to approve access."""
+
+    def exchange_code(self, cfg: TargetConfig, client: httpx.Client, secret: str | None, code: str,
+                      redirect_uri: str, code_verifier: str, now: float) -> TokenSet:
+        """The tokens for an authorization code; AuthError when the platform refuses it."""
+
+    def lookup_account(self, cfg: TargetConfig, client: httpx.Client,
+                       access_token: str) -> tuple[str, str | None]:
+        """The account id and username the token belongs to."""
+
+    def imported_tokens(self, cfg: TargetConfig, body: Mapping[str, Any], now: float) -> TokenSet | None:
+        """The tokens in a token response given to ``auth import``; None when it holds no access token."""
+
+    def revoke_at_platform(self, cfg: TargetConfig, store: SecretStore, client: httpx.Client | None,
+                           tokens: TokenSet | None) -> tuple[bool, str | None]:
+        """Whether the platform confirmed the revocation, and a note for the user (or None)."""
+
+    def provider(self, cfg: TargetConfig, store: SecretStore, client: httpx.Client, state_dir: Path,
+                 clock: Clock) -> TokenProvider:
+        """What the runner asks for a valid access token."""

@@ -1,0 +1,23 @@
+"""X's limits and counting rule (pure): 280 by twitter-text v3 weighted length (URLs 23, CJK and
+emoji 2, NFC first); images up to 5 MB (read as decimal megabytes, the conservative reading) and
+4096 px on the long edge."""
+
+from __future__ import annotations
+
+import twitter_text
+
+from crosswatch.platforms.limits import PlatformLimits, TargetSpec
+
+
+def weighted_length(text: str) -> int:
+    """X's weighted length of ``text`` (twitter-text v3)."""
+    return int(twitter_text.parse_tweet(text).weightedLength)
+
+
+LIMITS = PlatformLimits(
+    caption_limit=280,
+    caption_length=weighted_length,
+    default_caption="{title} {attribution} {hashtags}",
+    image=TargetSpec("x", "X", max_bytes=5_000_000, max_long_edge=4096),
+    config_defaults={"api_base": "https://api.x.com", "authorize_url": "https://x.com/i/oauth2/authorize"},
+)
