@@ -18,6 +18,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from crosswatch.emulator import Emulator, EmulatorServer
 from crosswatch.journal import Journal
 from crosswatch.models import JobState
@@ -89,6 +91,7 @@ def x_jobs_left(state: Path) -> bool:
         return any(job.state is not JobState.DONE for job in journal.jobs(target="x"))
 
 
+@pytest.mark.slow
 def test_sigkill_at_25_random_instants_posts_40_photos_exactly_once_per_platform(
         workspace: dict[str, Path], start_daemon: StartDaemon, live_emulator: Emulator, hosted: Path) -> None:
     seed = chaos_seed()

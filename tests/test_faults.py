@@ -555,6 +555,7 @@ def test_daemon_with_no_keyring_keeps_jobs_waiting_and_says_why(
     exactly_once(live_emulator, workspace["state"], 2)
 
 
+@pytest.mark.slow
 def test_daemon_survives_a_full_journal_disk_and_loses_nothing(
         workspace: dict[str, Path], start_daemon: StartDaemon, live_emulator: Emulator, hosted: Path) -> None:
     with EmulatorServer(live_emulator) as server:
@@ -620,6 +621,7 @@ def fill_up(disk: Path) -> Path:
     return filler
 
 
+@pytest.mark.slow
 def test_daemon_waits_out_a_really_full_disk_and_resumes_by_itself(
         workspace: dict[str, Path], start_daemon: StartDaemon, live_emulator: Emulator, hosted: Path,
         small_disk: Path) -> None:

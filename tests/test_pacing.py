@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from crosswatch.emulator import EmulatorSettings
 from crosswatch.models import JobState
 from tests.fault_harness import make_rig
@@ -30,6 +32,7 @@ def most_in_any_window(times: list[float], window: float) -> int:
     return most
 
 
+@pytest.mark.slow
 def test_a_backlog_of_500_is_paced_by_instagrams_quota_and_max_per_day(
         workspace: dict[str, Path], x_openapi: XOpenAPI) -> None:
     # Instagram: the platform's own quota (read from content_publishing_limit), nothing in the config.

@@ -69,6 +69,7 @@ def done_count(state: Path) -> int:
         return sum(per.get("done", 0) for per in journal.state_counts().values())
 
 
+@pytest.mark.slow
 def test_ten_photos_reach_both_platforms_with_tokens_refreshed_across_a_restart(
         workspace: dict[str, Path], start_daemon: StartDaemon, live_emulator: Emulator, hosted: Path) -> None:
     with EmulatorServer(live_emulator) as server:
