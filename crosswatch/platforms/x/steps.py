@@ -161,9 +161,13 @@ class Problem:
         return f"X answered {self.status}: {text}"
 
     @property
+    def words(self) -> str:
+        """The problem's detail and messages in lower case, for matching X's wording."""
+        return " ".join(p for p in (self.detail, *self.messages) if p).lower()
+
+    @property
     def is_duplicate(self) -> bool:
-        words = " ".join(p for p in (self.detail, *self.messages) if p).lower()
-        return DUPLICATE_DETAIL in words or DUPLICATE_LEGACY_CODE in self.legacy_codes
+        return DUPLICATE_DETAIL in self.words or DUPLICATE_LEGACY_CODE in self.legacy_codes
 
 
 
@@ -357,8 +361,7 @@ def photo_refused(response: httpx.Response) -> bool:
     problem = parse_problem(response)
     if any(name != "media" for name in problem.parameters):
         return False
-    words = " ".join(p for p in (problem.detail, *problem.messages) if p).lower()
-    return any(marker in words for marker in PHOTO_PROBLEM_WORDS)
+    return any(marker in problem.words for marker in PHOTO_PROBLEM_WORDS)
 
 
 @dataclass
