@@ -20,6 +20,7 @@ from typing import Any
 
 import click
 
+from crosswatch import spend
 from crosswatch.config import Config, load_config
 from crosswatch.errors import CrosswatchError, JournalError, JournalLocked, UsageError
 from crosswatch.journal import (
@@ -164,7 +165,7 @@ def status(obj: Obj, as_json: bool, show_all: bool) -> None:
                 "jobs": [_job_json(job, paths.get(job.photo_id, ""), holds.get(job.target)) for job in jobs],
                 "targets": {name: {"waiting_until": hold.until, "why": hold.kind, "reason": hold.reason}
                             for name, hold in holds.items()},
-                "spend": _spend(obj.config, journal, now),
+                "spend": spend.month_spend(obj.config, journal, now),
             }
             click.echo(json.dumps(document, indent=2, ensure_ascii=False))
             return
@@ -174,13 +175,13 @@ def status(obj: Obj, as_json: bool, show_all: bool) -> None:
             click.echo(f"journal: cannot be written: {outside['problem']}; {outside['waiting_outside']} files in the "
                        "watched folders wait outside it (they are taken once it can be written)")
         counts = journal.state_counts()
-        spend = _spend(obj.config, journal, now)
+        spent = spend.month_spend(obj.config, journal, now)
         for target in sorted(set(counts) | set(obj.config.targets)):
             per_state = counts.get(target, {})
             summary = ", ".join(f"{n} {state}" for state, n in sorted(per_state.items())) or "no jobs"
             click.echo(f"  {target}: {summary}")
-            if target in spend:
-                click.echo(f"    {_spend_line(spend[target])}")
+            if target in spent:
+                click.echo(f"    {spend.spend_line(spent[target])}")
             if target in holds:
                 click.echo(f"    waiting until {_when(holds[target].until)}: {holds[target].reason}")
         attention = [
@@ -190,83 +191,6 @@ def status(obj: Obj, as_json: bool, show_all: bool) -> None:
         ]
         for job in attention:
             click.echo("  " + _job_line(job, paths.get(job.photo_id, ""), now, holds.get(job.target)))
-
-
-def _spend(config: Config, journal: Journal, now: float) -> dict[str, dict[str, Any]]:
-    """This month's spend (in the schedule's time zone) of every target whose platform charges."""
-    from crosswatch import pricing
-    from crosswatch.schedule import time_zone
-
-    zone = time_zone(config.schedule)
-    start, end = pricing.month_bounds(now, zone)
-    spend: dict[str, dict[str, Any]] = {}
-    for name, target in config.targets.items():
-        if pricing.charges(target.kind):
-            spent = journal.spend(name, start, end)
-            spend[name] = {"month": pricing.month_name(now, zone), "usd": spent.usd,
-                           "budget_usd": target.monthly_budget_usd, "posts": spent.posts, "reads": spent.reads}
-    return spend
-
-
-def _spend_line(spent: dict[str, Any]) -> str:
-    from crosswatch.pricing import usd_text
-
-    budget = f" of the {usd_text(spent['budget_usd'])} budget" if spent["budget_usd"] is not None else ""
-    return (f"spent {usd_text(spent['usd'])}{budget} in {spent['month']} "
-            f"({spent['posts']} posts, {spent['reads']} resources read)")
-
-
-def _job_link(config: Config, journal: Journal, job: Job) -> tuple[str | None, bool]:
-    """The link a job's X post carries, as jobs.py decides it (the linked post's permalink once it is
-    out, none if it failed), and whether one is still to come; read without logging."""
-    target = config.targets[job.target]
-    link = job.data.get("link") if isinstance(job.data.get("link"), str) else None
-    linked = next((j for j in journal.jobs_for_photo(job.photo_id) if j.target == target.link_to), None)
-    if link is not None or linked is None or target.link != "permalink":
-        return link, False
-    if linked.state is JobState.DONE:
-        return linked.permalink, False
-    return None, linked.state not in (JobState.FAILED, JobState.REJECTED) and job.step is None
-
-
-def _charge_resolved_post(config: Config, journal: Journal, job: Job, sent_at: float) -> None:
-    """A post settled by hand as made was billed like any other, when it was sent: it counts in
-    that month's spend."""
-    from crosswatch import pricing
-    from crosswatch.jobs import JobContexts
-
-    target = config.targets.get(job.target)
-    prices = pricing.prices_for(target.kind, target.prices) if target else None
-    photo = journal.photo(job.photo_id)
-    if prices is None or photo is None or pricing.BILLED_STEPS.get(job.step or "") != "post":
-        return
-    try:
-        link = _job_link(config, journal, job)[0]
-        item = pricing.post_item(JobContexts(config, journal).caption(job, photo, link).text)
-    except CrosswatchError:
-        item = "post_with_url"  # the text cannot be told again: count the dearer price, to be safe
-    journal.record_charge(job.target, item, prices[item], job_id=job.id, purpose="resolved by hand", at=sent_at)
-
-
-def _job_cost(config: Config, journal: Journal, contexts: Any, job: Job, photo: Any) -> str:
-    """What a waiting job will cost where its platform charges ("$0.015"), else ""."""
-    from crosswatch.preview import caption_cost
-
-    target = config.targets.get(job.target)
-    if target is None:
-        return ""
-    link, will_link = _job_link(config, journal, job)
-    try:
-        caption = contexts.caption(job, photo, link)
-    except CrosswatchError:
-        return ""
-    bridge = job.data.get("bridge")
-    alts = None
-    if isinstance(bridge, dict) and len(bridge.get("images") or ()) > 1:
-        given = [bool(a) for a in bridge.get("alt_texts") or ()]
-        alts = (given + [False] * len(bridge["images"]))[:min(4, len(bridge["images"]))]
-    cost = caption_cost(target, caption, will_link=will_link, alt_texts=alts)
-    return "" if cost is None else cost.describe()
 
 
 def _waiting_outside(config: Config, journal: Journal) -> dict[str, Any]:
@@ -309,12 +233,12 @@ def queue(obj: Obj) -> None:
             planned = "now" if at <= now else _when(at)
             shown = printable_path(photos[job.photo_id].path)
             reason = holds[job.target].reason if job.target in holds else (why or job.reason)
-            cost = _job_cost(config, journal, contexts, job, photos[job.photo_id])
+            cost = spend.job_cost(config, journal, contexts, job, photos[job.photo_id])
             click.echo(f"#{job.id} {job.target:<10} {job.state.value:<10} {planned:<26} {shown}"
                        + (f"  {cost}" if cost else "") + (f"  ({reason})" if reason else ""))
         for job in awaiting:
             photo = photos[job.photo_id]
-            cost = _job_cost(config, journal, contexts, job, photo)
+            cost = spend.job_cost(config, journal, contexts, job, photo)
             click.echo(f"#{job.id} {job.target:<10} awaiting approval: {printable_path(photo.path)}"
                        + (f"  {cost}" if cost else "")
                        + f"  (`crosswatch approve {job.id}` or `crosswatch reject {job.id}`)")
@@ -419,7 +343,7 @@ def resolve(obj: Obj, job_id: int, verdict: str | None) -> None:
                                next_attempt_at=now, data=data, detail="resolved by hand: posted")
         else:
             journal.transition(job_id, JobState.DONE, intent=False, data=data, detail="resolved by hand: posted")
-        _charge_resolved_post(config, journal, job, row.intent_at or job.updated_at)
+        spend.charge_resolved_post(config, journal, job, row.intent_at or job.updated_at)
     click.echo(f"job {job_id} ({job.target}) is marked posted; it will not be sent again")
 
 
@@ -516,12 +440,12 @@ def _check_platform(config: Config, name: str) -> list[tuple[bool, str]]:
         results = [(True, f"target {name}: signed in as {who}, token expires {state['expires_at'] or 'never'}")]
     with Journal(config.journal_path) as journal:
         hold = journal.holds(time.time()).get(name)
-        spend = _spend(config, journal, time.time()).get(name)
+        spent_here = spend.month_spend(config, journal, time.time()).get(name)
     if hold:
         results.append((hold.kind not in ("auth", "paused"),
                         f"target {name}: waiting until {_when(hold.until)}: {hold.reason}"))
-    if spend is not None:
-        results.append((True, f"target {name}: {_spend_line(spend)}"))
+    if spent_here is not None:
+        results.append((True, f"target {name}: {spend.spend_line(spent_here)}"))
     if target.kind == "instagram":
         if not state["problem"]:
             results.append(_check_publishing_quota(config, name))

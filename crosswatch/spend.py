@@ -1,0 +1,91 @@
+"""What a job will cost on a platform that charges, and what a target spent this month.
+
+Built once for every face (the CLI today, the console next): the spend is read from the journal's
+charges, the cost of a waiting job from its caption as jobs.py composes it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from crosswatch.config import Config
+from crosswatch.errors import CrosswatchError
+from crosswatch.journal import Journal
+from crosswatch.models import Job, JobState
+
+
+def month_spend(config: Config, journal: Journal, now: float) -> dict[str, dict[str, Any]]:
+    """This month's spend (in the schedule's time zone) of every target whose platform charges."""
+    from crosswatch import pricing
+    from crosswatch.schedule import time_zone
+
+    zone = time_zone(config.schedule)
+    start, end = pricing.month_bounds(now, zone)
+    spend: dict[str, dict[str, Any]] = {}
+    for name, target in config.targets.items():
+        if pricing.charges(target.kind):
+            spent = journal.spend(name, start, end)
+            spend[name] = {"month": pricing.month_name(now, zone), "usd": spent.usd,
+                           "budget_usd": target.monthly_budget_usd, "posts": spent.posts, "reads": spent.reads}
+    return spend
+
+
+def spend_line(spent: dict[str, Any]) -> str:
+    from crosswatch.pricing import usd_text
+
+    budget = f" of the {usd_text(spent['budget_usd'])} budget" if spent["budget_usd"] is not None else ""
+    return (f"spent {usd_text(spent['usd'])}{budget} in {spent['month']} "
+            f"({spent['posts']} posts, {spent['reads']} resources read)")
+
+
+def job_link(config: Config, journal: Journal, job: Job) -> tuple[str | None, bool]:
+    """The link a job's X post carries, as jobs.py decides it (the linked post's permalink once it is
+    out, none if it failed), and whether one is still to come; read without logging."""
+    target = config.targets[job.target]
+    link = job.data.get("link") if isinstance(job.data.get("link"), str) else None
+    linked = next((j for j in journal.jobs_for_photo(job.photo_id) if j.target == target.link_to), None)
+    if link is not None or linked is None or target.link != "permalink":
+        return link, False
+    if linked.state is JobState.DONE:
+        return linked.permalink, False
+    return None, linked.state not in (JobState.FAILED, JobState.REJECTED) and job.step is None
+
+
+def charge_resolved_post(config: Config, journal: Journal, job: Job, sent_at: float) -> None:
+    """A post settled by hand as made was billed like any other, when it was sent: it counts in
+    that month's spend."""
+    from crosswatch import pricing
+    from crosswatch.jobs import JobContexts
+
+    target = config.targets.get(job.target)
+    prices = pricing.prices_for(target.kind, target.prices) if target else None
+    photo = journal.photo(job.photo_id)
+    if prices is None or photo is None or pricing.BILLED_STEPS.get(job.step or "") != "post":
+        return
+    try:
+        link = job_link(config, journal, job)[0]
+        item = pricing.post_item(JobContexts(config, journal).caption(job, photo, link).text)
+    except CrosswatchError:
+        item = "post_with_url"  # the text cannot be told again: count the dearer price, to be safe
+    journal.record_charge(job.target, item, prices[item], job_id=job.id, purpose="resolved by hand", at=sent_at)
+
+
+def job_cost(config: Config, journal: Journal, contexts: Any, job: Job, photo: Any) -> str:
+    """What a waiting job will cost where its platform charges ("$0.015"), else ""."""
+    from crosswatch.preview import caption_cost
+
+    target = config.targets.get(job.target)
+    if target is None:
+        return ""
+    link, will_link = job_link(config, journal, job)
+    try:
+        caption = contexts.caption(job, photo, link)
+    except CrosswatchError:
+        return ""
+    bridge = job.data.get("bridge")
+    alts = None
+    if isinstance(bridge, dict) and len(bridge.get("images") or ()) > 1:
+        given = [bool(a) for a in bridge.get("alt_texts") or ()]
+        alts = (given + [False] * len(bridge["images"]))[:min(4, len(bridge["images"]))]
+    cost = caption_cost(target, caption, will_link=will_link, alt_texts=alts)
+    return "" if cost is None else cost.describe()
