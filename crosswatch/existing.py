@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import stat
 import time
 
 import structlog
@@ -28,6 +27,7 @@ import structlog
 from crosswatch.config import Config, WatchFolder
 from crosswatch.errors import UsageError
 from crosswatch.journal import Journal, NewFile, read_marker, remember_journal, replaced_journal
+from crosswatch.photofile import open_photo
 from crosswatch.watcher import BATCH_SIZE, Intake
 
 log = structlog.get_logger("crosswatch.intake")
@@ -89,16 +89,12 @@ def _skipped_file(path: str, folder: WatchFolder) -> NewFile | None:
     """A regular, settled file as a photo whose jobs are all rejected with SKIP_REASON. None for a file
     still being written (a new photo: intake takes it) or one that cannot be read (intake says why)."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
+        with open_photo(path) as handle:  # a regular file only, never blocking (a FIFO is intake's to reject)
+            st = os.fstat(handle.fileno())
+            if time.time() - st.st_mtime < folder.settle_seconds:
+                return None
+            digest = hashlib.file_digest(handle, "sha256").hexdigest()
     except OSError:
         return None
-    with os.fdopen(fd, "rb") as handle:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode) or time.time() - st.st_mtime < folder.settle_seconds:
-            return None
-        try:
-            digest = hashlib.file_digest(handle, "sha256").hexdigest()
-        except OSError:
-            return None
     return NewFile(path=path, size=st.st_size, mtime_ns=st.st_mtime_ns, content_hash=digest, targets=folder.targets,
                    skipped={target: SKIP_REASON for target in folder.targets})

@@ -432,3 +432,25 @@ def test_the_state_folder_the_journal_and_its_files_are_private(workspace: dict[
     with Journal(state / "journal.sqlite3") as journal:
         assert journal.jobs()[0].state is JobState.DONE
     assert mode(state / "journal.sqlite3") == 0o600
+
+
+def test_skip_records_a_link_to_a_photo_inside_the_folder_like_any_photo(tmp_path: Path) -> None:
+    """Intake takes links that stay inside the folder, so `--existing skip` must record them too:
+    a link it passed over would be posted by intake right after, unasked."""
+    from crosswatch.config import WatchFolder
+    from crosswatch.existing import _skipped_file
+
+    inbox = tmp_path / "inbox"
+    (inbox / "originals").mkdir(parents=True)
+    photo = inbox / "originals" / "a.jpg"
+    photo.write_bytes(jpeg_bytes(7001))
+    os.utime(photo, (1_700_000_000, 1_700_000_000))
+    (inbox / "link.jpg").symlink_to(photo)
+    folder = WatchFolder(path=inbox, targets=("outbox",), settle_seconds=0.0)
+    found = _skipped_file(str(inbox / "link.jpg"), folder)
+    assert found is not None, "a link inside the folder must be recorded as skipped"
+    assert found.skipped == {"outbox": SKIP_REASON}
+    assert (found.size, found.mtime_ns) == (photo.stat().st_size, photo.stat().st_mtime_ns)
+    fifo = inbox / "pipe.jpg"
+    os.mkfifo(fifo)
+    assert _skipped_file(str(fifo), folder) is None, "a FIFO is intake's to reject, never opened blocking"
