@@ -968,3 +968,26 @@ def test_x_daily_cap_reports_24_hour_headers_and_unknown_query_parameters_are_re
     assert odd.status_code == 400
     assert "user.feilds" in odd.json()["errors"][0]["message"]
     assert rig.recorder.take() == ["GET /2/users/me: query parameter user.feilds is not defined"]
+
+
+@pytest.mark.parametrize("framing", ["content-length", "chunked"])
+def test_real_server_never_acts_on_a_request_whose_body_was_cut_short(
+        served: tuple[Emulator, EmulatorServer, httpx.Client], framing: str) -> None:
+    """A client killed mid-upload (the chaos test's SIGKILLs) leaves half a request: like any HTTP
+    server, the emulator drops it instead of handling a body it never fully received."""
+    import socket
+    import time
+
+    emulator, server, client = served
+    tokens = x_sign_in(client)
+    seen = len(emulator.state.requests)
+    host, port = urlsplit(server.url).hostname or "127.0.0.1", urlsplit(server.url).port or 80
+    head = (f"POST /2/media/upload HTTP/1.1\r\nHost: {host}:{port}\r\n"
+            f"Authorization: Bearer {tokens['access_token']}\r\nContent-Type: multipart/form-data; boundary=b\r\n")
+    head += "Content-Length: 100000\r\n\r\n" if framing == "content-length" else "Transfer-Encoding: chunked\r\n\r\n"
+    partial = b"--b\r\nContent-Disposition: form-data; name=\"media\"\r\n\r\n\xff\xd8"
+    with socket.create_connection((host, port), timeout=5) as raw:
+        raw.sendall(head.encode() + (partial if framing == "content-length" else b"ffff\r\n" + partial))
+    time.sleep(0.3)  # the server sees the close and gives up on the request
+    assert len(emulator.state.requests) == seen, "half a request must not be handled"
+    assert client.get("/_emulator/state").status_code == 200, "the server keeps serving"

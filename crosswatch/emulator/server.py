@@ -54,6 +54,10 @@ class _Server(ThreadingHTTPServer):
                     conn.shutdown(socket.SHUT_RDWR)
 
 
+class _BodyCutShort(Exception):
+    """The client went away before its whole body arrived (it was killed mid-upload, say)."""
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: _Server
@@ -73,7 +77,12 @@ class _Handler(BaseHTTPRequestHandler):
         return
 
     def _serve(self) -> None:
-        request = self._to_httpx()
+        try:
+            request = self._to_httpx()
+        except _BodyCutShort:
+            # Like any HTTP server, never act on half a request: the client only sees a disconnect.
+            self._abandon()
+            return
         try:
             response = self.server.emulator.handle(request)
         except ResponseTimedOut as stalled:
@@ -101,18 +110,27 @@ class _Handler(BaseHTTPRequestHandler):
         if self.headers.get("transfer-encoding", "").lower() == "chunked":
             return self._read_chunked()
         length = int(self.headers.get("content-length") or 0)
-        return self.rfile.read(length) if length > 0 else b""
+        return self._read_exactly(length) if length > 0 else b""
+
+    def _read_exactly(self, size: int) -> bytes:
+        data = self.rfile.read(size)
+        if len(data) < size:
+            raise _BodyCutShort
+        return data
 
     def _read_chunked(self) -> bytes:
         chunks: list[bytes] = []
         while True:
-            size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+            line = self.rfile.readline()
+            if not line:
+                raise _BodyCutShort
+            size = int(line.split(b";")[0].strip() or b"0", 16)
             if size == 0:
                 # trailers end with an empty line
                 while self.rfile.readline() not in (b"\r\n", b"\n", b""):
                     pass
                 return b"".join(chunks)
-            chunks.append(self.rfile.read(size))
+            chunks.append(self._read_exactly(size))
             self.rfile.readline()
 
     def _write(self, response: httpx.Response) -> None:
