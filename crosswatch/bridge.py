@@ -1,9 +1,11 @@
-"""The Instagram -> X bridge: new posts on the user's own Instagram account are re-shared on X.
+"""The Instagram bridge: new posts on the user's own Instagram account are re-shared on every target
+in ``bridge.targets`` (X, Mastodon, the outbox, ...; ``bridge.target``, one name, is the old spelling).
 
 Every ``bridge.poll_seconds`` the daemon's bridge thread reads ``GET {graph_base}/me/media`` (newest
 first, cursor pagination) with the Instagram target's token, and decides per post:
 
-- an IMAGE or a CAROUSEL_ALBUM (its first ``bridge.max_images`` images, at most 4) becomes one X job;
+- an IMAGE or a CAROUSEL_ALBUM (its first ``bridge.max_images`` images, at most 4) becomes one job
+  per bridge target;
 - anything else (VIDEO, REELS) is skipped, and so is every post crosswatch itself published to
   Instagram from the folder flow (the journal knows their media ids: ``Journal.posted_remote_ids``);
 - while one of crosswatch's own Instagram jobs is being published (or is in doubt), new posts are left
@@ -17,12 +19,14 @@ twice, across restarts too; paging stops at the baseline or at a page it has see
 How a bridged post fits the journal: jobs belong to photos, so the post becomes a photo whose
 identity is ``ig:<media id>`` (not a content hash: the same picture posted twice on Instagram is two
 posts) and whose path is its first image, downloaded from ``media_url`` into
-``state_dir/bridge/<media id>/``, and one ready job for ``bridge.target`` with
+``state_dir/bridge/<media id>/``, and one ready job for each of ``bridge.targets`` with
 ``data["bridge"] = {source, media_id, permalink, caption, images, alt_texts, media_type, timestamp}``.
-jobs.py builds that job's caption from the Instagram caption (``compose.condense_for_x``: first line
-or sentence, credit kept, hashtags capped, the permalink with UTM parameters unless ``bridge.link``
-is ``none``) and its images from the downloads; the X target posts them together. The downloads are
-removed once the X post is out.
+The post's mark in the ``bridged`` table and all its jobs are written in one transaction, so a post
+becomes exactly one job per target, across restarts too. jobs.py builds each job's caption from the
+Instagram caption (``compose.condense``, by that target's own counting rule and limit: first line or
+sentence, credit kept, hashtags capped, the permalink with UTM parameters unless ``bridge.link`` is
+``none``) and its images from the downloads (as many as the target's platform takes in one post).
+The downloads are removed once every target's post is out.
 
 Alt text: the Instagram API returns ``alt_text`` on media where it has one; it is asked for and
 carried over when present. Images are downloaded without the token (media_url is a public CDN
@@ -192,7 +196,7 @@ def skip_reason(post: IGPost, own: set[str]) -> str | None:
 
 @dataclass(frozen=True)
 class FirstRun:
-    bridge: tuple[IGPost, ...]  # oldest first, so the X posts keep Instagram's order
+    bridge: tuple[IGPost, ...]  # oldest first, so the re-shares keep Instagram's order
     skipped: dict[str, str]
     baseline: float
 
@@ -221,7 +225,7 @@ class InstagramToken(Protocol):
 
 
 class Bridge:
-    """One source account, one target: ``poll`` reads new posts and creates their X jobs."""
+    """One source account, its targets: ``poll`` reads new posts and creates their jobs."""
 
     def __init__(self, config: Config, journal: Journal, client: httpx.Client, token: InstagramToken | None
                  ) -> None:
@@ -234,7 +238,7 @@ class Bridge:
         self.folder = config.state_dir / "bridge"
 
     def poll(self) -> int:
-        """Look at the account once; returns how many X jobs were created. Problems (no token, the
+        """Look at the account once; returns how many posts were bridged (each one job per target). Problems (no token, the
         platform unreachable, a failed download) are logged and left for the next poll."""
         if self.token is None:
             log.warning("the bridge has no Instagram sign-in", target=self.source.name,
@@ -271,7 +275,7 @@ class Bridge:
         known = self.journal.bridge_seen(name, [p.id for p in posts])
         fresh = [p for p in posts if p.id not in known and (p.timestamp is None or p.timestamp >= baseline)]
         created = 0
-        for post in reversed(fresh):  # oldest first: X gets them in Instagram's order
+        for post in reversed(fresh):  # oldest first: the targets get them in Instagram's order
             reason = skip_reason(post, own)
             if reason is not None:
                 self.journal.skip_bridged(name, post.id, reason)
@@ -344,11 +348,12 @@ class Bridge:
             "images": [str(p) for p in paths],
             "alt_texts": [image.alt_text for image in images],
         }}  # fmt: skip
-        job_id = self.journal.add_bridged_post(
+        targets = self.settings.targets
+        job_ids = self.journal.add_bridged_post(
             self.source.name, post.id, content_hash=f"ig:{post.id}", path=str(paths[0]),
-            size=paths[0].stat().st_size, target=self.settings.target, data=data,
-            approval=self.config.needs_approval(self.settings.target))
-        log.info("bridged", media_id=post.id, job=job_id, target=self.settings.target, images=len(paths))
+            size=paths[0].stat().st_size, targets=targets, data=data,
+            approval={name for name in targets if self.config.needs_approval(name)})
+        log.info("bridged", media_id=post.id, jobs=job_ids, targets=list(targets), images=len(paths))
         return 1
 
     def _download(self, media_id: str, images: Sequence[IGImage]) -> list[Path]:

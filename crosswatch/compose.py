@@ -16,8 +16,9 @@ credit line names its licence ("CC BY 4.0") instead of linking it, and any other
 autolink (a URL in a description, a bare domain such as example.com) is left out. "Would autolink" is
 twitter-text's URL extraction, the rule pricing.py prices by. ``targets.NAME.allow_urls`` lifts this.
 
-``condense_for_x`` turns someone's Instagram caption into an X caption for the bridge: its first line
-or sentence, its credit line, its hashtags (capped), and the link back, fitted the same way.
+``condense`` turns someone's Instagram caption into a bridged caption for one target (X, Mastodon,
+...): its first line or sentence, its credit line, its hashtags (capped), and the link back, fitted
+by that target's own counting rule and limit, with the same URL rule where its platform charges.
 
 Lengths: X counts twitter-text v3 weighted length (URLs 23, CJK and emoji 2, NFC first); Instagram's
 2,200-character limit is counted in UTF-16 code units, which is never less than the characters a
@@ -42,8 +43,7 @@ from crosswatch.platforms import registry
 from crosswatch.platforms.x.limits import weighted_length as weighted_length  # X's counting, for callers
 from crosswatch.templates import render, template_fields
 
-# condense_for_x (the bridge's X caption) and the URL rules below are about X itself.
-X_LIMIT = registry.limits("x").caption_limit
+X_LIMIT = registry.limits("x").caption_limit  # X's limit, beside its counting, for callers
 ALT_TEXT_LIMIT = 1000
 
 DEFAULT_CAPTIONS = {name: registry.limits(name).default_caption for name in registry.names()}
@@ -149,24 +149,27 @@ def hashtag_cap(config: Config, target: str, kind: str) -> int:
 
 
 # ---------------------------------------------------------------------------------------------------
-# The bridge: an Instagram caption condensed for X
+# The bridge: an Instagram caption condensed for another target
 
 # A line that credits someone: a copyright mark, "credit", "photo by", "shot by", a camera emoji.
 _CREDIT_LINE = re.compile(r"(?i)©|\(c\)|\bcredits?\b|\b(?:photo|photograph|picture|image|shot)s?\s+by\b|📷|📸")
 _TRAILING_TAGS = re.compile(r"(?:\s*[#＃]\w+)+\s*$")
 
 
-def condense_for_x(config: Config, target: str, caption: str, *, link: str | None = None,
-                   alt_text: str | None = None, template: str | None = None) -> Caption:
-    """An Instagram caption made into an X caption (``bridge.caption``): {title} is its first line
-    or sentence, {attribution} its first credit line (kept whenever anything fits), {hashtags} its
-    hashtags capped as for ``target``, {link} the given link, whole or not at all.
+def condense(config: Config, target: str, caption: str, *, link: str | None = None,
+             alt_text: str | None = None, template: str | None = None) -> Caption:
+    """An Instagram caption made into ``target``'s caption (``bridge.caption``): {title} is its first
+    line or sentence, {attribution} its first credit line (kept whenever anything fits), {hashtags}
+    its hashtags capped as for ``target``, {link} the given link, whole or not at all; fitted by the
+    target's platform's own counting rule and caption limit.
 
-    Instagram @handles are not X handles: written as "name (Instagram)" so that nobody on X is
-    mentioned by mistake.
+    Instagram @handles are not handles anywhere else: written as "name (Instagram)" so that nobody
+    there is mentioned by mistake.
     """
+    kind = _target_kind(config, target)
+    with_urls = urls_allowed(config, target, kind)
     text = _instagram_handles_unlinked(_clean(caption))
-    if not urls_allowed(config, target, "x"):
+    if not with_urls:
         text = without_urls(text)
     lines = [line.strip() for line in text.split("\n") if line.strip()]
     credit = next((line for line in lines if _CREDIT_LINE.search(line)), "")
@@ -177,21 +180,21 @@ def condense_for_x(config: Config, target: str, caption: str, *, link: str | Non
     first_sentence = _SENTENCE_END.search(lead + " ")
     title = lead[:first_sentence.end()] if first_sentence else lead
     typed = {t.casefold() for t in _HASHTAG.findall(f"{title} {credit}")}
-    cap = hashtag_cap(config, target, "x")
+    cap = hashtag_cap(config, target, kind)
     tags: list[str] = []
     for tag in _HASHTAG.findall(text):
         normalised = "#" + tag[1:]
         if normalised.casefold() not in typed and normalised.casefold() not in {t.casefold() for t in tags}:
             tags.append(normalised)
     tags = tags[: max(cap - len(typed), 0)]
-    rules = _rules_for("x", cap)
+    rules = _rules_for(kind, cap)
     values = {name: "" for name in ("description", "creator", "copyright", "credit", "license", "keywords",
                                      "year", "date", "camera", "make", "model", "lens", "filename",
                                      "rating", "alt_text")}
     values.update({"title": title, "attribution": credit, "link": link or "", "hashtags": ""})
     chosen = template or config.bridge.caption
     fitted = _Fitter(chosen, values, tags, rules, ("hashtags", "title")).fit()
-    if not urls_allowed(config, target, "x"):
+    if not with_urls:
         fitted.text = _only_asked_urls(fitted.text, values["link"], chosen)
     alt = shorten_to_fit(_clean(alt_text), lambda c: len(c) <= ALT_TEXT_LIMIT) if alt_text else ""
     return Caption(

@@ -171,14 +171,17 @@ class MediaConfig:
 
 @dataclass(frozen=True)
 class BridgeConfig:
-    """Instagram -> X: new posts on the ``source`` account are re-shared on the ``target`` account."""
+    """Instagram -> the other targets: new posts on the ``source`` account are re-shared on every
+    one of ``targets`` (one job each)."""
 
     enabled: bool = False
     poll_seconds: float = 600.0
     # When first enabled, also bridge the newest N posts (0: only posts made from then on).
     backfill: int = 0
-    source: str = "instagram"  # an instagram target: whose media is read, with its token
-    target: str = "x"          # an x target: where the re-shares go
+    source: str = "instagram"  # a target whose platform can be bridged from: whose media is read
+    targets: tuple[str, ...] = ("x",)  # where the re-shares go: one job per target per post
+    # The old spelling of ``targets`` (one name), still read: ``target: x`` is ``targets: [x]``.
+    target: str | None = None
     # A link back to the Instagram post: X charges more for a post with a URL (pay-per-use).
     link: Literal["permalink", "none"] = "permalink"
     # UTM parameters for that link; empty: links.utm of the target.
@@ -780,7 +783,7 @@ def config_from_mapping(data: dict[str, Any], path: Path, where: _Located | None
     base_dir = path.parent.resolve()
     data = dict(data)
     if "targets" not in data or not data["targets"]:
-        raise where.error(("targets",), "is required: name at least one target (outbox, x, instagram)")
+        raise where.error(("targets",), f"is required: name at least one target ({', '.join(KNOWN_TARGET_KINDS)})")
     if not isinstance(data["targets"], dict):
         raise where.error(("targets",), f"must be a mapping, not {_yaml_kind(data['targets'])}")
     targets = {
@@ -789,6 +792,7 @@ def config_from_mapping(data: dict[str, Any], path: Path, where: _Located | None
     data.setdefault("state_dir", str(default_state_dir()))
     if "watch" not in data:
         data["watch"] = []
+    data = _bridge_alias(data, where)
     config: Config = _build(Config, data, (), where, base_dir,
                             extra={"source": path, "targets": types.MappingProxyType(targets)})
     _check_references(config, where)
@@ -830,8 +834,9 @@ def _check_references(config: Config, where: _Located) -> None:
     _check_template(config.alt_text, ("alt_text",), where)
     _check_template(config.attribution, ("attribution",), where)
     for name, target in config.targets.items():
-        if target.media_host and target.kind != "instagram":
-            raise where.error(("targets", name, "media_host"), "only an instagram target uses a media host")
+        if target.media_host and not registry.limits(target.kind).needs_media_host:
+            raise where.error(("targets", name, "media_host"),
+                              f"only a target of type {_kinds_where('needs_media_host')} uses a media host")
     _check_links(config, where)
     _check_pricing(config, where)
     if config.intake.rescan_seconds <= 0:
@@ -879,9 +884,9 @@ def _check_links(config: Config, where: _Located) -> None:
         if target.link_to is None:
             continue
         other = config.targets.get(target.link_to)
-        if other is None or other.kind != "instagram" or other.name == name:
-            raise where.error(("targets", name, "link_to"),
-                              f"names {target.link_to!r}; it must name an instagram target under targets")
+        if other is None or not registry.limits(other.kind).bridge_source or other.name == name:
+            raise where.error(("targets", name, "link_to"), f"names {target.link_to!r}; it must name another "
+                              f"target of type {_kinds_where('bridge_source')} under targets")
     bridge = config.bridge
     # Checked whether or not the bridge is on: turning it on later must not reveal a bad setting.
     if bridge.poll_seconds <= 0:
@@ -889,10 +894,40 @@ def _check_links(config: Config, where: _Located) -> None:
     _check_template(bridge.caption, ("bridge", "caption"), where, BRIDGE_PLACEHOLDERS)
     if not bridge.enabled:
         return
-    for key, kind in (("source", "instagram"), ("target", "x")):
-        name = getattr(bridge, key)
-        if name not in config.targets or config.targets[name].kind != kind:
-            raise where.error(("bridge", key), f"names {name!r}; it must name an {kind} target under targets")
+    source = config.targets.get(bridge.source)
+    if source is None or not registry.limits(source.kind).bridge_source:
+        raise where.error(("bridge", "source"), f"names {bridge.source!r}; it must name a target of type "
+                          f"{_kinds_where('bridge_source')} under targets")
+    key = "target" if bridge.target is not None else "targets"
+    if not bridge.targets:
+        raise where.error(("bridge", key), "is empty: list at least one target to re-share to, e.g. [x]")
+    for index, name in enumerate(bridge.targets):
+        path = ("bridge", key) if key == "target" else ("bridge", key, str(index))
+        if name not in config.targets:
+            raise where.error(path, f"names target {name!r}, which is not under targets")
+        if name == bridge.source:
+            raise where.error(path, f"names {name!r}, the bridge's own source; a post is not re-shared to itself")
+        if name in bridge.targets[:index]:
+            raise where.error(path, f"names {name!r} twice")
+
+
+def _kinds_where(flag: str) -> str:
+    """"instagram" (or "instagram or threads"): the platforms whose limits set ``flag``."""
+    return " or ".join(registry.kinds_where(flag)) or "(none)"
+
+
+def _bridge_alias(data: dict[str, Any], where: _Located) -> dict[str, Any]:
+    """``bridge.target: x`` (the old spelling) read as ``bridge.targets: [x]``."""
+    bridge = data.get("bridge")
+    if not isinstance(bridge, dict) or "target" not in bridge:
+        return data
+    if "targets" in bridge:
+        raise where.error(("bridge", "target"), "is the old spelling of bridge.targets; keep only targets")
+    old = bridge["target"]
+    if not isinstance(old, str):
+        raise where.error(("bridge", "target"), f"must be text (one target's name), not {_yaml_kind(old)}; "
+                          "for several write targets: [x, ...]")
+    return {**data, "bridge": {**bridge, "targets": [old]}}
 
 
 def _check_pricing(config: Config, where: _Located) -> None:

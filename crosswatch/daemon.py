@@ -2,7 +2,7 @@
 
 Threads: watchdog's observer feeds ``Intake.offer``; the intake thread takes settled files and
 rescans now and then; the runner thread performs due jobs; with ``bridge.enabled`` the bridge thread
-polls Instagram for new posts to re-share on X (bridge.py); the main thread waits for a signal and
+polls Instagram for new posts to re-share on its targets (bridge.py); the main thread waits for a signal and
 pings systemd's watchdog, but only while each of those threads makes progress or waits by choice
 (``Liveness``), and stops the daemon if the journal file is removed or replaced under it. Each thread
 that writes the journal has its own SQLite connection.

@@ -5,11 +5,12 @@ Metadata is read once per photo and images are prepared for all of the photo's t
 
 Two kinds of job are built differently:
 
-- A bridged job (``data["bridge"]``, made by bridge.py from an Instagram post) takes its caption from
-  the Instagram caption, condensed for X (``compose.condense_for_x``), with the post's permalink (and
-  UTM parameters) as its link, and its images from the files the bridge downloaded (the photo's path
-  is the first; ``bridge["images"]`` lists all). With more than one image, ``ctx.data["images"]``
-  lists the prepared images and their alt texts for the X target's upload and alt-text steps.
+- A bridged job (``data["bridge"]``, made by bridge.py from an Instagram post, one per bridge target)
+  takes its caption from the Instagram caption, condensed for its target (``compose.condense``), with
+  the post's permalink (and UTM parameters) as its link, and its images from the files the bridge
+  downloaded (the photo's path is the first; ``bridge["images"]`` lists all), as many as the target's
+  platform takes in one post (``max_images``). With more than one image, ``ctx.data["images"]`` lists
+  the prepared images and their alt texts for the target's upload and alt-text steps.
 - A job whose target has ``link_to`` (cross-promotion) waits for the same photo's job on that
   target: ``build`` raises ``NotYet`` until it is done, then the caption carries its permalink. If
   that job failed or was rejected, this one goes out without the link (and the log says so).
@@ -32,6 +33,7 @@ from crosswatch.config import Config
 from crosswatch.errors import BadPhoto
 from crosswatch.journal import Journal
 from crosswatch.models import TERMINAL_STATES, Caption, Job, JobState, Metadata, Photo, PreparedImage
+from crosswatch.platforms import registry
 from crosswatch.platforms.base import JobContext
 
 log = structlog.get_logger("crosswatch.jobs")
@@ -133,9 +135,10 @@ class JobContexts:
                 for index in range(1, len(bridge.get("images") or ())):
                     media.discard_prepared(self.config, f"{photo.hash}-{index}", job.target)
                 folder = Path(photo.path).parent
-                # The downloads are kept until the post is out (a failed job can be retried), and only
-                # the bridge's own folder is ever removed.
-                if job.state is JobState.DONE and folder.parent == self.config.state_dir / "bridge":
+                # The downloads are kept until every target's post is out (a failed job can be
+                # retried), and only the bridge's own folder is ever removed.
+                every_done = all(j.state is JobState.DONE for j in self.journal.jobs_for_photo(photo.id))
+                if job.state is JobState.DONE and every_done and folder.parent == self.config.state_dir / "bridge":
                     with contextlib.suppress(OSError):
                         shutil.rmtree(folder)
 
@@ -183,6 +186,7 @@ class JobContexts:
     def _bridged(self, job: Job, photo: Photo, bridge: Mapping[str, Any], *, access_token: str | None,
                  account_id: str | None, username: str | None, need_image: bool) -> JobContext:
         paths = [str(p) for p in bridge.get("images") or () if isinstance(p, str)] or [photo.path]
+        paths = paths[: self._max_images(job.target)]
         alts = _alt_texts(bridge, len(paths))
         caption = self._bridged_caption(job, bridge)
         data: dict[str, Any] = {**({"username": username} if username else {}), **job.data}
@@ -213,8 +217,12 @@ class JobContexts:
         if self.config.bridge.link == "permalink" and isinstance(permalink, str) and permalink:
             utm = self.config.bridge.utm or self.config.links.utm.get(job.target, {})
             link = compose.add_utm(permalink, utm)
-        return compose.condense_for_x(self.config, job.target, str(bridge.get("caption") or ""), link=link,
-                                      alt_text=_alt_texts(bridge, 1)[0])
+        return compose.condense(self.config, job.target, str(bridge.get("caption") or ""), link=link,
+                                alt_text=_alt_texts(bridge, 1)[0])
+
+    def _max_images(self, target: str) -> int:
+        config = self.config.targets.get(target)
+        return registry.limits(config.kind).max_images if config and registry.platform(config.kind) else 1
 
     def _bridged_image(self, job: Job, photo: Photo, index: int, path: Path) -> PreparedImage:
         target = self.config.targets.get(job.target)

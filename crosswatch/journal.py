@@ -33,7 +33,7 @@ import re
 import shutil
 import sqlite3
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -708,9 +708,11 @@ class Journal:
             self._bridge_mark(db, source, remote_id, "skipped", reason, None, self._clock())
 
     def add_bridged_post(self, source: str, remote_id: str, *, content_hash: str, path: str, size: int,
-                         target: str, data: dict[str, Any], approval: bool = False) -> int:
-        """A post to re-share: its photo (by ``content_hash``), one job for ``target`` carrying ``data``
-        (ready, or awaiting approval), and the bridged mark, in one transaction. Returns the job id."""
+                         targets: Sequence[str], data: dict[str, Any], approval: Collection[str] = ()) -> list[int]:
+        """A post to re-share: its photo (by ``content_hash``), one job per target in ``targets``
+        carrying ``data`` (ready, or awaiting approval for the targets in ``approval``), and the
+        bridged mark, in one transaction: a post is marked once with all its jobs, so a restart never
+        makes them again. Returns the job ids, in the order of ``targets``."""
         now = self._clock()
         with self._write() as db:
             existing = db.execute("SELECT id FROM photos WHERE hash = ?", (content_hash,)).fetchone()
@@ -721,12 +723,16 @@ class Journal:
                     "INSERT INTO photos (hash, path, size, mtime, first_seen, status, reason) "
                     "VALUES (?, ?, ?, ?, ?, 'ok', NULL)", (content_hash, _path_to_db(path), size, now, now))
                 photo_id = int(cursor.lastrowid or 0)
-            self._create_job(db, photo_id, target, now, rejected_reason=None, approval=approval)
-            db.execute("UPDATE jobs SET data = ? WHERE photo_id = ? AND target = ?",
-                       (json.dumps(data, sort_keys=True), photo_id, target))
+            job_ids = []
+            for target in targets:
+                self._create_job(db, photo_id, target, now, rejected_reason=None, approval=target in approval)
+                db.execute("UPDATE jobs SET data = ? WHERE photo_id = ? AND target = ?",
+                           (json.dumps(data, sort_keys=True), photo_id, target))
+                job = db.execute("SELECT id FROM jobs WHERE photo_id = ? AND target = ?",
+                                 (photo_id, target)).fetchone()
+                job_ids.append(int(job["id"]))
             self._bridge_mark(db, source, remote_id, "bridged", None, photo_id, now)
-            job = db.execute("SELECT id FROM jobs WHERE photo_id = ? AND target = ?", (photo_id, target)).fetchone()
-        return int(job["id"])
+        return job_ids
 
     @staticmethod
     def _bridge_mark(db: sqlite3.Connection, source: str, remote_id: str, outcome: str, reason: str | None,

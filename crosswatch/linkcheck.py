@@ -1,21 +1,22 @@
 """``crosswatch links check``: are the posts crosswatch made still there?
 
-Every done job on X or Instagram with a platform id is read back through the platform's API (no
-scraping): X ``GET /2/tweets/{id}`` (a missing post answers 200 with a resource-not-found error, or
-404), Instagram ``GET /{media-id}?fields=permalink`` (a missing post answers code 100, subcode 33).
-Each link comes out ``ok``, ``broken`` (the post is gone), or ``unknown`` (the platform could not be
-asked: no sign-in, a refused token, a network error), with the platform's words.
+Every done job with a platform id, on a platform that can read a post back (its ``steps.LINK_CHECK``,
+asked of the registry), is read back through the platform's API (no scraping): X ``GET
+/2/tweets/{id}``, Instagram ``GET /{media-id}?fields=permalink``, and so on; each platform's folder
+says how it answers for a post that is gone. Each link comes out ``ok``, ``broken`` (the post is
+gone), or ``unknown`` (the platform could not be asked: no sign-in, a refused token, a network
+error), with the platform's words.
 
-The request builders and parsers are sans-I/O; ``check_links`` sends, and records what X bills for
-each read in the journal (pricing.py: the post, once per UTC day).
+The request builders and parsers are the platforms' own and sans-I/O; ``check_links`` sends, and
+records in the journal what a platform that charges bills for each read (pricing.py: X bills the
+post, once per UTC day).
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 import httpx
 
@@ -24,12 +25,11 @@ from crosswatch.config import Config, TargetConfig
 from crosswatch.errors import CrosswatchError
 from crosswatch.journal import Journal
 from crosswatch.models import JobState
-from crosswatch.platforms.instagram import steps as instagram
-from crosswatch.platforms.x import steps as x
+from crosswatch.platforms import registry
+from crosswatch.platforms.base import LinkCheck, LinkState
+from crosswatch.platforms.reading import json_body
 
-State = Literal["ok", "broken", "unknown"]
-# Graph's answer for an object that does not exist (or is not visible to this token).
-IG_MISSING = (100, 33)
+State = LinkState
 
 
 @dataclass(frozen=True)
@@ -46,49 +46,20 @@ class LinkStatus:
                 "permalink": self.permalink, "state": self.state, "detail": self.detail}
 
 
+def _link_check(config: TargetConfig) -> LinkCheck:
+    check = registry.link_check(config.kind)
+    if check is None:
+        raise ValueError(f"{config.kind} posts cannot be read back (its platform has no LINK_CHECK)")
+    return check
+
+
 def build_check_request(config: TargetConfig, remote_id: str, token: str | None) -> httpx.Request:
-    if config.kind == "x":
-        return httpx.Request("GET", x.api_url(config, f"/2/tweets/{remote_id}"), headers=x.bearer(token))
-    return instagram.build_permalink_request(config, remote_id, token)
-
-
-def _body(response: httpx.Response) -> Any:
-    try:
-        return json.loads(response.content) if response.content else None
-    except (ValueError, UnicodeDecodeError):
-        return None
+    return _link_check(config).build(config, remote_id, token)
 
 
 def parse_check(config: TargetConfig, response: httpx.Response) -> tuple[State, str]:
     """Whether the post is there, and a few words on why; never raises."""
-    if config.kind == "x":
-        return _parse_x(response)
-    return _parse_instagram(response)
-
-
-def _parse_x(response: httpx.Response) -> tuple[State, str]:
-    body = _body(response)
-    if response.status_code == 200 and isinstance(body, Mapping):
-        if isinstance(body.get("data"), Mapping):
-            return "ok", "the post is there"
-        errors = body.get("errors")
-        for error in errors if isinstance(errors, list) else ():
-            if isinstance(error, Mapping) and str(error.get("type", "")).endswith("/resource-not-found"):
-                return "broken", str(error.get("detail") or "X cannot find the post; it was deleted")
-    if response.status_code == 404:
-        return "broken", "X cannot find the post; it was deleted"
-    return "unknown", x.parse_problem(response).reason
-
-
-def _parse_instagram(response: httpx.Response) -> tuple[State, str]:
-    if response.is_success:
-        body = _body(response)
-        permalink = body.get("permalink") if isinstance(body, Mapping) else None
-        return "ok", f"the post is there ({permalink})" if permalink else "the post is there"
-    error = instagram.parse_graph_error(response)
-    if error.pair == IG_MISSING or response.status_code == 404:
-        return "broken", f"Instagram cannot find the post; it was deleted ({error.reason})"
-    return "unknown", error.reason
+    return _link_check(config).parse(response)
 
 
 class TokenSource(Protocol):
@@ -97,20 +68,15 @@ class TokenSource(Protocol):
 
 def check_links(config: Config, journal: Journal, client: httpx.Client,
                 tokens: Mapping[str, TokenSource]) -> list[LinkStatus]:
-    """Every done X and Instagram job, checked against its platform."""
+    """Every done job on a platform that can read its posts back, checked against that platform."""
     results: list[LinkStatus] = []
-    token_of: dict[str, str | CrosswatchError] = {}
+    token_of: dict[str, str | None | CrosswatchError] = {}
     for job in journal.jobs(state=JobState.DONE):
         target = config.targets.get(job.target)
-        if target is None or target.kind not in ("x", "instagram") or not job.remote_id:
+        if target is None or registry.link_check(target.kind) is None or not job.remote_id:
             continue
         if job.target not in token_of:
-            source = tokens.get(job.target)
-            try:
-                token_of[job.target] = source.access_token() if source else CrosswatchError(
-                    f"target {job.target} has no token source")
-            except CrosswatchError as exc:
-                token_of[job.target] = exc
+            token_of[job.target] = _token(target, tokens.get(job.target))
         token = token_of[job.target]
         state: State
         if isinstance(token, CrosswatchError):
@@ -121,7 +87,19 @@ def check_links(config: Config, journal: Journal, client: httpx.Client,
     return results
 
 
-def _ask(target: TargetConfig, remote_id: str, token: str, client: httpx.Client, journal: Journal,
+def _token(target: TargetConfig, source: TokenSource | None) -> str | None | CrosswatchError:
+    """The access token to read with: None on a platform that reads without signing in."""
+    if source is None:
+        if not registry.signs_in(target.kind):
+            return None
+        return CrosswatchError(f"target {target.name} has no token source")
+    try:
+        return source.access_token()
+    except CrosswatchError as exc:
+        return exc
+
+
+def _ask(target: TargetConfig, remote_id: str, token: str | None, client: httpx.Client, journal: Journal,
          job_id: int) -> tuple[State, str]:
     request = build_check_request(target, remote_id, token)
     try:
@@ -131,7 +109,7 @@ def _ask(target: TargetConfig, remote_id: str, token: str, client: httpx.Client,
         return "unknown", f"cannot reach {request.url.host}: {type(exc).__name__}"
     prices = pricing.prices_for(target.kind, target.prices)
     if prices is not None and response.is_success:
-        resources = pricing.billed_resources(_body(response))
+        resources = pricing.billed_resources(json_body(response))
         if resources:
             journal.record_reads(target.name, resources, prices["read"], job_id=job_id, purpose="link_check")
     return parse_check(target, response)

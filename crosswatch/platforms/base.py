@@ -15,11 +15,14 @@ import enum
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 import httpx
 
 from crosswatch.models import Caption, PreparedImage
+
+if TYPE_CHECKING:
+    from crosswatch.config import TargetConfig
 
 
 @dataclass(frozen=True)
@@ -172,7 +175,32 @@ class QuotaCheck(Protocol):
     """Sans-I/O: ``build`` the question, ``parse`` the answer (None when it says nothing usable)."""
 
     step: str  # the name of the step the quota counts
+    # (optional) ``label``: what the platform calls the quota, for doctor ("publishing quota").
 
     def build(self, ctx: JobContext) -> httpx.Request: ...
 
     def parse(self, response: httpx.Response) -> Quota | None: ...
+
+
+def account_context(target: str, access_token: str | None, account_id: str | None) -> JobContext:
+    """A context for a question about the account rather than a job (``doctor`` reading a quota)."""
+    return JobContext(job_id=0, target=target, photo_hash="", photo_path=Path(), image=None,
+                      caption=Caption(text="", length=0, limit=0, alt_text=None, hashtags=(), shortened=()),
+                      access_token=access_token, account_id=account_id)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Links: is a post crosswatch made still there? (`crosswatch links check`)
+
+LinkState = Literal["ok", "broken", "unknown"]
+
+
+@runtime_checkable
+class LinkCheck(Protocol):
+    """A platform's ``steps.LINK_CHECK`` (sans-I/O): ``build`` reads one post back by its platform id,
+    ``parse`` says whether it is there: ``ok``, ``broken`` (the platform says it is gone) or
+    ``unknown`` (it could not tell), with a few words in the platform's own terms. Never raises."""
+
+    def build(self, cfg: TargetConfig, remote_id: str, token: str | None) -> httpx.Request: ...
+
+    def parse(self, response: httpx.Response) -> tuple[LinkState, str]: ...

@@ -1,7 +1,8 @@
 """What a platform allows in a post (pure): the shape of every platform's ``limits.LIMITS``.
 
 compose fits captions by ``caption_limit`` and the platform's own ``caption_length``; media prepares
-images within ``image``; config fills a target's unset keys from ``config_defaults``.
+images within ``image``; config fills a target's unset keys from ``config_defaults``, and checks ``media_host``, ``link_to``
+and ``bridge.source`` by ``needs_media_host`` and ``bridge_source``.
 """
 
 from __future__ import annotations
@@ -38,3 +39,11 @@ class PlatformLimits:
     caps_hashtags: bool = False
     # Config keys a target of this type gets unless it sets them (endpoints, sign-in addresses).
     config_defaults: Mapping[str, Any] = field(default_factory=dict)
+    # Images one post may carry (a bridged carousel keeps its first ones); steps read the second
+    # and later from ``ctx.data["images"]``.
+    max_images: int = 1
+    # The platform fetches images from a public URL, so a target needs ``media_host`` (Instagram).
+    needs_media_host: bool = False
+    # The bridge can read the account's own posts and re-share them elsewhere (``bridge.source``,
+    # ``link_to``: the platform gives each post a permalink to link back to).
+    bridge_source: bool = False

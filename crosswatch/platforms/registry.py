@@ -3,14 +3,15 @@
 A target's ``type`` in the config is a platform name here. Each platform is a package under
 ``crosswatch/platforms/`` whose ``build(target_config)`` makes its target; ``limits`` holds its
 ``LIMITS`` (counting rule, caption and image limits, config defaults), ``steps`` the sans-I/O steps and
-reconciler and, where the platform signs in, ``signin`` its ``SIGN_IN``. The rest of
+reconciler and, where the platform signs in, ``signin`` its ``SIGN_IN``. Optional hooks:
+``steps.LINK_CHECK`` (reading a post back) and the package's ``doctor`` (checks of its own). The rest of
 crosswatch asks this module instead of comparing a target's type with a platform's name.
 """
 
 from __future__ import annotations
 
 import importlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import ModuleType
 from typing import TYPE_CHECKING, cast
@@ -20,8 +21,11 @@ from crosswatch.errors import ConfigError
 if TYPE_CHECKING:
     from crosswatch.auth.flow import SignIn
     from crosswatch.config import Config, TargetConfig
-    from crosswatch.platforms.base import Target
+    from crosswatch.platforms.base import LinkCheck, Target
     from crosswatch.platforms.limits import PlatformLimits
+
+# A platform's own doctor checks for one target: (ok, line) pairs, e.g. the outbox's folder.
+Doctor = Callable[["TargetConfig"], list[tuple[bool, str]]]
 
 
 @dataclass(frozen=True)
@@ -67,6 +71,28 @@ def sign_in(kind: str) -> SignIn | None:
 def limits(kind: str) -> PlatformLimits:
     """The platform's limits and counting rule (``platforms/<name>/limits.py``); KeyError if unknown."""
     return cast("PlatformLimits", PLATFORMS[kind].part("limits").LIMITS)
+
+
+def link_check(kind: str) -> LinkCheck | None:
+    """How `crosswatch links check` reads a post of this platform back (``steps.LINK_CHECK``), or
+    None for a platform whose posts cannot be read back (the outbox)."""
+    found = PLATFORMS.get(kind)
+    if found is None:
+        return None
+    return cast("LinkCheck | None", getattr(found.part("steps"), "LINK_CHECK", None))
+
+
+def kinds_where(flag: str) -> tuple[str, ...]:
+    """The platforms whose limits set ``flag`` (``needs_media_host``, ``bridge_source``), for config
+    messages that say which types may do something."""
+    return tuple(name for name in PLATFORMS if getattr(limits(name), flag))
+
+
+def doctor(kind: str) -> Doctor | None:
+    """The platform's own ``doctor`` checks (its package's ``doctor`` function), beyond the ones every
+    target gets (sign-in, quota, media host); None when it has none."""
+    found = PLATFORMS.get(kind)
+    return None if found is None else cast("Doctor | None", getattr(found.part(), "doctor", None))
 
 
 def build_target(target: TargetConfig) -> Target:

@@ -25,4 +25,6 @@ LIMITS = PlatformLimits(
         "api_base": "https://api.instagram.com",
         "authorize_url": "https://www.instagram.com/oauth/authorize",
     },
+    needs_media_host=True,
+    bridge_source=True,
 )

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from crosswatch.config import TargetConfig
-from crosswatch.platforms.base import Finding, JobContext, Kind, Outcome, Quota, Step, Verdict
+from crosswatch.platforms.base import Finding, JobContext, Kind, LinkState, Outcome, Quota, Step, Verdict
 from crosswatch.platforms.reading import graph_time, id_string, integer, json_body, text
 
 if TYPE_CHECKING:
@@ -261,6 +261,7 @@ class PublishingLimitCheck:
 
     config: TargetConfig
     step: str = "publish"
+    label: str = "publishing quota"
 
     def build(self, ctx: JobContext) -> httpx.Request:
         return build_publishing_limit_request(self.config, ctx.account_id, ctx.access_token)
@@ -579,3 +580,30 @@ class InstagramReconciler:
         media_id = found["id"]
         return Finding(Verdict.POSTED, remote_id=media_id, permalink=found["permalink"],
                        data={"media_id": media_id, "permalink": found["permalink"]})
+
+
+# ---------------------------------------------------------------------------------------------------
+# `crosswatch links check`: is the post still there?
+
+# Graph's answer for an object that does not exist (or is not visible to this token).
+MISSING_OBJECT = (100, 33)
+
+
+class InstagramLinkCheck:
+    """``GET /{media-id}?fields=permalink``; a deleted post answers code 100, subcode 33 (or 404)."""
+
+    def build(self, cfg: TargetConfig, remote_id: str, token: str | None) -> httpx.Request:
+        return build_permalink_request(cfg, remote_id, token)
+
+    def parse(self, response: httpx.Response) -> tuple[LinkState, str]:
+        if response.is_success:
+            body = json_body(response)
+            permalink = body.get("permalink") if isinstance(body, Mapping) else None
+            return "ok", f"the post is there ({permalink})" if permalink else "the post is there"
+        error = parse_graph_error(response)
+        if error.pair == MISSING_OBJECT or response.status_code == 404:
+            return "broken", f"Instagram cannot find the post; it was deleted ({error.reason})"
+        return "unknown", error.reason
+
+
+LINK_CHECK = InstagramLinkCheck()

@@ -19,5 +19,6 @@ LIMITS = PlatformLimits(
     caption_length=weighted_length,
     default_caption="{title} {attribution} {hashtags}",
     image=TargetSpec("x", "X", max_bytes=5_000_000, max_long_edge=4096),
+    max_images=4,
     config_defaults={"api_base": "https://api.x.com", "authorize_url": "https://x.com/i/oauth2/authorize"},
 )

@@ -30,7 +30,16 @@ from typing import Any
 import httpx
 
 from crosswatch.config import TargetConfig
-from crosswatch.platforms.base import DUPLICATE_REFUSED, Finding, JobContext, Kind, Outcome, Step, Verdict
+from crosswatch.platforms.base import (
+    DUPLICATE_REFUSED,
+    Finding,
+    JobContext,
+    Kind,
+    LinkState,
+    Outcome,
+    Step,
+    Verdict,
+)
 from crosswatch.platforms.reading import id_string, json_body, text
 
 DEFAULT_API_BASE = "https://api.x.com"
@@ -636,3 +645,30 @@ def _on_page(request: httpx.Request, page: str | None) -> httpx.Request:
     if not page:
         return request
     return httpx.Request("GET", request.url.copy_merge_params({"pagination_token": page}), headers=request.headers)
+
+
+# ---------------------------------------------------------------------------------------------------
+# `crosswatch links check`: is the post still there? (a read X bills per resource: pricing.py)
+
+
+class XLinkCheck:
+    """``GET /2/tweets/{id}``; a deleted post answers 200 with a resource-not-found error, or 404."""
+
+    def build(self, cfg: TargetConfig, remote_id: str, token: str | None) -> httpx.Request:
+        return httpx.Request("GET", api_url(cfg, f"/2/tweets/{remote_id}"), headers=bearer(token))
+
+    def parse(self, response: httpx.Response) -> tuple[LinkState, str]:
+        body = json_body(response)
+        if response.status_code == 200 and isinstance(body, Mapping):
+            if isinstance(body.get("data"), Mapping):
+                return "ok", "the post is there"
+            errors = body.get("errors")
+            for error in errors if isinstance(errors, list) else ():
+                if isinstance(error, Mapping) and str(error.get("type", "")).endswith("/resource-not-found"):
+                    return "broken", str(error.get("detail") or "X cannot find the post; it was deleted")
+        if response.status_code == 404:
+            return "broken", "X cannot find the post; it was deleted"
+        return "unknown", parse_problem(response).reason
+
+
+LINK_CHECK = XLinkCheck()
