@@ -238,8 +238,9 @@ class Bridge:
         self.folder = config.state_dir / "bridge"
 
     def poll(self) -> int:
-        """Look at the account once; returns how many posts were bridged (each one job per target). Problems (no token, the
-        platform unreachable, a failed download) are logged and left for the next poll."""
+        """Look at the account once; returns how many posts were bridged (each one job per target).
+        Problems (no token, the platform unreachable, a failed download) are logged and left for the
+        next poll."""
         if self.token is None:
             log.warning("the bridge has no Instagram sign-in", target=self.source.name,
                         fix=f"crosswatch auth login {self.source.name}")

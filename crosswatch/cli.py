@@ -411,109 +411,17 @@ def _check_journal(config: Config) -> tuple[bool, str]:
         f" (newest {backups[0].name})" if backups else "")
 
 
-def _check_targets(config: Config) -> list[tuple[bool, str]]:
-    results: list[tuple[bool, str]] = []
-    for name, target in config.targets.items():
-        if target.kind == "outbox":
-            assert target.path is not None
-            parent = target.path if target.path.exists() else target.path.parent
-            ok = os.access(parent, os.W_OK)
-            results.append((ok, f"target {name}: outbox {target.path}" + ("" if ok else ": not writable")))
-        else:
-            results.extend(_check_platform(config, name))
-    return results
-
-
-def _check_platform(config: Config, name: str) -> list[tuple[bool, str]]:
-    from crosswatch import auth
-    from crosswatch.secrets import SecretStore
-
-    target = config.targets[name]
-    try:
-        state = auth.status(target, SecretStore())
-    except CrosswatchError as exc:
-        return [(False, f"target {name}: {exc}")]
-    if state["problem"]:
-        results = [(False, f"target {name}: {state['problem']}")]
-    else:
-        who = state["username"] or state["account_id"] or "unknown account"
-        results = [(True, f"target {name}: signed in as {who}, token expires {state['expires_at'] or 'never'}")]
-    with Journal(config.journal_path) as journal:
-        hold = journal.holds(time.time()).get(name)
-        spent_here = spend.month_spend(config, journal, time.time()).get(name)
-    if hold:
-        results.append((hold.kind not in ("auth", "paused"),
-                        f"target {name}: waiting until {_when(hold.until)}: {hold.reason}"))
-    if spent_here is not None:
-        results.append((True, f"target {name}: {spend.spend_line(spent_here)}"))
-    if target.kind == "instagram":
-        if not state["problem"]:
-            results.append(_check_publishing_quota(config, name))
-        results.append(_check_media_host(config, name))
-    return results
-
-
-def _check_publishing_quota(config: Config, name: str) -> tuple[bool, str]:
-    """Instagram's content_publishing_limit as the account stands now (read-only)."""
-    from crosswatch import auth
-    from crosswatch.platforms.instagram.steps import build_publishing_limit_request, parse_publishing_limit
-    from crosswatch.secrets import SecretStore
-
-    target = config.targets[name]
-    tokens = auth.load_tokens(SecretStore(), name)
-    if tokens is None:
-        return False, f"target {name}: not signed in; run `crosswatch auth login {name}`"
-    request = build_publishing_limit_request(target, tokens.account_id, tokens.access_token)
-    try:
-        with _auth_client() as client:
-            response = client.send(request)
-    except Exception as exc:  # any transport failure is one line here, never a traceback
-        return False, f"target {name}: cannot read the publishing quota ({type(exc).__name__})"
-    quota = parse_publishing_limit(response)
-    if quota is None or quota.total is None:
-        return False, f"target {name}: cannot read the publishing quota (HTTP {response.status_code})"
-    hours = (quota.duration or 86400) / 3600
-    text = f"target {name}: publishing quota {quota.usage} of {quota.total} used in the last {hours:g} h"
-    return True, text + ("; posts wait until it frees" if quota.remaining == 0 else "")
-
-
-def _check_media_host(config: Config, name: str) -> tuple[bool, str]:
-    import tempfile
-
-    from crosswatch.hosting import build_host, verify_host
-
-    media_host = config.targets[name].media_host
-    if media_host is None:
-        return False, f"target {name}: no media_host; Instagram fetches images from a public URL"
-    try:
-        with _auth_client() as client, tempfile.TemporaryDirectory(prefix="crosswatch-doctor-") as scratch:
-            url = verify_host(build_host(media_host), client, Path(scratch))
-    except CrosswatchError as exc:
-        return False, f"target {name}: media host ({media_host.type}): {exc}"
-    return True, f"target {name}: media host ({media_host.type}) serves files at {url.split('?')[0]}"
-
-
-def _check_bridge(config: Config) -> list[tuple[bool, str]]:
-    bridge = config.bridge
-    if not bridge.enabled:
-        return []
-    head = f"bridge {bridge.source} -> {bridge.target}"
-    with Journal(config.journal_path) as journal:
-        baseline = journal.bridge_baseline(bridge.source)
-        counts = journal.bridge_counts(bridge.source)
-    if baseline is None:
-        return [(True, f"{head}: starts with the daemon (posts already on Instagram are left alone"
-                       + (f", but the last {bridge.backfill}" if bridge.backfill else "") + ")")]
-    return [(True, f"{head}: re-shared {counts.get('bridged', 0)}, left alone {counts.get('skipped', 0)}")]
-
-
 @cli.command()
 @pass_obj
 def doctor(obj: Obj) -> None:
     """Check the config, folders, state dir, journal, tokens and media host; say what to fix."""
+    from crosswatch import doctor as doctor_checks
+
     config = obj.config
     checks = [(True, f"config {config.source}: valid")]
-    checks += _check_folders(config) + _check_state_dir(config) + _check_targets(config) + _check_bridge(config)
+    with _auth_client() as client:
+        targets = doctor_checks.target_checks(config, client)
+    checks += _check_folders(config) + _check_state_dir(config) + targets + doctor_checks.bridge_checks(config)
     for ok, text in checks:
         click.echo(("ok    " if ok else "FIX   ") + text)
     if not all(ok for ok, _ in checks):

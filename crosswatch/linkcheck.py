@@ -70,7 +70,7 @@ def check_links(config: Config, journal: Journal, client: httpx.Client,
                 tokens: Mapping[str, TokenSource]) -> list[LinkStatus]:
     """Every done job on a platform that can read its posts back, checked against that platform."""
     results: list[LinkStatus] = []
-    token_of: dict[str, str | None | CrosswatchError] = {}
+    token_of: dict[str, str | CrosswatchError | None] = {}
     for job in journal.jobs(state=JobState.DONE):
         target = config.targets.get(job.target)
         if target is None or registry.link_check(target.kind) is None or not job.remote_id:
@@ -87,7 +87,7 @@ def check_links(config: Config, journal: Journal, client: httpx.Client,
     return results
 
 
-def _token(target: TargetConfig, source: TokenSource | None) -> str | None | CrosswatchError:
+def _token(target: TargetConfig, source: TokenSource | None) -> str | CrosswatchError | None:
     """The access token to read with: None on a platform that reads without signing in."""
     if source is None:
         if not registry.signs_in(target.kind):

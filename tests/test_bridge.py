@@ -403,7 +403,7 @@ def album_permalink(emulator: Emulator, shortcode: str) -> str:
 
 def test_link_none_leaves_the_permalink_out(tmp_path: Path) -> None:
     config = make_config(tmp_path, link="none")
-    caption = compose.condense_for_x(config, "x", CAPTION, link=None)
+    caption = compose.condense(config, "x", CAPTION, link=None)
     assert "http" not in caption.text and CREDIT in caption.text
 
 
@@ -414,10 +414,10 @@ def test_condensed_caption_keeps_the_credit_caps_hashtags_and_fits_with_the_link
     config = make_config(tmp_path)
     link = "https://www.instagram.com/p/" + "A" * 200 + "/"
     long_lead = "A very long first line about the morning " * 20
-    caption = compose.condense_for_x(config, "x", f"{long_lead}\n{CREDIT}\n#one #two #three #four #five", link=link)
+    caption = compose.condense(config, "x", f"{long_lead}\n{CREDIT}\n#one #two #three #four #five", link=link)
     assert compose.weighted_length(caption.text) <= 280
     assert CREDIT in caption.text and link in caption.text
-    short = compose.condense_for_x(config, "x", CAPTION, link=link)
+    short = compose.condense(config, "x", CAPTION, link=link)
     assert short.hashtags == ("#fog", "#harbour", "#dawn")  # hashtags.max.x defaults to 3
     assert "#seascape" not in short.text
 
@@ -435,7 +435,7 @@ LINE = st.text(st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")), ma
 def test_any_instagram_caption_condenses_to_a_valid_x_post(tmp_path: Path, lines: list[str], credit: str,
                                                          link: str | None) -> None:
     config = make_config(tmp_path)
-    caption = compose.condense_for_x(config, "x", "\n".join([*lines, credit]), link=link)
+    caption = compose.condense(config, "x", "\n".join([*lines, credit]), link=link)
     assert caption.length == compose.weighted_length(caption.text) <= 280
     assert not X_MENTION.search(caption.text), "nobody on X is mentioned"
     if link:
@@ -446,12 +446,12 @@ def test_any_instagram_caption_condenses_to_a_valid_x_post(tmp_path: Path, lines
 
 
 def test_the_lead_is_the_first_line_with_words(tmp_path: Path) -> None:
-    caption = compose.condense_for_x(make_config(tmp_path), "x", "🌅\n.\nSunrise at the lake. Cold!\n#lake")
+    caption = compose.condense(make_config(tmp_path), "x", "🌅\n.\nSunrise at the lake. Cold!\n#lake")
     assert caption.text == "Sunrise at the lake. #lake"
 
 
 def test_instagram_handles_do_not_mention_anyone_on_x(tmp_path: Path) -> None:
-    caption = compose.condense_for_x(make_config(tmp_path), "x", "Portrait of @jane.doe.\n📷 by @ada_l")
+    caption = compose.condense(make_config(tmp_path), "x", "Portrait of @jane.doe.\n📷 by @ada_l")
     assert caption.text == "Portrait of jane.doe (Instagram). 📷 by ada_l (Instagram)"
 
 

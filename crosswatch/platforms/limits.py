@@ -1,8 +1,8 @@
 """What a platform allows in a post (pure): the shape of every platform's ``limits.LIMITS``.
 
 compose fits captions by ``caption_limit`` and the platform's own ``caption_length``; media prepares
-images within ``image``; config fills a target's unset keys from ``config_defaults``, and checks ``media_host``, ``link_to``
-and ``bridge.source`` by ``needs_media_host`` and ``bridge_source``.
+images within ``image``; config fills a target's unset keys from ``config_defaults`` and checks
+``media_host``, ``link_to`` and ``bridge.source`` by ``needs_media_host`` and ``bridge_source``.
 """
 
 from __future__ import annotations
