@@ -118,7 +118,7 @@ def compose(config: Config, target: str, metadata: Metadata, photo_path: PurePat
     rules = _rules_for(kind, cap)
     values = placeholder_values(config, target, metadata, photo_path, link)
     tags = _capped_tags(build_hashtags(config, metadata), cap, values, kind)
-    template = config.captions.get(target) or DEFAULT_CAPTIONS.get(kind, DEFAULT_CAPTIONS["outbox"])
+    template = config.captions.get(target) or registry.limits(kind).default_caption
     if link and "link" not in template_fields(template):
         # A link asked for by the job (cross-promotion) travels even when the template has no {link}.
         template += "\n\n{link}" if "\n" in template else " {link}"
@@ -138,7 +138,7 @@ def compose(config: Config, target: str, metadata: Metadata, photo_path: PurePat
 def _target_kind(config: Config, target: str) -> str:
     if target in config.targets:
         return config.targets[target].kind
-    if target in DEFAULT_CAPTIONS:
+    if registry.platform(target) is not None:
         return target
     raise ValueError(f"unknown target {target!r}; targets: {', '.join(sorted(config.targets))}")
 

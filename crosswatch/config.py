@@ -27,8 +27,6 @@ from crosswatch.errors import ConfigError
 from crosswatch.platforms import registry
 from crosswatch.templates import BRIDGE_PLACEHOLDERS, KNOWN_PLACEHOLDERS, TemplateError, template_fields
 
-KNOWN_TARGET_KINDS = registry.names()
-
 DEFAULT_INCLUDE = ("*.jpg", "*.jpeg", "*.png", "*.heic", "*.heif", "*.webp", "*.tif", "*.tiff")
 
 
@@ -108,10 +106,6 @@ class TargetConfig:
     # X charges more for a post with a URL: false keeps URLs out of what the user did not ask a link
     # for (the credit line names its licence, "CC BY 4.0", instead of linking it).
     allow_urls: bool = False
-
-
-TARGET_DEFAULTS: dict[str, dict[str, Any]] = {
-    name: dict(registry.limits(name).config_defaults) for name in KNOWN_TARGET_KINDS}
 
 
 @dataclass(frozen=True)
@@ -783,7 +777,7 @@ def config_from_mapping(data: dict[str, Any], path: Path, where: _Located | None
     base_dir = path.parent.resolve()
     data = dict(data)
     if "targets" not in data or not data["targets"]:
-        raise where.error(("targets",), f"is required: name at least one target ({', '.join(KNOWN_TARGET_KINDS)})")
+        raise where.error(("targets",), f"is required: name at least one target ({', '.join(registry.names())})")
     if not isinstance(data["targets"], dict):
         raise where.error(("targets",), f"must be a mapping, not {_yaml_kind(data['targets'])}")
     targets = {
@@ -807,12 +801,14 @@ def _build_target(name: str, raw: Any, where: _Located, base_dir: Path) -> Targe
         raise where.error(path, f"must be a mapping, not {_yaml_kind(raw)}")
     raw = dict(raw)
     kind = raw.pop("type", name)
-    if kind not in KNOWN_TARGET_KINDS:
-        raise where.error(path, f"unknown target type {kind!r}; use type: one of {', '.join(KNOWN_TARGET_KINDS)}")
-    merged = {**TARGET_DEFAULTS[kind], **raw}
+    if registry.platform(kind) is None:  # asked at load time: the registry is the one list of platforms
+        raise where.error(path, f"unknown target type {kind!r}; use type: one of {', '.join(registry.names())}")
+    merged = {**registry.limits(kind).config_defaults, **raw}
     target: TargetConfig = _build(TargetConfig, merged, path, where, base_dir, extra={"name": name, "kind": kind})
-    if kind == "outbox" and target.path is None:
-        raise where.error((*path, "path"), "is required for an outbox target (the folder it writes into)")
+    for key, purpose in registry.limits(kind).required_config.items():
+        if getattr(target, key, None) is None:
+            article = "an" if kind[:1] in "aeiou" else "a"
+            raise where.error((*path, key), f"is required for {article} {kind} target ({purpose})")
     return target
 
 

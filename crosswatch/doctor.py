@@ -37,9 +37,7 @@ def target_checks(config: Config, client: httpx.Client) -> list[Check]:
 
 def _target_checks(config: Config, target: TargetConfig, client: httpx.Client) -> list[Check]:
     own = registry.doctor(target.kind)
-    if not registry.signs_in(target.kind):
-        return own(target) if own else []
-    results = _sign_in(config, target, client)
+    results = _sign_in(config, target, client) if registry.signs_in(target.kind) else []
     if registry.limits(target.kind).needs_media_host:
         results.append(_media_host(target, client))
     return results + (own(target) if own else [])

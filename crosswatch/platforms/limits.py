@@ -39,6 +39,8 @@ class PlatformLimits:
     caps_hashtags: bool = False
     # Config keys a target of this type gets unless it sets them (endpoints, sign-in addresses).
     config_defaults: Mapping[str, Any] = field(default_factory=dict)
+    # Target keys this platform cannot do without, each with what it is for (the outbox's path).
+    required_config: Mapping[str, str] = field(default_factory=dict)
     # Images one post may carry (a bridged carousel keeps its first ones); steps read the second
     # and later from ``ctx.data["images"]``.
     max_images: int = 1

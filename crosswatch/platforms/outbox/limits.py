@@ -8,4 +8,6 @@ from dataclasses import replace
 from crosswatch.platforms.instagram.limits import LIMITS as INSTAGRAM_LIMITS
 from crosswatch.platforms.limits import PlatformLimits, TargetSpec
 
-LIMITS: PlatformLimits = replace(INSTAGRAM_LIMITS, image=TargetSpec("outbox", "the outbox"), config_defaults={})
+LIMITS: PlatformLimits = replace(INSTAGRAM_LIMITS, image=TargetSpec("outbox", "the outbox"), config_defaults={},
+                                 needs_media_host=False, bridge_source=False,
+                                 required_config={"path": "the folder it writes into"})
