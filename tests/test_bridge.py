@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
+import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -33,6 +34,7 @@ from crosswatch.bridge import (
     skip_reason,
 )
 from crosswatch.config import Config, config_from_mapping
+from crosswatch.errors import ConfigError
 from crosswatch.emulator import DEFAULT_IG_CLIENT_ID, DEFAULT_X_CLIENT_ID, Emulator, EmulatorServer
 from crosswatch.jobs import JobContexts
 from crosswatch.journal import Journal, NewFile
@@ -66,7 +68,8 @@ class StaticToken:
         return None
 
 
-def make_config(tmp_path: Path, url: str = BASE, approval: bool = False, **bridge: Any) -> Config:
+def make_config(tmp_path: Path, url: str = BASE, approval: bool | list[str] = False, outbox: bool = False,
+                **bridge: Any) -> Config:
     inbox = tmp_path / "inbox"
     inbox.mkdir(exist_ok=True)
     document = {
@@ -75,6 +78,7 @@ def make_config(tmp_path: Path, url: str = BASE, approval: bool = False, **bridg
         "targets": {
             "x": {"client_id": DEFAULT_X_CLIENT_ID, "api_base": url, "web_base": f"{url}/_emulator/x"},
             "instagram": {"client_id": DEFAULT_IG_CLIENT_ID, "graph_base": url, "api_base": url},
+            **({"outbox": {"path": str(tmp_path / "outbox")}} if outbox else {}),
         },
         "links": {"utm": {"x": {"source": "x", "medium": "social"}}},
         "bridge": {"enabled": True, "poll_seconds": 1, **bridge},
@@ -397,6 +401,67 @@ def test_a_failed_upload_mid_carousel_resumes_without_uploading_the_first_images
     assert [r.status for r in emulator.requests_log("x.media.upload")] == [200, 503, 200, 200]
 
 
+def test_one_post_is_one_job_per_target_once_across_restarts_each_fitted_to_its_platform(
+        tmp_path: Path, emulator: Emulator, client: httpx.Client, journal: Journal) -> None:
+    config = make_config(tmp_path, outbox=True, targets=["x", "outbox"], approval=["outbox"])
+    ig_token = StaticToken(emulator.mint_ig_token()["access_token"])
+    Bridge(config, journal, client, ig_token).poll()
+    album = emulator.post_from_phone(caption=CAPTION, images=tuple(jpeg_bytes(s, size=(480, 360)) for s in range(3)),
+                                     alt_texts=("Boats", None, "Gulls"))
+    assert Bridge(config, journal, client, ig_token).poll() == 1
+    assert Bridge(config, journal, client, ig_token).poll() == 0  # a restart: same journal, a new bridge
+    jobs = {job.target: job for job in journal.jobs() if "bridge" in job.data}
+    assert sorted(jobs) == ["outbox", "x"] and len({job.photo_id for job in jobs.values()}) == 1
+    assert jobs["x"].state is JobState.READY and jobs["outbox"].state is JobState.AWAITING_APPROVAL
+    assert journal.bridge_counts("instagram") == {"bridged": 1}
+
+    targets = {name: build_target(config.targets[name]) for name in ("x", "outbox")}
+    runner = Runner(config, journal, targets, client=client,
+                    tokens={"x": StaticToken(emulator.mint_x_token()["access_token"])})
+
+    def run_until_done(count: int) -> None:
+        for _ in range(40):
+            runner.run_due()
+            if len([j for j in journal.jobs(state=JobState.DONE) if "bridge" in j.data]) == count:
+                return
+            time.sleep(0.02)
+        raise AssertionError([(j.target, j.state, j.reason) for j in journal.jobs()])
+
+    run_until_done(1)
+    downloads = tmp_path / "state" / "bridge" / album.id
+    assert downloads.is_dir(), "kept while the outbox's re-share is still to go out"
+    journal.transition(jobs["outbox"].id, JobState.READY, next_attempt_at=time.time(), detail="approved")
+    run_until_done(2)
+    assert not downloads.exists(), "removed once every target's post is out"
+
+    (x_post,) = emulator.x_posts()
+    assert len(x_post.media_ids) == 3 and compose.weighted_length(x_post.text) <= 280
+    assert x_post.text.startswith("Fog rolling over the harbour at dawn.") and CREDIT in x_post.text
+    assert "#seascape" not in x_post.text  # hashtags.max.x: 3
+    (written,) = (tmp_path / "outbox").glob("*.txt")
+    outbox_text = written.read_text()
+    permalink = album_permalink(emulator, album.shortcode)
+    assert outbox_text.startswith("Fog rolling over the harbour at dawn.") and CREDIT in outbox_text
+    assert f"{permalink} " in outbox_text.replace("\n", " ")  # the outbox has no links.utm: the plain permalink
+    assert "#seascape" in outbox_text and "Length:" in outbox_text and "of 2200" in outbox_text
+    assert "Alt text:\nBoats" in outbox_text
+    assert len(list((tmp_path / "outbox").glob("*.jpg"))) == 1  # the outbox takes one image a post
+
+
+def test_bridge_target_the_old_spelling_still_works_and_targets_are_checked(tmp_path: Path) -> None:
+    assert make_config(tmp_path, target="x").bridge.targets == ("x",)
+    assert make_config(tmp_path, outbox=True, targets="outbox").bridge.targets == ("outbox",)
+    for bridge, words in ((dict(target="x", targets=["x"]), "bridge.target: is the old spelling of bridge.targets"),
+                          (dict(targets=[]), "bridge.targets: is empty"),
+                          (dict(targets=["x", "mastodon"]), "bridge.targets.1: names target 'mastodon', which is not"),
+                          (dict(targets=["x", "x"]), "bridge.targets.1: names 'x' twice"),
+                          (dict(target="instagram"), "bridge.target: names 'instagram', the bridge's own source"),
+                          (dict(target=["x"]), "bridge.target: must be text")):
+        with pytest.raises(ConfigError) as refused:
+            make_config(tmp_path, **bridge)
+        assert words in str(refused.value), str(refused.value)
+
+
 def album_permalink(emulator: Emulator, shortcode: str) -> str:
     return f"{BASE}/_emulator/p/{shortcode}/"
 
@@ -512,3 +577,25 @@ def test_run_once_bridges_the_backfill_and_posts_it(workspace: dict[str, Path], 
     assert len(emulator.x_posts()) == 1
     doctor = run_cli("doctor", config=config)
     assert "ok    bridge instagram -> x: re-shared 1, left alone 1" in doctor.stdout, doctor.stdout
+
+
+def test_run_once_bridges_to_x_and_the_outbox_once_each(workspace: dict[str, Path], hosted: Path,
+                                                        served: tuple[Emulator, EmulatorServer]) -> None:
+    emulator, server = served
+    config = platform_config(workspace, server.url, hosted,
+                             bridge={"enabled": True, "backfill": 1, "targets": ["x", "outbox"]})
+    document = yaml.safe_load(config.read_text())
+    document["targets"]["outbox"] = {"path": str(workspace["outbox"])}
+    config.write_text(yaml.safe_dump(document, sort_keys=False))
+    sign_in(config, emulator)
+    newest = emulator.post_from_phone(caption=CAPTION, image=photo(52))
+    for _ in range(2):  # the second run finds nothing new to bridge
+        result = run_cli("run", "--once", config=config)
+        assert result.returncode == 0, result.stderr
+    (x_post,) = emulator.x_posts()
+    (written,) = workspace["outbox"].glob("*.txt")
+    for text in (x_post.text, written.read_text()):
+        assert f"/_emulator/p/{newest.shortcode}/" in text and CREDIT in text
+    assert "#seascape" in written.read_text() and "#seascape" not in x_post.text
+    doctor = run_cli("doctor", config=config)
+    assert "ok    bridge instagram -> x, outbox: re-shared 1, left alone 0" in doctor.stdout, doctor.stdout
