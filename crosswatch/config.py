@@ -99,7 +99,7 @@ class TargetConfig:
     # the same photo's job there is done, then {link} is that post's permalink (if ``link`` says so).
     link_to: str | None = None
     link: Literal["permalink", "none"] = "permalink"
-    # Where the platform charges per call (X): overrides of pricing.X_PRICES, e.g. {post: 0.015}.
+    # Where the platform charges per call (X): overrides of its price table, e.g. {post: 0.015}.
     prices: Mapping[str, float] = field(default_factory=dict)
     # Posts wait for the next month (in schedule.timezone) once the next one would pass this.
     monthly_budget_usd: float | None = None
@@ -928,7 +928,7 @@ def _bridge_alias(data: dict[str, Any], where: _Located) -> dict[str, Any]:
 
 def _check_pricing(config: Config, where: _Located) -> None:
     """``prices`` and ``monthly_budget_usd`` only where the platform charges, with known names."""
-    from crosswatch.pricing import X_PRICES, charges
+    from crosswatch.pricing import charges, known_prices
 
     for name, target in config.targets.items():
         path = ("targets", name)
@@ -938,9 +938,10 @@ def _check_pricing(config: Config, where: _Located) -> None:
             if set_here:
                 raise where.error((*path, set_here[0]), f"{target.kind} does not charge per call; remove this key")
             continue
+        known = known_prices(target.kind)
         for item, usd in target.prices.items():
-            if item not in X_PRICES:
-                raise where.error((*path, "prices", item), f"unknown price; known: {', '.join(X_PRICES)}")
+            if item not in known:
+                raise where.error((*path, "prices", item), f"unknown price; known: {', '.join(known)}")
             if usd < 0:
                 raise where.error((*path, "prices", item), "must not be negative")
         if target.monthly_budget_usd is not None and target.monthly_budget_usd < 0:

@@ -59,19 +59,29 @@ BILLED_STEPS: Mapping[str, str] = {
 ITEM_LABELS: Mapping[str, str] = {"post_with_url": "post with a URL", "media_metadata": "alt text",
                                   "media_upload": "upload"}
 
-# Target kinds whose platform charges per call; the others cost nothing (cost_usd is null).
-CHARGING_KINDS = frozenset({"x"})
+
+
+def _table(kind: str) -> Mapping[str, float] | None:
+    """The platform's price table (its limits' ``prices``: X's is X_PRICES); None: it charges nothing."""
+    from crosswatch.platforms import registry  # the platforms' limits import this module
+
+    return registry.limits(kind).prices if registry.platform(kind) is not None else None
 
 
 def charges(kind: str) -> bool:
-    return kind in CHARGING_KINDS
+    """Whether targets of this kind cost money per call; the others cost nothing (cost_usd is null)."""
+    return _table(kind) is not None
 
 
 def prices_for(kind: str, overrides: Mapping[str, float]) -> dict[str, float] | None:
     """The price table of a target kind with the config's overrides; None when it charges nothing."""
-    if not charges(kind):
-        return None
-    return {**X_PRICES, **overrides}
+    table = _table(kind)
+    return None if table is None else {**table, **overrides}
+
+
+def known_prices(kind: str) -> tuple[str, ...]:
+    """The price names a target of this kind may override (``targets.NAME.prices``)."""
+    return tuple(_table(kind) or ())
 
 
 def url_spans(text: str) -> list[tuple[int, int]]:

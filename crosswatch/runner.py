@@ -39,9 +39,9 @@ from crosswatch.platforms.base import (
     Step,
     Target,
     Verdict,
+    post_images,
     step_applies,
 )
-from crosswatch.platforms.x.steps import post_images
 from crosswatch.schedule import Planner
 
 log = structlog.get_logger("crosswatch.runner")

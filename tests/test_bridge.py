@@ -34,8 +34,8 @@ from crosswatch.bridge import (
     skip_reason,
 )
 from crosswatch.config import Config, config_from_mapping
-from crosswatch.errors import ConfigError
 from crosswatch.emulator import DEFAULT_IG_CLIENT_ID, DEFAULT_X_CLIENT_ID, Emulator, EmulatorServer
+from crosswatch.errors import ConfigError
 from crosswatch.jobs import JobContexts
 from crosswatch.journal import Journal, NewFile
 from crosswatch.models import Job, JobState

@@ -102,6 +102,15 @@ class Target(Protocol):
     def steps(self) -> Sequence[Step]: ...
 
 
+def post_images(ctx: JobContext) -> list[Mapping[str, Any]]:
+    """The images of a several-image post (``ctx.data["images"]``: path, format, alt_text; jobs.py
+    puts them there for a bridged carousel, as many as the platform's ``max_images``); [] for one."""
+    images = ctx.data.get("images")
+    if not isinstance(images, list) or len(images) < 2:
+        return []
+    return [image for image in images if isinstance(image, Mapping)]
+
+
 def step_applies(step: Step, ctx: JobContext) -> bool:
     """Whether the runner should perform ``step`` for this job.
 

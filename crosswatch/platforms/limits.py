@@ -39,6 +39,9 @@ class PlatformLimits:
     caps_hashtags: bool = False
     # Config keys a target of this type gets unless it sets them (endpoints, sign-in addresses).
     config_defaults: Mapping[str, Any] = field(default_factory=dict)
+    # What the platform charges per call, by price name (pricing.py: X's table and its source);
+    # None: it charges nothing, so no price, budget or cost applies.
+    prices: Mapping[str, float] | None = None
     # Target keys this platform cannot do without, each with what it is for (the outbox's path).
     required_config: Mapping[str, str] = field(default_factory=dict)
     # Images one post may carry (a bridged carousel keeps its first ones); steps read the second

@@ -7,6 +7,7 @@ from __future__ import annotations
 import twitter_text
 
 from crosswatch.platforms.limits import PlatformLimits, TargetSpec
+from crosswatch.pricing import X_PRICES
 
 
 def weighted_length(text: str) -> int:
@@ -20,5 +21,6 @@ LIMITS = PlatformLimits(
     default_caption="{title} {attribution} {hashtags}",
     image=TargetSpec("x", "X", max_bytes=5_000_000, max_long_edge=4096),
     max_images=4,
+    prices=X_PRICES,
     config_defaults={"api_base": "https://api.x.com", "authorize_url": "https://x.com/i/oauth2/authorize"},
 )

@@ -30,6 +30,7 @@ from typing import Any
 import httpx
 
 from crosswatch.config import TargetConfig
+from crosswatch.platforms import base
 from crosswatch.platforms.base import (
     DUPLICATE_REFUSED,
     Finding,
@@ -284,10 +285,7 @@ NEXT_IMAGE_SECONDS = 0.01
 
 def post_images(ctx: JobContext) -> list[Mapping[str, Any]]:
     """The images of a several-image post (``ctx.data["images"]``), at most 4; [] for one image."""
-    images = ctx.data.get("images")
-    if not isinstance(images, list) or len(images) < 2:
-        return []
-    return [image for image in images if isinstance(image, Mapping)][:MAX_IMAGES]
+    return base.post_images(ctx)[:MAX_IMAGES]
 
 
 def _media_ids(ctx: JobContext) -> list[str]:
