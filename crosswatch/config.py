@@ -181,8 +181,9 @@ class BridgeConfig:
     # UTM parameters for that link; empty: links.utm of the target.
     utm: Mapping[str, str] = field(default_factory=dict)
     max_images: int = 4
-    # The X caption, from the Instagram caption's parts: {title} its first line or sentence,
-    # {attribution} its credit line (kept whenever it fits), {hashtags} capped, {link}.
+    # Each target's caption, from the Instagram caption's parts, fitted to its platform's rules:
+    # {title} its first line or sentence, {attribution} its credit line (kept whenever it fits),
+    # {hashtags} capped, {link}.
     caption: str = "{title} {attribution} {hashtags} {link}"
 
 

@@ -4,7 +4,8 @@ Every target gets the same questions, asked of its platform through the registry
 needs nothing here: signed in and until when (``auth.status``, where the platform signs in), any hold
 and this month's spend (the journal), the platform's own quota where its target reads one before a
 step (the target's ``quota_check``, a ``QuotaCheck``: Instagram's publishing limit; the read also
-shows the platform answers), the media host where the platform fetches images from a URL
+shows the platform answers), else whether the platform answers and knows the token (the sign-in's
+account lookup, where the platform does not charge for it), the media host where the platform fetches images from a URL
 (``needs_media_host``), and whatever the platform checks for itself (its package's ``doctor``: the
 outbox's folder). The CLI prints them; the console can show the same list.
 """
@@ -65,10 +66,30 @@ def _sign_in(config: Config, target: TargetConfig, client: httpx.Client) -> list
                         f"target {name}: waiting until {_when(hold.until)}: {hold.reason}"))
     if spent_here is not None:
         results.append((True, f"target {name}: {spend.spend_line(spent_here)}"))
-    check = _quota_check(target)
-    if check is not None and not state["problem"]:
-        results.append(_quota(target, check, client))
+    if not state["problem"]:
+        check = _quota_check(target)
+        reachable = _quota(target, check, client) if check is not None else _lookup(target, client)
+        results += [reachable] if reachable is not None else []
     return results
+
+
+def _lookup(target: TargetConfig, client: httpx.Client) -> Check | None:
+    """Whether the platform answers and knows the token: the sign-in's account lookup. Not where the
+    platform charges per call (X bills it as a read, $0.010): doctor spends nothing."""
+    from crosswatch import auth, pricing
+    from crosswatch.secrets import SecretStore
+
+    sign_in = registry.sign_in(target.kind)
+    tokens = auth.load_tokens(SecretStore(), target.name)
+    if sign_in is None or tokens is None or pricing.charges(target.kind):
+        return None
+    try:
+        account_id, username = sign_in.lookup_account(target, client, tokens.access_token)
+    except CrosswatchError as exc:
+        return False, f"target {target.name}: the platform refused the token: {exc}"
+    except httpx.HTTPError as exc:
+        return False, f"target {target.name}: cannot reach the platform ({type(exc).__name__})"
+    return True, f"target {target.name}: the platform answers, for {username or account_id}"
 
 
 def _quota_check(target: TargetConfig) -> QuotaCheck | None:

@@ -11,7 +11,7 @@ Tables:
     jobs    one row per (photo, target): state, step, attempts, next attempt, platform ids
     events  append-only log of every job transition
     holds   per target: no job of it starts before ``until`` (rate limit, quota, sign-in, spam block)
-    bridged every post the Instagram -> X bridge has looked at, and what it did with it (bridge.py)
+    bridged every post the Instagram bridge has looked at, and what it did with it (bridge.py)
     bridge_sources  per bridged account: when the bridge started and its baseline (older posts are
             not bridged unless backfill asked for them)
     charges every call a platform bills (X: posts, media calls, each resource read), with its price

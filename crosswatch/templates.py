@@ -36,7 +36,7 @@ KNOWN_PLACEHOLDERS: frozenset[str] = frozenset(
     }
 )
 
-# What the bridge's X caption is made of (compose.condense_for_x): the Instagram caption's parts.
+# What the bridge's captions are made of (compose.condense): the Instagram caption's parts.
 BRIDGE_PLACEHOLDERS: frozenset[str] = frozenset({"title", "attribution", "hashtags", "link"})
 
 _NAME = re.compile(r"[a-z_][a-z0-9_]*\Z")

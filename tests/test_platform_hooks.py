@@ -107,7 +107,13 @@ def journal(tmp_path: Path) -> Iterator[Journal]:
 
 
 def fake_api(request: httpx.Request) -> httpx.Response:
-    """Fakegram's read-back: post 1 is there, post 2 was deleted, anything else is a server error."""
+    """Fakegram's read-back: post 1 is there, post 2 was deleted, anything else is a server error;
+    ``/me`` knows the token "good" only, and ``down.test`` cannot be reached."""
+    if request.url.host == "down.test":
+        raise httpx.ConnectError("connection refused", request=request)
+    if request.url.path == "/me":
+        known = request.headers.get("Authorization") == "Bearer good"
+        return httpx.Response(200, json={"id": "7", "username": "ada"}) if known else httpx.Response(401)
     post = request.url.path.rsplit("/", 1)[-1]
     return httpx.Response({"1": 200, "2": 410}.get(post, 503), json={"id": post})
 
@@ -147,3 +153,25 @@ def test_doctor_gives_a_new_platform_the_generic_checks_and_its_own(fake: None, 
         (True, f"target fk: fake platform at {FAKE_API}"),  # its package's doctor
         (True, f"target o: outbox {tmp_path / 'out'}"),
     ]
+
+
+@pytest.mark.parametrize(("token", "api", "reachable"), [
+    ("good", FAKE_API, (True, "target fa: the platform answers, for ada")),
+    ("stale", FAKE_API, (False, "target fa: the platform refused the token: Fakegram answered 401: the token "
+                                "is not valid")),
+    ("good", "http://down.test", (False, "target fa: cannot reach the platform (ConnectError)")),
+])
+def test_doctor_asks_a_signed_in_platform_whether_it_answers(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                                             token: str, api: str, reachable: tuple[bool, str]
+                                                             ) -> None:
+    from crosswatch.auth.tokens import TokenSet, save_tokens
+    from crosswatch.secrets import SecretStore
+
+    monkeypatch.setattr(registry, "PLATFORMS", {**registry.PLATFORMS,
+                                                "fakeauth": Platform("fakeauth", "tests.fake_platform", signs_in=True)})
+    config = load(tmp_path, {"fa": {"type": "fakeauth", "api_base": api}})
+    save_tokens(SecretStore(), "fa", TokenSet(token, account_id="7", username="ada"))
+    with Journal(config.journal_path), httpx.Client(transport=httpx.MockTransport(fake_api)) as client:
+        checks = doctor.target_checks(config, client)
+    assert checks[:2] == [(True, "target fa: signed in as ada, token expires never"), reachable]
+    assert token not in repr(checks)
