@@ -108,6 +108,11 @@ class TargetConfig:
     # X charges more for a post with a URL: false keeps URLs out of what the user did not ask a link
     # for (the credit line names its licence, "CC BY 4.0", instead of linking it).
     allow_urls: bool = False
+    # mastodon: the server (its API, OAuth and app registration live under it; a path prefix is kept),
+    # who sees the status, and its language (ISO 639-1; unset: the server guesses).
+    instance: str | None = None
+    visibility: Literal["public", "unlisted", "private"] | None = None
+    language: str | None = None
 
 
 TARGET_DEFAULTS: dict[str, dict[str, Any]] = {
@@ -809,7 +814,21 @@ def _build_target(name: str, raw: Any, where: _Located, base_dir: Path) -> Targe
     target: TargetConfig = _build(TargetConfig, merged, path, where, base_dir, extra={"name": name, "kind": kind})
     if kind == "outbox" and target.path is None:
         raise where.error((*path, "path"), "is required for an outbox target (the folder it writes into)")
+    if kind == "mastodon":
+        _check_mastodon(target, path, where)
     return target
+
+
+def _check_mastodon(target: TargetConfig, path: tuple[str, ...], where: _Located) -> None:
+    instance = target.instance or ""
+    if not instance:
+        raise where.error((*path, "instance"), "is required for a mastodon target: the server's address, "
+                                               "e.g. https://mastodon.social")
+    if not re.match(r"^https?://[^/\s]+", instance):
+        raise where.error((*path, "instance"), f"must be an http(s) address like https://mastodon.social, "
+                                               f"not {instance!r}")
+    if target.language is not None and not re.fullmatch(r"[a-z]{2,3}", target.language):
+        raise where.error((*path, "language"), f"must be an ISO 639 code like 'en', not {target.language!r}")
 
 
 def _check_references(config: Config, where: _Located) -> None:

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from importlib import resources
 from string import Template
 
+from crosswatch.emulator.mastodon_state import MastodonStatus
 from crosswatch.emulator.state import EmulatorState, IGMedia, XPost
 
 
@@ -55,6 +56,27 @@ def ig_card(state: EmulatorState, media: IGMedia) -> str:
     )
 
 
+def mastodon_card(state: EmulatorState, status: MastodonStatus) -> str:
+    masto = state.mastodon
+    account = masto.accounts.get(status.account_id)
+    handle = account.username if account else status.account_id
+    images = []
+    for media_id in status.media_ids:
+        media = masto.media.get(media_id)
+        if media is None:
+            continue
+        alt = html.escape(media.description or "", quote=True)
+        images.append(f'<img src="/mastodon/system/media/{media.id}" alt="{alt}" loading="lazy">')
+        if media.description:
+            images.append(f'<div class="alt">ALT: {html.escape(media.description)}</div>')
+    return (
+        f'<article id="mastodon-{status.id}">'
+        f'<div class="meta"><span>@{html.escape(handle)} · {html.escape(status.visibility)}</span>'
+        f'<a href="/mastodon/@{html.escape(handle)}/{status.id}">{_when(status.created_at)}</a></div>'
+        f'<p class="text">{html.escape(status.text)}</p>{"".join(images)}</article>'
+    )
+
+
 def _section(title: str, cards: list[str]) -> str:
     body = "".join(cards) if cards else '<p class="empty">Nothing posted yet.</p>'
     return f"<section><h2>{html.escape(title)}</h2>{body}</section>"
@@ -63,10 +85,12 @@ def _section(title: str, cards: list[str]) -> str:
 def timelines_page(state: EmulatorState) -> str:
     x_cards = [x_card(state, post) for post in sorted(state.x_posts, key=lambda p: int(p.id), reverse=True)]
     ig_cards = [ig_card(state, media) for media in reversed(state.ig_media)]
-    sections = _section(f"X ({len(x_cards)})", x_cards) + _section(f"Instagram ({len(ig_cards)})", ig_cards)
+    masto_cards = [mastodon_card(state, status) for status in reversed(state.mastodon.statuses)]
+    sections = (_section(f"X ({len(x_cards)})", x_cards) + _section(f"Instagram ({len(ig_cards)})", ig_cards)
+                + _section(f"Mastodon ({len(masto_cards)})", masto_cards))
     return _template().substitute(
         title="crosswatch emulator",
-        subtitle="What the fake X and Instagram accounts show. State as JSON: /_emulator/state",
+        subtitle="What the fake X, Instagram and Mastodon accounts show. State as JSON: /_emulator/state",
         sections=sections,
     )
 

@@ -36,5 +36,7 @@ class PlatformLimits:
     max_mentions: int | None = None
     # Whether the platform refuses a caption with more hashtags than the target's cap (Instagram's 5).
     caps_hashtags: bool = False
+    # The longest alt text the platform takes, in characters; None: compose's own cap alone.
+    alt_text_limit: int | None = None
     # Config keys a target of this type gets unless it sets them (endpoints, sign-in addresses).
     config_defaults: Mapping[str, Any] = field(default_factory=dict)
