@@ -221,7 +221,7 @@ def idempotency_key(ctx: JobContext) -> str:
 # Mastodon's words for a status refused for its text (the input itself cannot be posted as it is).
 _TEXT_REFUSALS = ("character limit", "can't be blank", "too long")
 _MEDIA_TAKEN = "already attached"
-_MEDIA_NOT_READY = "not ready"
+_MEDIA_NOT_READY = "not finished processing"
 
 
 def status_permalink(status: Mapping[str, Any]) -> str | None:
