@@ -86,3 +86,20 @@ def learned_limits(journal: Journal | None, target_cfg: TargetConfig) -> Platfor
 def learned_specs(journal: Journal | None, targets: list[TargetConfig]) -> dict[str, TargetSpec]:
     """Image specs of the targets whose server told their limits (for ``media.prepare_all(specs=)``)."""
     return {t.name: learned_limits(journal, t).image for t in targets if reader(t) is not None}
+
+
+def describe(journal: Journal | None, target_cfg: TargetConfig) -> str | None:
+    """One line for ``doctor``: which limits the target uses and when its server told them; None for
+    a platform whose limits are fixed."""
+    if reader(target_cfg) is None:
+        return None
+    known = journal.platform_info(target_cfg.name) if journal is not None else None
+    limits = limits_for(target_cfg, known[0] if known else None)
+    image = limits.image
+    what = (f"{limits.caption_limit:,} characters, images up to {image.max_bytes or 0:,} bytes and "
+            f"{image.max_long_edge or 0:,} px on the long edge, alt text up to {limits.alt_text_limit or 0:,}")
+    if known is None:
+        return (f"server limits not read yet, so the conservative fallback is used ({what}); "
+                "`crosswatch auth login` or the daemon reads them")
+    read_at = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(known[1]))
+    return f"server limits read {read_at}: {what}"

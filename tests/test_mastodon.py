@@ -52,7 +52,7 @@ def make_ctx(tmp_path: Path, emulator: Emulator, *, text: str = "Heron at dawn #
              job_id: int = 7, scopes: tuple[str, ...] | None = None) -> JobContext:
     path = tmp_path / f"photo-{job_id}.jpg"
     path.write_bytes(image if image is not None else sample_jpeg(320, 240, seed=job_id))
-    token = emulator.mint_mastodon_token(**({"scopes": scopes} if scopes else {}))
+    token = emulator.mint_mastodon_token(scopes=scopes) if scopes else emulator.mint_mastodon_token()
     caption = Caption(text=text, length=len(text), limit=500, alt_text=alt_text, hashtags=(), shortened=())
     prepared = PreparedImage(path=str(path), width=320, height=240, bytes=path.stat().st_size, format="JPEG",
                              quality=85, fit=None)
@@ -154,6 +154,7 @@ def test_the_same_idempotency_key_returns_the_same_status(
     ctx = make_ctx(tmp_path, emulator)
     upload, _wait, create = target(clock).steps()
     ctx = dataclasses.replace(ctx, data=dict(perform(upload, ctx, client).data))
+    assert isinstance(create, CreateStatus)
     request = create.build(ctx)
     assert request.headers["Idempotency-Key"] == idempotency_key(ctx)
     first, second = perform(create, ctx, client), perform(create, ctx, client)

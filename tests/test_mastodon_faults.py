@@ -124,7 +124,8 @@ def test_slow_processing_is_waited_for(rig_factory: MastodonRig) -> None:
 
 def test_a_413_rejects_the_photo_and_a_422_on_create_keeps_mastodons_words(rig_factory: MastodonRig) -> None:
     rig = rig_factory()
-    rig.emulator.inject("mastodon.media.upload", "respond", status=413, body="<html>413 Request Entity Too Large</html>")
+    rig.emulator.inject("mastodon.media.upload", "respond", status=413,
+                        body="<html>413 Request Entity Too Large</html>")
     rig.emulator.respond_with("mastodon.statuses.create", 422,
                               {"error": "Validation failed: Text character limit of 500 exceeded"})
     rig.add_photos(2)
