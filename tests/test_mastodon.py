@@ -319,3 +319,26 @@ def test_the_link_check_reads_the_status_back(tmp_path: Path, emulator: Emulator
     assert (state, detail) == ("broken", "Mastodon answered 404: Record not found")
     emulator.respond_with("mastodon.statuses.show", 503)
     assert LINK_CHECK.parse(client.send(LINK_CHECK.build(CONFIG, "1", None)))[0] == "unknown"
+
+
+def test_preview_uses_the_limits_the_server_told(workspace: dict[str, Path]) -> None:
+    from crosswatch.config import load_config
+    from crosswatch.journal import Journal
+    from crosswatch.preview import build_preview
+    from tests.conftest import jpeg_bytes, write_config, xmp_packet
+
+    path = write_config(workspace, targets={"mastodon": {"instance": f"{ORIGIN}/mastodon"}},
+                        watch=[{"path": str(workspace["inbox"]), "targets": ["mastodon"]}],
+                        captions={"mastodon": "{title} {description}"})
+    config = load_config(path)
+    photo = workspace["inbox"] / "long.jpg"
+    photo.write_bytes(jpeg_bytes(3, size=(1600, 1200), xmp=xmp_packet("A title " * 20, "An alt text " * 40)))
+    never_read = build_preview(config, photo)["targets"]["mastodon"]
+    assert never_read["limit"] == 500
+    with Journal(config.journal_path) as journal:
+        journal.set_platform_info("mastodon", {"max_characters": 60, "image_matrix_limit": 400 * 400,
+                                               "description_limit": 100})
+    told = build_preview(config, photo)["targets"]["mastodon"]
+    assert told["limit"] == 60 and told["length"] <= 60 < never_read["length"]
+    assert len(told["alt_text"]) <= 100 < len(never_read["alt_text"])
+    assert max(told["image"]["width"], told["image"]["height"]) <= 400

@@ -152,3 +152,21 @@ def test_a_refused_token_parks_the_target_and_a_new_sign_in_posts(rig_factory: M
     rig.runner.recover()  # a start lifts sign-in holds, as after `auth login`
     rig.drive()
     posted_once(rig)
+
+
+def test_the_servers_limits_are_read_again_after_a_day(rig_factory: MastodonRig) -> None:
+    rig = rig_factory()
+    rig.add_photos(1)
+    rig.drive()
+    rig.emulator.state.mastodon.settings.max_characters = 777
+    rig.clock.advance(3600)
+    rig.add_photos(1, first_seed=1)
+    rig.drive()
+    assert len(rig.emulator.requests_log("mastodon.instance")) == 1  # an hour old: still good
+    rig.clock.advance(86400)
+    rig.add_photos(1, first_seed=2)
+    rig.drive()
+    assert len(rig.emulator.requests_log("mastodon.instance")) == 2
+    known = rig.journal.platform_info("mastodon")
+    assert known is not None and known[0]["max_characters"] == 777
+    posted_once(rig)
