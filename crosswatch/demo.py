@@ -70,7 +70,7 @@ def write_demo_config(root: Path, base_url: str, x_options: Mapping[str, Any] | 
     hosted = root / "hosted"
     hosted.mkdir()
     (root / "inbox").mkdir()
-    document = {
+    document: dict[str, Any] = {
         "state_dir": str(root / "state"),
         "watch": [{"path": str(root / "inbox"), "targets": ["instagram", "x", "outbox"], "settle_seconds": 0.5}],
         "hashtags": {"extra": ["crosswatchdemo"]},
