@@ -16,6 +16,7 @@ import httpx
 from crosswatch.emulator import Emulator, EmulatorServer
 from crosswatch.journal import Journal
 from tests.conftest import REPO, DaemonProcess, cli_env, jpeg_bytes, run_cli, wait_until, write_config
+from tests.test_platforms_e2e import done_count
 
 StartDaemon = Callable[..., DaemonProcess]
 CREATOR = "Ada Kowalczyk"
@@ -40,14 +41,6 @@ def mastodon_config(workspace: dict[str, Path], url: str, **target: object) -> P
     targets = {"mastodon": {"instance": f"{url}/mastodon", "visibility": "unlisted", "language": "en", **target}}
     watch = [{"path": str(workspace["inbox"]), "targets": ["mastodon"], "settle_seconds": 0.3}]
     return write_config(workspace, targets=targets, watch=watch)
-
-
-def done_count(state: Path) -> int:
-    path = state / "journal.sqlite3"
-    if not path.exists():
-        return 0
-    with Journal(path) as journal:
-        return sum(per.get("done", 0) for per in journal.state_counts().values())
 
 
 def test_ten_photos_reach_mastodon_each_with_its_image_alt_text_and_credit(

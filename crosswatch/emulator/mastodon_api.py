@@ -13,8 +13,6 @@ grapheme clusters with 23 characters per URL (``StatusLengthValidator``), errors
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import hmac
 import html
 import io
@@ -25,6 +23,7 @@ from urllib.parse import parse_qsl, urlencode
 
 import httpx
 import regex
+from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from PIL import Image, UnidentifiedImageError
 from twitter_text import extract_urls_with_indices
 
@@ -237,11 +236,7 @@ def _client(masto: MastodonState, form: dict[str, str]) -> MastodonApp | None:
 def _pkce_ok(code: MastodonCode, verifier: str) -> bool:
     if not code.code_challenge:
         return True
-    if code.code_challenge_method == "S256":
-        digest = hashlib.sha256(verifier.encode("ascii", "replace")).digest()
-        expected = base64.urlsafe_b64encode(digest).decode().rstrip("=")
-    else:
-        expected = verifier
+    expected = create_s256_code_challenge(verifier) if code.code_challenge_method == "S256" else verifier
     return hmac.compare_digest(expected, code.code_challenge)
 
 
