@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+import pytest
 
 from crosswatch.emulator import Emulator, EmulatorServer
 from crosswatch.journal import Journal
@@ -160,3 +161,23 @@ def test_a_config_without_instance_is_one_clear_line(workspace: dict[str, Path])
     assert result.returncode == 2
     assert "targets.mastodon.instance" in result.stderr and "is required" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.slow  # three daemon kills and restarts: about 30 s each on a busy machine
+@pytest.mark.parametrize("point", ["intent:create_status", "after:create_status", "after:upload_media"])
+def test_a_kill_at_a_step_posts_each_photo_exactly_once_after_the_restart(
+        workspace: dict[str, Path], start_daemon: StartDaemon, live_emulator: Emulator, point: str) -> None:
+    with EmulatorServer(live_emulator) as server:
+        config = mastodon_config(workspace, server.url)
+        token = live_emulator.mint_mastodon_token()
+        assert run_cli("auth", "import", "mastodon", config=config, input=json.dumps(token)).returncode == 0
+        for index in range(2):
+            (workspace["inbox"] / f"harbour-{index}.jpg").write_bytes(credited_photo(index))
+        killed = start_daemon(config, env={"CROSSWATCH_CRASHPOINT": point})
+        assert killed.process.wait(timeout=60) == -9  # SIGKILL at the point, as a power cut
+        daemon = start_daemon(config)
+        wait_until(lambda: done_count(workspace["state"]) == 2, timeout=60)
+        assert daemon.stop() == 0
+    statuses = live_emulator.mastodon_statuses()
+    assert len(statuses) == 2, [s["text"] for s in statuses]
+    assert all(len(s["media"]) == 1 for s in statuses)
