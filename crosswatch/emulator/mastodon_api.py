@@ -48,6 +48,7 @@ from crosswatch.emulator.mastodon_state import (
     MastodonToken,
     MastodonWindow,
 )
+from crosswatch.emulator.page import mastodon_card, single_page
 from crosswatch.emulator.routing import Call, Route, route
 from crosswatch.emulator.state import EmulatorState, new_secret
 
@@ -550,8 +551,6 @@ def account_statuses(call: Call) -> httpx.Response:
 
 
 def web_status(call: Call) -> httpx.Response:
-    from crosswatch.emulator.page import mastodon_card, single_page
-
     masto = call.state.mastodon
     status = next((s for s in masto.statuses if s.id == call.path_params["id"]), None)
     if status is None:
