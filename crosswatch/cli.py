@@ -543,9 +543,23 @@ def auth_login(obj: Obj, target: str, timeout: float, no_browser: bool) -> None:
     with _auth_client() as client:
         state = auth.login(target_cfg, SecretStore(), client, open_browser, ask_secret, timeout=timeout,
                            paste_redirect=lambda question: str(click.prompt(question, err=True)))
+        _read_server_limits(obj.config, target_cfg, client)
     _release_auth_hold(obj.config, target)
     click.echo(f"signed in to {target} as {state['username'] or state['account_id']}; "
                f"token expires {state['expires_at'] or 'never'}")
+
+
+def _platform_info() -> Any:
+    from crosswatch import platform_info
+
+    return platform_info
+
+
+def _read_server_limits(config: Config, target_cfg: Any, client: Any) -> None:
+    """A server that tells its own limits (Mastodon) is read at sign-in, so the first posts use them."""
+    if _platform_info().reader(target_cfg) is not None:
+        with _open_journal(config) as journal:
+            _platform_info().read(target_cfg, client, journal)
 
 
 @auth_group.command("import")
@@ -560,6 +574,7 @@ def auth_import(obj: Obj, target: str) -> None:
     text = sys.stdin.read()
     with _auth_client() as client:
         state = auth.import_tokens(target_cfg, SecretStore(), text, client)
+        _read_server_limits(obj.config, target_cfg, client)
     _release_auth_hold(obj.config, target)
     click.echo(f"stored the token for {target} ({state['username'] or state['account_id'] or 'account unknown'})")
 

@@ -40,6 +40,7 @@ from crosswatch import pricing
 from crosswatch.config import Config
 from crosswatch.models import Caption, Metadata
 from crosswatch.platforms import registry
+from crosswatch.platforms.limits import PlatformLimits
 from crosswatch.platforms.x.limits import weighted_length as weighted_length  # X's counting, for callers
 from crosswatch.templates import render, template_fields
 
@@ -89,9 +90,10 @@ class _Rules:
     limit: int
     max_hashtags: int | None  # in the whole text (Instagram's own cap); None: no rule
     max_mentions: int | None
+    counter: Callable[[str], int]
 
     def length(self, text: str) -> int:
-        return caption_length(self.kind, text)
+        return self.counter(text)
 
     def fits(self, text: str) -> bool:
         if self.max_mentions is not None and len(_MENTION.findall(text)) > self.max_mentions:
@@ -101,9 +103,10 @@ class _Rules:
         return self.length(text) <= self.limit
 
 
-def _rules_for(kind: str, hashtag_cap: int) -> _Rules:
-    limits = registry.limits(kind)
-    return _Rules(kind, limits.caption_limit, hashtag_cap if limits.caps_hashtags else None, limits.max_mentions)
+def _rules_for(kind: str, hashtag_cap: int, limits: PlatformLimits | None = None) -> _Rules:
+    limits = limits or registry.limits(kind)
+    return _Rules(kind, limits.caption_limit, hashtag_cap if limits.caps_hashtags else None, limits.max_mentions,
+                  limits.caption_length)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -111,11 +114,14 @@ def _rules_for(kind: str, hashtag_cap: int) -> _Rules:
 
 
 def compose(config: Config, target: str, metadata: Metadata, photo_path: PurePath,
-            link: str | None = None) -> Caption:
-    """The caption, alt text and hashtags for ``target`` (a name under ``config.targets``, or a kind)."""
+            link: str | None = None, *, limits: PlatformLimits | None = None) -> Caption:
+    """The caption, alt text and hashtags for ``target`` (a name under ``config.targets``, or a kind).
+
+    ``limits``: the target's own, where its server tells them (Mastodon, ``platform_info``); else the
+    platform's."""
     kind = _target_kind(config, target)
     cap = hashtag_cap(config, target, kind)
-    rules = _rules_for(kind, cap)
+    rules = _rules_for(kind, cap, limits)
     values = placeholder_values(config, target, metadata, photo_path, link)
     tags = _capped_tags(build_hashtags(config, metadata), cap, values, kind)
     template = config.captions.get(target) or registry.limits(kind).default_caption
@@ -129,7 +135,7 @@ def compose(config: Config, target: str, metadata: Metadata, photo_path: PurePat
         text=fitted.text,
         length=rules.length(fitted.text),
         limit=rules.limit,
-        alt_text=alt_text(config, metadata, values),
+        alt_text=alt_text(config, metadata, values, (limits or registry.limits(kind)).alt_text_limit),
         hashtags=tuple(fitted.tags) if "hashtags" in template_fields(template) else (),
         shortened=tuple(fitted.shortened),
     )
@@ -493,12 +499,14 @@ def add_utm(url: str, utm: Mapping[str, str]) -> str:
 # Alt text
 
 
-def alt_text(config: Config, metadata: Metadata, values: Mapping[str, str]) -> str | None:
-    """The alt text (at most 1,000 characters); never the file name."""
+def alt_text(config: Config, metadata: Metadata, values: Mapping[str, str],
+             platform_limit: int | None = None) -> str | None:
+    """The alt text (at most 1,000 characters, or the platform's lower limit); never the file name."""
     text = render(config.alt_text, {**values, "filename": ""})
     if not text:
         return None
-    fitted = shorten_to_fit(text, lambda candidate: len(candidate) <= ALT_TEXT_LIMIT)
+    most = min(ALT_TEXT_LIMIT, platform_limit or ALT_TEXT_LIMIT)
+    fitted = shorten_to_fit(text, lambda candidate: len(candidate) <= most)
     return fitted or None
 
 

@@ -106,6 +106,11 @@ class TargetConfig:
     # X charges more for a post with a URL: false keeps URLs out of what the user did not ask a link
     # for (the credit line names its licence, "CC BY 4.0", instead of linking it).
     allow_urls: bool = False
+    # mastodon: the server (its API, OAuth and app registration live under it; a path prefix is kept),
+    # who sees the status, and its language (ISO 639-1; unset: the server guesses).
+    instance: str | None = None
+    visibility: Literal["public", "unlisted", "private"] | None = None
+    language: str | None = None
 
 
 @dataclass(frozen=True)
@@ -810,6 +815,9 @@ def _build_target(name: str, raw: Any, where: _Located, base_dir: Path) -> Targe
         if getattr(target, key, None) is None:
             article = "an" if kind[:1] in "aeiou" else "a"
             raise where.error((*path, key), f"is required for {article} {kind} target ({purpose})")
+    problem = registry.limits(kind).check_config(target) if registry.limits(kind).check_config else None
+    if problem is not None:
+        raise where.error((*path, problem[0]), problem[1])
     return target
 
 

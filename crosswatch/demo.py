@@ -70,7 +70,7 @@ def write_demo_config(root: Path, base_url: str, x_options: Mapping[str, Any] | 
     hosted = root / "hosted"
     hosted.mkdir()
     (root / "inbox").mkdir()
-    document = {
+    document: dict[str, Any] = {
         "state_dir": str(root / "state"),
         "watch": [{"path": str(root / "inbox"), "targets": ["instagram", "x", "outbox"], "settle_seconds": 0.5}],
         "hashtags": {"extra": ["crosswatchdemo"]},
@@ -86,6 +86,9 @@ def write_demo_config(root: Path, base_url: str, x_options: Mapping[str, Any] | 
         },
         "logging": {"level": "warning", "format": "console"},
     }
+    # Mastodon: the emulator serves a Mastodon server under /mastodon; the app is registered at sign-in.
+    document["targets"]["mastodon"] = {"instance": f"{base_url}/mastodon", "redirect_port": 0}
+    document["watch"][0]["targets"].append("mastodon")
     path = root / "config.yaml"
     path.write_text(yaml.safe_dump(document, sort_keys=False))
     return path
@@ -109,7 +112,7 @@ def sign_in(config: Config, store: SecretStore, client: httpx.Client) -> list[st
     lines = []
     browser = httpx.Client(timeout=30.0)
     try:
-        for name in ("x", "instagram"):
+        for name in ("x", "instagram", "mastodon"):
             target = config.targets[name]
             # The emulator's X client is public (no secret); its Instagram app has the default secret.
             secret = DEFAULT_IG_CLIENT_SECRET if target.kind == "instagram" else ""
@@ -159,7 +162,7 @@ def run_demo(*, keep_serving: bool, out: Callable[[str], None] = print,
         emulator = Emulator(hosted_dir=hosted)
         with EmulatorServer(emulator) as server, httpx.Client(timeout=30.0) as client:
             config = load_config(write_demo_config(root, server.url, x_options))
-            out(f"emulator of X and Instagram running at {server.url}")
+            out(f"emulator of X, Instagram and Mastodon running at {server.url}")
             for line in sign_in(config, SecretStore(), client):
                 out(line)
             daemon = Daemon(config)
@@ -181,7 +184,7 @@ def run_demo(*, keep_serving: bool, out: Callable[[str], None] = print,
                 where = row["permalink"] if row["state"] == "done" else f"{row['state']}: {row['reason']}"
                 out(f"  {row['target']:<10} {row['photo']:<26} {where}")
             posted = sum(1 for r in rows if r["state"] == "done")
-            out(f"{posted} of {len(rows)} posts made. See both timelines at {server.url}/_emulator/")
+            out(f"{posted} of {len(rows)} posts made. See the timelines at {server.url}/_emulator/")
             out(spend_line(config))
             if inspect is not None:
                 inspect(emulator)

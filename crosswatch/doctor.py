@@ -39,9 +39,21 @@ def target_checks(config: Config, client: httpx.Client) -> list[Check]:
 def _target_checks(config: Config, target: TargetConfig, client: httpx.Client) -> list[Check]:
     own = registry.doctor(target.kind)
     results = _sign_in(config, target, client) if registry.signs_in(target.kind) else []
+    results += _server_limits(config, target)
     if registry.limits(target.kind).needs_media_host:
         results.append(_media_host(target, client))
     return results + (own(target) if own else [])
+
+
+def _server_limits(config: Config, target: TargetConfig) -> list[Check]:
+    """The limits the target's server told (Mastodon's instance), and when; nothing for fixed ones."""
+    from crosswatch import platform_info
+
+    if platform_info.reader(target) is None:
+        return []
+    with Journal(config.journal_path) as journal:
+        told = platform_info.describe(journal, target)
+    return [(True, f"target {target.name}: {told}")] if told else []
 
 
 def _sign_in(config: Config, target: TargetConfig, client: httpx.Client) -> list[Check]:

@@ -28,7 +28,7 @@ from typing import Any
 
 import structlog
 
-from crosswatch import compose, media, metadata
+from crosswatch import compose, media, metadata, platform_info
 from crosswatch.config import Config
 from crosswatch.errors import BadPhoto
 from crosswatch.journal import Journal
@@ -83,7 +83,10 @@ class JobContexts:
         bridge = job.data.get("bridge")
         if isinstance(bridge, Mapping):
             return self._bridged_caption(job, bridge)
-        return compose.compose(self.config, job.target, self.metadata(photo), Path(photo.path), link=link)
+        target_cfg = self.config.targets.get(job.target)
+        limits = platform_info.learned_limits(self.journal, target_cfg) if target_cfg is not None else None
+        return compose.compose(self.config, job.target, self.metadata(photo), Path(photo.path), link=link,
+                               limits=limits)
 
     def image(self, job: Job, photo: Photo) -> PreparedImage:
         # Only targets still to be served: a finished job's image was discarded and must not be
@@ -91,7 +94,8 @@ class JobContexts:
         targets = [self.config.targets[t.target] for t in self.journal.jobs_for_photo(photo.id)
                    if t.target in self.config.targets and (t.id == job.id or t.state not in TERMINAL_STATES)]
         prepared = media.prepare_all(Path(photo.path), photo.hash, targets, self.config,
-                                     metadata=self.metadata(photo))
+                                     metadata=self.metadata(photo),
+                                     specs=platform_info.learned_specs(self.journal, targets))
         result = prepared.get(job.target)
         if isinstance(result, BadPhoto):
             raise result

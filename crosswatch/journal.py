@@ -144,6 +144,15 @@ MIGRATIONS: list[str] = [
     );
     INSERT INTO journal_info (key, value) VALUES ('id', lower(hex(randomblob(16))));
     """,
+    # 6: what a target's server says about itself (Mastodon's /api/v2/instance limits), kept so that
+    # compose and media use the server's own limits, read again at most daily
+    """
+    CREATE TABLE platform_info (
+        target     TEXT PRIMARY KEY,
+        info_json  TEXT NOT NULL,
+        read_at    REAL NOT NULL
+    );
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -619,6 +628,26 @@ class Journal:
         rows = self._db.execute("SELECT target, until, kind, reason FROM holds WHERE until > ?",
                                 (now if now is not None else float("-inf"),))
         return {r["target"]: Hold(r["target"], r["until"], r["kind"], r["reason"]) for r in rows}
+
+    # -- what a target's server says about itself (platform_info) ---------------------------------
+
+    def set_platform_info(self, target: str, info: Mapping[str, Any]) -> None:
+        with self._write() as db:
+            db.execute("INSERT INTO platform_info (target, info_json, read_at) VALUES (?, ?, ?) "
+                       "ON CONFLICT (target) DO UPDATE SET info_json = excluded.info_json, "
+                       "read_at = excluded.read_at", (target, json.dumps(dict(info), sort_keys=True), self._clock()))
+
+    def platform_info(self, target: str) -> tuple[dict[str, Any], float] | None:
+        """What the target's server said last and when (epoch seconds); None if never read."""
+        row = self._db.execute("SELECT info_json, read_at FROM platform_info WHERE target = ?",
+                               (target,)).fetchone()
+        if row is None:
+            return None
+        try:
+            info = json.loads(row["info_json"])
+        except ValueError:
+            return None
+        return (info if isinstance(info, dict) else {}), float(row["read_at"])
 
     # -- charges (pricing.py) ----------------------------------------------------------------------
 

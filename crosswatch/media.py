@@ -108,17 +108,19 @@ class Encoded:
 
 
 def prepare_all(photo_path: Path, photo_hash: str, targets: Sequence[TargetConfig], config: Config, *,
-                metadata: Metadata | None = None) -> dict[str, PreparedResult]:
+                metadata: Metadata | None = None,
+                specs: Mapping[str, TargetSpec] | None = None) -> dict[str, PreparedResult]:
     """Prepare ``photo_path`` for every target, decoding it once; see the module docstring.
 
     ``metadata``, when given, supplies the creator and copyright (already reconciled by
-    metadata.py); otherwise they are read from the photo's EXIF, XMP and IPTC here.
+    metadata.py); otherwise they are read from the photo's EXIF, XMP and IPTC here. ``specs`` (target
+    name -> TargetSpec) overrides ``SPECS[kind]`` for a target whose limits its server told (Mastodon).
     """
     photo_dir = config.media_cache_dir / _safe_name(photo_hash)
     results: dict[str, PreparedResult] = {}
     wanted: dict[str, tuple[TargetConfig, Path]] = {}
     for target in targets:
-        key = cache_key(target, config, metadata)
+        key = cache_key(target, config, metadata, specs)
         path = photo_dir / f"{_safe_name(target.name)}.{key}.jpg"
         cached = _read_cached(path)
         if cached is not None:
@@ -127,7 +129,8 @@ def prepare_all(photo_path: Path, photo_hash: str, targets: Sequence[TargetConfi
             wanted[target.name] = (target, path)
     if wanted:
         try:
-            encoded = _prepare_encoded(Path(photo_path), [t for t, _ in wanted.values()], config, metadata)
+            encoded = _prepare_encoded(Path(photo_path), [t for t, _ in wanted.values()], config, metadata,
+                                       specs)
         except BadPhoto as failure:
             if not results:
                 raise
@@ -157,7 +160,8 @@ def discard_prepared(config: Config, photo_hash: str, target_name: str) -> None:
 
 
 def preview_images(photo_path: Path, targets: Sequence[TargetConfig], config: Config, out_dir: Path, *,
-                   metadata: Metadata | None = None) -> dict[str, dict[str, Any]]:
+                   metadata: Metadata | None = None,
+                   specs: Mapping[str, TargetSpec] | None = None) -> dict[str, dict[str, Any]]:
     """Write ``<target>.jpg`` per target into ``out_dir``; return the facts per target.
 
     Each value is ``{"file", "width", "height", "bytes", "quality", "format", "fit", "warnings"}`` or,
@@ -165,7 +169,7 @@ def preview_images(photo_path: Path, targets: Sequence[TargetConfig], config: Co
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    encoded = _prepare_encoded(Path(photo_path), list(targets), config, metadata)
+    encoded = _prepare_encoded(Path(photo_path), list(targets), config, metadata, specs)
     _raise_if_all_failed(encoded)
     facts: dict[str, dict[str, Any]] = {}
     for name, outcome in encoded.items():
@@ -186,15 +190,16 @@ def image_facts(prepared: PreparedImage) -> dict[str, Any]:
     }
 
 
-def spec_for(target: TargetConfig) -> TargetSpec:
-    return SPECS[target.kind]
+def spec_for(target: TargetConfig, specs: Mapping[str, TargetSpec] | None = None) -> TargetSpec:
+    return (specs or {}).get(target.name) or SPECS[target.kind]
 
 
-def cache_key(target: TargetConfig, config: Config, metadata: Metadata | None) -> str:
+def cache_key(target: TargetConfig, config: Config, metadata: Metadata | None,
+              specs: Mapping[str, TargetSpec] | None = None) -> str:
     """Everything that changes the bytes of this target's output, hashed."""
     material: dict[str, Any] = {
         "pipeline": PIPELINE_VERSION,
-        "spec": asdict(spec_for(target)),
+        "spec": asdict(spec_for(target, specs)),
         "media": asdict(config.media),
         "privacy": asdict(config.privacy),
     }
@@ -209,28 +214,30 @@ def cache_key(target: TargetConfig, config: Config, metadata: Metadata | None) -
 
 
 def _prepare_encoded(photo_path: Path, targets: Sequence[TargetConfig], config: Config,
-                     metadata: Metadata | None) -> dict[str, Encoded | BadPhoto]:
+                     metadata: Metadata | None,
+                     specs: Mapping[str, TargetSpec] | None = None) -> dict[str, Encoded | BadPhoto]:
     source = open_source(photo_path, config.media)
     try:
-        return _prepare_source(source, targets, config, metadata)
+        return _prepare_source(source, targets, config, metadata, specs)
     finally:
         source.close()
 
 
 def _prepare_source(source: Source, targets: Sequence[TargetConfig], config: Config,
-                    metadata: Metadata | None) -> dict[str, Encoded | BadPhoto]:
+                    metadata: Metadata | None,
+                    specs: Mapping[str, TargetSpec] | None = None) -> dict[str, Encoded | BadPhoto]:
     results: dict[str, Encoded | BadPhoto] = {}
     upright = source.upright_size
     feasible: list[TargetConfig] = []
     header_scales: list[float] = []
     for target in targets:
         try:
-            geometry = plan_geometry(upright, spec_for(target), config.media.fit)
+            geometry = plan_geometry(upright, spec_for(target, specs), config.media.fit)
         except _Refused as refused:
             if source.metadata_read:  # else the orientation, and so the aspect, is not known yet
                 results[target.name] = reject(source.path, f"{target.name}: {refused}")
                 continue
-            geometry = plan_geometry(upright, spec_for(target), "pad")
+            geometry = plan_geometry(upright, spec_for(target, specs), "pad")
         feasible.append(target)
         header_scales.append(geometry.scale)
     if not feasible:
@@ -243,7 +250,8 @@ def _prepare_source(source: Source, targets: Sequence[TargetConfig], config: Con
     scaled = _ScaledCopies(pixels, source.orientation)
     for target, _scale in sorted(zip(feasible, header_scales, strict=True), key=lambda pair: -pair[1]):
         try:
-            results[target.name] = _encode_target(scaled, target, config.media, exif_bytes, xmp_bytes, source)
+            results[target.name] = _encode_target(scaled, target, config.media, exif_bytes, xmp_bytes, source,
+                                                  spec_for(target, specs))
         except _Refused as refused:
             results[target.name] = reject(source.path, f"{target.name}: {refused}")
     return {target.name: results[target.name] for target in targets}
@@ -395,8 +403,7 @@ def _output_size(canvas: tuple[float, float], scale: float, spec: TargetSpec) ->
 
 
 def _encode_target(scaled: _ScaledCopies, target: TargetConfig, media: MediaConfig, exif: bytes,
-                   xmp: bytes | None, source: Source) -> Encoded:
-    spec = spec_for(target)
+                   xmp: bytes | None, source: Source, spec: TargetSpec) -> Encoded:
     shrink = 1.0
     while True:
         geometry = plan_geometry(scaled.upright_size, spec, media.fit, shrink)

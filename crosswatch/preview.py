@@ -8,10 +8,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from crosswatch import compose, media, pricing
+from crosswatch import compose, media, platform_info, pricing
 from crosswatch.config import Config, TargetConfig
+from crosswatch.journal import Journal
 from crosswatch.metadata import read_metadata
 from crosswatch.models import Caption
+from crosswatch.platforms.limits import PlatformLimits
 
 
 def build_preview(config: Config, photo: Path, out_dir: Path | None = None) -> dict[str, Any]:
@@ -19,16 +21,18 @@ def build_preview(config: Config, photo: Path, out_dir: Path | None = None) -> d
     prepared images (``<target>.jpg``) and ``preview.json`` written there."""
     metadata = read_metadata(photo)
     targets = [t for t in config.targets.values() if t.enabled]
+    learned = _learned(config, targets)  # limits the targets' servers told (Mastodon)
+    specs = {name: limits.image for name, limits in learned.items()}
     if out_dir is not None:
-        images = media.preview_images(photo, targets, config, out_dir, metadata=metadata)
+        images = media.preview_images(photo, targets, config, out_dir, metadata=metadata, specs=specs)
     else:
         with tempfile.TemporaryDirectory(prefix="crosswatch-preview-") as scratch:
-            images = media.preview_images(photo, targets, config, Path(scratch), metadata=metadata)
+            images = media.preview_images(photo, targets, config, Path(scratch), metadata=metadata, specs=specs)
             for facts in images.values():
                 facts.pop("file", None)  # gone with the scratch folder
     document: dict[str, Any] = {"file": str(photo), "targets": {}}
     for target in targets:
-        caption = compose.compose(config, target.name, metadata, photo)
+        caption = compose.compose(config, target.name, metadata, photo, limits=learned.get(target.name))
         document["targets"][target.name] = {
             "text": caption.text,
             "length": caption.length,
@@ -45,6 +49,18 @@ def build_preview(config: Config, photo: Path, out_dir: Path | None = None) -> d
     if out_dir is not None:
         (out_dir / "preview.json").write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
     return document
+
+
+def _learned(config: Config, targets: Sequence[TargetConfig]) -> dict[str, PlatformLimits]:
+    """The limits of targets that learn theirs from the server, as last read (the journal is only read,
+    and only when there is one: a preview never creates it)."""
+    learning = [t for t in targets if platform_info.reader(t) is not None]
+    if not learning:
+        return {}
+    if not config.journal_path.exists():
+        return {t.name: platform_info.learned_limits(None, t) for t in learning}
+    with Journal(config.journal_path) as journal:
+        return {t.name: platform_info.learned_limits(journal, t) for t in learning}
 
 
 def caption_cost(target: TargetConfig, caption: Caption, *, will_link: bool | None = None,

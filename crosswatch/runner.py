@@ -18,7 +18,7 @@ from typing import Protocol
 import httpx
 import structlog
 
-from crosswatch import pricing
+from crosswatch import platform_info, pricing
 from crosswatch.config import Config
 from crosswatch.crashpoints import crashpoint
 from crosswatch.errors import AuthError, BadPhoto, CrosswatchError, JournalError
@@ -67,6 +67,8 @@ QUOTA_CACHE_SECONDS = 600.0
 QUOTA_RECHECK_SECONDS = 3600.0
 # A job not started because jobs on their way hold the quota's last room looks again after this long.
 QUOTA_RESERVED_WAIT_SECONDS = 600.0
+# How often the runner looks whether a target's server limits (platform_info) are due to be read again.
+PLATFORM_INFO_LOOK_SECONDS = 60.0
 
 
 @dataclasses.dataclass
@@ -128,6 +130,7 @@ class Runner:
         self.planner = Planner(config)
         self._stopping: Callable[[], bool] = lambda: False
         self._quotas: dict[str, _QuotaReading] = {}
+        self._info_looked_at = float("-inf")
 
     def stop_when(self, stopping: Callable[[], bool]) -> None:
         """Between steps the runner asks this; when true it leaves the job where it stands."""
@@ -151,6 +154,7 @@ class Runner:
     def run_due(self, limit: int = 50) -> int:
         """Check due in-doubt jobs, then perform every job due now (up to ``limit``); returns how many
         jobs were attempted."""
+        self.refresh_platform_info()
         now = self.clock()
         attempted = 0
         for row in self.journal.due_jobs(now, limit, state=JobState.IN_DOUBT):
@@ -179,6 +183,15 @@ class Runner:
             if self.journal.holds(self.clock()).get(target):
                 held.add(target)
         return attempted
+
+    def refresh_platform_info(self) -> None:
+        """Read the targets' servers' own limits (Mastodon's instance) where the reading is missing or
+        a day old; looked at once a minute at most (platform_info.py)."""
+        now = self.clock()
+        if self.client is None or now - self._info_looked_at < PLATFORM_INFO_LOOK_SECONDS:
+            return
+        self._info_looked_at = now
+        platform_info.refresh_due(self.config, self.journal, self.client, now)
 
     def _pace(self, target: str, now: float) -> bool:
         """Hold the target when its own max_per_hour / max_per_day is reached; True if held."""

@@ -26,6 +26,7 @@ from crosswatch.journal import Journal, NewFile
 from crosswatch.models import Job, JobState
 from crosswatch.platforms.base import Target
 from crosswatch.platforms.instagram.steps import InstagramTarget
+from crosswatch.platforms.mastodon.steps import MastodonTarget
 from crosswatch.platforms.x.steps import XTarget
 from crosswatch.runner import Runner, TokenSource
 from crosswatch.secrets import SecretStore
@@ -51,6 +52,7 @@ def platform_targets(url: str, hosted: Path, *, public_url: str | None = None,
                       "authorize_url": f"{url}/oauth/authorize",
                       "media_host": {"type": "directory", "path": str(hosted),
                                      "public_url": public_url or f"{url}/_emulator/hosted/"}},
+        "mastodon": {"instance": f"{url}/mastodon"},
     }
     for name, extra in per_target.items():
         targets[name].update(extra)
@@ -127,7 +129,9 @@ def sign_in(config: Config, emulator: Emulator, client: httpx.Client, clock: Man
             targets: Iterable[str]) -> None:
     """``auth import`` as the CLI does it, with tokens the emulator issued."""
     for name in targets:
-        token = emulator.mint_x_token() if config.targets[name].kind == "x" else emulator.mint_ig_token()
+        kind = config.targets[name].kind
+        token = (emulator.mint_x_token() if kind == "x" else emulator.mint_mastodon_token() if kind == "mastodon"
+                 else emulator.mint_ig_token())
         auth.import_tokens(config.targets[name], SecretStore(), json.dumps(token), client, clock=clock)
 
 
@@ -155,6 +159,8 @@ def make_rig(workspace: dict[str, Path], spec: XOpenAPI, *, targets: tuple[str, 
         cfg = config.targets[name]
         if cfg.kind == "x":
             built[name] = XTarget(cfg, clock=clock, timeline_settle_seconds=timeline_settle_seconds)
+        elif cfg.kind == "mastodon":
+            built[name] = MastodonTarget(cfg, clock=clock)
         else:
             assert cfg.media_host is not None
             built[name] = InstagramTarget(cfg, build_host(cfg.media_host))

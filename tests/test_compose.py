@@ -268,7 +268,7 @@ def test_a_named_target_uses_its_kind_and_its_own_template(tmp_path: Path) -> No
     caption = compose(config, "studio", Metadata(title="Heron", make="Canon", model="Canon EOS 7D"), PHOTO)
     assert (caption.text, caption.limit) == ("Canon EOS 7D: Heron", 280)
     with pytest.raises(ValueError, match="unknown target"):
-        compose(config, "mastodon", Metadata(), PHOTO)
+        compose(config, "myspace", Metadata(), PHOTO)  # neither a target nor a platform
 
 
 def test_a_long_x_caption_drops_hashtags_then_cuts_the_description(tmp_path: Path) -> None:

@@ -62,12 +62,20 @@ def login(target_cfg: TargetConfig, store: SecretStore, client: httpx.Client,
     sign_in = registry.sign_in(target_cfg.kind)
     if sign_in is None:
         raise UsageError(f"target {target_cfg.name} ({target_cfg.kind}) has no sign-in")
-    need_client_id(target_cfg)
-    secret = get_client_secret(target_cfg, store, prompt_secret, required=sign_in.needs_client_secret)
+    # A platform that registers its app at sign-in (Mastodon: per server) has a ``prepare`` that
+    # returns the config with the app's client id and the app's secret, once the redirect is known.
+    prepare = getattr(sign_in, "prepare", None)
+    if getattr(sign_in, "needs_client_id", True):
+        need_client_id(target_cfg)
+    secret = None if prepare else get_client_secret(target_cfg, store, prompt_secret,
+                                                    required=sign_in.needs_client_secret)
     state = generate_token(32)
     verifier = generate_token(64)  # RFC 7636: 43 to 128 characters
 
     def authorize_url(redirect_uri: str) -> str:
+        nonlocal target_cfg, secret
+        if prepare is not None:
+            target_cfg, secret = prepare(target_cfg, store, client, redirect_uri)
         return sign_in.authorize_url(target_cfg, redirect_uri, state, verifier)
 
     if target_cfg.redirect_uri:
@@ -119,6 +127,9 @@ def import_tokens(target_cfg: TargetConfig, store: SecretStore, json_text: str,
     if client is not None:
         tokens = _identify(sign_in, target_cfg, client, tokens)
     save_tokens(store, target_cfg.name, tokens)
+    keep_imported = getattr(sign_in, "keep_imported", None)  # Mastodon: the app's id and secret, if given
+    if keep_imported is not None:
+        keep_imported(target_cfg, store, body)
     return status(target_cfg, store, clock=clock)
 
 

@@ -2,6 +2,12 @@
 
 Each platform that signs in has one ``SignIn`` in ``platforms/<name>/signin.py``, found through the
 registry; ``crosswatch.auth.commands`` drives it and never asks which platform it is.
+
+Optional, looked up with ``getattr`` (Mastodon has them): ``needs_client_id = False`` for a platform
+whose app is registered at sign-in; ``prepare(cfg, store, client, redirect_uri) -> (cfg, secret)``
+registers (or finds) that app once the redirect address is known and returns the config with its
+client id and the app's secret; ``keep_imported(cfg, store, body)`` keeps what ``auth import`` was
+given besides the token (the app's id and secret, for revocation).
 """
 
 from __future__ import annotations

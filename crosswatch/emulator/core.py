@@ -17,7 +17,7 @@ from urllib.parse import parse_qsl, urlencode
 
 import httpx
 
-from crosswatch.emulator import accounts, admin, ig_oauth, instagram_api, x_api, x_oauth
+from crosswatch.emulator import accounts, admin, ig_oauth, instagram_api, mastodon_api, x_api, x_oauth
 from crosswatch.emulator.clock import Clock, OffsetClock
 from crosswatch.emulator.faults import (
     TRANSPORT_ACTIONS,
@@ -86,10 +86,12 @@ class Emulator:
             *admin.routes(self.endpoint_names, self.advance_clock),
             *ig_oauth.routes(),
             *instagram_api.routes(),
+            *mastodon_api.routes(),
         ]
         if seed_defaults:
             with self.state.lock:
                 accounts.seed_defaults(self.state)
+                mastodon_api.seed_defaults(self.state)
 
     # --- the request path -------------------------------------------------------------------------
 
@@ -318,6 +320,17 @@ class Emulator:
                 alt_texts=alt_texts,
             )
 
+    def mint_mastodon_token(self, account_id: str | None = None,
+                            scopes: tuple[str, ...] = mastodon_api.DAEMON_SCOPES) -> dict[str, Any]:
+        """A Mastodon token response with its app's ``client_id``/``client_secret`` (for ``auth import``)."""
+        with self.state.lock:
+            return mastodon_api.mint_token(self.state, account_id, scopes)
+
+    def mastodon_statuses(self) -> list[dict[str, Any]]:
+        """Every status on the emulated Mastodon server, oldest first, as the snapshot shows them."""
+        with self.state.lock:
+            return list(snapshot(self.state)["mastodon"]["statuses"])
+
     def delete_x_post(self, post_id: str) -> bool:
         """Delete a post as its author would; False when there is no such post."""
         with self.state.lock:
@@ -367,6 +380,8 @@ def _fault_response(matched: Route, fault: Fault) -> httpx.Response:
         response = json_response(fault.status, fault.body)
     elif matched.platform == "x":
         response = problem_response(fault.status, x_blank_problem(fault.status))
+    elif matched.platform == "mastodon":
+        response = mastodon_api.error(fault.status, _MASTODON_FAULT_WORDS.get(fault.status, "Internal Server Error"))
     else:
         response = graph_error(
             2, "An unexpected error has occurred. Please retry your request later.",
@@ -376,8 +391,15 @@ def _fault_response(matched: Route, fault: Fault) -> httpx.Response:
     return response
 
 
+# What Mastodon answers with these statuses (Api::BaseController's rescue_from handlers).
+_MASTODON_FAULT_WORDS = {401: mastodon_api.INVALID_TOKEN, 403: mastodon_api.OUT_OF_SCOPE, 404: mastodon_api.NOT_FOUND,
+                         422: "Validation failed", 429: "Too many requests", 503: "Remote data could not be fetched"}
+
+
 def _not_found(request: httpx.Request) -> httpx.Response:
     path = request.url.path
+    if path.startswith(mastodon_api.PREFIX + "/"):
+        return mastodon_api.error(404, mastodon_api.NOT_FOUND)
     if path.startswith("/2/") or path.startswith("/i/"):
         return problem_response(404, x_blank_problem(404, f"No route for {request.method} {path}"))
     if path.startswith("/_emulator"):

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from importlib import resources
 from string import Template
 
+from crosswatch.emulator.mastodon_state import MastodonStatus
 from crosswatch.emulator.state import EmulatorState, IGMedia, XPost
 
 
@@ -19,24 +20,27 @@ def _when(moment: float) -> str:
     return datetime.fromtimestamp(moment, UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
+def _images(items: list[tuple[str, str | None]]) -> str:
+    """Each image (its address, its alt text) as an <img>, with its alt text shown under it."""
+    parts = []
+    for src, alt_text in items:
+        parts.append(f'<img src="{src}" alt="{html.escape(alt_text or "", quote=True)}" loading="lazy">')
+        if alt_text:
+            parts.append(f'<div class="alt">ALT: {html.escape(alt_text)}</div>')
+    return "".join(parts)
+
+
 def x_card(state: EmulatorState, post: XPost) -> str:
     user = state.x_users.get(post.user_id)
     handle = user.username if user else post.user_id
     permalink = f"/_emulator/x/{html.escape(handle)}/status/{post.id}"
-    images = []
-    for media_id in post.media_ids:
-        media = state.x_media.get(media_id)
-        if media is None:
-            continue
-        alt = html.escape(media.alt_text or "", quote=True)
-        images.append(f'<img src="/_emulator/media/x/{media.id}" alt="{alt}" loading="lazy">')
-        if media.alt_text:
-            images.append(f'<div class="alt">ALT: {html.escape(media.alt_text)}</div>')
+    images = _images([(f"/_emulator/media/x/{m.id}", m.alt_text) for i in post.media_ids
+                      if (m := state.x_media.get(i)) is not None])
     return (
         f'<article id="x-{post.id}">'
         f'<div class="meta"><span>@{html.escape(handle)}</span>'
         f'<a href="{permalink}">{_when(post.created_at)}</a></div>'
-        f'<p class="text">{html.escape(post.text)}</p>{"".join(images)}</article>'
+        f'<p class="text">{html.escape(post.text)}</p>{images}</article>'
     )
 
 
@@ -55,6 +59,20 @@ def ig_card(state: EmulatorState, media: IGMedia) -> str:
     )
 
 
+def mastodon_card(state: EmulatorState, status: MastodonStatus) -> str:
+    masto = state.mastodon
+    account = masto.accounts.get(status.account_id)
+    handle = account.username if account else status.account_id
+    images = _images([(f"/mastodon/system/media/{m.id}", m.description) for i in status.media_ids
+                      if (m := masto.media.get(i)) is not None])
+    return (
+        f'<article id="mastodon-{status.id}">'
+        f'<div class="meta"><span>@{html.escape(handle)} · {html.escape(status.visibility)}</span>'
+        f'<a href="/mastodon/@{html.escape(handle)}/{status.id}">{_when(status.created_at)}</a></div>'
+        f'<p class="text">{html.escape(status.text)}</p>{images}</article>'
+    )
+
+
 def _section(title: str, cards: list[str]) -> str:
     body = "".join(cards) if cards else '<p class="empty">Nothing posted yet.</p>'
     return f"<section><h2>{html.escape(title)}</h2>{body}</section>"
@@ -63,10 +81,12 @@ def _section(title: str, cards: list[str]) -> str:
 def timelines_page(state: EmulatorState) -> str:
     x_cards = [x_card(state, post) for post in sorted(state.x_posts, key=lambda p: int(p.id), reverse=True)]
     ig_cards = [ig_card(state, media) for media in reversed(state.ig_media)]
-    sections = _section(f"X ({len(x_cards)})", x_cards) + _section(f"Instagram ({len(ig_cards)})", ig_cards)
+    masto_cards = [mastodon_card(state, status) for status in reversed(state.mastodon.statuses)]
+    sections = (_section(f"X ({len(x_cards)})", x_cards) + _section(f"Instagram ({len(ig_cards)})", ig_cards)
+                + _section(f"Mastodon ({len(masto_cards)})", masto_cards))
     return _template().substitute(
         title="crosswatch emulator",
-        subtitle="What the fake X and Instagram accounts show. State as JSON: /_emulator/state",
+        subtitle="What the fake X, Instagram and Mastodon accounts show. State as JSON: /_emulator/state",
         sections=sections,
     )
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 from typing import Any
 
+from crosswatch.emulator.mastodon_state import MastodonMedia
 from crosswatch.emulator.state import EmulatorState, IGContainer, IGMedia, XMedia, XPost
 
 
@@ -90,6 +91,43 @@ def ig_container_json(state: EmulatorState, container: IGContainer) -> dict[str,
     }
 
 
+def mastodon_media_json(media: MastodonMedia, include_bytes: bool) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "id": media.id, "account_id": media.account_id, "mime": media.mime, "width": media.width,
+        "height": media.height, "size": len(media.data), "description": media.description,
+        "uploaded_at": media.uploaded_at, "ready_at": media.ready_at, "status_id": media.status_id,
+        "url": f"/mastodon/system/media/{media.id}",
+    }
+    if include_bytes:
+        data["bytes_base64"] = _b64(media.data)
+    return data
+
+
+def mastodon_json(state: EmulatorState, include_bytes: bool) -> dict[str, Any]:
+    masto = state.mastodon
+    statuses = []
+    for status in masto.statuses:
+        account = masto.accounts.get(status.account_id)
+        username = account.username if account else status.account_id
+        statuses.append({
+            "id": status.id, "account_id": status.account_id, "username": username, "text": status.text,
+            "visibility": status.visibility, "language": status.language, "created_at": status.created_at,
+            "application": status.application, "idempotency_key": status.idempotency_key,
+            "media": [mastodon_media_json(masto.media[m], include_bytes) for m in status.media_ids
+                      if m in masto.media],
+            "url": f"/mastodon/@{username}/{status.id}",
+        })
+    return {
+        "apps": [{"client_id": a.client_id, "name": a.name, "redirect_uris": list(a.redirect_uris),
+                  "scopes": list(a.scopes)} for a in masto.apps.values()],
+        "accounts": [{"id": a.id, "username": a.username} for a in masto.accounts.values()],
+        "tokens": [{"client_id": t.client_id, "account_id": t.account_id, "scopes": list(t.scopes),
+                    "revoked": t.revoked} for t in masto.tokens.values()],
+        "media": [mastodon_media_json(m, include_bytes) for m in masto.media.values()],
+        "statuses": statuses,
+    }
+
+
 def snapshot(state: EmulatorState, *, include_bytes: bool = False) -> dict[str, Any]:
     now = state.now()
     return {
@@ -137,6 +175,7 @@ def snapshot(state: EmulatorState, *, include_bytes: bool = False) -> dict[str, 
             "containers": [ig_container_json(state, c) for c in state.ig_containers.values()],
             "media": [ig_media_json(state, m, include_bytes) for m in state.ig_media],
         },
+        "mastodon": mastodon_json(state, include_bytes),
         "faults": [f.to_json() for f in state.faults.armed()],
         "requests": [
             {"seq": r.seq, "time": r.time, "method": r.method, "path": r.path, "endpoint": r.endpoint,

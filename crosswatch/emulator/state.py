@@ -21,6 +21,7 @@ from typing import Literal
 
 from crosswatch.emulator.clock import Clock
 from crosswatch.emulator.faults import FaultBook
+from crosswatch.emulator.mastodon_state import MastodonState
 from crosswatch.emulator.ratelimit import RateLimiter
 from crosswatch.emulator.settings import EmulatorSettings
 
@@ -248,6 +249,8 @@ class EmulatorState:
     ig_media: list[IGMedia] = field(default_factory=list)
     ig_signed_in_user: str | None = None
     ig_consent: bool = True
+
+    mastodon: MastodonState = field(default_factory=MastodonState)
 
     requests: list[RequestRecord] = field(default_factory=list)
 

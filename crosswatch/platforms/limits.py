@@ -37,6 +37,8 @@ class PlatformLimits:
     max_mentions: int | None = None
     # Whether the platform refuses a caption with more hashtags than the target's cap (Instagram's 5).
     caps_hashtags: bool = False
+    # The longest alt text the platform takes, in characters; None: compose's own cap alone.
+    alt_text_limit: int | None = None
     # Config keys a target of this type gets unless it sets them (endpoints, sign-in addresses).
     config_defaults: Mapping[str, Any] = field(default_factory=dict)
     # What the platform charges per call, by price name (pricing.py: X's table and its source);
@@ -44,6 +46,9 @@ class PlatformLimits:
     prices: Mapping[str, float] | None = None
     # Target keys this platform cannot do without, each with what it is for (the outbox's path).
     required_config: Mapping[str, str] = field(default_factory=dict)
+    # The platform's own check of a target's settings (a TargetConfig): (key, what is wrong and what to
+    # write instead), or None when they are fine. Called at load, after the required keys.
+    check_config: Callable[[Any], tuple[str, str] | None] | None = None
     # Images one post may carry (a bridged carousel keeps its first ones); steps read the second
     # and later from ``ctx.data["images"]``.
     max_images: int = 1

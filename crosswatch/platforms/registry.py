@@ -43,6 +43,7 @@ PLATFORMS: Mapping[str, Platform] = {
     "outbox": Platform("outbox", "crosswatch.platforms.outbox", signs_in=False),
     "x": Platform("x", "crosswatch.platforms.x", signs_in=True),
     "instagram": Platform("instagram", "crosswatch.platforms.instagram", signs_in=True),
+    "mastodon": Platform("mastodon", "crosswatch.platforms.mastodon", signs_in=True),
 }
 
 
