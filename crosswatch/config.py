@@ -108,6 +108,11 @@ class TargetConfig:
     # X charges more for a post with a URL: false keeps URLs out of what the user did not ask a link
     # for (the credit line names its licence, "CC BY 4.0", instead of linking it).
     allow_urls: bool = False
+    # bluesky: where sessions are made (the entryway; posts then go to the account's own PDS from its
+    # DID document), the account's handle (alice.bsky.social), and the post's language (BCP 47, langs).
+    service: str | None = None
+    handle: str | None = None
+    language: str | None = None
 
 
 TARGET_DEFAULTS: dict[str, dict[str, Any]] = {

@@ -17,7 +17,7 @@ from urllib.parse import parse_qsl, urlencode
 
 import httpx
 
-from crosswatch.emulator import accounts, admin, ig_oauth, instagram_api, x_api, x_oauth
+from crosswatch.emulator import accounts, admin, bluesky_api, bluesky_view, ig_oauth, instagram_api, x_api, x_oauth
 from crosswatch.emulator.clock import Clock, OffsetClock
 from crosswatch.emulator.faults import (
     TRANSPORT_ACTIONS,
@@ -86,6 +86,8 @@ class Emulator:
             *admin.routes(self.endpoint_names, self.advance_clock),
             *ig_oauth.routes(),
             *instagram_api.routes(),
+            *bluesky_api.routes(),
+            *bluesky_view.routes(),
         ]
         if seed_defaults:
             with self.state.lock:
@@ -367,6 +369,8 @@ def _fault_response(matched: Route, fault: Fault) -> httpx.Response:
         response = json_response(fault.status, fault.body)
     elif matched.platform == "x":
         response = problem_response(fault.status, x_blank_problem(fault.status))
+    elif matched.platform == "bluesky":
+        response = bluesky_api.fault_response(fault.status)
     else:
         response = graph_error(
             2, "An unexpected error has occurred. Please retry your request later.",
@@ -382,6 +386,8 @@ def _not_found(request: httpx.Request) -> httpx.Response:
         return problem_response(404, x_blank_problem(404, f"No route for {request.method} {path}"))
     if path.startswith("/_emulator"):
         return text_response(404, f"No admin route for {request.method} {path}")
+    if path.startswith("/xrpc/"):
+        return bluesky_api.xrpc_error(501, "MethodNotImplemented", "Method Not Implemented")
     method = request.method.lower()
     return graph_error(
         100,

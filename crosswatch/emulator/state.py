@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from crosswatch.emulator.bluesky_state import BlueskyState
 from crosswatch.emulator.clock import Clock
 from crosswatch.emulator.faults import FaultBook
 from crosswatch.emulator.ratelimit import RateLimiter
@@ -248,6 +249,8 @@ class EmulatorState:
     ig_media: list[IGMedia] = field(default_factory=list)
     ig_signed_in_user: str | None = None
     ig_consent: bool = True
+
+    bluesky: BlueskyState = field(default_factory=BlueskyState)
 
     requests: list[RequestRecord] = field(default_factory=list)
 

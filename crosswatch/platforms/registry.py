@@ -39,6 +39,7 @@ PLATFORMS: Mapping[str, Platform] = {
     "outbox": Platform("outbox", "crosswatch.platforms.outbox", signs_in=False),
     "x": Platform("x", "crosswatch.platforms.x", signs_in=True),
     "instagram": Platform("instagram", "crosswatch.platforms.instagram", signs_in=True),
+    "bluesky": Platform("bluesky", "crosswatch.platforms.bluesky", signs_in=True),
 }
 
 
