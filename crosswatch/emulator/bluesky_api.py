@@ -113,7 +113,12 @@ def _access(call: Call) -> BskyAccount | httpx.Response:
 
 
 def did_doc(call: Call, account: BskyAccount) -> dict[str, Any]:
-    endpoint = bsky(call).settings.pds_endpoint or call.origin
+    return did_document(bsky(call), call.origin, account)
+
+
+def did_document(state: BlueskyState, origin: str, account: BskyAccount) -> dict[str, Any]:
+    """A did:plc document whose ``#atproto_pds`` service points back at this emulator."""
+    endpoint = state.settings.pds_endpoint or origin
     return {
         "@context": ["https://www.w3.org/ns/did/v1", "https://w3id.org/security/multikey/v1"],
         "id": account.did,
@@ -126,7 +131,11 @@ def did_doc(call: Call, account: BskyAccount) -> dict[str, Any]:
 
 
 def _issue(call: Call, account: BskyAccount) -> dict[str, Any]:
-    state, now = bsky(call), call.state.now()
+    return issue_session(bsky(call), call.origin, account, call.state.now())
+
+
+def issue_session(state: BlueskyState, origin: str, account: BskyAccount, now: float) -> dict[str, Any]:
+    """A new session, as createSession answers it (tests seed sessions with it, as `auth import`)."""
     access_exp = now + state.settings.access_lifetime
     refresh_exp = now + state.settings.refresh_lifetime
     jti = secrets.token_urlsafe(24)
@@ -137,7 +146,7 @@ def _issue(call: Call, account: BskyAccount) -> dict[str, Any]:
     state.access_tokens[access] = (account.did, float(int(access_exp)))
     state.refresh_tokens[refresh] = BskyRefresh(jti, account.did, refresh_exp)
     return {"accessJwt": access, "refreshJwt": refresh, "handle": account.handle, "did": account.did,
-            "didDoc": did_doc(call, account), "active": True}
+            "didDoc": did_document(state, origin, account), "active": True}
 
 
 def _json_input(call: Call, nsid: str) -> dict[str, Any] | httpx.Response:

@@ -56,7 +56,8 @@ def rich_text(record: BskyRecord) -> str:
     """The post's text as HTML, each link and tag facet an anchor over exactly its bytes."""
     text = str(record.value.get("text") or "")
     data = text.encode("utf-8")
-    facets = record.value.get("facets") if isinstance(record.value.get("facets"), list) else []
+    found = record.value.get("facets")
+    facets: list[Any] = found if isinstance(found, list) else []
     spans = []
     for facet in facets:
         index = facet.get("index") if isinstance(facet, dict) else None

@@ -303,6 +303,15 @@ class Emulator:
         with self.state.lock:
             return accounts.mint_ig_token(self.state, user_id, client_id, scopes, long_lived=long_lived)
 
+    def mint_bsky_session(self, did: str | None = None, origin: str = "http://emulator.test") -> dict[str, Any]:
+        """A Bluesky session as createSession answers it, without spending a createSession."""
+        from crosswatch.emulator.bluesky_api import issue_session
+        from crosswatch.emulator.bluesky_state import DEFAULT_BSKY_DID
+
+        with self.state.lock:
+            account = self.state.bluesky.accounts[did or DEFAULT_BSKY_DID]
+            return issue_session(self.state.bluesky, origin, account, self.state.now())
+
     def post_from_phone(
         self,
         user_id: str | None = None,
