@@ -31,7 +31,7 @@ from typing import Any, Literal
 import httpx
 import structlog
 
-from crosswatch.auth.http import json_object, platform_words, send
+from crosswatch.auth.http import json_object, scrub, send
 from crosswatch.auth.locks import refresh_lock
 from crosswatch.auth.provider import BaseProvider, TokenProvider
 from crosswatch.auth.tokens import (
@@ -44,7 +44,7 @@ from crosswatch.auth.tokens import (
 )
 from crosswatch.config import TargetConfig
 from crosswatch.errors import AuthError, ConfigError, PlatformError, TransientPlatformError, UsageError
-from crosswatch.logs import register_secret
+from crosswatch.logs import redact_text, register_secret
 from crosswatch.platforms.bluesky.steps import AUTH_ERRORS, DEFAULT_SERVICE, parse_error, xrpc_url
 from crosswatch.platforms.reading import id_string
 from crosswatch.secrets import SecretStore
@@ -110,6 +110,14 @@ def session_tokens(body: Mapping[str, Any], now: float, previous: TokenSet | Non
         username=id_string(body.get("handle")) or (previous.username if previous else None),
         api_base=pds_endpoint(body.get("didDoc")) or (previous.api_base if previous else None),
     )
+
+
+def platform_words(response: httpx.Response, *secrets: str | None) -> str:
+    """XRPC's ``error: message`` made safe to show: the given secrets and every registered one masked."""
+    error = parse_error(response)
+    words = ": ".join(p for p in (error.error, error.message) if p) or f"HTTP {response.status_code}"
+    words = " ".join(redact_text(scrub(words, *secrets)).split())
+    return words if len(words) <= 300 else words[:297] + "..."
 
 
 # ---------------------------------------------------------------------------------------------------
