@@ -279,3 +279,17 @@ def test_the_pds_refuses_bad_keys_foreign_blobs_and_oversized_uploads(
     assert (too_big.status_code, too_big.json()["error"]) == (413, "PayloadTooLarge")
     assert upload.parse(ctx, too_big).kind is Kind.REJECTED
     assert emulator.snapshot()["bluesky"]["posts"] == []
+
+
+def test_the_emulator_page_shows_the_post_with_its_facets_as_links(
+        tmp_path: Path, emulator: Emulator, client: httpx.Client) -> None:
+    outcome, _, _ = drive(BlueskyTarget(CONFIG).steps(), make_ctx(tmp_path, client, "Dawn 🐦 #東京 https://e.com/x"),
+                          client, wait=lambda _: None)
+    page = client.get(f"{ORIGIN}/_emulator/").text
+    assert "Bluesky (1)" in page
+    assert '<a class="facet-tag" href="/_emulator/bsky/hashtag/東京">#東京</a>' in page
+    assert '<a class="facet-link" href="https://e.com/x">https://e.com/x</a>' in page
+    rkey = str(outcome.remote_id).rsplit("/", 1)[-1]
+    own = client.get(f"{ORIGIN}/_emulator/bsky/profile/{DEFAULT_BSKY_HANDLE}/post/{rkey}")
+    assert own.status_code == 200 and 'alt="A heron"' in own.text
+    assert client.get(f"{ORIGIN}/_emulator/bsky/profile/{DEFAULT_BSKY_HANDLE}/post/nope").status_code == 404
