@@ -592,7 +592,7 @@ def preview(obj: Obj, file: Path, out_dir: Path | None, as_json: bool) -> None:
 
 @cli.group("auth")
 def auth_group() -> None:
-    """Sign in to X and Instagram; tokens live in the OS keyring, never in the config."""
+    """Sign in to X, Instagram and Bluesky; tokens live in the OS keyring, never in the config."""
 
 
 def _platform_target(config: Config, name: str) -> Any:
