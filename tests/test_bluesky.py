@@ -307,3 +307,26 @@ def test_the_emulator_page_shows_the_post_with_its_facets_as_links(
     own = client.get(f"{ORIGIN}/_emulator/bsky/profile/{DEFAULT_BSKY_HANDLE}/post/{rkey}")
     assert own.status_code == 200 and 'alt="A heron"' in own.text
     assert client.get(f"{ORIGIN}/_emulator/bsky/profile/{DEFAULT_BSKY_HANDLE}/post/nope").status_code == 404
+
+
+def test_sign_ins_are_limited_a_day_and_refresh_tokens_are_single_use_with_a_grace(
+        emulator: Emulator, client: httpx.Client) -> None:
+    from crosswatch.emulator.bluesky_state import BlueskySettings
+    from crosswatch.errors import TransientPlatformError
+    from crosswatch.platforms.bluesky.signin import refresh_session
+
+    with emulator.state.lock:
+        emulator.state.bluesky.settings = BlueskySettings(create_session_per_day=2)
+    first = create_session(CONFIG, client, DEFAULT_BSKY_APP_PASSWORD, time.time())
+    create_session(CONFIG, client, DEFAULT_BSKY_APP_PASSWORD, time.time())
+    with pytest.raises(TransientPlatformError, match="RateLimitExceeded"):
+        create_session(CONFIG, client, DEFAULT_BSKY_APP_PASSWORD, time.time())
+    fresh = refresh_session(CONFIG, client, first, time.time())
+    again = refresh_session(CONFIG, client, first, time.time())  # within the grace: the same successor
+    assert (again.access_token, again.refresh_token) == (fresh.access_token, fresh.refresh_token)
+    assert fresh.refresh_token != first.refresh_token and fresh.api_base == ORIGIN
+    emulator.advance_clock(7201)
+    from crosswatch.auth.tokens import SignInRefused
+    with pytest.raises(SignInRefused, match="ExpiredToken"):
+        refresh_session(CONFIG, client, first, time.time())
+    assert refresh_session(CONFIG, client, fresh, time.time()).access_token != fresh.access_token

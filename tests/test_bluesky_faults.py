@@ -182,3 +182,18 @@ def test_posts_go_to_the_pds_the_did_document_names(bsky_rig: Callable[..., Rig]
     assert calls(rig, "bsky.server.getSession") == 2  # `auth import` identified the account; one PDS lookup
     stored = load_tokens(SecretStore(), "bluesky")
     assert stored is not None and stored.api_base == "http://pds.emulator.test"
+
+
+@pytest.mark.parametrize("fault", [
+    {"action": "respond", "status": 503},
+    {"action": "timeout_after", "seconds": 0.0},
+    {"action": "drop_before"},
+    {"action": "respond", "status": 429, "headers": {"ratelimit-remaining": "0", "ratelimit-reset": "0"}},
+])
+def test_a_failed_upload_is_simply_sent_again(bsky_rig: Callable[..., Rig], fault: dict[str, Any]) -> None:
+    rig = bsky_rig()
+    rig.emulator.inject("bsky.repo.uploadBlob", fault.pop("action"), **fault)
+    rig.add_photos(1)
+    rig.drive()
+    one_post_per_job(rig)
+    assert calls(rig, "bsky.repo.uploadBlob") == 2 and calls(rig, "bsky.repo.getRecord") == 0
