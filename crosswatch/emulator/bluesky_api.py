@@ -95,20 +95,32 @@ def _bearer(call: Call) -> str | None:
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
-def _access(call: Call) -> BskyAccount | httpx.Response:
+def _presented(call: Call, *, refresh: bool) -> Any:
+    """What the bearer token is (an access token's (did, exp), or a refresh token's record), or the
+    reference PDS's refusal: no token 401 AuthMissing; the other kind of token, or an unknown one, 400
+    InvalidToken."""
     token = _bearer(call)
     if token is None:
         return xrpc_error(401, "AuthMissing", "Authentication Required")
     state = bsky(call)
-    if token in state.refresh_tokens:
+    wrong, right = ((state.access_tokens, state.refresh_tokens) if refresh
+                    else (state.refresh_tokens, state.access_tokens))
+    if token in wrong:
         return xrpc_error(400, "InvalidToken", "Bad token scope")
-    found = state.access_tokens.get(token)
+    found = right.get(token)
     if found is None:
         return xrpc_error(400, "InvalidToken", "Token could not be verified")
+    return found
+
+
+def _access(call: Call) -> BskyAccount | httpx.Response:
+    found = _presented(call, refresh=False)
+    if isinstance(found, httpx.Response):
+        return found
     did, expires_at = found
     if call.state.now() >= expires_at:
         return xrpc_error(400, "ExpiredToken", "Token has expired")
-    account = state.accounts.get(did)
+    account = bsky(call).accounts.get(did)
     return account if account is not None else xrpc_error(400, "InvalidToken", "Token could not be verified")
 
 
@@ -191,15 +203,10 @@ def create_session(call: Call) -> httpx.Response:
 
 
 def refresh_session(call: Call) -> httpx.Response:
-    token = _bearer(call)
-    if token is None:
-        return xrpc_error(401, "AuthMissing", "Authentication Required")
+    found = _presented(call, refresh=True)
+    if isinstance(found, httpx.Response):
+        return found
     state = bsky(call)
-    if token in state.access_tokens:
-        return xrpc_error(400, "InvalidToken", "Bad token scope")
-    found = state.refresh_tokens.get(token)
-    if found is None:
-        return xrpc_error(400, "InvalidToken", "Token could not be verified")
     headers, refused = _limit(call, found.did)
     if refused:
         return refused
@@ -228,12 +235,9 @@ def get_session(call: Call) -> httpx.Response:
 
 
 def delete_session(call: Call) -> httpx.Response:
-    token = _bearer(call)
-    if token is None:
-        return xrpc_error(401, "AuthMissing", "Authentication Required")
-    found = bsky(call).refresh_tokens.get(token)
-    if found is None:
-        return xrpc_error(400, "InvalidToken", "Token could not be verified")
+    found = _presented(call, refresh=True)
+    if isinstance(found, httpx.Response):
+        return found
     found.revoked = True
     return httpx.Response(200)
 
@@ -241,13 +245,20 @@ def delete_session(call: Call) -> httpx.Response:
 # --- repo -----------------------------------------------------------------------------------------
 
 
-def upload_blob(call: Call) -> httpx.Response:
+def _write_access(call: Call) -> tuple[BskyAccount, dict[str, str]] | httpx.Response:
+    """The signed-in account and its rate-limit headers, or the refusal (a token problem, a 429)."""
     account = _access(call)
     if isinstance(account, httpx.Response):
         return account
     headers, refused = _limit(call, account.did)
-    if refused:
-        return refused
+    return refused if refused is not None else (account, headers)
+
+
+def upload_blob(call: Call) -> httpx.Response:
+    allowed = _write_access(call)
+    if isinstance(allowed, httpx.Response):
+        return allowed
+    account, headers = allowed
     data = call.request.content
     if len(data) > bsky(call).settings.upload_max_bytes:
         return xrpc_error(413, "PayloadTooLarge", "request entity too large", headers)
@@ -258,12 +269,10 @@ def upload_blob(call: Call) -> httpx.Response:
 
 
 def create_record(call: Call) -> httpx.Response:
-    account = _access(call)
-    if isinstance(account, httpx.Response):
-        return account
-    headers, refused = _limit(call, account.did)
-    if refused:
-        return refused
+    allowed = _write_access(call)
+    if isinstance(allowed, httpx.Response):
+        return allowed
+    account, headers = allowed
     body = _json_input(call, "com.atproto.repo.createRecord")
     if isinstance(body, httpx.Response):
         return _with(body, headers)
