@@ -285,7 +285,8 @@ def test_the_pds_refuses_bad_keys_foreign_blobs_and_oversized_uploads(
     assert bad_key.status_code == 400 and "Record key must be a TID" in bad_key.json()["message"]
     foreign = {**dict(ctx.data["blob"]), "ref": {"$link": "bafkreiaaaa"}}
     unknown_blob = client.send(create.build(replace(ctx, data={**ctx.data, "blob": foreign})))
-    assert unknown_blob.status_code == 400 and "Could not find blob" in unknown_blob.json()["message"]
+    assert unknown_blob.status_code == 400 and unknown_blob.json()["error"] == "BlobNotFound"
+    assert unknown_blob.json()["message"] == "Could not find blob: bafkreiaaaa"
     assert create.parse(ctx, unknown_blob).kind is Kind.AGAIN  # uploaded again, then posted
     big = httpx.Request("POST", f"{ORIGIN}/xrpc/com.atproto.repo.uploadBlob", content=b"\0" * (5 * 1024 * 1024 + 1),
                         headers={"Authorization": f"Bearer {ctx.access_token}", "Content-Type": "image/jpeg"})

@@ -197,3 +197,20 @@ def test_a_failed_upload_is_simply_sent_again(bsky_rig: Callable[..., Rig], faul
     rig.drive()
     one_post_per_job(rig)
     assert calls(rig, "bsky.repo.uploadBlob") == 2 and calls(rig, "bsky.repo.getRecord") == 0
+
+
+def test_a_blob_the_pds_dropped_while_the_post_waited_is_uploaded_again(bsky_rig: Callable[..., Rig]) -> None:
+    rig = bsky_rig()
+    rig.emulator.inject("bsky.repo.createRecord", "respond", status=429, headers={"ratelimit-reset": "0"})
+    rig.add_photos(1)
+    rig.runner.run_due()
+    [job] = rig.jobs("bluesky")
+    rkey = job.data.get("rkey")
+    with rig.emulator.state.lock:
+        rig.emulator.state.bluesky.blobs.clear()  # unreferenced blobs are deleted after a while
+    rig.drive()
+    one_post_per_job(rig)
+    statuses = [r.status for r in rig.emulator.requests_log("bsky.repo.createRecord")]
+    assert statuses == [429, 400, 200] and calls(rig, "bsky.repo.uploadBlob") == 2
+    [job] = rig.jobs("bluesky")
+    assert job.remote_id is not None and job.remote_id.endswith(f"/{rkey}")  # the same key throughout

@@ -280,7 +280,9 @@ def create_record(call: Call) -> httpx.Response:
         return xrpc_error(401, "AuthRequired", "Authentication Required", headers)
     problem = _record_problem(call, account, body)
     if problem is not None:
-        return xrpc_error(400, "InvalidRequest", problem, headers)
+        # The reference PDS names a missing blob (actor-store/blob/transactor.ts), nothing else.
+        name = "BlobNotFound" if problem.startswith("Could not find blob") else "InvalidRequest"
+        return xrpc_error(400, name, problem, headers)
     collection, record = str(body["collection"]), dict(body["record"])
     rkey = str(body.get("rkey") or _tid_now(call))
     key = (account.did, collection, rkey)

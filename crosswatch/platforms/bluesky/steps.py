@@ -262,8 +262,9 @@ class CreatePost:
     def parse(self, ctx: JobContext, response: httpx.Response) -> Outcome:
         if not response.is_success:
             outcome = error_outcome(response, self.clock(), applied_if_5xx=True)
-            message = (parse_error(response).message or "").lower()
-            if response.status_code == 400 and "could not find blob" in message:
+            error = parse_error(response)
+            if response.status_code == 400 and (error.error == "BlobNotFound"
+                                                or "could not find blob" in (error.message or "").lower()):
                 # The PDS dropped the unreferenced blob while the post waited: upload it again.
                 return Outcome(Kind.AGAIN, data=outcome.data, back_to="upload_blob", retry_after=1.0,
                                reason=outcome.reason)
