@@ -500,7 +500,7 @@ def preview(obj: Obj, file: Path, out_dir: Path | None, as_json: bool) -> None:
 
 @cli.group("auth")
 def auth_group() -> None:
-    """Sign in to X and Instagram; tokens live in the OS keyring, never in the config."""
+    """Sign in to X, Instagram and Bluesky; tokens live in the OS keyring, never in the config."""
 
 
 def _platform_target(config: Config, name: str) -> Any:
@@ -524,7 +524,8 @@ def _auth_client() -> Any:
 @click.option("--no-browser", is_flag=True, help="print the sign-in address instead of opening a browser")
 @pass_obj
 def auth_login(obj: Obj, target: str, timeout: float, no_browser: bool) -> None:
-    """Sign in with the browser (OAuth 2.0 code flow with a loopback redirect)."""
+    """Sign in with the browser (OAuth 2.0 code flow with a loopback redirect); Bluesky: with an app
+    password, read from standard input when it is not a terminal, else asked without echo."""
     import webbrowser
 
     from crosswatch import auth
@@ -540,9 +541,16 @@ def auth_login(obj: Obj, target: str, timeout: float, no_browser: bool) -> None:
     def ask_secret(question: str) -> str:
         return str(click.prompt(question, hide_input=True, default="", show_default=False, err=True))
 
+    def ask_password(question: str) -> str:
+        # Piped (a password manager, a script): one line from stdin; at a terminal: asked without echo.
+        if not sys.stdin.isatty():
+            return sys.stdin.readline().strip()
+        return str(click.prompt(question, hide_input=True, err=True))
+
     with _auth_client() as client:
         state = auth.login(target_cfg, SecretStore(), client, open_browser, ask_secret, timeout=timeout,
-                           paste_redirect=lambda question: str(click.prompt(question, err=True)))
+                           paste_redirect=lambda question: str(click.prompt(question, err=True)),
+                           ask_password=ask_password)
         _read_server_limits(obj.config, target_cfg, client)
     _release_auth_hold(obj.config, target)
     click.echo(f"signed in to {target} as {state['username'] or state['account_id']}; "

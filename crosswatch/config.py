@@ -107,9 +107,15 @@ class TargetConfig:
     # for (the credit line names its licence, "CC BY 4.0", instead of linking it).
     allow_urls: bool = False
     # mastodon: the server (its API, OAuth and app registration live under it; a path prefix is kept),
-    # who sees the status, and its language (ISO 639-1; unset: the server guesses).
+    # who sees the status.
     instance: str | None = None
     visibility: Literal["public", "unlisted", "private"] | None = None
+    # bluesky: where sessions are made (the entryway; posts then go to the account's own PDS from its
+    # DID document), the account's handle (alice.bsky.social).
+    service: str | None = None
+    handle: str | None = None
+    # mastodon, bluesky: the post's language (mastodon: ISO 639; bluesky: BCP 47, its langs; unset:
+    # the platform guesses).
     language: str | None = None
 
 

@@ -29,6 +29,8 @@ from crosswatch import auth, logs, pricing
 from crosswatch.config import Config, load_config
 from crosswatch.daemon import Daemon
 from crosswatch.emulator import (
+    DEFAULT_BSKY_APP_PASSWORD,
+    DEFAULT_BSKY_HANDLE,
     DEFAULT_IG_CLIENT_ID,
     DEFAULT_IG_CLIENT_SECRET,
     DEFAULT_X_CLIENT_ID,
@@ -89,9 +91,26 @@ def write_demo_config(root: Path, base_url: str, x_options: Mapping[str, Any] | 
     # Mastodon: the emulator serves a Mastodon server under /mastodon; the app is registered at sign-in.
     document["targets"]["mastodon"] = {"instance": f"{base_url}/mastodon", "redirect_port": 0}
     document["watch"][0]["targets"].append("mastodon")
+    add_bluesky(document, base_url)
     path = root / "config.yaml"
     path.write_text(yaml.safe_dump(document, sort_keys=False))
     return path
+
+
+# --- Bluesky: a target on the emulator's PDS, signed in with the seeded account's app password ---------
+
+
+def add_bluesky(document: dict[str, Any], base_url: str) -> None:
+    document["watch"][0]["targets"].append("bluesky")
+    document["targets"]["bluesky"] = {"service": base_url, "handle": DEFAULT_BSKY_HANDLE, "language": "en",
+                                      "web_base": f"{base_url}/_emulator/bsky"}
+
+
+def sign_in_bluesky(config: Config, store: SecretStore, client: httpx.Client) -> str:
+    """`crosswatch auth login bluesky` with the app password given, as on stdin."""
+    state = auth.login(config.targets["bluesky"], store, client, lambda _url: None,
+                       ask_password=_answer(DEFAULT_BSKY_APP_PASSWORD))
+    return f"signed in to bluesky as @{state['username']} (app password)"
 
 
 def browser_for(client: httpx.Client) -> Callable[[str], None]:
@@ -162,9 +181,10 @@ def run_demo(*, keep_serving: bool, out: Callable[[str], None] = print,
         emulator = Emulator(hosted_dir=hosted)
         with EmulatorServer(emulator) as server, httpx.Client(timeout=30.0) as client:
             config = load_config(write_demo_config(root, server.url, x_options))
-            out(f"emulator of X, Instagram and Mastodon running at {server.url}")
+            out(f"emulator of X, Instagram, Mastodon and Bluesky running at {server.url}")
             for line in sign_in(config, SecretStore(), client):
                 out(line)
+            out(sign_in_bluesky(config, SecretStore(), client))
             daemon = Daemon(config)
             expected = len(photos) * len(config.watch[0].targets)
 

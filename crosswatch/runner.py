@@ -235,6 +235,7 @@ class Runner:
         target = self.targets[job.target]
         try:
             token, account, username = self._credentials(job.target)
+            api_base = self._api_base(job.target)
         except CrosswatchError as exc:
             # No usable token (not signed in, revoked, keyring locked, platform unreachable for the
             # refresh): the target's jobs wait; nothing fails.
@@ -242,6 +243,7 @@ class Runner:
             return
         try:
             ctx = self.contexts.build(job, access_token=token, account_id=account, username=username)
+            ctx = dataclasses.replace(ctx, api_base=api_base)
         except BadPhoto as exc:
             self.journal.transition(job.id, JobState.REJECTED, reason=str(exc))
             log.warning("photo rejected", job=job.id, target=job.target, reason=str(exc))
@@ -444,6 +446,12 @@ class Runner:
             return None, None, None
         return source.access_token(), source.account_id(), source.username()
 
+    def _api_base(self, target: str) -> str | None:
+        """Where the account's API lives, when its token source knows (Bluesky: the PDS from the DID
+        document, found at sign-in); None for platforms whose endpoints are all in the config."""
+        api_base = getattr(self.tokens.get(target), "api_base", None)
+        return api_base() if callable(api_base) else None
+
     def _perform(self, step: Step, ctx: JobContext) -> Outcome:
         if not step_applies(step, ctx):
             return Outcome.next()
@@ -571,6 +579,7 @@ class Runner:
             token, account, username = self._credentials(job.target)
             ctx = self.contexts.build(job, access_token=token, account_id=account, username=username,
                                       need_image=False)
+            ctx = dataclasses.replace(ctx, api_base=self._api_base(job.target))
         except BadPhoto as exc:
             return self._undecided(row, str(exc), final=True)
         except CrosswatchError as exc:

@@ -21,10 +21,12 @@ import httpx
 from crosswatch import auth
 from crosswatch.config import Config, load_config
 from crosswatch.emulator import DEFAULT_IG_CLIENT_ID, DEFAULT_X_CLIENT_ID, Emulator, EmulatorSettings, ManualClock
+from crosswatch.emulator.bluesky_state import DEFAULT_BSKY_HANDLE
 from crosswatch.hosting import build_host
 from crosswatch.journal import Journal, NewFile
 from crosswatch.models import Job, JobState
 from crosswatch.platforms.base import Target
+from crosswatch.platforms.bluesky.steps import BlueskyTarget
 from crosswatch.platforms.instagram.steps import InstagramTarget
 from crosswatch.platforms.mastodon.steps import MastodonTarget
 from crosswatch.platforms.x.steps import XTarget
@@ -53,6 +55,8 @@ def platform_targets(url: str, hosted: Path, *, public_url: str | None = None,
                       "media_host": {"type": "directory", "path": str(hosted),
                                      "public_url": public_url or f"{url}/_emulator/hosted/"}},
         "mastodon": {"instance": f"{url}/mastodon"},
+        "bluesky": {"service": url, "handle": DEFAULT_BSKY_HANDLE, "language": "en",
+                    "web_base": f"{url}/_emulator/bsky"},
     }
     for name, extra in per_target.items():
         targets[name].update(extra)
@@ -131,7 +135,7 @@ def sign_in(config: Config, emulator: Emulator, client: httpx.Client, clock: Man
     for name in targets:
         kind = config.targets[name].kind
         token = (emulator.mint_x_token() if kind == "x" else emulator.mint_mastodon_token() if kind == "mastodon"
-                 else emulator.mint_ig_token())
+                 else emulator.mint_bsky_session(origin=ORIGIN) if kind == "bluesky" else emulator.mint_ig_token())
         auth.import_tokens(config.targets[name], SecretStore(), json.dumps(token), client, clock=clock)
 
 
@@ -161,6 +165,8 @@ def make_rig(workspace: dict[str, Path], spec: XOpenAPI, *, targets: tuple[str, 
             built[name] = XTarget(cfg, clock=clock, timeline_settle_seconds=timeline_settle_seconds)
         elif cfg.kind == "mastodon":
             built[name] = MastodonTarget(cfg, clock=clock)
+        elif cfg.kind == "bluesky":
+            built[name] = BlueskyTarget(cfg, clock=clock)
         else:
             assert cfg.media_host is not None
             built[name] = InstagramTarget(cfg, build_host(cfg.media_host))

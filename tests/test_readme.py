@@ -26,7 +26,7 @@ def test_readme_starts_with_the_two_commands_and_ci_runs_the_second() -> None:
 def test_crosswatch_demo_posts_every_sample_to_both_platforms() -> None:
     result = run_cli("demo", "--exit", timeout=240)
     assert result.returncode == 0, result.stderr
-    assert "16 of 16 posts made" in result.stdout  # 4 samples to outbox, X, Instagram and Mastodon
+    assert "20 of 20 posts made" in result.stdout  # 4 samples x (X, Instagram, Mastodon, Bluesky, outbox)
     assert "/_emulator/" in result.stdout
     assert "Traceback" not in result.stderr
 

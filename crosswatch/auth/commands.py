@@ -34,6 +34,7 @@ from crosswatch.auth.state import status
 from crosswatch.auth.tokens import (
     Clock,
     TokenSet,
+    app_password_key,
     client_secret_key,
     get_client_secret,
     load_tokens,
@@ -42,6 +43,7 @@ from crosswatch.auth.tokens import (
 )
 from crosswatch.config import TargetConfig
 from crosswatch.errors import UsageError
+from crosswatch.logs import register_secret
 from crosswatch.platforms import registry
 from crosswatch.secrets import SecretStore
 
@@ -52,16 +54,18 @@ from crosswatch.secrets import SecretStore
 def login(target_cfg: TargetConfig, store: SecretStore, client: httpx.Client,
           open_browser: Callable[[str], None], prompt_secret: Callable[[str], str] | None = None, *,
           paste_redirect: Callable[[str], str] | None = None, timeout: float = DEFAULT_LOGIN_TIMEOUT,
-          clock: Clock = time.time) -> dict[str, Any]:
+          clock: Clock = time.time, ask_password: Callable[[str], str] | None = None) -> dict[str, Any]:
     """Browser sign-in; stores the tokens and returns ``status`` (never a secret).
 
     With ``redirect_uri`` unset, a loopback listener receives the browser; with an https
     ``redirect_uri`` (Instagram accepts only those) ``paste_redirect`` asks the user for the address
-    the browser ended on.
+    the browser ended on. A platform that signs in with a password (Bluesky) asks ``ask_password``.
     """
     sign_in = registry.sign_in(target_cfg.kind)
     if sign_in is None:
         raise UsageError(f"target {target_cfg.name} ({target_cfg.kind}) has no sign-in")
+    if getattr(sign_in, "method", "oauth") == "password":
+        return login_with_password(sign_in, target_cfg, store, client, ask_password, clock=clock)
     # A platform that registers its app at sign-in (Mastodon: per server) has a ``prepare`` that
     # returns the config with the app's client id and the app's secret, once the redirect is known.
     prepare = getattr(sign_in, "prepare", None)
@@ -88,6 +92,23 @@ def login(target_cfg: TargetConfig, store: SecretStore, client: httpx.Client,
             code = listener.wait(timeout)
     # Exchange at once: X's authorization codes are valid for 30 seconds.
     tokens = sign_in.exchange_code(target_cfg, client, secret, code, redirect_uri, verifier, clock())
+    _store_and_identify(sign_in, target_cfg, store, client, tokens)
+    return status(target_cfg, store, clock=clock)
+
+
+def login_with_password(sign_in: SignIn, target_cfg: TargetConfig, store: SecretStore, client: httpx.Client,
+                        ask_password: Callable[[str], str] | None, *, clock: Clock = time.time) -> dict[str, Any]:
+    """Password sign-in (Bluesky's app password): the password is kept in the keyring only, so the
+    provider can sign in again by itself when the session's refresh token has died."""
+    if ask_password is None:
+        raise UsageError(f"signing in to {target_cfg.name} needs its app password")
+    password = ask_password(f"{target_cfg.kind} app password for {target_cfg.name}").strip()
+    if not password:
+        raise UsageError(f"no app password given for {target_cfg.name}; make one in the platform's "
+                         "settings and enter it when asked (or pipe it on stdin)")
+    register_secret(password)
+    tokens = sign_in.login_with_password(target_cfg, client, password, clock())
+    store.set(app_password_key(target_cfg.name), password)
     _store_and_identify(sign_in, target_cfg, store, client, tokens)
     return status(target_cfg, store, clock=clock)
 
@@ -145,7 +166,8 @@ def revoke(target_cfg: TargetConfig, store: SecretStore,
                                                                                    tokens)
     deleted_token = store.delete(token_key(target_cfg.name))
     deleted_secret = store.delete(client_secret_key(target_cfg.name))
-    result["deleted"] = deleted_token or deleted_secret
+    deleted_password = store.delete(app_password_key(target_cfg.name))
+    result["deleted"] = deleted_token or deleted_secret or deleted_password
     return result
 
 

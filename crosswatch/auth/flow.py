@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import httpx
 
@@ -25,6 +25,10 @@ from crosswatch.secrets import SecretStore
 
 
 class SignIn(Protocol):
+    # How `auth login` signs in: "oauth", the browser and a code (``authorize_url``, ``exchange_code``);
+    # "password", a password the user gives once (``login_with_password``; Bluesky's app passwords).
+    # A SignIn without the attribute is "oauth".
+    method: Literal["oauth", "password"]
     # The scopes a token must carry (only checked when the platform says which scopes it granted).
     scopes: tuple[str, ...]
     # Whether signing in needs the app's secret (Instagram), or a public client may do without (X).
@@ -38,6 +42,10 @@ class SignIn(Protocol):
     def exchange_code(self, cfg: TargetConfig, client: httpx.Client, secret: str | None, code: str,
                       redirect_uri: str, code_verifier: str, now: float) -> TokenSet:
         """The tokens for an authorization code; AuthError when the platform refuses it."""
+
+    def login_with_password(self, cfg: TargetConfig, client: httpx.Client, password: str,
+                            now: float) -> TokenSet:
+        """"password" sign-ins only: the tokens for the account's password; AuthError when refused."""
 
     def lookup_account(self, cfg: TargetConfig, client: httpx.Client,
                        access_token: str) -> tuple[str, str | None]:

@@ -49,12 +49,15 @@ class TokenSet:
     account_id: str | None = None
     username: str | None = None
     dead: str | None = None
+    # Where the account's API lives when it is not the configured one (Bluesky: the PDS named in the
+    # account's DID document); None: the target's own endpoints.
+    api_base: str | None = None
 
     def __repr__(self) -> str:
         # Never the tokens themselves: reprs end up in logs and tracebacks.
         return (f"TokenSet(access_token='***', refresh_token={'***' if self.refresh_token else None}, "
                 f"expires_at={self.expires_at}, scopes={self.scopes}, account_id={self.account_id!r}, "
-                f"username={self.username!r}, dead={self.dead!r})")
+                f"username={self.username!r}, dead={self.dead!r}, api_base={self.api_base!r})")
 
     __str__ = __repr__
 
@@ -73,6 +76,7 @@ class TokenSet:
             "access_token": self.access_token, "refresh_token": self.refresh_token,
             "expires_at": self.expires_at, "obtained_at": self.obtained_at, "scopes": list(self.scopes),
             "account_id": self.account_id, "username": self.username, "dead": self.dead,
+            "api_base": self.api_base,
         }
 
     @classmethod
@@ -89,6 +93,7 @@ class TokenSet:
             account_id=id_string(data.get("account_id")),
             username=id_string(data.get("username")),
             dead=id_string(data.get("dead")),
+            api_base=id_string(data.get("api_base")),
         )
 
 
@@ -106,6 +111,12 @@ def token_key(target_name: str) -> str:
 
 def client_secret_key(target_name: str) -> str:
     return f"{target_name}:client_secret"
+
+
+def app_password_key(target_name: str) -> str:
+    """Where a password sign-in (Bluesky's app password) keeps the password, to sign in again by
+    itself when the session's refresh token has died."""
+    return f"{target_name}:app_password"
 
 
 def load_tokens(store: SecretStore, target_name: str) -> TokenSet | None:

@@ -13,7 +13,9 @@ One origin serves both platforms, so crosswatch's config points at it like this:
     targets.instagram.authorize_url  = <url>/oauth/authorize
 
 Seeded by default: the public X client ``DEFAULT_X_CLIENT_ID`` and user ``DEFAULT_X_USER_ID``; the
-Instagram app ``DEFAULT_IG_CLIENT_ID``/``DEFAULT_IG_CLIENT_SECRET`` and account ``DEFAULT_IG_USER_ID``.
+Instagram app ``DEFAULT_IG_CLIENT_ID``/``DEFAULT_IG_CLIENT_SECRET`` and account ``DEFAULT_IG_USER_ID``; the
+Bluesky account ``DEFAULT_BSKY_HANDLE`` (``DEFAULT_BSKY_DID``) with app password ``DEFAULT_BSKY_APP_PASSWORD``,
+its XRPC under ``/xrpc/`` (``targets.bluesky.service = <url>``; its DID document names <url> as its PDS).
 Everything under ``/_emulator/`` is the admin API (state, faults, seeding, tokens, clock, HTML pages).
 """
 
@@ -28,6 +30,7 @@ from crosswatch.emulator.accounts import (
     DEFAULT_X_USERNAME,
     sample_jpeg,
 )
+from crosswatch.emulator.bluesky_state import DEFAULT_BSKY_APP_PASSWORD, DEFAULT_BSKY_DID, DEFAULT_BSKY_HANDLE
 from crosswatch.emulator.clock import ManualClock
 from crosswatch.emulator.core import Emulator
 from crosswatch.emulator.faults import ConnectionDropped, Fault, ResponseTimedOut
@@ -36,6 +39,9 @@ from crosswatch.emulator.settings import EmulatorSettings, RateLimit
 from crosswatch.emulator.x_oauth import generate_pkce_pair
 
 __all__ = [
+    "DEFAULT_BSKY_APP_PASSWORD",
+    "DEFAULT_BSKY_DID",
+    "DEFAULT_BSKY_HANDLE",
     "DEFAULT_IG_APP_SCOPED_ID",
     "DEFAULT_IG_CLIENT_ID",
     "DEFAULT_IG_CLIENT_SECRET",

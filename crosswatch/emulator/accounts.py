@@ -74,6 +74,10 @@ def seed_defaults(state: EmulatorState) -> None:
     add_x_user(state, DEFAULT_X_USER_ID, DEFAULT_X_USERNAME, "Crosswatch Demo")
     add_ig_app(state, DEFAULT_IG_CLIENT_ID, DEFAULT_IG_CLIENT_SECRET)
     add_ig_user(state, DEFAULT_IG_USER_ID, DEFAULT_IG_USERNAME, DEFAULT_IG_APP_SCOPED_ID, "Crosswatch Demo")
+    from crosswatch.emulator.bluesky_api import add_account
+    from crosswatch.emulator.bluesky_state import DEFAULT_BSKY_APP_PASSWORD, DEFAULT_BSKY_DID, DEFAULT_BSKY_HANDLE
+
+    add_account(state.bluesky, DEFAULT_BSKY_DID, DEFAULT_BSKY_HANDLE, DEFAULT_BSKY_APP_PASSWORD, state.now())
 
 
 def mint_x_token(

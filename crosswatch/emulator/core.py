@@ -17,7 +17,17 @@ from urllib.parse import parse_qsl, urlencode
 
 import httpx
 
-from crosswatch.emulator import accounts, admin, ig_oauth, instagram_api, mastodon_api, x_api, x_oauth
+from crosswatch.emulator import (
+    accounts,
+    admin,
+    bluesky_api,
+    bluesky_view,
+    ig_oauth,
+    instagram_api,
+    mastodon_api,
+    x_api,
+    x_oauth,
+)
 from crosswatch.emulator.clock import Clock, OffsetClock
 from crosswatch.emulator.faults import (
     TRANSPORT_ACTIONS,
@@ -87,6 +97,8 @@ class Emulator:
             *ig_oauth.routes(),
             *instagram_api.routes(),
             *mastodon_api.routes(),
+            *bluesky_api.routes(),
+            *bluesky_view.routes(),
         ]
         if seed_defaults:
             with self.state.lock:
@@ -303,6 +315,15 @@ class Emulator:
         with self.state.lock:
             return accounts.mint_ig_token(self.state, user_id, client_id, scopes, long_lived=long_lived)
 
+    def mint_bsky_session(self, did: str | None = None, origin: str = "http://emulator.test") -> dict[str, Any]:
+        """A Bluesky session as createSession answers it, without spending a createSession."""
+        from crosswatch.emulator.bluesky_api import issue_session
+        from crosswatch.emulator.bluesky_state import DEFAULT_BSKY_DID
+
+        with self.state.lock:
+            account = self.state.bluesky.accounts[did or DEFAULT_BSKY_DID]
+            return issue_session(self.state.bluesky, origin, account, self.state.now())
+
     def post_from_phone(
         self,
         user_id: str | None = None,
@@ -382,6 +403,8 @@ def _fault_response(matched: Route, fault: Fault) -> httpx.Response:
         response = problem_response(fault.status, x_blank_problem(fault.status))
     elif matched.platform == "mastodon":
         response = mastodon_api.error(fault.status, _MASTODON_FAULT_WORDS.get(fault.status, "Internal Server Error"))
+    elif matched.platform == "bluesky":
+        response = bluesky_api.fault_response(fault.status)
     else:
         response = graph_error(
             2, "An unexpected error has occurred. Please retry your request later.",
@@ -404,6 +427,8 @@ def _not_found(request: httpx.Request) -> httpx.Response:
         return problem_response(404, x_blank_problem(404, f"No route for {request.method} {path}"))
     if path.startswith("/_emulator"):
         return text_response(404, f"No admin route for {request.method} {path}")
+    if path.startswith("/xrpc/"):
+        return bluesky_api.xrpc_error(501, "MethodNotImplemented", "Method Not Implemented")
     method = request.method.lower()
     return graph_error(
         100,

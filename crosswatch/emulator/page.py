@@ -82,11 +82,15 @@ def timelines_page(state: EmulatorState) -> str:
     x_cards = [x_card(state, post) for post in sorted(state.x_posts, key=lambda p: int(p.id), reverse=True)]
     ig_cards = [ig_card(state, media) for media in reversed(state.ig_media)]
     masto_cards = [mastodon_card(state, status) for status in reversed(state.mastodon.statuses)]
+    from crosswatch.emulator.bluesky_view import cards as bluesky_cards  # it imports this module
+
+    bsky_cards = bluesky_cards(state.bluesky)
     sections = (_section(f"X ({len(x_cards)})", x_cards) + _section(f"Instagram ({len(ig_cards)})", ig_cards)
-                + _section(f"Mastodon ({len(masto_cards)})", masto_cards))
+                + _section(f"Mastodon ({len(masto_cards)})", masto_cards)
+                + _section(f"Bluesky ({len(bsky_cards)})", bsky_cards))
     return _template().substitute(
         title="crosswatch emulator",
-        subtitle="What the fake X, Instagram and Mastodon accounts show. State as JSON: /_emulator/state",
+        subtitle="What the fake X, Instagram, Mastodon and Bluesky accounts show. State as JSON: /_emulator/state",
         sections=sections,
     )
 

@@ -6,6 +6,7 @@ import base64
 from typing import Any
 
 from crosswatch.emulator.mastodon_state import MastodonMedia
+from crosswatch.emulator import bluesky_view
 from crosswatch.emulator.state import EmulatorState, IGContainer, IGMedia, XMedia, XPost
 
 
@@ -157,6 +158,7 @@ def snapshot(state: EmulatorState, *, include_bytes: bool = False) -> dict[str, 
             "media": [x_media_json(m, include_bytes) for m in state.x_media.values()],
             "posts": [x_post_json(state, p, include_bytes) for p in state.x_posts],
         },
+        "bluesky": bluesky_view.snapshot_json(state.bluesky, include_bytes),
         "instagram": {
             "apps": [
                 {"client_id": a.client_id, "redirect_uris": list(a.redirect_uris)}

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from crosswatch.emulator.bluesky_state import BlueskyState
 from crosswatch.emulator.clock import Clock
 from crosswatch.emulator.faults import FaultBook
 from crosswatch.emulator.mastodon_state import MastodonState
@@ -251,6 +252,7 @@ class EmulatorState:
     ig_consent: bool = True
 
     mastodon: MastodonState = field(default_factory=MastodonState)
+    bluesky: BlueskyState = field(default_factory=BlueskyState)
 
     requests: list[RequestRecord] = field(default_factory=list)
 

@@ -39,6 +39,9 @@ class JobContext:
     access_token: str | None = None
     # The signed-in account's platform id (X user id, Instagram user id), from the token store.
     account_id: str | None = None
+    # Where the account's API lives when sign-in found it elsewhere than the config says (Bluesky: the
+    # PDS in the account's DID document); None: the target's configured endpoints.
+    api_base: str | None = None
 
 
 class Kind(enum.StrEnum):

@@ -44,6 +44,7 @@ PLATFORMS: Mapping[str, Platform] = {
     "x": Platform("x", "crosswatch.platforms.x", signs_in=True),
     "instagram": Platform("instagram", "crosswatch.platforms.instagram", signs_in=True),
     "mastodon": Platform("mastodon", "crosswatch.platforms.mastodon", signs_in=True),
+    "bluesky": Platform("bluesky", "crosswatch.platforms.bluesky", signs_in=True),
 }
 
 
