@@ -821,7 +821,8 @@ def _build_target(name: str, raw: Any, where: _Located, base_dir: Path) -> Targe
         if getattr(target, key, None) is None:
             article = "an" if kind[:1] in "aeiou" else "a"
             raise where.error((*path, key), f"is required for {article} {kind} target ({purpose})")
-    problem = registry.limits(kind).check_config(target) if registry.limits(kind).check_config else None
+    own_check = registry.limits(kind).check_config
+    problem = own_check(target) if own_check is not None else None
     if problem is not None:
         raise where.error((*path, problem[0]), problem[1])
     return target

@@ -5,8 +5,8 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-from crosswatch.emulator.mastodon_state import MastodonMedia
 from crosswatch.emulator import bluesky_view
+from crosswatch.emulator.mastodon_state import MastodonMedia
 from crosswatch.emulator.state import EmulatorState, IGContainer, IGMedia, XMedia, XPost
 
 
