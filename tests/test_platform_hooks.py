@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -89,9 +90,11 @@ def test_config_messages_name_what_the_registry_says(fake: None, tmp_path: Path,
 
 
 def test_targets_required_and_unknown_types_list_the_registry(fake: None, tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match=r"name at least one target \(outbox, x, instagram, fake\)"):
+    listed = ", ".join(registry.names())
+    assert listed.endswith(", fake")
+    with pytest.raises(ConfigError, match=re.escape(f"name at least one target ({listed})")):
         load(tmp_path, {})
-    with pytest.raises(ConfigError, match="use type: one of outbox, x, instagram, fake"):
+    with pytest.raises(ConfigError, match=re.escape(f"use type: one of {listed}")):
         load(tmp_path, {"m": {"type": "myspace"}})
 
 
