@@ -342,3 +342,32 @@ def test_preview_uses_the_limits_the_server_told(workspace: dict[str, Path]) -> 
     assert told["limit"] == 60 and told["length"] <= 60 < never_read["length"]
     assert len(told["alt_text"]) <= 100 < len(never_read["alt_text"])
     assert max(told["image"]["width"], told["image"]["height"]) <= 400
+
+
+def test_the_emulated_oauth_refuses_what_mastodon_refuses(emulator: Emulator, client: httpx.Client) -> None:
+    from authlib.oauth2.rfc7636 import create_s256_code_challenge
+
+    base = f"{ORIGIN}/mastodon"
+    app = client.post(f"{base}/api/v1/apps", data={"client_name": "crosswatch", "redirect_uris": "http://127.0.0.1:9/cb",
+                                                  "scopes": "write:media write:statuses read:accounts"}).json()
+    assert client.post(f"{base}/api/v1/apps", data={"client_name": "x", "redirect_uris": "http://a/b",
+                                                    "scopes": "write:everything"}).status_code == 422
+    verifier = "v" * 64
+    query = {"response_type": "code", "client_id": app["client_id"], "redirect_uri": "http://127.0.0.1:9/cb",
+             "scope": "write:media read:accounts", "state": "s1",
+             "code_challenge": create_s256_code_challenge(verifier), "code_challenge_method": "S256"}
+    assert client.get(f"{base}/oauth/authorize", params={**query, "redirect_uri": "http://evil/cb"}).status_code == 400
+    too_wide = client.get(f"{base}/oauth/authorize", params={**query, "scope": "admin:write"})
+    assert "error=invalid_scope" in too_wide.headers["location"]
+    code = httpx.URL(client.get(f"{base}/oauth/authorize", params=query).headers["location"]).params["code"]
+    form = {"grant_type": "authorization_code", "code": code, "client_id": app["client_id"],
+            "client_secret": app["client_secret"], "redirect_uri": "http://127.0.0.1:9/cb"}
+    wrong = client.post(f"{base}/oauth/token", data={**form, "code_verifier": "w" * 64})
+    assert (wrong.status_code, wrong.json()["error"]) == (400, "invalid_grant")
+    issued = client.post(f"{base}/oauth/token", data={**form, "code_verifier": verifier})
+    assert issued.status_code == 200 and set(issued.json()) == {"access_token", "token_type", "scope", "created_at"}
+    again = client.post(f"{base}/oauth/token", data={**form, "code_verifier": verifier})
+    assert again.status_code == 400  # a code is used once
+    refused = client.post(f"{base}/oauth/revoke", data={"client_id": app["client_id"], "client_secret": "nope",
+                                                         "token": issued.json()["access_token"]})
+    assert refused.status_code == 403
