@@ -65,7 +65,7 @@ class Console:
 
     @property
     def state(self) -> ConsoleState:
-        return self.served.state  # type: ignore[no-any-return]
+        return self.served.state
 
     @property
     def base(self) -> str:
