@@ -33,11 +33,11 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from crosswatch import views  # noqa: E402
-from crosswatch.config import load_config  # noqa: E402
-from crosswatch.console.server import make_console  # noqa: E402
-from crosswatch.journal import Journal  # noqa: E402
-from crosswatch.watcher import Intake  # noqa: E402
+from crosswatch import views
+from crosswatch.config import load_config
+from crosswatch.console.server import make_console
+from crosswatch.journal import Journal
+from crosswatch.watcher import Intake
 
 XMP = ('<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
        '<rdf:Description rdf:about="" xmlns:dc="http://purl.org/dc/elements/1.1/" '
