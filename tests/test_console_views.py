@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 from crosswatch import decisions, views
 from crosswatch.auth.tokens import TokenSet, save_tokens
@@ -16,7 +17,7 @@ from crosswatch.secrets import SecretStore
 from tests.console_helpers import console_config, drop_photos, take_in
 
 
-def journal_with(workspace: dict[str, Path], photos: int, **overrides: object) -> Config:
+def journal_with(workspace: dict[str, Path], photos: int, **overrides: Any) -> Config:
     config = load_config(console_config(workspace, **overrides))
     drop_photos(workspace, photos, real=False)
     take_in(config)
