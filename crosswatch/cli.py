@@ -96,8 +96,8 @@ def run(obj: Obj, once: bool, existing: str | None, no_browser: bool) -> None:
     daemon = Daemon(config, existing=existing)
     if once:
         sys.exit(daemon.run_once())
-    console = _start_console(config, open_browser=not no_browser and sys.stdout.isatty()) \
-        if config.console.enabled else None
+    console = _start_console(config, open_browser=not no_browser and sys.stdout.isatty(),
+                             on_decision=daemon.wake_runner.set) if config.console.enabled else None
     try:
         code = daemon.run_forever()
     finally:
@@ -106,13 +106,13 @@ def run(obj: Obj, once: bool, existing: str | None, no_browser: bool) -> None:
     sys.exit(code)
 
 
-def _start_console(config: Config, *, open_browser: bool) -> Any:
+def _start_console(config: Config, *, open_browser: bool, on_decision: Any = None) -> Any:
     """The console next to the daemon, or None (said in one line) when it cannot be served: the
     daemon posts either way."""
     try:
         from crosswatch.console.server import make_console
 
-        console = make_console(config, warn=lambda text: click.echo(text, err=True))
+        console = make_console(config, warn=lambda text: click.echo(text, err=True), on_decision=on_decision)
     except CrosswatchError as exc:
         click.echo(f"crosswatch: the console is not served: {exc}", err=True)
         return None

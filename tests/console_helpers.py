@@ -29,7 +29,7 @@ UNUSED_URL = "http://127.0.0.1:9"  # nothing is sent in these tests; the X targe
 def console_config(workspace: dict[str, Path], *, url: str = UNUSED_URL, approval: Any = True,
                    **overrides: Any) -> Path:
     targets = {"x": {"client_id": DEFAULT_X_CLIENT_ID, "api_base": url, "authorize_url": f"{url}/i/oauth2/authorize",
-                     "web_base": f"{url}/_emulator/x"},
+                     "web_base": f"{url}/_emulator/x", "redirect_port": 0},
                "outbox": {"path": str(workspace["outbox"])}}
     watch = [{"path": str(workspace["inbox"]), "targets": ["x", "outbox"], "settle_seconds": 0}]
     return write_config(workspace, targets=targets, watch=watch, approval=approval, **overrides)

@@ -9,12 +9,13 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from crosswatch.console.security import SESSION_COOKIE, hash_password
 from crosswatch.emulator import Emulator, EmulatorServer
 from crosswatch.models import JobState
-from tests.conftest import run_cli
+from tests.conftest import run_cli, wait_until
 from tests.console_helpers import Console, console_config, drop_photos, make_console, take_in
 
 
@@ -183,6 +184,32 @@ def test_no_token_or_secret_reaches_any_page(workspace: dict[str, Path], emulato
     for path, text in pages.items():
         for secret in (token["access_token"], token["refresh_token"]):
             assert secret not in text, path
+
+
+def test_the_sign_in_button_runs_the_oauth_flow_of_auth_login(workspace: dict[str, Path], emulator: Emulator) -> None:
+    with EmulatorServer(emulator) as server:
+        console = make_console(console_config(workspace, url=server.url))
+        try:
+            csrf = console.sign_in()
+            before = console.client.get("/accounts").text
+            assert re.search(r'data-field="sign-in">sign-in needed<', before)
+            assert 'data-action="sign-in" data-target="x"' in before
+            started = console.post("/accounts/x/signin", {"csrf": csrf})
+            assert started.status_code == 303
+            authorize = started.headers["location"]
+            assert authorize.startswith(f"{server.url}/i/oauth2/authorize?")
+            # The browser at the platform: it approves and sends the browser to crosswatch's listener.
+            approved = httpx.get(authorize)
+            assert approved.status_code in (302, 303), approved.text
+            assert httpx.get(approved.headers["location"]).status_code == 200
+            signed = re.compile(r'data-field="sign-in">signed in<')
+            wait_until(lambda: bool(signed.search(console.client.get("/accounts").text)), timeout=30)
+            after = console.client.get("/accounts").text
+        finally:
+            console.close()
+    issued = emulator.snapshot()["x"]["access_tokens"]
+    assert issued and all(t["token"] not in after for t in issued)
+    assert "signed in as" in after
 
 
 def test_beyond_loopback_the_console_needs_a_password_and_warns_about_tls(workspace: dict[str, Path]) -> None:

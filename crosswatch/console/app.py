@@ -56,6 +56,9 @@ class ConsoleState:
     _journal: Journal | None = None
     _accounts: tuple[float, list[views.AccountView]] | None = None
     flows: Any = None  # SignInFlows, made by build_app
+    # Called after every decision: the daemon serving this console wakes its runner (another
+    # process's daemon reads the journal on its next look, within seconds).
+    on_decision: Callable[[], None] = lambda: None
 
     def journal(self) -> Journal | None:
         """The console's journal connection, opened on first use once the journal exists (the daemon
@@ -316,6 +319,7 @@ async def job_action(request: Request, state: ConsoleState) -> Response:
 
     try:
         await run_in_threadpool(decide)
+        state.on_decision()
     except CrosswatchError as exc:
         refused = {"job": job_id, "action": action, "error": str(exc),
                    "caption": form.get("caption"), "alt_text": form.get("alt_text")}

@@ -64,10 +64,22 @@ def hand_out_token(state_dir: Path) -> str:
     """A new one-time sign-in token that a console running on this state_dir accepts."""
     folder = token_dir(state_dir)
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    _remove_stale_tokens(folder)
     token = secrets.token_urlsafe(32)
     fd = os.open(folder / _digest(token), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     os.close(fd)
     return token
+
+
+def _remove_stale_tokens(folder: Path) -> None:
+    """Tokens handed out and never used are worthless after TOKEN_FILE_SECONDS: remove them."""
+    now = time.time()
+    for path in folder.iterdir():
+        try:
+            if now - path.stat().st_mtime > TOKEN_FILE_SECONDS:
+                path.unlink()
+        except OSError:
+            continue
 
 
 def hash_password(password: str) -> str:

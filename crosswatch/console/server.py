@@ -122,7 +122,8 @@ def password_hash(store: Any) -> Callable[[], str | None]:
 
 
 def make_console(config: Config, *, host: str | None = None, port: int | None = None,
-                 store: Any = None, warn: Callable[[str], None] | None = None) -> Console:
+                 store: Any = None, warn: Callable[[str], None] | None = None,
+                 on_decision: Callable[[], None] | None = None) -> Console:
     """Bind the console (config.console unless ``host``/``port`` say otherwise) and build its app.
 
     Beyond loopback it needs the console password in the keyring (UsageError otherwise) and warns
@@ -152,6 +153,8 @@ def make_console(config: Config, *, host: str | None = None, port: int | None = 
     sessions = Sessions(config.state_dir)
     state = ConsoleState(config=config, host=host, port=real_port, sessions=sessions, store=store,
                          password_hash=read_password)
+    if on_decision is not None:
+        state.on_decision = on_decision
     app = build_app(state)
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, server_header=False,
                                            lifespan="off"))
