@@ -503,6 +503,17 @@ class Journal:
                    (new.value, reason, now, job_id))
         self._event(db, job_id, old, new, None, detail or reason, now)
 
+    @staticmethod
+    def _current(db: sqlite3.Connection, job_id: int, expect: JobState | None) -> tuple[sqlite3.Row, JobState]:
+        """The job's row and state inside a write; JournalError when it is missing or not ``expect``."""
+        row = db.execute(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        if row is None:
+            raise JournalError(f"there is no job {job_id}")
+        old = JobState(row["state"])
+        if expect is not None and old is not expect:
+            raise JournalError(f"job {job_id} is {old.value}, not {expect.value}")
+        return row, old
+
     def transition(self, job_id: int, new_state: JobState, *, expect: JobState | None = None,
                    step: str | None = None, step_index: int | None = None,
                    data: dict[str, Any] | None = None, remote_id: str | None = None,
@@ -517,12 +528,7 @@ class Journal:
         """
         now = self._clock()
         with self._write() as db:
-            row = db.execute(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id = ?", (job_id,)).fetchone()
-            if row is None:
-                raise JournalError(f"there is no job {job_id}")
-            old = JobState(row["state"])
-            if expect is not None and old is not expect:
-                raise JournalError(f"job {job_id} is {old.value}, not {expect.value}")
+            row, old = self._current(db, job_id, expect)
             check_transition(old, new_state)
             merged = json.loads(row["data"])
             if data:
@@ -563,12 +569,7 @@ class Journal:
         ``new_state`` (which may be the state it is in), atomically, with an event."""
         now = self._clock()
         with self._write() as db:
-            row = db.execute(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id = ?", (job_id,)).fetchone()
-            if row is None:
-                raise JournalError(f"there is no job {job_id}")
-            old = JobState(row["state"])
-            if old is not expect:
-                raise JournalError(f"job {job_id} is {old.value}, not {expect.value}")
+            row, old = self._current(db, job_id, expect)
             if new_state is not old:
                 check_transition(old, new_state)
             merged = json.loads(row["data"])

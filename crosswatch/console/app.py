@@ -407,28 +407,21 @@ async def account_signin(request: Request, state: ConsoleState) -> Response:
 
 
 async def job_image(request: Request, state: ConsoleState) -> Response:
-    job_id = int(request.path_params["job_id"])
-
-    def find() -> Path | None:
-        with state.lock:
-            journal = state.journal()
-            return None if journal is None else images.job_image(state.config, journal, job_id)
-
-    return _image_response(await run_in_threadpool(find))
+    return await _image(state, images.job_image, int(request.path_params["job_id"]))
 
 
 async def photo_thumb(request: Request, state: ConsoleState) -> Response:
-    photo_id = int(request.path_params["photo_id"])
+    return await _image(state, images.photo_thumbnail, int(request.path_params["photo_id"]))
 
-    def find() -> Path | None:
+
+async def _image(state: ConsoleState, find: Callable[[Config, Journal, int], Path | None], key: int) -> Response:
+    """The image ``find`` names for an id from the journal; 404 when there is none."""
+    def look() -> Path | None:
         with state.lock:
             journal = state.journal()
-            return None if journal is None else images.photo_thumbnail(state.config, journal, photo_id)
+            return None if journal is None else find(state.config, journal, key)
 
-    return _image_response(await run_in_threadpool(find))
-
-
-def _image_response(path: Path | None) -> Response:
+    path = await run_in_threadpool(look)
     if path is None:
         return PlainTextResponse("not found", status_code=404)
     return FileResponse(path, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=60"})
