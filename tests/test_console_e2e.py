@@ -129,3 +129,23 @@ def test_the_daemon_posts_exactly_the_caption_edited_and_approved_in_the_console
         assert rejected is not None and rejected.state is JobState.REJECTED
         done = journal.job(chosen)
         assert done is not None and done.state is JobState.DONE
+
+
+def test_crosswatch_edit_is_the_cli_face_of_the_same_edit(workspace: dict[str, Path]) -> None:
+    from crosswatch.config import load_config
+    from tests.console_helpers import drop_photos, take_in
+
+    config = console_config(workspace)
+    drop_photos(workspace, 1, real=False)
+    take_in(load_config(config))
+    with Journal(workspace["state"] / "journal.sqlite3") as journal:
+        job = journal.jobs(target="x")[0]
+    refused = run_cli("edit", str(job.id), "--caption", "x" * 281, config=config)
+    assert refused.returncode == 2 and refused.stderr.count("\n") == 1
+    assert "281 long" in refused.stderr and "limit is 280" in refused.stderr
+    done = run_cli("edit", str(job.id), "--caption", "By hand on the command line", "--alt-text", "", config=config)
+    assert done.returncode == 0, done.stderr
+    with Journal(workspace["state"] / "journal.sqlite3") as journal:
+        edited = journal.job(job.id)
+    assert edited is not None and edited.data["edit"] == {"caption": "By hand on the command line", "alt_text": ""}
+    assert "By hand on the command line" in run_cli("queue", config=config).stdout
