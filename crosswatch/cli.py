@@ -8,7 +8,6 @@ Set CROSSWATCH_DEBUG=1 to see the traceback of an unexpected error.
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import json
 import os
 import sys
@@ -20,13 +19,11 @@ from typing import Any
 
 import click
 
-from crosswatch import spend
 from crosswatch.config import Config, load_config
 from crosswatch.errors import CrosswatchError, JournalError, JournalLocked, UsageError
 from crosswatch.journal import (
     SCHEMA_VERSION,
     DaemonLock,
-    Hold,
     Journal,
     backups_dir,
     check_journal,
@@ -38,7 +35,7 @@ from crosswatch.journal import (
     restore_journal,
     stall_problem,
 )
-from crosswatch.models import Job, JobState
+from crosswatch.models import JobState
 from crosswatch.platforms import registry
 
 CONFIG_HELP = "config file (default: $CROSSWATCH_CONFIG, else the user config dir's crosswatch/config.yaml)"
@@ -85,16 +82,51 @@ def _setup_logging(config: Config) -> None:
               help="when the journal is new where another was before (deleted, lost), or restored from a backup "
                    "older than some photos: post the photos already in the folders (again), or skip them "
                    "(record them as handled); default: intake.existing (ask: stop and say how many)")
+@click.option("--no-browser", is_flag=True, help="do not open the console in a browser (it is opened only "
+                                                    "when run in a terminal)")
 @pass_obj
-def run(obj: Obj, once: bool, existing: str | None) -> None:
-    """Run the daemon: watch the folders and post what lands there."""
+def run(obj: Obj, once: bool, existing: str | None, no_browser: bool) -> None:
+    """Run the daemon: watch the folders and post what lands there (and serve the console when
+    console.enabled)."""
     config = obj.config  # config errors first, before anything heavier is imported
     from crosswatch.daemon import Daemon
 
     _setup_logging(config)
     daemon = Daemon(config, existing=existing)
-    code = daemon.run_once() if once else daemon.run_forever()
+    if once:
+        sys.exit(daemon.run_once())
+    console = _start_console(config, open_browser=not no_browser and sys.stdout.isatty(),
+                             on_decision=daemon.wake_runner.set) if config.console.enabled else None
+    try:
+        code = daemon.run_forever()
+    finally:
+        if console is not None:
+            console.stop()
     sys.exit(code)
+
+
+def _start_console(config: Config, *, open_browser: bool, on_decision: Any = None) -> Any:
+    """The console next to the daemon, or None (said in one line) when it cannot be served: the
+    daemon posts either way."""
+    try:
+        from crosswatch.console.server import make_console
+
+        console = make_console(config, warn=lambda text: click.echo(text, err=True), on_decision=on_decision)
+    except CrosswatchError as exc:
+        click.echo(f"crosswatch: the console is not served: {exc}", err=True)
+        return None
+    console.start_thread()
+    _announce(console.signin_url, open_browser)
+    return console
+
+
+def _announce(url: str, open_browser: bool) -> None:
+    click.echo(f"console: {url}")
+    sys.stdout.flush()
+    if open_browser:
+        import webbrowser
+
+        webbrowser.open(url)
 
 
 # -- status, queue, retry ----------------------------------------------------------------------------
@@ -104,41 +136,10 @@ def _open_journal(config: Config) -> Journal:
     return Journal(config.journal_path)
 
 
-def _job_json(job: Job, photo_path: str, hold: Hold | None = None) -> dict[str, Any]:
-    waiting = hold is not None and job.state is JobState.READY
-    return {
-        "id": job.id,
-        "photo": printable_path(photo_path),
-        "photo_id": job.photo_id,
-        "target": job.target,
-        "state": job.state.value,
-        "step": job.step,
-        "attempts": job.attempts,
-        "next_attempt_at": max(job.next_attempt_at, hold.until) if waiting and hold else (job.next_attempt_at or None),
-        "reason": hold.reason if waiting and hold else job.reason,
-        "remote_id": job.remote_id,
-        "permalink": job.permalink,
-    }
-
-
 def _when(timestamp: float) -> str:
-    return dt.datetime.fromtimestamp(timestamp).astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")
+    from crosswatch.views import when
 
-
-def _job_line(job: Job, photo_path: str, now: float, hold: Hold | None = None) -> str:
-    head = f"#{job.id} {job.target:<10} {printable_path(photo_path)}"
-    if job.state is JobState.READY and hold is not None and hold.until > job.next_attempt_at:
-        return f"{head}: waiting until {_when(hold.until)} ({hold.reason})"
-    if job.state is JobState.READY and job.next_attempt_at > now:
-        return f"{head}: waiting until {_when(job.next_attempt_at)}" + (f" ({job.reason})" if job.reason else "")
-    if job.state is JobState.IN_DOUBT:
-        return (f"{head}: in doubt ({job.reason}); check the platform, then run "
-                f"`crosswatch resolve {job.id} --posted` or `crosswatch resolve {job.id} --not-posted`")
-    if job.state in (JobState.FAILED, JobState.REJECTED):
-        return f"{head}: {job.state.value}: {job.reason}; `crosswatch retry {job.id}` to try again"
-    if job.state is JobState.DONE:
-        return f"{head}: done {job.permalink or job.remote_id or ''}".rstrip()
-    return f"{head}: {job.state.value}" + (f" ({job.reason})" if job.reason else "")
+    return when(timestamp)
 
 
 @cli.command()
@@ -147,120 +148,36 @@ def _job_line(job: Job, photo_path: str, now: float, hold: Hold | None = None) -
 @pass_obj
 def status(obj: Obj, as_json: bool, show_all: bool) -> None:
     """Photos and jobs per target, with their states and last errors."""
+    from crosswatch import views
+
     with _open_journal(obj.config) as journal:
-        photos = journal.photos()
-        paths = {photo.id: photo.path for photo, _status, _reason in photos}
-        jobs = journal.jobs()
         now = time.time()
-        holds = journal.holds(now)
-        outside = _waiting_outside(obj.config, journal)
         if as_json:
-            document = {
-                "journal": outside,
-                "photos": [
-                    {"id": p.id, "hash": p.hash, "path": printable_path(p.path), "status": s, "reason": r,
-                     "first_seen": p.first_seen}
-                    for p, s, r in photos
-                ],
-                "jobs": [_job_json(job, paths.get(job.photo_id, ""), holds.get(job.target)) for job in jobs],
-                "targets": {name: {"waiting_until": hold.until, "why": hold.kind, "reason": hold.reason}
-                            for name, hold in holds.items()},
-                "spend": spend.month_spend(obj.config, journal, now),
-            }
-            click.echo(json.dumps(document, indent=2, ensure_ascii=False))
+            click.echo(json.dumps(views.status_document(obj.config, journal, now), indent=2, ensure_ascii=False))
             return
-        rejected = sum(1 for _p, s, _r in photos if s != "ok")
-        click.echo(f"photos: {len(photos)}" + (f" ({rejected} rejected at intake)" if rejected else ""))
-        if outside["problem"]:
-            click.echo(f"journal: cannot be written: {outside['problem']}; {outside['waiting_outside']} files in the "
-                       "watched folders wait outside it (they are taken once it can be written)")
-        counts = journal.state_counts()
-        spent = spend.month_spend(obj.config, journal, now)
-        for target in sorted(set(counts) | set(obj.config.targets)):
-            per_state = counts.get(target, {})
-            summary = ", ".join(f"{n} {state}" for state, n in sorted(per_state.items())) or "no jobs"
-            click.echo(f"  {target}: {summary}")
-            if target in spent:
-                click.echo(f"    {spend.spend_line(spent[target])}")
-            if target in holds:
-                click.echo(f"    waiting until {_when(holds[target].until)}: {holds[target].reason}")
-        attention = [
-            j for j in jobs
-            if show_all or j.state in (JobState.FAILED, JobState.REJECTED, JobState.IN_DOUBT)
-            or (j.state is JobState.READY and (j.next_attempt_at > now or j.target in holds))
-        ]
-        for job in attention:
-            click.echo("  " + _job_line(job, paths.get(job.photo_id, ""), now, holds.get(job.target)))
+        for line in views.status_lines(obj.config, journal, now, show_all=show_all):
+            click.echo(line)
+    address = _console_address(obj.config)
+    if address:
+        click.echo(f"console: {address}")
 
 
-def _waiting_outside(config: Config, journal: Journal) -> dict[str, Any]:
-    """Whether the journal takes writes; if not, why, and how many files in the folders it has not taken."""
-    problem = journal.write_problem()
-    if problem is None:
-        return {"writable": True, "problem": None, "waiting_outside": 0}
-    from crosswatch.watcher import Intake
+def _console_address(config: Config) -> str | None:
+    """The running console's sign-in address (with a fresh one-time token), if one runs."""
+    from crosswatch.console.server import running_address
 
-    return {"writable": False, "problem": problem, "waiting_outside": len(Intake(config, journal).untaken())}
+    return running_address(config)
 
 
 @cli.command()
 @pass_obj
 def queue(obj: Obj) -> None:
     """Jobs waiting to go out with the time each is planned for; jobs awaiting approval with their captions."""
-    from crosswatch.jobs import JobContexts
-    from crosswatch.schedule import Planner
+    from crosswatch import views
 
-    config = obj.config
-    now = time.time()
-    with _open_journal(config) as journal:
-        photos = {photo.id: photo for photo, _s, _r in journal.photos()}
-        holds = journal.holds(now)
-        jobs = journal.jobs()
-        waiting = [j for j in jobs if j.state in (JobState.READY, JobState.IN_FLIGHT, JobState.PENDING)]
-        awaiting = [j for j in jobs if j.state is JobState.AWAITING_APPROVAL]
-        if not waiting and not awaiting:
-            click.echo("nothing is waiting")
-            return
-        planner = Planner(config)
-        posted = {t: journal.done_since(t, now - 2 * 86400.0) for t in {j.target for j in waiting}}
-        started = {j.photo_id: journal.sibling_starts(j.id) for j in waiting}
-        not_before = [(j.id, j.target, j.photo_id, max(j.next_attempt_at, holds[j.target].until)
-                       if j.target in holds else j.next_attempt_at) for j in waiting if j.state is JobState.READY]
-        plan = planner.plan(not_before, posted, started, now)
-        contexts = JobContexts(config, journal)
-        for job in sorted(waiting, key=lambda j: (plan.get(j.id, (now, None))[0], j.id)):
-            at, why = plan.get(job.id, (now, None))
-            planned = "now" if at <= now else _when(at)
-            shown = printable_path(photos[job.photo_id].path)
-            reason = holds[job.target].reason if job.target in holds else (why or job.reason)
-            cost = spend.job_cost(config, journal, contexts, job, photos[job.photo_id])
-            click.echo(f"#{job.id} {job.target:<10} {job.state.value:<10} {planned:<26} {shown}"
-                       + (f"  {cost}" if cost else "") + (f"  ({reason})" if reason else ""))
-        for job in awaiting:
-            photo = photos[job.photo_id]
-            cost = spend.job_cost(config, journal, contexts, job, photo)
-            click.echo(f"#{job.id} {job.target:<10} awaiting approval: {printable_path(photo.path)}"
-                       + (f"  {cost}" if cost else "")
-                       + f"  (`crosswatch approve {job.id}` or `crosswatch reject {job.id}`)")
-            try:
-                caption = contexts.caption(job, photo).text
-            except CrosswatchError as exc:
-                caption = f"(no caption: {exc})"
-            click.echo("    " + caption.replace("\n", "\n    "))
-
-
-def _decide(config: Config, job_id: int, approve: bool) -> Job:
-    with _open_journal(config) as journal:
-        job = journal.job(job_id)
-        if job is None:
-            raise UsageError(f"there is no job {job_id}; `crosswatch queue` lists the jobs awaiting approval")
-        if job.state is not JobState.AWAITING_APPROVAL:
-            raise UsageError(f"job {job_id} is {job.state.value}, not awaiting approval")
-        if approve:
-            journal.transition(job_id, JobState.READY, next_attempt_at=time.time(), detail="approved")
-        else:
-            journal.transition(job_id, JobState.REJECTED, reason="rejected by hand (crosswatch reject)")
-    return job
+    with _open_journal(obj.config) as journal:
+        for line in views.queue_lines(obj.config, journal, time.time()):
+            click.echo(line)
 
 
 @cli.command()
@@ -268,7 +185,10 @@ def _decide(config: Config, job_id: int, approve: bool) -> Job:
 @pass_obj
 def approve(obj: Obj, job_id: int) -> None:
     """Let a job that awaits approval go out (at its scheduled time)."""
-    job = _decide(obj.config, job_id, approve=True)
+    from crosswatch import decisions
+
+    with _open_journal(obj.config) as journal:
+        job = decisions.approve(journal, job_id)
     click.echo(f"job {job_id} ({job.target}) is approved and queued")
 
 
@@ -277,8 +197,26 @@ def approve(obj: Obj, job_id: int) -> None:
 @pass_obj
 def reject(obj: Obj, job_id: int) -> None:
     """Keep a job that awaits approval from ever going out."""
-    job = _decide(obj.config, job_id, approve=False)
+    from crosswatch import decisions
+
+    with _open_journal(obj.config) as journal:
+        job = decisions.reject(journal, job_id)
     click.echo(f"job {job_id} ({job.target}) is rejected; it will not be posted")
+
+
+@cli.command()
+@click.argument("job_id", type=int)
+@click.option("--caption", help="the caption as it is to be posted (checked against the target's limit)")
+@click.option("--alt-text", "alt_text", help="the image's alt text (empty: none)")
+@pass_obj
+def edit(obj: Obj, job_id: int, caption: str | None, alt_text: str | None) -> None:
+    """Change a waiting job's caption or alt text; an approved job needs approval again."""
+    from crosswatch import decisions
+
+    with _open_journal(obj.config) as journal:
+        job = decisions.edit(obj.config, journal, job_id, caption=caption, alt_text=alt_text)
+    again = " and awaits approval again" if job.state is JobState.AWAITING_APPROVAL else ""
+    click.echo(f"job {job_id} ({job.target}) is changed{again}")
 
 
 @cli.command()
@@ -286,28 +224,11 @@ def reject(obj: Obj, job_id: int) -> None:
 @pass_obj
 def retry(obj: Obj, job_id: int) -> None:
     """Put a failed or rejected job back in the queue, to go out now."""
+    from crosswatch import decisions
+
     with _open_journal(obj.config) as journal:
-        job = journal.job(job_id)
-        if job is None:
-            raise UsageError(f"there is no job {job_id}; `crosswatch status --all` lists them")
-        if job.state not in (JobState.FAILED, JobState.REJECTED):
-            raise UsageError(f"job {job_id} is {job.state.value}; only failed or rejected jobs can be retried")
-        journal.transition(job_id, JobState.READY, step_index=0, next_attempt_at=time.time(),
-                           attempts_delta=-job.attempts, detail="retry requested")
+        job = decisions.retry(journal, job_id)
     click.echo(f"job {job_id} ({job.target}) is queued again")
-
-
-def _step_names(config: Config, target: str) -> list[str]:
-    """The configured target's steps, in order; empty when the target is gone from the config."""
-    from crosswatch.platforms.registry import build_target
-
-    target_cfg = config.targets.get(target)
-    if target_cfg is None or not target_cfg.enabled:
-        return []
-    try:
-        return [step.name for step in build_target(target_cfg).steps()]
-    except CrosswatchError:
-        return []
 
 
 @cli.command()
@@ -317,34 +238,17 @@ def _step_names(config: Config, target: str) -> list[str]:
 @pass_obj
 def resolve(obj: Obj, job_id: int, verdict: str | None) -> None:
     """Settle a job crosswatch could not check (in doubt), after looking at the platform yourself."""
+    from crosswatch import decisions
+
     if verdict is None:
         raise UsageError(f"say what you found: `crosswatch resolve {job_id} --posted` or "
                          f"`crosswatch resolve {job_id} --not-posted`")
-    config = obj.config
-    with _open_journal(config) as journal:
-        row = journal.job_row(job_id)
-        if row is None:
-            raise UsageError(f"there is no job {job_id}; `crosswatch status` lists the jobs in doubt")
-        job = row.job
-        if job.state is not JobState.IN_DOUBT:
-            raise UsageError(f"job {job_id} is {job.state.value}; only a job in doubt can be resolved")
-        now = time.time()
-        if verdict == "not-posted":
-            journal.transition(job_id, JobState.READY, intent=False, next_attempt_at=now,
-                               data={"reconcile_checks": 0}, detail="resolved by hand: not posted")
-            click.echo(f"job {job_id} ({job.target}) will be sent again")
-            return
-        names = _step_names(config, job.target)
-        following = row.step_index + 1
-        data = {"resolved": "posted", "reconcile_checks": 0}
-        if following < len(names):
-            # The post exists; the steps after it (Instagram: remove the hosted copy) still run.
-            journal.transition(job_id, JobState.READY, intent=False, step_index=following, step=names[following],
-                               next_attempt_at=now, data=data, detail="resolved by hand: posted")
-        else:
-            journal.transition(job_id, JobState.DONE, intent=False, data=data, detail="resolved by hand: posted")
-        spend.charge_resolved_post(config, journal, job, row.intent_at or job.updated_at)
-    click.echo(f"job {job_id} ({job.target}) is marked posted; it will not be sent again")
+    with _open_journal(obj.config) as journal:
+        job = decisions.resolve(obj.config, journal, job_id, posted=verdict == "posted")
+    if verdict == "not-posted":
+        click.echo(f"job {job_id} ({job.target}) will be sent again")
+    else:
+        click.echo(f"job {job_id} ({job.target}) is marked posted; it will not be sent again")
 
 
 def _release_auth_hold(config: Config, target: str) -> None:
@@ -727,6 +631,52 @@ def journal_restore(obj: Obj, backup: Path | None) -> None:
     click.echo(f"restored {result.backup} as {path}")
     if result.kept_aside:
         click.echo(f"the journal it replaced is kept in {result.kept_aside[0].parent}")
+
+
+# -- console ---------------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.option("--host", help="address to listen on (default console.host, 127.0.0.1; beyond loopback a "
+                             "password is needed)")
+@click.option("--port", type=click.IntRange(0, 65535), help="port (default console.port, or the next free one; "
+                                                            "0: any free port)")
+@click.option("--no-browser", is_flag=True, help="print the sign-in address without opening a browser")
+@click.option("--set-password", is_flag=True, help="store the console password (read from standard input) in "
+                                                   "the keyring, and exit")
+@pass_obj
+def console(obj: Obj, host: str | None, port: int | None, no_browser: bool, set_password: bool) -> None:
+    """Serve the local web console until stopped (SIGTERM or Ctrl-C)."""
+    import signal
+    import threading
+
+    from crosswatch.console.security import PASSWORD_KEY, hash_password
+    from crosswatch.console.server import make_console
+    from crosswatch.secrets import SecretStore
+
+    if set_password:
+        if sys.stdin.isatty():
+            password = str(click.prompt("console password", hide_input=True, confirmation_prompt=True, err=True))
+        else:
+            password = sys.stdin.readline().rstrip("\r\n")
+        if len(password) < 8:
+            raise UsageError("the console password must have at least 8 characters")
+        SecretStore().set(PASSWORD_KEY, hash_password(password))
+        click.echo("stored the console password (its scrypt hash) in the keyring")
+        return
+    served = make_console(obj.config, host=host, port=port, warn=lambda text: click.echo(text, err=True))
+    stop = threading.Event()
+    previous = {s: signal.signal(s, lambda _n, _f: stop.set()) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        thread = served.start_thread()
+        _announce(served.signin_url, not no_browser)
+        while not stop.wait(0.5) and thread.is_alive():
+            pass
+        served.stop()
+        thread.join(timeout=10.0)
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
 
 
 # -- emulator and demo -------------------------------------------------------------------------------

@@ -141,6 +141,40 @@ def compose(config: Config, target: str, metadata: Metadata, photo_path: PurePat
     )
 
 
+class CaptionRefused(ValueError):
+    """A caption or alt text written by hand breaks the target's rules; the message says which and by how much."""
+
+
+def edited_caption(config: Config, target: str, composed: Caption, edit: Mapping[str, object], *,
+                   limits: PlatformLimits | None = None) -> Caption:
+    """``composed`` with the hand-written caption and alt text of ``edit`` (``crosswatch edit``, the
+    console) in place of the composed ones, checked by the rules ``compose`` fits by: the platform's
+    own length count and limit, its mention and hashtag caps, the alt text's limit. Nothing is
+    shortened: a text that does not fit raises ``CaptionRefused``."""
+    kind = _target_kind(config, target)
+    rules = _rules_for(kind, hashtag_cap(config, target, kind), limits)
+    alt_limit = min(ALT_TEXT_LIMIT, (limits or registry.limits(kind)).alt_text_limit or ALT_TEXT_LIMIT)
+    text = edit.get("caption")
+    text = composed.text if not isinstance(text, str) else text.replace("\r\n", "\n").strip()
+    if not text:
+        raise CaptionRefused(f"the caption for {target} is empty; write one, or reject the job")
+    length = rules.length(text)
+    if length > rules.limit:
+        raise CaptionRefused(f"the caption for {target} is {length} long by {kind}'s count; the limit is "
+                             f"{rules.limit} ({length - rules.limit} over)")
+    if rules.max_mentions is not None and len(_MENTION.findall(text)) > rules.max_mentions:
+        raise CaptionRefused(f"the caption for {target} mentions more than {rules.max_mentions} accounts")
+    if rules.max_hashtags is not None and len(_HASHTAG.findall(text)) > rules.max_hashtags:
+        raise CaptionRefused(f"the caption for {target} has more than {rules.max_hashtags} hashtags "
+                             f"(hashtags.max for {target})")
+    alt = edit.get("alt_text", composed.alt_text) if "alt_text" in edit else composed.alt_text
+    alt = alt.strip() if isinstance(alt, str) else None
+    if alt is not None and len(alt) > alt_limit:
+        raise CaptionRefused(f"the alt text for {target} is {len(alt)} characters; the limit is {alt_limit}")
+    return Caption(text=text, length=length, limit=rules.limit, alt_text=alt or None,
+                   hashtags=tuple(_HASHTAG.findall(text)), shortened=())
+
+
 def _target_kind(config: Config, target: str) -> str:
     if target in config.targets:
         return config.targets[target].kind

@@ -27,6 +27,8 @@ from crosswatch.errors import ConfigError
 from crosswatch.platforms import registry
 from crosswatch.templates import BRIDGE_PLACEHOLDERS, KNOWN_PLACEHOLDERS, TemplateError, template_fields
 
+# The console's port unless console.port says otherwise (the next free one when it is taken).
+DEFAULT_CONSOLE_PORT = 8484
 DEFAULT_INCLUDE = ("*.jpg", "*.jpeg", "*.png", "*.heic", "*.heif", "*.webp", "*.tif", "*.tiff")
 
 
@@ -264,6 +266,18 @@ class LoggingConfig:
 
 
 @dataclass(frozen=True)
+class ConsoleConfig:
+    """The local web console (``crosswatch console``; also served by ``crosswatch run`` when enabled)."""
+
+    enabled: bool = True
+    # Keep it loopback: another address needs a console password in the keyring
+    # (`crosswatch console --set-password`) and TLS in front (a reverse proxy).
+    host: str = "127.0.0.1"
+    # The first free port from here on is taken; 0: any free port (the printed address says which).
+    port: int = DEFAULT_CONSOLE_PORT
+
+
+@dataclass(frozen=True)
 class Config:
     source: Path
     state_dir: Path
@@ -284,6 +298,7 @@ class Config:
     approval: bool | tuple[str, ...] = False
     schedule: ScheduleConfig = ScheduleConfig()
     logging: LoggingConfig = LoggingConfig()
+    console: ConsoleConfig = ConsoleConfig()
 
     def needs_approval(self, target: str) -> bool:
         return self.approval is True or (isinstance(self.approval, tuple) and target in self.approval)
@@ -858,6 +873,7 @@ def _check_references(config: Config, where: _Located) -> None:
     _check_media(config.media, where)
     _check_privacy(config.privacy, where)
     _check_rules_and_schedule(config, where)
+    _check_console(config, where)
 
 
 def _is_folder(folder: Path, path: tuple[str, ...], where: _Located) -> bool:
@@ -865,6 +881,14 @@ def _is_folder(folder: Path, path: tuple[str, ...], where: _Located) -> bool:
         return folder.is_dir()
     except OSError as exc:  # a name too long, a folder on the way that cannot be read
         raise where.error(path, f"cannot look at folder {folder}: {exc.strerror or exc}") from None
+
+
+def _check_console(config: Config, where: _Located) -> None:
+    if not 0 <= config.console.port <= 65535:
+        raise where.error(("console", "port"),
+                          f"{config.console.port} is not a port; use 1-65535, or 0 for any free one")
+    if not config.console.host.strip():
+        raise where.error(("console", "host"), "is empty; use 127.0.0.1 (loopback) or the address to listen on")
 
 
 def _check_rules_and_schedule(config: Config, where: _Located) -> None:

@@ -80,13 +80,24 @@ class JobContexts:
         return read
 
     def caption(self, job: Job, photo: Photo, link: str | None = None) -> Caption:
+        """The caption as it will be posted: composed, or as edited by hand (``data["edit"]``)."""
         bridge = job.data.get("bridge")
-        if isinstance(bridge, Mapping):
-            return self._bridged_caption(job, bridge)
         target_cfg = self.config.targets.get(job.target)
+        # A server's own limits (Mastodon's instance) where the platform reports them.
         limits = platform_info.learned_limits(self.journal, target_cfg) if target_cfg is not None else None
-        return compose.compose(self.config, job.target, self.metadata(photo), Path(photo.path), link=link,
-                               limits=limits)
+        if isinstance(bridge, Mapping):
+            composed = self._bridged_caption(job, bridge)
+        else:
+            composed = compose.compose(self.config, job.target, self.metadata(photo), Path(photo.path),
+                                       link=link, limits=limits)
+        edit = job.data.get("edit")
+        if not isinstance(edit, Mapping):
+            return composed
+        try:
+            return compose.edited_caption(self.config, job.target, composed, edit, limits=limits)
+        except compose.CaptionRefused as exc:
+            # Checked when it was saved; only a changed config (a lower hashtag cap) can get here.
+            raise BadPhoto(f"the edited caption no longer fits: {exc}; `crosswatch edit {job.id}`") from None
 
     def image(self, job: Job, photo: Photo) -> PreparedImage:
         # Only targets still to be served: a finished job's image was discarded and must not be

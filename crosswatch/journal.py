@@ -153,6 +153,15 @@ MIGRATIONS: list[str] = [
         read_at    REAL NOT NULL
     );
     """,
+    # 7: the last `crosswatch links check` result of each posted job, for the console's posted page
+    """
+    CREATE TABLE link_checks (
+        job_id  INTEGER PRIMARY KEY REFERENCES jobs(id),
+        state   TEXT NOT NULL,
+        detail  TEXT NOT NULL,
+        at      REAL NOT NULL
+    );
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -285,6 +294,11 @@ class Journal:
                 time.sleep(0.02)
 
     # -- lifecycle ---------------------------------------------------------------------------------
+
+    def trace(self, callback: Any) -> None:
+        """Call ``callback(sql)`` for every statement this connection runs (None: stop); for counting
+        the queries a page costs (bench/bench_console.py, tests)."""
+        self._db.set_trace_callback(callback)
 
     def check_in_place(self) -> None:
         """Raise JournalGone when the file at the journal's path is not the one this connection has
@@ -497,6 +511,17 @@ class Journal:
                    (new.value, reason, now, job_id))
         self._event(db, job_id, old, new, None, detail or reason, now)
 
+    @staticmethod
+    def _current(db: sqlite3.Connection, job_id: int, expect: JobState | None) -> tuple[sqlite3.Row, JobState]:
+        """The job's row and state inside a write; JournalError when it is missing or not ``expect``."""
+        row = db.execute(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        if row is None:
+            raise JournalError(f"there is no job {job_id}")
+        old = JobState(row["state"])
+        if expect is not None and old is not expect:
+            raise JournalError(f"job {job_id} is {old.value}, not {expect.value}")
+        return row, old
+
     def transition(self, job_id: int, new_state: JobState, *, expect: JobState | None = None,
                    step: str | None = None, step_index: int | None = None,
                    data: dict[str, Any] | None = None, remote_id: str | None = None,
@@ -511,12 +536,7 @@ class Journal:
         """
         now = self._clock()
         with self._write() as db:
-            row = db.execute(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id = ?", (job_id,)).fetchone()
-            if row is None:
-                raise JournalError(f"there is no job {job_id}")
-            old = JobState(row["state"])
-            if expect is not None and old is not expect:
-                raise JournalError(f"job {job_id} is {old.value}, not {expect.value}")
+            row, old = self._current(db, job_id, expect)
             check_transition(old, new_state)
             merged = json.loads(row["data"])
             if data:
@@ -550,6 +570,49 @@ class Journal:
         result = self.job_row(job_id)
         assert result is not None
         return result
+
+    def edit_job(self, job_id: int, edit: Mapping[str, Any], *, expect: JobState, new_state: JobState,
+                 detail: str) -> JobRow:
+        """Store a caption / alt text written by hand (``data["edit"]``) and move the job to
+        ``new_state`` (which may be the state it is in), atomically, with an event."""
+        now = self._clock()
+        with self._write() as db:
+            row, old = self._current(db, job_id, expect)
+            if new_state is not old:
+                check_transition(old, new_state)
+            merged = json.loads(row["data"])
+            merged["edit"] = dict(edit)
+            merged.pop("post_now", None)  # a changed post is not what "post now" was asked for
+            db.execute("UPDATE jobs SET state = ?, data = ?, reason = ?, updated_at = ? WHERE id = ?",
+                       (new_state.value, json.dumps(merged, sort_keys=True),
+                        row["reason"] if new_state is old else None, now, job_id))
+            self._event(db, job_id, old, new_state, row["step"], detail, now)
+        result = self.job_row(job_id)
+        assert result is not None
+        return result
+
+    def in_flight_starts(self) -> dict[int, dict[int, float]]:
+        """photo id -> job id -> when that job first went in flight, for every job that has (the
+        stagger of the queue's plan, in one query instead of one per job)."""
+        rows = self._db.execute(
+            "SELECT j.photo_id, j.id, MIN(e.at) FROM events e JOIN jobs j ON j.id = e.job_id "
+            "WHERE e.to_state = ? GROUP BY j.id", (JobState.IN_FLIGHT.value,))
+        starts: dict[int, dict[int, float]] = {}
+        for photo_id, job_id, at in rows:
+            if at is not None:
+                starts.setdefault(int(photo_id), {})[int(job_id)] = float(at)
+        return starts
+
+    def done_times(self, since: float) -> dict[str, list[float]]:
+        """target -> when its jobs finished since ``since``, oldest first (``done_since`` for every
+        target in one query)."""
+        rows = self._db.execute(
+            "SELECT j.target, e.at FROM events e JOIN jobs j ON j.id = e.job_id "
+            "WHERE e.to_state = ? AND e.at >= ? ORDER BY e.at", (JobState.DONE.value, since))
+        times: dict[str, list[float]] = {}
+        for target, at in rows:
+            times.setdefault(str(target), []).append(float(at))
+        return times
 
     def recover_in_flight(self) -> list[tuple[JobRow, JobState]]:
         """At start-up: jobs left in flight by a crash go back to ready, or to in-doubt when an
@@ -823,6 +886,39 @@ class Journal:
             sql += " WHERE " + " AND ".join(clauses)
         sql += " ORDER BY id"
         return [_job_row(r).job for r in self._db.execute(sql, args)]
+
+    def jobs_in_states(self, states: Sequence[JobState]) -> list[Job]:
+        marks = ", ".join("?" * len(states))
+        rows = self._db.execute(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE state IN ({marks}) ORDER BY id",
+                                [s.value for s in states])
+        return [_job_row(r).job for r in rows]
+
+    def jobs_of_photos(self, photo_ids: Sequence[int]) -> list[Job]:
+        """Every job of these photos, in one query (a page's worth: SQLite takes 32,766 parameters)."""
+        if not photo_ids:
+            return []
+        marks = ", ".join("?" * len(photo_ids))
+        rows = self._db.execute(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE photo_id IN ({marks}) ORDER BY id",
+                                list(photo_ids))
+        return [_job_row(r).job for r in rows]
+
+    def photos_by_id(self, photo_ids: Sequence[int]) -> dict[int, Photo]:
+        if not photo_ids:
+            return {}
+        marks = ", ".join("?" * len(photo_ids))
+        rows = self._db.execute(f"SELECT * FROM photos WHERE id IN ({marks})", list(photo_ids))
+        return {int(r["id"]): _photo(r) for r in rows}
+
+    def record_link_check(self, job_id: int, state: str, detail: str) -> None:
+        with self._write() as db:
+            db.execute("INSERT INTO link_checks (job_id, state, detail, at) VALUES (?, ?, ?, ?) "
+                       "ON CONFLICT (job_id) DO UPDATE SET state = excluded.state, detail = excluded.detail, "
+                       "at = excluded.at", (job_id, state, detail, self._clock()))
+
+    def link_checks(self) -> dict[int, tuple[str, str]]:
+        """job id -> (state, detail) of its last link check."""
+        return {int(r[0]): (str(r[1]), str(r[2]))
+                for r in self._db.execute("SELECT job_id, state, detail FROM link_checks")}
 
     def jobs_for_photo(self, photo_id: int) -> list[Job]:
         rows = self._db.execute(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE photo_id = ? ORDER BY id",

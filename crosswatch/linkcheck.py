@@ -84,6 +84,7 @@ def check_links(config: Config, journal: Journal, client: httpx.Client,
         else:
             state, detail = _ask(target, job.remote_id, token, client, journal, job.id)
         results.append(LinkStatus(job.id, job.target, job.remote_id, job.permalink, state, detail))
+        journal.record_link_check(job.id, state, detail)  # the console's posted page shows the last one
     return results
 
 

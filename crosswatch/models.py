@@ -30,7 +30,8 @@ TRANSITIONS: dict[JobState, frozenset[JobState]] = {
     S.PENDING: frozenset({S.READY, S.AWAITING_APPROVAL, S.REJECTED}),
     S.AWAITING_APPROVAL: frozenset({S.READY, S.REJECTED}),
     # ready -> ready: rescheduled (rate limit, parked for sign-in) without being attempted.
-    S.READY: frozenset({S.IN_FLIGHT, S.READY, S.REJECTED, S.FAILED}),
+    # ready -> awaiting_approval: an approved job's caption was edited; it needs approval again.
+    S.READY: frozenset({S.IN_FLIGHT, S.READY, S.REJECTED, S.FAILED, S.AWAITING_APPROVAL}),
     S.IN_FLIGHT: frozenset({S.IN_FLIGHT, S.READY, S.DONE, S.FAILED, S.REJECTED, S.IN_DOUBT}),
     S.FAILED: frozenset({S.READY}),
     S.REJECTED: frozenset({S.READY}),

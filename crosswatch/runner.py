@@ -212,6 +212,8 @@ class Runner:
     def _scheduled_later(self, row: JobRow, now: float) -> bool:
         """Move the job to its planned time when the schedule (windows, gap, daily max, stagger) says
         it may not go out now; True if moved."""
+        if row.job.data.get("post_now"):
+            return False  # "post now" (console, once): outside the schedule; pacing and holds still apply
         if self.journal.has_started(row.job.id):
             # Posting has begun (media uploaded, a container made): finish it rather than wait for the
             # next window, by when uploaded media and containers may have expired.

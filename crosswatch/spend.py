@@ -6,12 +6,13 @@ charges, the cost of a waiting job from its caption as jobs.py composes it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from crosswatch.config import Config
 from crosswatch.errors import CrosswatchError
 from crosswatch.journal import Journal
-from crosswatch.models import Job, JobState
+from crosswatch.models import Caption, Job, JobState
 
 
 def month_spend(config: Config, journal: Journal, now: float) -> dict[str, dict[str, Any]]:
@@ -38,12 +39,17 @@ def spend_line(spent: dict[str, Any]) -> str:
             f"({spent['posts']} posts, {spent['reads']} resources read)")
 
 
-def job_link(config: Config, journal: Journal, job: Job) -> tuple[str | None, bool]:
+def job_link(config: Config, journal: Journal, job: Job,
+             siblings: Sequence[Job] | None = None) -> tuple[str | None, bool]:
     """The link a job's X post carries, as jobs.py decides it (the linked post's permalink once it is
-    out, none if it failed), and whether one is still to come; read without logging."""
+    out, none if it failed), and whether one is still to come; read without logging. ``siblings``:
+    the photo's jobs when the caller has them already (a page of jobs: no query per job)."""
     target = config.targets[job.target]
     link = job.data.get("link") if isinstance(job.data.get("link"), str) else None
-    linked = next((j for j in journal.jobs_for_photo(job.photo_id) if j.target == target.link_to), None)
+    if target.link_to is None:
+        return link, False
+    jobs = journal.jobs_for_photo(job.photo_id) if siblings is None else siblings
+    linked = next((j for j in jobs if j.target == target.link_to), None)
     if link is not None or linked is None or target.link != "permalink":
         return link, False
     if linked.state is JobState.DONE:
@@ -70,18 +76,21 @@ def charge_resolved_post(config: Config, journal: Journal, job: Job, sent_at: fl
     journal.record_charge(job.target, item, prices[item], job_id=job.id, purpose="resolved by hand", at=sent_at)
 
 
-def job_cost(config: Config, journal: Journal, contexts: Any, job: Job, photo: Any) -> str:
-    """What a waiting job will cost where its platform charges ("$0.015"), else ""."""
+def job_cost(config: Config, journal: Journal, contexts: Any, job: Job, photo: Any,
+             siblings: Sequence[Job] | None = None, *, caption: Caption | None = None) -> str:
+    """What a waiting job will cost where its platform charges ("$0.015"), else ""; ``caption``: the
+    job's caption when the caller has composed it already."""
     from crosswatch.preview import caption_cost
 
     target = config.targets.get(job.target)
     if target is None:
         return ""
-    link, will_link = job_link(config, journal, job)
-    try:
-        caption = contexts.caption(job, photo, link)
-    except CrosswatchError:
-        return ""
+    link, will_link = job_link(config, journal, job, siblings)
+    if caption is None:
+        try:
+            caption = contexts.caption(job, photo, link)
+        except CrosswatchError:
+            return ""
     bridge = job.data.get("bridge")
     alts = None
     if isinstance(bridge, dict) and len(bridge.get("images") or ()) > 1:

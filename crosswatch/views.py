@@ -1,0 +1,470 @@
+"""What `status`, `queue` and the console's pages show, built once for both faces.
+
+The CLI prints these views as text or JSON; the console renders them as HTML. Neither face holds
+SQL or business rules: every number and every sentence is decided here, from the journal, the config
+and the sign-in state. A page's view costs a fixed number of journal queries however many jobs it
+shows (tests/test_console_views.py counts them): jobs, photos, holds, starts and finished posts are
+each read once, never per row.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from crosswatch import spend
+from crosswatch.config import Config
+from crosswatch.errors import CrosswatchError
+from crosswatch.journal import Hold, Journal, printable_path
+from crosswatch.models import Job, JobState, Photo
+
+# Jobs that are finished and need nobody (the queue shows every other job).
+_DONE = frozenset({JobState.DONE})
+_WAITING = (JobState.READY, JobState.IN_FLIGHT, JobState.PENDING)
+# A token that expires sooner than this is listed under "needs you".
+EXPIRING_SOON_SECONDS = 7 * 86400.0
+# Hold kinds that a person has to act on, or at least know about.
+_HOLD_WORDS = {"auth": "sign-in needed", "quota": "quota", "budget": "budget", "pacing": "pacing",
+               "rate_limit": "rate limit", "paused": "paused"}
+
+
+def when(timestamp: float) -> str:
+    return dt.datetime.fromtimestamp(timestamp).astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")
+
+
+# ---------------------------------------------------------------------------------------------------
+# status
+
+
+def job_json(job: Job, photo_path: str, hold: Hold | None = None) -> dict[str, Any]:
+    waiting = hold is not None and job.state is JobState.READY
+    return {
+        "id": job.id,
+        "photo": printable_path(photo_path),
+        "photo_id": job.photo_id,
+        "target": job.target,
+        "state": job.state.value,
+        "step": job.step,
+        "attempts": job.attempts,
+        "next_attempt_at": max(job.next_attempt_at, hold.until) if waiting and hold else (job.next_attempt_at or None),
+        "reason": hold.reason if waiting and hold else job.reason,
+        "remote_id": job.remote_id,
+        "permalink": job.permalink,
+    }
+
+
+def job_line(job: Job, photo_path: str, now: float, hold: Hold | None = None) -> str:
+    head = f"#{job.id} {job.target:<10} {printable_path(photo_path)}"
+    if job.state is JobState.READY and hold is not None and hold.until > job.next_attempt_at:
+        return f"{head}: waiting until {when(hold.until)} ({hold.reason})"
+    if job.state is JobState.READY and job.next_attempt_at > now:
+        return f"{head}: waiting until {when(job.next_attempt_at)}" + (f" ({job.reason})" if job.reason else "")
+    if job.state is JobState.IN_DOUBT:
+        return (f"{head}: in doubt ({job.reason}); check the platform, then run "
+                f"`crosswatch resolve {job.id} --posted` or `crosswatch resolve {job.id} --not-posted`")
+    if job.state in (JobState.FAILED, JobState.REJECTED):
+        return f"{head}: {job.state.value}: {job.reason}; `crosswatch retry {job.id}` to try again"
+    if job.state is JobState.DONE:
+        return f"{head}: done {job.permalink or job.remote_id or ''}".rstrip()
+    return f"{head}: {job.state.value}" + (f" ({job.reason})" if job.reason else "")
+
+
+def waiting_outside(config: Config, journal: Journal) -> dict[str, Any]:
+    """Whether the journal takes writes; if not, why, and how many files in the folders it has not taken."""
+    problem = journal.write_problem()
+    if problem is None:
+        return {"writable": True, "problem": None, "waiting_outside": 0}
+    from crosswatch.watcher import Intake
+
+    return {"writable": False, "problem": problem, "waiting_outside": len(Intake(config, journal).untaken())}
+
+
+def needs_attention(job: Job, now: float, holds: Mapping[str, Hold]) -> bool:
+    return (job.state in (JobState.FAILED, JobState.REJECTED, JobState.IN_DOUBT)
+            or (job.state is JobState.READY and (job.next_attempt_at > now or job.target in holds)))
+
+
+def status_document(config: Config, journal: Journal, now: float) -> dict[str, Any]:
+    """``status --json``."""
+    photos = journal.photos()
+    paths = {photo.id: photo.path for photo, _status, _reason in photos}
+    holds = journal.holds(now)
+    return {
+        "journal": waiting_outside(config, journal),
+        "photos": [
+            {"id": p.id, "hash": p.hash, "path": printable_path(p.path), "status": s, "reason": r,
+             "first_seen": p.first_seen}
+            for p, s, r in photos
+        ],
+        "jobs": [job_json(job, paths.get(job.photo_id, ""), holds.get(job.target)) for job in journal.jobs()],
+        "targets": {name: {"waiting_until": hold.until, "why": hold.kind, "reason": hold.reason}
+                    for name, hold in holds.items()},
+        "spend": spend.month_spend(config, journal, now),
+    }
+
+
+def status_lines(config: Config, journal: Journal, now: float, *, show_all: bool = False) -> list[str]:
+    """``status`` as text."""
+    photos = journal.photos()
+    paths = {photo.id: photo.path for photo, _status, _reason in photos}
+    jobs = journal.jobs()
+    holds = journal.holds(now)
+    outside = waiting_outside(config, journal)
+    rejected = sum(1 for _p, s, _r in photos if s != "ok")
+    lines = [f"photos: {len(photos)}" + (f" ({rejected} rejected at intake)" if rejected else "")]
+    if outside["problem"]:
+        lines.append(f"journal: cannot be written: {outside['problem']}; {outside['waiting_outside']} files in the "
+                     "watched folders wait outside it (they are taken once it can be written)")
+    counts = journal.state_counts()
+    spent = spend.month_spend(config, journal, now)
+    for target in sorted(set(counts) | set(config.targets)):
+        per_state = counts.get(target, {})
+        summary = ", ".join(f"{n} {state}" for state, n in sorted(per_state.items())) or "no jobs"
+        lines.append(f"  {target}: {summary}")
+        if target in spent:
+            lines.append(f"    {spend.spend_line(spent[target])}")
+        if target in holds:
+            lines.append(f"    waiting until {when(holds[target].until)}: {holds[target].reason}")
+    for job in jobs:
+        if show_all or needs_attention(job, now, holds):
+            lines.append("  " + job_line(job, paths.get(job.photo_id, ""), now, holds.get(job.target)))
+    return lines
+
+
+# ---------------------------------------------------------------------------------------------------
+# queue: the plan
+
+
+@dataclass(frozen=True)
+class Plan:
+    """When each waiting job is planned to go out, and why not sooner."""
+
+    at: Mapping[int, tuple[float, str | None]]
+
+    def planned(self, job: Job, now: float) -> tuple[float, str | None]:
+        return self.at.get(job.id, (now, None))
+
+
+def plan_queue(config: Config, journal: Journal, jobs: Sequence[Job], holds: Mapping[str, Hold],
+               now: float) -> Plan:
+    """The schedule's plan for the waiting jobs among ``jobs`` (three queries for any number)."""
+    from crosswatch.schedule import Planner
+
+    waiting = [j for j in jobs if j.state in _WAITING]
+    if not waiting:
+        return Plan({})
+    done = journal.done_times(now - 2 * 86400.0)
+    posted = {t: done.get(t, []) for t in {j.target for j in waiting}}
+    starts = journal.in_flight_starts()
+    # For each photo, the starts of its other jobs (as seen from its last waiting job, as before).
+    started = {j.photo_id: [at for job_id, at in starts.get(j.photo_id, {}).items() if job_id != j.id]
+               for j in waiting}
+    not_before = [(j.id, j.target, j.photo_id, max(j.next_attempt_at, holds[j.target].until)
+                   if j.target in holds else j.next_attempt_at) for j in waiting if j.state is JobState.READY]
+    return Plan(Planner(config).plan(not_before, posted, started, now))
+
+
+def queue_lines(config: Config, journal: Journal, now: float) -> list[str]:
+    """``queue`` as text: jobs waiting to go out with their planned time, then those awaiting approval
+    with their captions."""
+    from crosswatch.jobs import JobContexts
+
+    photos = {photo.id: photo for photo, _s, _r in journal.photos()}
+    holds = journal.holds(now)
+    jobs = journal.jobs()
+    waiting = [j for j in jobs if j.state in _WAITING]
+    awaiting = [j for j in jobs if j.state is JobState.AWAITING_APPROVAL]
+    if not waiting and not awaiting:
+        return ["nothing is waiting"]
+    plan = plan_queue(config, journal, jobs, holds, now)
+    contexts = JobContexts(config, journal)
+    siblings = _by_photo(jobs)
+    lines = []
+    for job in sorted(waiting, key=lambda j: (plan.planned(j, now)[0], j.id)):
+        at, why = plan.planned(job, now)
+        planned = "now" if at <= now else when(at)
+        shown = printable_path(photos[job.photo_id].path)
+        reason = holds[job.target].reason if job.target in holds else (why or job.reason)
+        cost = spend.job_cost(config, journal, contexts, job, photos[job.photo_id], siblings[job.photo_id])
+        lines.append(f"#{job.id} {job.target:<10} {job.state.value:<10} {planned:<26} {shown}"
+                     + (f"  {cost}" if cost else "") + (f"  ({reason})" if reason else ""))
+    for job in awaiting:
+        photo = photos[job.photo_id]
+        cost = spend.job_cost(config, journal, contexts, job, photo, siblings[job.photo_id])
+        lines.append(f"#{job.id} {job.target:<10} awaiting approval: {printable_path(photo.path)}"
+                     + (f"  {cost}" if cost else "")
+                     + f"  (`crosswatch approve {job.id}` or `crosswatch reject {job.id}`)")
+        try:
+            caption = contexts.caption(job, photo, spend.job_link(config, journal, job, siblings[job.photo_id])[0]).text
+        except CrosswatchError as exc:
+            caption = f"(no caption: {exc})"
+        lines.append("    " + caption.replace("\n", "\n    "))
+    return lines
+
+
+def _by_photo(jobs: Iterable[Job]) -> dict[int, list[Job]]:
+    grouped: dict[int, list[Job]] = {}
+    for job in jobs:
+        grouped.setdefault(job.photo_id, []).append(job)
+    return grouped
+
+
+# ---------------------------------------------------------------------------------------------------
+# the console: queue page
+
+
+@dataclass(frozen=True)
+class JobCard:
+    """One job as the queue page shows it."""
+
+    id: int
+    target: str
+    kind: str
+    state: str
+    reason: str
+    caption: str
+    length: int | None
+    limit: int | None
+    alt_text: str
+    cost: str
+    planned: str
+    edited: bool
+    actions: tuple[str, ...]  # which of approve, reject, edit, retry, resolve, post-now apply
+    problem: str = ""  # why the caption could not be built
+
+    @property
+    def over(self) -> bool:
+        return self.length is not None and self.limit is not None and self.length > self.limit
+
+
+@dataclass(frozen=True)
+class PhotoGroup:
+    photo_id: int
+    name: str
+    path: str
+    cards: tuple[JobCard, ...]
+
+
+@dataclass(frozen=True)
+class QueuePage:
+    groups: tuple[PhotoGroup, ...]
+    page: int
+    pages: int
+    total_jobs: int
+
+
+def actions_for(job: Job) -> tuple[str, ...]:
+    """The decisions (decisions.py) that apply to a job in its state."""
+    if job.state is JobState.AWAITING_APPROVAL:
+        return ("approve", "reject", "edit", "post-now")
+    if job.state is JobState.READY:
+        return ("post-now", "edit") if job.step is None else ()
+    if job.state in (JobState.FAILED, JobState.REJECTED):
+        return ("retry", "edit")
+    if job.state is JobState.IN_DOUBT:
+        return ("resolve",)
+    return ()
+
+
+def queue_page(config: Config, journal: Journal, now: float, *, page: int = 1, per_page: int = 25) -> QueuePage:
+    """Every job not done, grouped by photo (``per_page`` photos a page, those with the newest jobs
+    first), each with its caption as it will be posted, length and limit, cost, alt text, planned time,
+    state and reason."""
+    from crosswatch.jobs import JobContexts
+
+    jobs = [j for j in journal.jobs() if j.state not in _DONE]
+    holds = journal.holds(now)
+    grouped = _by_photo(jobs)
+    order = sorted(grouped, key=lambda photo_id: -max(j.id for j in grouped[photo_id]))
+    pages = max(1, -(-len(order) // per_page))
+    page = min(max(1, page), pages)
+    shown = order[(page - 1) * per_page:page * per_page]
+    photos = journal.photos_by_id(shown)
+    plan = plan_queue(config, journal, jobs, holds, now)
+    every_sibling = _by_photo(journal.jobs_of_photos(shown))
+    contexts = JobContexts(config, journal)
+    groups = []
+    for photo_id in shown:
+        photo = photos.get(photo_id)
+        if photo is None:
+            continue
+        cards = tuple(_card(config, journal, contexts, job, photo, every_sibling.get(photo_id, []), plan, holds, now)
+                      for job in grouped[photo_id])
+        groups.append(PhotoGroup(photo_id, printable_path(photo.path).rsplit("/", 1)[-1],
+                                 printable_path(photo.path), cards))
+    return QueuePage(tuple(groups), page, pages, len(jobs))
+
+
+def _card(config: Config, journal: Journal, contexts: Any, job: Job, photo: Photo, siblings: Sequence[Job],
+          plan: Plan, holds: Mapping[str, Hold], now: float) -> JobCard:
+    target = config.targets.get(job.target)
+    reason = job.reason or ""
+    if job.state is JobState.READY and job.target in holds:
+        reason = holds[job.target].reason
+    planned = ""
+    if job.state in _WAITING:
+        at, why = plan.planned(job, now)
+        planned = "now" if at <= now else when(at)
+        reason = reason or (why or "")
+    caption_text, length, limit, alt, problem, cost = "", None, None, "", "", ""
+    if target is None:
+        problem = f"target {job.target} is not in the config"
+    else:
+        try:
+            caption = contexts.caption(job, photo, spend.job_link(config, journal, job, siblings)[0])
+            caption_text, length, limit, alt = caption.text, caption.length, caption.limit, caption.alt_text or ""
+            cost = spend.job_cost(config, journal, contexts, job, photo, siblings, caption=caption)
+        except CrosswatchError as exc:
+            problem = str(exc)
+    return JobCard(id=job.id, target=job.target, kind=target.kind if target else "", state=job.state.value,
+                   reason=reason, caption=caption_text, length=length, limit=limit, alt_text=alt, cost=cost,
+                   planned=planned, edited=isinstance(job.data.get("edit"), dict), actions=actions_for(job),
+                   problem=problem)
+
+
+# ---------------------------------------------------------------------------------------------------
+# the console: posted page
+
+
+@dataclass(frozen=True)
+class PostedRow:
+    job_id: int
+    photo_id: int
+    name: str
+    target: str
+    kind: str
+    posted_at: float
+    posted: str
+    state: str
+    remote_id: str
+    permalink: str
+    link_state: str  # the last link check: ok, broken, unknown, or "" (never checked)
+    link_detail: str
+
+
+@dataclass(frozen=True)
+class PostedFilter:
+    target: str | None = None
+    since: float | None = None  # posted at or after
+    until: float | None = None  # posted before
+    link_state: str | None = None  # ok, broken, unknown, unchecked
+
+
+def posted_page(config: Config, journal: Journal, wanted: PostedFilter, *, limit: int = 200) -> list[PostedRow]:
+    """What went out, newest first, with the last link check's result."""
+    done = [j for j in journal.jobs(state=JobState.DONE, target=wanted.target)]
+    done = [j for j in done if (wanted.since is None or j.updated_at >= wanted.since)
+            and (wanted.until is None or j.updated_at < wanted.until)]
+    checks = journal.link_checks()
+    rows = []
+    for job in sorted(done, key=lambda j: (-j.updated_at, -j.id)):
+        state, detail = checks.get(job.id, ("", ""))
+        if wanted.link_state and (state or "unchecked") != wanted.link_state:
+            continue
+        target = config.targets.get(job.target)
+        rows.append(PostedRow(job.id, job.photo_id, "", job.target, target.kind if target else "", job.updated_at,
+                              when(job.updated_at), "posted", job.remote_id or "", job.permalink or "", state, detail))
+        if len(rows) >= limit:
+            break
+    photos = journal.photos_by_id(sorted({r.photo_id for r in rows}))
+    return [dataclass_replace(r, name=printable_path(photos[r.photo_id].path).rsplit("/", 1)[-1]
+                              if r.photo_id in photos else "") for r in rows]
+
+
+def dataclass_replace(row: PostedRow, **changes: Any) -> PostedRow:
+    import dataclasses
+
+    return dataclasses.replace(row, **changes)
+
+
+# ---------------------------------------------------------------------------------------------------
+# the console: accounts and "needs you"
+
+
+@dataclass(frozen=True)
+class AccountView:
+    target: str
+    kind: str
+    account: str
+    scopes: str
+    expires: str
+    expires_in_seconds: int | None
+    refreshed: str
+    signed_in: bool
+    problem: str
+    can_sign_in: bool
+
+    @property
+    def sign_in_text(self) -> str:
+        return "signed in" if self.signed_in and not self.problem else "sign-in needed"
+
+
+def accounts(config: Config, store: Any, holds: Mapping[str, Hold], *, clock: Any = time.time) -> list[AccountView]:
+    """Each target's account, scopes, token expiry and last refresh (never a secret)."""
+    from crosswatch import auth
+    from crosswatch.auth.tokens import load_tokens
+    from crosswatch.platforms import registry
+
+    views = []
+    for name, target in config.targets.items():
+        if not registry.signs_in(target.kind):
+            continue
+        try:
+            state = auth.status(target, store, clock=clock)
+            tokens = load_tokens(store, name)
+        except CrosswatchError as exc:
+            views.append(AccountView(name, target.kind, "", "", "", None, "", False, str(exc), True))
+            continue
+        problem = state["problem"] or ""
+        hold = holds.get(name)
+        if not problem and hold is not None and hold.kind == "auth":
+            problem = hold.reason
+        refreshed = when(tokens.obtained_at) if tokens is not None and tokens.obtained_at else ""
+        views.append(AccountView(
+            target=name, kind=target.kind, account=state["username"] or state["account_id"] or "",
+            scopes=" ".join(state["scopes"]), expires=state["expires_at"] or ("never" if state["signed_in"] else ""),
+            expires_in_seconds=state["expires_in_seconds"], refreshed=refreshed,
+            signed_in=bool(state["signed_in"]) and not problem, problem=problem, can_sign_in=True))
+    return views
+
+
+@dataclass(frozen=True)
+class NeedItem:
+    kind: str  # awaiting approval, failed, in doubt, sign-in needed, quota, budget, expiring soon
+    text: str
+    job_id: int | None = None
+    target: str | None = None
+
+
+@dataclass(frozen=True)
+class NeedsYou:
+    items: tuple[NeedItem, ...] = field(default_factory=tuple)
+
+    @property
+    def count(self) -> int:
+        return len(self.items)
+
+
+def needs_you(journal: Journal, account_views: Sequence[AccountView], now: float) -> NeedsYou:
+    """What waits for a person: jobs awaiting approval, failed or in doubt; targets that need a
+    sign-in or are held by a quota or budget; tokens that expire within a week."""
+    items: list[NeedItem] = []
+    for job in journal.jobs_in_states((JobState.AWAITING_APPROVAL, JobState.FAILED, JobState.IN_DOUBT)):
+        label = {JobState.AWAITING_APPROVAL: "awaiting approval", JobState.FAILED: "failed",
+                 JobState.IN_DOUBT: "in doubt"}[job.state]
+        items.append(NeedItem(label, job.reason or "", job.id, job.target))
+    holds = journal.holds(now)
+    signing = {a.target for a in account_views if not a.signed_in}
+    for account in account_views:
+        if not account.signed_in:
+            items.append(NeedItem("sign-in needed", account.problem, target=account.target))
+        elif account.expires_in_seconds is not None and account.expires_in_seconds < EXPIRING_SOON_SECONDS:
+            items.append(NeedItem("expiring soon", f"the token expires {account.expires}", target=account.target))
+    for name, hold in sorted(holds.items()):
+        if hold.kind in ("quota", "budget") or (hold.kind == "auth" and name not in signing):
+            items.append(NeedItem(_HOLD_WORDS.get(hold.kind, hold.kind), f"until {when(hold.until)}: {hold.reason}",
+                                  target=name))
+    return NeedsYou(tuple(items))

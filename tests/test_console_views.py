@@ -1,0 +1,144 @@
+"""views.py: what the queue, posted, needs-you and accounts pages show, built from a real journal;
+and a page costs the same number of SQL statements however many jobs it shows."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from crosswatch import decisions, views
+from crosswatch.auth.tokens import TokenSet, save_tokens
+from crosswatch.config import Config, load_config
+from crosswatch.journal import Journal
+from crosswatch.models import JobState
+from crosswatch.platforms import registry
+from crosswatch.secrets import SecretStore
+from tests.console_helpers import console_config, drop_photos, take_in
+
+
+def journal_with(workspace: dict[str, Path], photos: int, **overrides: Any) -> Config:
+    config = load_config(console_config(workspace, **overrides))
+    drop_photos(workspace, photos, real=False)
+    take_in(config)
+    return config
+
+
+class Counter:
+    def __init__(self) -> None:
+        self.statements: list[str] = []
+
+    def __call__(self, sql: str) -> None:
+        self.statements.append(sql)
+
+
+def mixed_states(journal: Journal) -> None:
+    """Some jobs approved (ready, so the schedule's plan is read), one failed, one in doubt."""
+    jobs = journal.jobs()
+    for job in jobs[::2]:
+        journal.transition(job.id, JobState.READY)
+    journal.transition(jobs[0].id, JobState.FAILED, reason="refused")
+    journal.transition(jobs[2].id, JobState.IN_FLIGHT, step="create_post", intent=True)
+    journal.transition(jobs[2].id, JobState.IN_DOUBT, reason="no answer")
+
+
+def test_a_queue_page_costs_the_same_statements_for_2_or_40_jobs_shown(workspace: dict[str, Path]) -> None:
+    config = journal_with(workspace, 20, approval=["x"])
+    counts = {}
+    with Journal(config.journal_path) as journal:
+        mixed_states(journal)
+        counter = Counter()
+        journal.trace(counter)
+        for per_page in (1, 5, 20):
+            counter.statements.clear()
+            view = views.queue_page(config, journal, time.time(), page=1, per_page=per_page)
+            assert sum(len(g.cards) for g in view.groups) == 2 * per_page
+            counts[per_page] = len(counter.statements)
+        journal.trace(None)
+    assert counts[1] == counts[5] == counts[20], counts
+    assert counts[1] <= 8, counts
+
+
+def test_the_queue_view_groups_by_photo_with_caption_length_alt_text_and_actions(workspace: dict[str, Path]) -> None:
+    config = journal_with(workspace, 3, approval=["x"])
+    with Journal(config.journal_path) as journal:
+        view = views.queue_page(config, journal, time.time())
+        x_job = next(j for j in journal.jobs(target="x"))
+    assert len(view.groups) == 3 and view.total_jobs == 6
+    assert all(len(group.cards) == 2 for group in view.groups)
+    card = next(c for g in view.groups for c in g.cards if c.id == x_job.id)
+    assert card.state == "awaiting_approval" and card.limit == 280 and card.length is not None
+    assert card.caption.startswith("Test photo") and card.alt_text.startswith("A flat test card")
+    assert card.cost.startswith("$"), "X charges per post: the card says what"
+    assert card.actions == ("approve", "reject", "edit", "post-now")
+    outbox = next(c for g in view.groups for c in g.cards if c.target == "outbox")
+    assert outbox.state == "ready" and outbox.planned == "now" and outbox.cost == ""
+    assert outbox.actions == ("post-now", "edit")
+
+
+def test_an_edit_shows_in_the_view_and_a_second_edit_keeps_the_first_ones_other_part(
+        workspace: dict[str, Path]) -> None:
+    config = journal_with(workspace, 1, approval=True)
+    with Journal(config.journal_path) as journal:
+        job_id = journal.jobs(target="x")[0].id
+        decisions.edit(config, journal, job_id, caption="By hand", alt_text="Alt by hand")
+        decisions.edit(config, journal, job_id, caption="By hand, again")
+        card = next(c for g in views.queue_page(config, journal, time.time()).groups for c in g.cards
+                    if c.id == job_id)
+        events = journal.events(job_id)
+    assert card.caption == "By hand, again" and card.alt_text == "Alt by hand" and card.edited
+    assert card.length == len("By hand, again")
+    assert [e["detail"] for e in events][-2:] == ["edited by hand (crosswatch edit)"] * 2
+
+
+def test_needs_you_lists_approval_failures_doubt_holds_sign_in_and_expiring_tokens(
+        workspace: dict[str, Path]) -> None:
+    config = journal_with(workspace, 2, approval=True)
+    store = SecretStore()
+    now = time.time()
+    sign_in = registry.sign_in("x")
+    assert sign_in is not None
+    save_tokens(store, "x", TokenSet(access_token="a", refresh_token=None, expires_at=now + 86400,
+                                     obtained_at=now - 60, scopes=tuple(sign_in.scopes), username="ada"))
+    with Journal(config.journal_path) as journal:
+        mixed_states(journal)
+        journal.set_hold("x", now + 3600, "budget", "the monthly budget is spent")
+        accounts = views.accounts(config, store, journal.holds(now))
+        needs = views.needs_you(journal, accounts, now)
+    kinds = sorted(item.kind for item in needs.items)
+    assert kinds == ["awaiting approval", "awaiting approval", "budget", "expiring soon", "failed", "in doubt"], kinds
+    assert needs.count == 6
+    assert accounts[0].account == "ada" and accounts[0].sign_in_text == "signed in"
+    assert accounts[0].refreshed and "a" not in accounts[0].scopes.split()
+
+
+def test_an_auth_hold_says_sign_in_needed_even_with_a_token(workspace: dict[str, Path]) -> None:
+    config = journal_with(workspace, 1)
+    store = SecretStore()
+    save_tokens(store, "x", TokenSet(access_token="a", expires_at=None, username="ada"))
+    with Journal(config.journal_path) as journal:
+        journal.set_hold("x", time.time() + 600, "auth", "the X token was revoked; sign in again")
+        accounts = views.accounts(config, store, journal.holds(time.time()))
+    assert accounts[0].sign_in_text == "sign-in needed" and "revoked" in accounts[0].problem
+
+
+def test_posted_lists_newest_first_with_filters_and_the_last_link_check(workspace: dict[str, Path]) -> None:
+    config = journal_with(workspace, 3, approval=False)
+    with Journal(config.journal_path) as journal:
+        for job in journal.jobs():
+            journal.transition(job.id, JobState.IN_FLIGHT, step="create_post")
+            journal.transition(job.id, JobState.DONE, remote_id=f"r{job.id}",
+                               permalink=f"https://example.com/{job.id}")
+            time.sleep(0.002)
+        first = journal.jobs()[0]
+        journal.record_link_check(first.id, "broken", "the post is gone")
+        every = views.posted_page(config, journal, views.PostedFilter())
+        only_x = views.posted_page(config, journal, views.PostedFilter(target="x"))
+        broken = views.posted_page(config, journal, views.PostedFilter(link_state="broken"))
+        unchecked = views.posted_page(config, journal, views.PostedFilter(link_state="unchecked"))
+        future = views.posted_page(config, journal, views.PostedFilter(since=time.time() + 60))
+    assert [r.job_id for r in every] == sorted((r.job_id for r in every), reverse=True)
+    assert len(every) == 6 and {r.target for r in only_x} == {"x"} and len(only_x) == 3
+    assert [(r.job_id, r.link_state, r.link_detail) for r in broken] == [(first.id, "broken", "the post is gone")]
+    assert len(unchecked) == 5 and future == []
+    assert every[0].permalink.startswith("https://example.com/") and every[0].name.startswith("photo-")
