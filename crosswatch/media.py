@@ -25,8 +25,10 @@ media.shrink_floor), else the target is refused. Privacy: the output's EXIF is w
 with only the groups in ``privacy.keep`` (creator and copyright by default), never GPS, maker notes,
 serial numbers, thumbnails, comments or XMP history; XMP carries only dc:creator and dc:rights.
 
-Speed: one decode for all targets, shrunk in the DCT domain when every target is much smaller; the
-largest target first, and smaller ones resampled from it; orientation applied after resizing.
+Speed and memory: one decode for all targets, shrunk in the DCT domain when every target is much
+smaller; the largest target first, and smaller ones resampled from it (on a second thread while the
+larger one is encoded); orientation applied after resizing; the full decode released as soon as no
+target needs it; targets with identical output encoded once.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ import re
 import tempfile
 import xml.sax.saxutils
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -264,19 +266,21 @@ def _prepare_source(source: Source, targets: Sequence[TargetConfig], config: Con
     xmp_bytes = build_xmp(credit, config.privacy)
     if pixels is not source.image:
         source.image.close()  # converted (mode, profile, alpha): the pixels as read are not needed again
-    # Largest output first, so smaller ones can be resampled from it instead of from the full decode.
-    scaled = _ScaledCopies(pixels, source.orientation, release=source.image.close)
-    del pixels  # held by `scaled` alone, so that releasing it there frees it
     ordered = [target for target, _scale in
                sorted(zip(feasible, header_scales, strict=True), key=lambda pair: -pair[1])]
-    for index, target in enumerate(ordered):
-        scaled.still_to_come = [plan_geometry(upright, specs[later.name], config.media.fit)
-                                for later in ordered[index + 1:]]
-        try:
-            results[target.name] = _encode_target(scaled, specs[target.name], config.media, exif_bytes,
-                                                  xmp_bytes, source)
-        except _Refused as refused:
-            results[target.name] = reject(source.path, f"{target.name}: {refused}")
+    with ThreadPoolExecutor(max_workers=1) as ahead:
+        # Largest output first, so smaller ones can be resampled from it instead of from the full decode.
+        scaled = _ScaledCopies(pixels, source.orientation, release=source.image.close, ahead=ahead,
+                               pad_color=config.media.pad_color)
+        del pixels  # held by `scaled` alone, so that releasing it there frees it
+        for index, target in enumerate(ordered):
+            scaled.still_to_come = [plan_geometry(upright, specs[later.name], config.media.fit)
+                                    for later in ordered[index + 1:]]
+            try:
+                results[target.name] = _encode_target(scaled, specs[target.name], config.media, exif_bytes,
+                                                      xmp_bytes, source)
+            except _Refused as refused:
+                results[target.name] = reject(source.path, f"{target.name}: {refused}")
     return {target.name: results[target.name] for target in targets}
 
 
@@ -290,9 +294,14 @@ class _ScaledCopies:
     The full decode (96 MB for 24 MP: Pillow keeps 4 bytes a pixel) is let go as soon as a copy can
     serve every target still to come (``still_to_come``), before the current one is encoded, so a
     libjpeg encoder's whole-image coefficient buffer never sits beside it needlessly.
+
+    Those later targets are then resampled from the copy on the ``ahead`` thread while the current
+    one is encoded: Pillow's JPEG encoder holds the GIL, its resize does not, so the second core
+    does the resizing meanwhile.
     """
 
-    def __init__(self, pixels: Image.Image, orientation: int, release: Callable[[], None]) -> None:
+    def __init__(self, pixels: Image.Image, orientation: int, release: Callable[[], None],
+                 ahead: ThreadPoolExecutor, pad_color: str) -> None:
         self.pixels: Image.Image | None = pixels
         self.orientation = orientation
         width, height = pixels.size
@@ -300,6 +309,10 @@ class _ScaledCopies:
         self.copies: list[Image.Image] = []
         self.still_to_come: list[Geometry] = []
         self._release = release
+        self._ahead = ahead
+        self._pad_color = pad_color
+        self._rendered_ahead: dict[Geometry, Future[Image.Image]] = {}
+        self._asked_ahead: set[Geometry] = set()  # (once each: a twin target reuses the encoded bytes)
         # Finished outputs by geometry: a target that would render the same pixels reuses them.
         self.encoded: list[tuple[Geometry, bytes, int]] = []
 
@@ -310,6 +323,21 @@ class _ScaledCopies:
         if self.pixels is not None and all(self._copy_for(later) for later in self.still_to_come):
             self.pixels = None
             self._release()
+        if self.pixels is None:
+            for later in self.still_to_come:
+                if later not in self._asked_ahead:
+                    self._asked_ahead.add(later)
+                    base, box, orientation = self.base_for(later)
+                    self._rendered_ahead[later] = self._ahead.submit(
+                        render, base, box, later, self._pad_color, orientation)
+
+    def rendered(self, geometry: Geometry) -> Image.Image:
+        """This geometry's pixels: rendered ahead, or now."""
+        ahead = self._rendered_ahead.pop(geometry, None)
+        if ahead is not None:
+            return ahead.result()
+        base, box, orientation = self.base_for(geometry)
+        return render(base, box, geometry, self._pad_color, orientation)
 
     def base_for(self, geometry: Geometry) -> tuple[Image.Image, Box, int]:
         """The smallest image holding enough detail for ``geometry``, the box in its pixels and the
@@ -487,9 +515,7 @@ def _encode_target(scaled: _ScaledCopies, spec: TargetSpec, media: MediaConfig, 
 
 def _render_and_search(scaled: _ScaledCopies, geometry: Geometry, spec: TargetSpec, media: MediaConfig,
                        exif: bytes, xmp: bytes | None) -> tuple[bytes, int] | int:
-    base, box, orientation = scaled.base_for(geometry)
-    rendered = render(base, box, geometry, media.pad_color, orientation)
-    del base
+    rendered = scaled.rendered(geometry)
     if geometry.fit is None:  # a whole-frame downscale: a base for smaller targets
         scaled.add(rendered)
     found = search_quality(functools.partial(encode_jpeg, rendered, exif=exif, xmp=xmp),
