@@ -54,6 +54,7 @@ class Run:
     seconds: float
     peak_rss_kib: int
     stdout: str
+    cpu_seconds: float = 0.0  # user + system: less at the mercy of a busy machine than wall time
 
 
 def run_measured(command: list[str], workdir: Path) -> Run:
@@ -68,7 +69,8 @@ def run_measured(command: list[str], workdir: Path) -> Run:
     stderr = process.stderr.read().decode(errors="replace") if process.stderr else ""
     if process.returncode != 0:
         raise SystemExit(f"{command[0]} failed ({process.returncode}): {stderr.strip()}")
-    return Run(seconds=seconds, peak_rss_kib=usage.ru_maxrss, stdout=out_path.read_text())
+    return Run(seconds=seconds, peak_rss_kib=usage.ru_maxrss, stdout=out_path.read_text(),
+               cpu_seconds=usage.ru_utime + usage.ru_stime)
 
 
 def make_photo(path: Path, orientation: int = 1) -> None:

@@ -105,7 +105,8 @@ def vips_once(photo: Path, outputs: dict[str, dict[str, int]], workdir: Path) ->
         runs.append(run_measured(["vipsthumbnail", str(photo), "-s", f"{facts['width']}x{facts['height']}!",
                                   "-o", f"{out}[Q={facts['quality']},interlace,strip,subsample-mode=on]"],
                                  workdir))
-    return Run(seconds=sum(r.seconds for r in runs), peak_rss_kib=max(r.peak_rss_kib for r in runs), stdout="")
+    return Run(seconds=sum(r.seconds for r in runs), peak_rss_kib=max(r.peak_rss_kib for r in runs), stdout="",
+               cpu_seconds=sum(r.cpu_seconds for r in runs))
 
 
 def main() -> None:
@@ -142,6 +143,8 @@ def report(photo: Path, outputs: dict[str, dict[str, int]], reference: dict[str,
     vips_s = statistics.median(run.seconds for run in vips)
     our_rss = statistics.median(run.peak_rss_kib for run, _ in ours)
     vips_rss = statistics.median(run.peak_rss_kib for run in vips)
+    our_cpu = statistics.median(run.cpu_seconds for run, _ in ours)
+    vips_cpu = statistics.median(run.cpu_seconds for run in vips)
     with Image.open(photo) as image:  # the header only: the parent stays small
         print(f"photo: {image.size[0]}x{image.size[1]} JPEG, {photo.stat().st_size:,} bytes; "
               f"cores: {len(os.sched_getaffinity(0))}; rounds: {len(ours)}")
@@ -149,13 +152,16 @@ def report(photo: Path, outputs: dict[str, dict[str, int]], reference: dict[str,
         vips_bytes = f", vipsthumbnail {(workdir / f'vips-{name}.jpg').stat().st_size:,}" if name in reference else ""
         print(f"  {name:9s} {facts['width']}x{facts['height']} q{facts['quality']}: crosswatch "
               f"{facts['bytes']:,} bytes (limit {LIMITS[name]:,}){vips_bytes}")
-    print(f"{'(medians)':44s} {'seconds':>8s} {'peak RSS':>10s}")
-    rows = [("crosswatch, 5 targets (prepare_all call)", call, our_rss),
-            ("crosswatch, 5 targets (whole process)", process, our_rss),
-            (f"vipsthumbnail x2 ({' + '.join(reference)})", vips_s, vips_rss)]
-    for label, seconds, rss in rows:
-        print(f"{label:44s} {seconds:8.3f} {rss / 1024:6.0f} MiB")
+    print(f"load average at the end: {os.getloadavg()[0]:.1f}")
+    print(f"{'(medians)':44s} {'seconds':>8s} {'CPU s':>7s} {'peak RSS':>10s}")
+    rows = [("crosswatch, 5 targets (prepare_all call)", call, None, our_rss),
+            ("crosswatch, 5 targets (whole process)", process, our_cpu, our_rss),
+            (f"vipsthumbnail x2 ({' + '.join(reference)})", vips_s, vips_cpu, vips_rss)]
+    for label, seconds, cpu, rss in rows:
+        cpu_text = f"{cpu:7.2f}" if cpu is not None else f"{'':7s}"
+        print(f"{label:44s} {seconds:8.3f} {cpu_text} {rss / 1024:6.0f} MiB")
     print(f"time ratio: {call / vips_s:.2f}x (call), {process / vips_s:.2f}x (process)  aim <= 1.3x")
+    print(f"CPU time ratio (whole process, imports included): {our_cpu / vips_cpu:.2f}x")
     print(f"peak RSS ratio: {our_rss / vips_rss:.2f}x  aim <= 1.5x")
 
 

@@ -274,14 +274,24 @@ def _prepare_source(source: Source, targets: Sequence[TargetConfig], config: Con
                                pad_color=config.media.pad_color)
         del pixels  # held by `scaled` alone, so that releasing it there frees it
         for index, target in enumerate(ordered):
-            scaled.still_to_come = [plan_geometry(upright, specs[later.name], config.media.fit)
-                                    for later in ordered[index + 1:]]
+            scaled.still_to_come = _planned(scaled.upright_size, [specs[later.name] for later in ordered[index + 1:]],
+                                            config.media.fit)
             try:
                 results[target.name] = _encode_target(scaled, specs[target.name], config.media, exif_bytes,
                                                       xmp_bytes, source)
             except _Refused as refused:
                 results[target.name] = reject(source.path, f"{target.name}: {refused}")
     return {target.name: results[target.name] for target in targets}
+
+
+def _planned(size: tuple[int, int], specs: Sequence[TargetSpec], fit: str) -> list[Geometry]:
+    """The geometries of these targets on the decoded pixels (those media.fit refuses are left out:
+    they will make nothing)."""
+    planned = []
+    for spec in specs:
+        with contextlib.suppress(_Refused):
+            planned.append(plan_geometry(size, spec, fit))
+    return planned
 
 
 class _ScaledCopies:
