@@ -8,8 +8,10 @@ round; vipsthumbnail runs once per output for the two largest outputs (by pixel 
 same sizes, the same JPEG quality crosswatch chose, progressive encoding, 4:2:0 chroma and no
 metadata (the matching is bench_media.py's). Rounds interleave the two, so a busy moment on this
 shared machine hits both alike; times and peak RSS (each process's own, wait4) are medians over
-the rounds. Printed: crosswatch time / vipsthumbnail time (the two outputs summed) and crosswatch
-peak RSS / vipsthumbnail's (the larger of its two runs).
+the rounds. Printed: crosswatch time / vipsthumbnail time (the two outputs summed), for the
+prepare_all call and for the whole process (Python start-up and imports included), the CPU-time
+ratio (less at the mercy of a busy machine), and crosswatch peak RSS / vipsthumbnail's (the larger
+of its two runs).
 
 Aim (issue 12): at most 1.3x vipsthumbnail's time and at most 1.5x its peak RSS.
 
@@ -18,10 +20,15 @@ passes its server's limits):
 - X and Instagram: media.SPECS (4096 px long edge / 5 MB; 1440 wide, 4:5 to 1.91:1, 8 MB).
 - Threads-sized: 320 to 1440 wide, 8 MB JPEG (api-notes.md B6).
 - Mastodon, a default server: image_matrix_limit 33,177,600 px (Attachmentable::MAX_MATRIX_LIMIT,
-  7680x4320) and image_size_limit 16 MB = 16,777,216 bytes (MediaAttachment::IMAGE_LIMIT =
-  16.megabytes, checked with ``less_than``, so at most 16,777,215).
+  "7680x4320px", app/models/concerns/attachmentable.rb, served as
+  configuration.media_attachments.image_matrix_limit by the instance serializer) and
+  image_size_limit 16 MB (MediaAttachment::IMAGE_LIMIT = 16.megabytes since Mastodon 4.2,
+  mastodon/mastodon#23726; Rails megabytes are 1,048,576 bytes and the check is
+  ``validates_attachment_size :file, less_than: IMAGE_LIMIT``, so at most 16,777,215 bytes).
 - Bluesky: 2,000,000 bytes (the app.bsky.embed.images lexicon's maxSize) and a 2000 px long edge by
-  default (--bluesky-long-edge; the social-app's posts now resize to 4000, IMAGE_SIZE_CONFIG_POSTS).
+  default (--bluesky-long-edge): bluesky-social/social-app resized posts to 2000x2000 / 1 MB
+  (POST_IMG_MAX); its src/lib/constants.ts (008fe5ea) now has IMAGE_SIZE_CONFIG_POSTS =
+  {maxDimension: 4000, maxSize: 2000000}, so --bluesky-long-edge 4000 is today's app.
 """
 
 from __future__ import annotations
