@@ -489,19 +489,25 @@ def _output_size(canvas: tuple[float, float], scale: float, spec: TargetSpec) ->
     if spec.min_aspect and out_w / out_h < spec.min_aspect:
         out_h = math.floor(out_w / spec.min_aspect)
     if spec.max_pixels and out_w * out_h > spec.max_pixels:
-        out_w, out_h = _within_pixels(canvas, scale, spec.max_pixels)
+        out_w, out_h = _within_pixels(canvas, scale, spec)
     return out_w, out_h
 
 
-def _within_pixels(canvas: tuple[float, float], scale: float, max_pixels: int) -> tuple[int, int]:
-    """Rounding up crossed a pixel-count limit: round both sides down instead (each stays within a
-    pixel of the exact shape); a side already at 1 pixel leaves the other to give way."""
+def _within_pixels(canvas: tuple[float, float], scale: float, spec: TargetSpec) -> tuple[int, int]:
+    """Rounding up crossed the pixel-count limit: round both sides down instead (each stays within a
+    pixel of the exact shape). Every step below only makes a side smaller, so the limit holds."""
+    assert spec.max_pixels is not None
     out_w, out_h = max(1, math.floor(canvas[0] * scale)), max(1, math.floor(canvas[1] * scale))
-    if out_w * out_h > max_pixels:  # only when a side was raised to 1 pixel
+    if out_w * out_h > spec.max_pixels:  # only when a side was raised to 1 pixel: the other gives way
         if out_h == 1:
-            out_w = max_pixels
+            out_w = spec.max_pixels
         else:
-            out_h = max(1, max_pixels // out_w)
+            out_h = max(1, spec.max_pixels // out_w)
+    # Rounding down must not push the aspect ratio out of range either.
+    if spec.max_aspect and out_w / out_h > spec.max_aspect:
+        out_w = max(1, math.floor(out_h * spec.max_aspect))
+    if spec.min_aspect and out_w / out_h < spec.min_aspect:
+        out_h = max(1, math.floor(out_w / spec.min_aspect))
     return out_w, out_h
 
 

@@ -179,6 +179,15 @@ def test_planned_output_never_exceeds_the_pixel_limit(width: int, height: int, l
         assert abs(out_w - width * scale) <= 2 and abs(out_h - height * scale) <= 2
 
 
+@given(width=st.integers(1, 20_000), height=st.integers(1, 20_000), limit=st.integers(1_000, 40_000_000),
+       fit=st.sampled_from(["pad", "crop"]))
+def test_pixel_limit_and_aspect_range_hold_together(width: int, height: int, limit: int, fit: str) -> None:
+    spec = TargetSpec("both", "Both", max_pixels=limit, min_aspect=4 / 5, max_aspect=1.91)
+    out_w, out_h = media.plan_geometry((width, height), spec, fit).canvas
+    assert out_w * out_h <= limit
+    assert 4 / 5 <= out_w / out_h <= 1.91
+
+
 def test_a_changed_spec_makes_a_new_cache_file(tmp_path: Path) -> None:
     config = make_config(tmp_path)
     photo = PHOTOS / "dn-Nikon E995 (iptc).jpg"
