@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shutil
 import statistics
@@ -53,6 +54,7 @@ class Run:
     seconds: float
     peak_rss_kib: int
     stdout: str
+    cpu_seconds: float = 0.0  # user + system: less at the mercy of a busy machine than wall time
 
 
 def run_measured(command: list[str], workdir: Path) -> Run:
@@ -67,7 +69,8 @@ def run_measured(command: list[str], workdir: Path) -> Run:
     stderr = process.stderr.read().decode(errors="replace") if process.stderr else ""
     if process.returncode != 0:
         raise SystemExit(f"{command[0]} failed ({process.returncode}): {stderr.strip()}")
-    return Run(seconds=seconds, peak_rss_kib=usage.ru_maxrss, stdout=out_path.read_text())
+    return Run(seconds=seconds, peak_rss_kib=usage.ru_maxrss, stdout=out_path.read_text(),
+               cpu_seconds=usage.ru_utime + usage.ru_stime)
 
 
 def make_photo(path: Path, orientation: int = 1) -> None:
@@ -99,21 +102,31 @@ def reference_commands(tool: str, photo: Path, outputs: dict[str, dict[str, int]
         width, height, quality = facts["width"], facts["height"], facts["quality"]
         out = workdir / f"{tool}-{name}.jpg"
         if tool == "imagemagick":
-            commands.append([magick_convert(), str(photo), "-auto-orient", "-resize", f"{width}x{height}!", "-quality",
-                             str(quality), "-sampling-factor", "2x2", "-interlace", "JPEG", "-strip", str(out)])
+            commands.append([str(magick_convert()), str(photo), "-auto-orient", "-resize", f"{width}x{height}!",
+                             "-quality", str(quality), "-sampling-factor", "2x2", "-interlace", "JPEG", "-strip",
+                             str(out)])
         else:
             commands.append(["vipsthumbnail", str(photo), "-s", f"{width}x{height}!", "-o",
                              f"{out}[Q={quality},interlace,strip,subsample-mode=on]"])
     return commands
 
 
-def magick_convert() -> str:
-    # The real binary: a wrapper script on PATH would add a shell's start-up to every call.
+def magick_convert() -> str | None:
+    """The real ImageMagick binary, or None (a wrapper script on PATH would add a shell's start-up to
+    every call, and a stand-in that is not ImageMagick at all cannot be measured)."""
     for candidate in ("/usr/bin/convert-im6.q16", "/usr/bin/convert", "magick", "convert"):
         found = shutil.which(candidate)
-        if found:
+        if found and _is_imagemagick(found):
             return found
-    raise SystemExit("ImageMagick is not installed (apt-get install -y imagemagick)")
+    return None
+
+
+def _is_imagemagick(binary: str) -> bool:
+    try:
+        version = subprocess.run([binary, "-version"], capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return "ImageMagick" in version
 
 
 def reference_once(commands: list[list[str]], workdir: Path) -> Run:
@@ -134,6 +147,9 @@ def main() -> None:
         return
     if not shutil.which("vipsthumbnail"):
         raise SystemExit("vipsthumbnail is not installed (apt-get install -y libvips-tools)")
+    with_magick = magick_convert() is not None
+    if not with_magick:
+        print("ImageMagick is not installed (apt-get install -y imagemagick): measuring vipsthumbnail only")
     with tempfile.TemporaryDirectory(prefix="bench-media-") as tmp:
         workdir = Path(tmp)
         photo = args.photo or workdir / "photo-6000x4000.jpg"
@@ -151,7 +167,8 @@ def main() -> None:
         for round_number in range(args.runs):
             if round_number:
                 crosswatch_runs.append(crosswatch_once(photo, workdir))
-            magick.append(reference_once(reference_commands("imagemagick", photo, outputs, workdir), workdir))
+            if with_magick:
+                magick.append(reference_once(reference_commands("imagemagick", photo, outputs, workdir), workdir))
             vips.append(reference_once(reference_commands("vips", photo, outputs, workdir), workdir))
         report(photo, outputs, crosswatch_runs, magick, vips, workdir)
 
@@ -160,27 +177,31 @@ def report(photo: Path, outputs: dict[str, dict[str, int]], ours: list[tuple[Run
            magick: list[Run], vips: list[Run], workdir: Path) -> None:
     inner = statistics.median(float(facts["seconds"]) for _, facts in ours)  # type: ignore[arg-type]
     whole = statistics.median(run.seconds for run, _ in ours)
-    magick_s = statistics.median(run.seconds for run in magick)
+    magick_s = statistics.median(run.seconds for run in magick) if magick else math.nan
     vips_s = statistics.median(run.seconds for run in vips)
     with Image.open(photo) as image:  # the header only: the parent stays small
         print(f"photo: {image.size[0]}x{image.size[1]} JPEG (EXIF orientation "
               f"{image.getexif().get(0x0112, 1)}), {photo.stat().st_size:,} bytes; "
               f"cores: {len(os.sched_getaffinity(0))}; runs: {len(ours)}")
     for name, facts in outputs.items():
-        sizes = {tool: (workdir / f"{tool}-{name}.jpg").stat().st_size for tool in ("imagemagick", "vips")}
+        sizes = {tool: (workdir / f"{tool}-{name}.jpg").stat().st_size for tool in ("imagemagick", "vips")
+                 if (workdir / f"{tool}-{name}.jpg").exists()}
+        magick_bytes = f"imagemagick {sizes['imagemagick']:,}, " if "imagemagick" in sizes else ""
         print(f"  {name}: {facts['width']}x{facts['height']} q{facts['quality']} progressive; bytes: "
-              f"crosswatch {facts['bytes']:,}, imagemagick {sizes['imagemagick']:,}, "
-              f"vipsthumbnail {sizes['vips']:,}")
+              f"crosswatch {facts['bytes']:,}, {magick_bytes}vipsthumbnail {sizes['vips']:,}")
     rows = [
         ("crosswatch (prepare_all call)", inner, max(run.peak_rss_kib for run, _ in ours)),
         ("crosswatch (whole process)", whole, max(run.peak_rss_kib for run, _ in ours)),
-        ("ImageMagick convert x2", magick_s, max(run.peak_rss_kib for run in magick)),
         ("vipsthumbnail x2", vips_s, max(run.peak_rss_kib for run in vips)),
     ]
+    if magick:
+        rows.insert(2, ("ImageMagick convert x2", magick_s, max(run.peak_rss_kib for run in magick)))
     print(f"{'':32s} {'seconds':>8s} {'peak RSS':>10s}")
     for label, seconds, rss in rows:
         print(f"{label:32s} {seconds:8.3f} {rss / 1024:8.0f} MiB")
-    print(f"ratio vs ImageMagick:   {inner / magick_s:.2f}x (call), {whole / magick_s:.2f}x (process)  aim <= 0.5x")
+    if magick:
+        print(f"ratio vs ImageMagick:   {inner / magick_s:.2f}x (call), {whole / magick_s:.2f}x (process)  "
+              "aim <= 0.5x")
     print(f"ratio vs vipsthumbnail: {inner / vips_s:.2f}x (call), {whole / vips_s:.2f}x (process)  aim <= 1.5x")
 
 

@@ -2,19 +2,22 @@
 
 Public API (the runner and the CLI use these):
 
-- ``prepare_all(photo_path, photo_hash, targets, config, *, metadata=None)`` decodes the photo once
-  and returns ``{target name: PreparedImage | BadPhoto}``: a prepared file in the media cache, or the
+- ``prepare_all(photo_path, photo_hash, targets, config, *, metadata=None, specs=None)`` decodes the
+  photo once and returns ``{target name: PreparedImage | BadPhoto}``: a prepared file in the media cache, or the
   reason this one target cannot take the photo (for example ``media.fit: reject`` and a panorama on
   Instagram). It raises ``BadPhoto`` when no target can take the photo (unreadable, a bomb, too big).
   ``metadata`` (metadata.py's reading) supplies the creator and copyright; without it they are read
-  here. Prepared files are cached under ``config.media_cache_dir/<photo hash>/``, keyed by the
-  target's spec and every setting that changes the output, so a restart reuses them.
+  here. ``specs`` maps a target name to the TargetSpec it must meet instead of ``SPECS[kind]`` (a
+  Mastodon server's own limits, read at run time). Prepared files are cached under
+  ``config.media_cache_dir/<photo hash>/``, keyed by the target's spec and every setting that changes
+  the output, so a restart reuses them and a changed limit does not.
 - ``discard_prepared(config, photo_hash, target_name)`` removes them once the job is done.
 - ``preview_images(photo_path, targets, config, out_dir, *, metadata=None)`` writes ``<target>.jpg``
   and returns the facts per target (for ``crosswatch preview --out``).
 
 Pixels (media_source.py): EXIF orientation applied and dropped, colour profile converted to sRGB,
-alpha flattened, first frame only, 8-bit RGB. Size: only changed when a limit requires it (LANCZOS,
+alpha flattened, first frame only, 8-bit RGB. Size: only changed when a limit (long edge, width,
+width x height) requires it (LANCZOS,
 after an integer pre-reduction for large factors, split over the CPU cores). Quality: the highest JPEG
 quality <= media.max_quality that fits the byte limit, by binary search, never below
 media.min_quality; if even that does not fit, the image is made smaller (not below
@@ -22,8 +25,10 @@ media.shrink_floor), else the target is refused. Privacy: the output's EXIF is w
 with only the groups in ``privacy.keep`` (creator and copyright by default), never GPS, maker notes,
 serial numbers, thumbnails, comments or XMP history; XMP carries only dc:creator and dc:rights.
 
-Speed: one decode for all targets, shrunk in the DCT domain when every target is much smaller; the
-largest target first, and smaller ones resampled from it; orientation applied after resizing.
+Speed and memory: one decode for all targets, shrunk in the DCT domain when every target is much
+smaller; the largest target first, and smaller ones resampled from it (on a second thread while the
+larger one is encoded); orientation applied after resizing; the full decode released as soon as no
+target needs it; targets with identical output encoded once.
 """
 
 from __future__ import annotations
@@ -39,7 +44,7 @@ import re
 import tempfile
 import xml.sax.saxutils
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -69,6 +74,10 @@ PIPELINE_VERSION = 1
 REDUCING_GAP = 2.0
 # Split a resize across threads only when the output is this big; below it threads cost more.
 PARALLEL_RESIZE_PIXELS = 1_000_000
+# A split resize works in strips of about this many output rows, pasted into place as each is done:
+# Pillow's horizontal pass holds a whole intermediate image, so one big strip per thread would cost
+# more memory than the output itself.
+STRIP_ROWS = 256
 
 PreparedResult = PreparedImage | BadPhoto
 
@@ -113,14 +122,15 @@ def prepare_all(photo_path: Path, photo_hash: str, targets: Sequence[TargetConfi
     """Prepare ``photo_path`` for every target, decoding it once; see the module docstring.
 
     ``metadata``, when given, supplies the creator and copyright (already reconciled by
-    metadata.py); otherwise they are read from the photo's EXIF, XMP and IPTC here. ``specs`` (target
-    name -> TargetSpec) overrides ``SPECS[kind]`` for a target whose limits its server told (Mastodon).
+    metadata.py); otherwise they are read from the photo's EXIF, XMP and IPTC here. ``specs``
+    (target name -> TargetSpec) overrides ``SPECS[kind]`` for the targets it names.
     """
     photo_dir = config.media_cache_dir / _safe_name(photo_hash)
+    chosen = resolve_specs(targets, specs)
     results: dict[str, PreparedResult] = {}
     wanted: dict[str, tuple[TargetConfig, Path]] = {}
     for target in targets:
-        key = cache_key(target, config, metadata, specs)
+        key = cache_key(target, config, metadata, chosen[target.name])
         path = photo_dir / f"{_safe_name(target.name)}.{key}.jpg"
         cached = _read_cached(path)
         if cached is not None:
@@ -130,7 +140,7 @@ def prepare_all(photo_path: Path, photo_hash: str, targets: Sequence[TargetConfi
     if wanted:
         try:
             encoded = _prepare_encoded(Path(photo_path), [t for t, _ in wanted.values()], config, metadata,
-                                       specs)
+                                       chosen)
         except BadPhoto as failure:
             if not results:
                 raise
@@ -169,7 +179,8 @@ def preview_images(photo_path: Path, targets: Sequence[TargetConfig], config: Co
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    encoded = _prepare_encoded(Path(photo_path), list(targets), config, metadata, specs)
+    encoded = _prepare_encoded(Path(photo_path), list(targets), config, metadata,
+                               resolve_specs(targets, specs))
     _raise_if_all_failed(encoded)
     facts: dict[str, dict[str, Any]] = {}
     for name, outcome in encoded.items():
@@ -191,15 +202,24 @@ def image_facts(prepared: PreparedImage) -> dict[str, Any]:
 
 
 def spec_for(target: TargetConfig, specs: Mapping[str, TargetSpec] | None = None) -> TargetSpec:
-    return (specs or {}).get(target.name) or SPECS[target.kind]
+    """The limits this target's image must meet: its entry in ``specs``, else its platform's."""
+    if specs is not None and target.name in specs:
+        return specs[target.name]
+    return SPECS[target.kind]
+
+
+def resolve_specs(targets: Sequence[TargetConfig],
+                  specs: Mapping[str, TargetSpec] | None) -> dict[str, TargetSpec]:
+    return {target.name: spec_for(target, specs) for target in targets}
 
 
 def cache_key(target: TargetConfig, config: Config, metadata: Metadata | None,
-              specs: Mapping[str, TargetSpec] | None = None) -> str:
-    """Everything that changes the bytes of this target's output, hashed."""
+              spec: TargetSpec | None = None) -> str:
+    """Everything that changes the bytes of this target's output, hashed (``spec``: the limits it is
+    prepared for, by default its platform's)."""
     material: dict[str, Any] = {
         "pipeline": PIPELINE_VERSION,
-        "spec": asdict(spec_for(target, specs)),
+        "spec": asdict(spec if spec is not None else spec_for(target)),
         "media": asdict(config.media),
         "privacy": asdict(config.privacy),
     }
@@ -214,8 +234,7 @@ def cache_key(target: TargetConfig, config: Config, metadata: Metadata | None,
 
 
 def _prepare_encoded(photo_path: Path, targets: Sequence[TargetConfig], config: Config,
-                     metadata: Metadata | None,
-                     specs: Mapping[str, TargetSpec] | None = None) -> dict[str, Encoded | BadPhoto]:
+                     metadata: Metadata | None, specs: Mapping[str, TargetSpec]) -> dict[str, Encoded | BadPhoto]:
     source = open_source(photo_path, config.media)
     try:
         return _prepare_source(source, targets, config, metadata, specs)
@@ -224,20 +243,19 @@ def _prepare_encoded(photo_path: Path, targets: Sequence[TargetConfig], config: 
 
 
 def _prepare_source(source: Source, targets: Sequence[TargetConfig], config: Config,
-                    metadata: Metadata | None,
-                    specs: Mapping[str, TargetSpec] | None = None) -> dict[str, Encoded | BadPhoto]:
+                    metadata: Metadata | None, specs: Mapping[str, TargetSpec]) -> dict[str, Encoded | BadPhoto]:
     results: dict[str, Encoded | BadPhoto] = {}
     upright = source.upright_size
     feasible: list[TargetConfig] = []
     header_scales: list[float] = []
     for target in targets:
         try:
-            geometry = plan_geometry(upright, spec_for(target, specs), config.media.fit)
+            geometry = plan_geometry(upright, specs[target.name], config.media.fit)
         except _Refused as refused:
             if source.metadata_read:  # else the orientation, and so the aspect, is not known yet
                 results[target.name] = reject(source.path, f"{target.name}: {refused}")
                 continue
-            geometry = plan_geometry(upright, spec_for(target, specs), "pad")
+            geometry = plan_geometry(upright, specs[target.name], "pad")
         feasible.append(target)
         header_scales.append(geometry.scale)
     if not feasible:
@@ -246,15 +264,34 @@ def _prepare_source(source: Source, targets: Sequence[TargetConfig], config: Con
     credit = _credit(source, metadata)
     exif_bytes = build_exif(credit, source, config.privacy)
     xmp_bytes = build_xmp(credit, config.privacy)
-    # Largest output first, so smaller ones can be resampled from it instead of from the full decode.
-    scaled = _ScaledCopies(pixels, source.orientation)
-    for target, _scale in sorted(zip(feasible, header_scales, strict=True), key=lambda pair: -pair[1]):
-        try:
-            results[target.name] = _encode_target(scaled, target, config.media, exif_bytes, xmp_bytes, source,
-                                                  spec_for(target, specs))
-        except _Refused as refused:
-            results[target.name] = reject(source.path, f"{target.name}: {refused}")
+    if pixels is not source.image:
+        source.image.close()  # converted (mode, profile, alpha): the pixels as read are not needed again
+    ordered = [target for target, _scale in
+               sorted(zip(feasible, header_scales, strict=True), key=lambda pair: -pair[1])]
+    with ThreadPoolExecutor(max_workers=1) as ahead:
+        # Largest output first, so smaller ones can be resampled from it instead of from the full decode.
+        scaled = _ScaledCopies(pixels, source.orientation, release=source.image.close, ahead=ahead,
+                               pad_color=config.media.pad_color)
+        del pixels  # held by `scaled` alone, so that releasing it there frees it
+        for index, target in enumerate(ordered):
+            scaled.still_to_come = _planned(scaled.upright_size, [specs[later.name] for later in ordered[index + 1:]],
+                                            config.media.fit)
+            try:
+                results[target.name] = _encode_target(scaled, specs[target.name], config.media, exif_bytes,
+                                                      xmp_bytes, source)
+            except _Refused as refused:
+                results[target.name] = reject(source.path, f"{target.name}: {refused}")
     return {target.name: results[target.name] for target in targets}
+
+
+def _planned(size: tuple[int, int], specs: Sequence[TargetSpec], fit: str) -> list[Geometry]:
+    """The geometries of these targets on the decoded pixels (those media.fit refuses are left out:
+    they will make nothing)."""
+    planned = []
+    for spec in specs:
+        with contextlib.suppress(_Refused):
+            planned.append(plan_geometry(size, spec, fit))
+    return planned
 
 
 class _ScaledCopies:
@@ -263,33 +300,87 @@ class _ScaledCopies:
     Resampling Instagram's 1440 px from X's 4096 px image instead of the 6000 px decode costs a
     fraction of the time; a copy is only used when it still holds REDUCING_GAP times the pixels the
     output needs, so LANCZOS has as much to work from as it would after Pillow's own reducing_gap.
+
+    The full decode (96 MB for 24 MP: Pillow keeps 4 bytes a pixel) is let go as soon as a copy can
+    serve every target still to come (``still_to_come``), before the current one is encoded, so a
+    libjpeg encoder's whole-image coefficient buffer never sits beside it needlessly.
+
+    Those later targets are then resampled from the copy on the ``ahead`` thread while the current
+    one is encoded: Pillow's JPEG encoder holds the GIL, its resize does not, so the second core
+    does the resizing meanwhile.
     """
 
-    def __init__(self, pixels: Image.Image, orientation: int) -> None:
-        self.pixels = pixels
+    def __init__(self, pixels: Image.Image, orientation: int, release: Callable[[], None],
+                 ahead: ThreadPoolExecutor, pad_color: str) -> None:
+        self.pixels: Image.Image | None = pixels
         self.orientation = orientation
+        width, height = pixels.size
+        self.upright_size = (height, width) if orientation in (5, 6, 7, 8) else (width, height)
         self.copies: list[Image.Image] = []
-
-    @property
-    def upright_size(self) -> tuple[int, int]:
-        width, height = self.pixels.size
-        return (height, width) if self.orientation in (5, 6, 7, 8) else (width, height)
+        self.still_to_come: list[Geometry] = []
+        self._release = release
+        self._ahead = ahead
+        self._pad_color = pad_color
+        self._rendered_ahead: dict[Geometry, Future[Image.Image]] = {}
+        self._asked_ahead: set[Geometry] = set()  # (once each: a twin target reuses the encoded bytes)
+        # Finished outputs by geometry: a target that would render the same pixels reuses them.
+        self.encoded: list[tuple[Geometry, bytes, int]] = []
 
     def add(self, image: Image.Image) -> None:
-        if image is not self.pixels:
-            self.copies.append(image)
+        if image is self.pixels:
+            return
+        self.copies.append(image)
+        if self.pixels is not None and all(self._copy_for(later) for later in self.still_to_come):
+            self.pixels = None
+            self._release()
+        if self.pixels is None:
+            for later in self.still_to_come:
+                if later not in self._asked_ahead:
+                    self._asked_ahead.add(later)
+                    base, box, orientation = self.base_for(later)
+                    self._rendered_ahead[later] = self._ahead.submit(
+                        render, base, box, later, self._pad_color, orientation)
+
+    def rendered(self, geometry: Geometry) -> Image.Image:
+        """This geometry's pixels: rendered ahead, or now."""
+        ahead = self._rendered_ahead.pop(geometry, None)
+        if ahead is not None:
+            return ahead.result()
+        base, box, orientation = self.base_for(geometry)
+        return render(base, box, geometry, self._pad_color, orientation)
 
     def base_for(self, geometry: Geometry) -> tuple[Image.Image, Box, int]:
         """The smallest image holding enough detail for ``geometry``, the box in its pixels and the
         orientation still to apply."""
-        width, height = self.upright_size
+        found = self._copy_for(geometry)
+        if found is not None:
+            return found
+        if self.pixels is not None:
+            return self.pixels, geometry.box, self.orientation
+        # Only a target that missed its byte limit gets here (every later one has a copy): it is
+        # made smaller from its own larger rendering, the largest copy.
+        return self._scaled_box(max(self.copies, key=lambda image: image.width), geometry.box)
+
+    def _copy_for(self, geometry: Geometry) -> tuple[Image.Image, Box, int] | None:
         box = geometry.box
         for copy in sorted(self.copies, key=lambda image: image.width):
-            fx, fy = copy.width / width, copy.height / height
+            fx, fy = copy.width / self.upright_size[0], copy.height / self.upright_size[1]
             if ((box[2] - box[0]) * fx >= REDUCING_GAP * geometry.content[0]
                     and (box[3] - box[1]) * fy >= REDUCING_GAP * geometry.content[1]):
-                return copy, (box[0] * fx, box[1] * fy, box[2] * fx, box[3] * fy), 1
-        return self.pixels, box, self.orientation
+                return self._scaled_box(copy, box)
+        return None
+
+    def _scaled_box(self, copy: Image.Image, box: Box) -> tuple[Image.Image, Box, int]:
+        fx, fy = copy.width / self.upright_size[0], copy.height / self.upright_size[1]
+        return copy, (box[0] * fx, box[1] * fy, box[2] * fx, box[3] * fy), 1
+
+    def reusable(self, geometry: Geometry, max_bytes: int | None, max_quality: int) -> tuple[bytes, int] | None:
+        """An output already made with this geometry that this target's search would also choose:
+        encoded at the highest quality and within this target's byte limit."""
+        for made, data, quality in self.encoded:
+            if made == geometry and quality == max_quality and (max_bytes is None or len(data) <= max_bytes):
+                return data, quality
+        return None
 
 
 class _Refused(Exception):
@@ -376,6 +467,8 @@ def _scale(canvas: tuple[float, float], spec: TargetSpec, shrink: float) -> floa
         scale = min(scale, spec.max_long_edge / max(canvas))
     if spec.max_width:
         scale = min(scale, spec.max_width / canvas[0])
+    if spec.max_pixels:
+        scale = min(scale, math.sqrt(spec.max_pixels / (canvas[0] * canvas[1])))
     if spec.min_width and canvas[0] * scale < spec.min_width:
         scale = spec.min_width / canvas[0]  # narrower than the platform takes: scale up
     return scale
@@ -395,6 +488,26 @@ def _output_size(canvas: tuple[float, float], scale: float, spec: TargetSpec) ->
         out_h = math.ceil(out_w / spec.max_aspect)
     if spec.min_aspect and out_w / out_h < spec.min_aspect:
         out_h = math.floor(out_w / spec.min_aspect)
+    if spec.max_pixels and out_w * out_h > spec.max_pixels:
+        out_w, out_h = _within_pixels(canvas, scale, spec)
+    return out_w, out_h
+
+
+def _within_pixels(canvas: tuple[float, float], scale: float, spec: TargetSpec) -> tuple[int, int]:
+    """Rounding up crossed the pixel-count limit: round both sides down instead (each stays within a
+    pixel of the exact shape). Every step below only makes a side smaller, so the limit holds."""
+    assert spec.max_pixels is not None
+    out_w, out_h = max(1, math.floor(canvas[0] * scale)), max(1, math.floor(canvas[1] * scale))
+    if out_w * out_h > spec.max_pixels:  # only when a side was raised to 1 pixel: the other gives way
+        if out_h == 1:
+            out_w = spec.max_pixels
+        else:
+            out_h = max(1, spec.max_pixels // out_w)
+    # Rounding down must not push the aspect ratio out of range either.
+    if spec.max_aspect and out_w / out_h > spec.max_aspect:
+        out_w = max(1, math.floor(out_h * spec.max_aspect))
+    if spec.min_aspect and out_w / out_h < spec.min_aspect:
+        out_h = max(1, math.floor(out_w / spec.min_aspect))
     return out_w, out_h
 
 
@@ -402,22 +515,30 @@ def _output_size(canvas: tuple[float, float], scale: float, spec: TargetSpec) ->
 # Rendering and encoding
 
 
-def _encode_target(scaled: _ScaledCopies, target: TargetConfig, media: MediaConfig, exif: bytes,
-                   xmp: bytes | None, source: Source, spec: TargetSpec) -> Encoded:
+def _encode_target(scaled: _ScaledCopies, spec: TargetSpec, media: MediaConfig, exif: bytes,
+                   xmp: bytes | None, source: Source) -> Encoded:
     shrink = 1.0
     while True:
         geometry = plan_geometry(scaled.upright_size, spec, media.fit, shrink)
-        base, box, orientation = scaled.base_for(geometry)
-        rendered = render(base, box, geometry, media.pad_color, orientation)
-        found = search_quality(functools.partial(encode_jpeg, rendered, exif=exif, xmp=xmp),
-                               spec.max_bytes, media.min_quality, media.max_quality)
+        found = scaled.reusable(geometry, spec.max_bytes, media.max_quality) or _render_and_search(
+            scaled, geometry, spec, media, exif, xmp)
         if isinstance(found, tuple):
-            if geometry.fit is None:
-                scaled.add(rendered)
             data, quality = found
             return Encoded(data=data, width=geometry.canvas[0], height=geometry.canvas[1], quality=quality,
                            fit=geometry.fit, warnings=tuple(source.warnings))
         shrink = _next_shrink(geometry, spec, media, smallest=found)
+
+
+def _render_and_search(scaled: _ScaledCopies, geometry: Geometry, spec: TargetSpec, media: MediaConfig,
+                       exif: bytes, xmp: bytes | None) -> tuple[bytes, int] | int:
+    rendered = scaled.rendered(geometry)
+    if geometry.fit is None:  # a whole-frame downscale: a base for smaller targets
+        scaled.add(rendered)
+    found = search_quality(functools.partial(encode_jpeg, rendered, exif=exif, xmp=xmp),
+                           spec.max_bytes, media.min_quality, media.max_quality)
+    if isinstance(found, tuple):
+        scaled.encoded.append((geometry, *found))
+    return found
 
 
 def _next_shrink(geometry: Geometry, spec: TargetSpec, media: MediaConfig, smallest: int) -> float:
@@ -509,18 +630,20 @@ def resample(image: Image.Image, box: Box, size: tuple[int, int]) -> Image.Image
 def _resample_in_strips(image: Image.Image, box: Box, size: tuple[int, int],
                         workers: int) -> Image.Image:
     rows_per_source = (box[3] - box[1]) / size[1]
-    edges = [round(i * size[1] / workers) for i in range(workers + 1)]
+    count = max(workers, round(size[1] / STRIP_ROWS))
+    edges = [round(i * size[1] / count) for i in range(count + 1)]
 
     def strip(index: int) -> Image.Image:
         top, bottom = edges[index], edges[index + 1]
         strip_box = (box[0], box[1] + top * rows_per_source, box[2], box[1] + bottom * rows_per_source)
         return image.resize((size[0], bottom - top), Image.Resampling.LANCZOS, box=strip_box)
 
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        strips = list(pool.map(strip, range(workers)))
     out = Image.new(image.mode, size)
-    for top, piece in zip(edges, strips, strict=False):
-        out.paste(piece, (0, top))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        # Pasted as they come (map keeps order): only the strips in flight exist beside the output.
+        for top, piece in zip(edges, pool.map(strip, range(count)), strict=False):
+            out.paste(piece, (0, top))
+            del piece
     return out
 
 

@@ -89,8 +89,8 @@ def test_the_instance_document_sets_every_limit_and_a_missing_value_keeps_the_fa
     fitted = learned(limits.as_json())
     assert fitted.caption_limit == 11000
     assert fitted.caption_length("https://example.com") == 30
-    assert fitted.image.max_bytes == 10_485_760
-    assert fitted.image.max_long_edge == 4096  # sqrt of the pixel matrix: within it at any aspect
+    assert fitted.image.max_bytes == 10_485_759  # Mastodon takes a file only *less than* its limit
+    assert fitted.image.max_pixels == 16_777_215  # width x height below the matrix limit, any aspect
     assert fitted.alt_text_limit == 420
 
 
@@ -341,7 +341,7 @@ def test_preview_uses_the_limits_the_server_told(workspace: dict[str, Path]) -> 
     told = build_preview(config, photo)["targets"]["mastodon"]
     assert told["limit"] == 60 and told["length"] <= 60 < never_read["length"]
     assert len(told["alt_text"]) <= 100 < len(never_read["alt_text"])
-    assert max(told["image"]["width"], told["image"]["height"]) <= 400
+    assert told["image"]["width"] * told["image"]["height"] < 400 * 400
 
 
 def test_the_emulated_oauth_refuses_what_mastodon_refuses(emulator: Emulator, client: httpx.Client) -> None:

@@ -24,6 +24,8 @@ class TargetSpec:
     max_width: int | None = None
     min_aspect: float | None = None
     max_aspect: float | None = None
+    # Width x height at most this many pixels (Mastodon's ``image_matrix_limit``).
+    max_pixels: int | None = None
 
 
 @dataclass(frozen=True)

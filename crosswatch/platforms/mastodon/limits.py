@@ -13,14 +13,14 @@ token without a lookup): Mastodon's stock values, or smaller — 500 characters,
 attachments, 8 MB images (stock servers take 16 MB), 16,777,216 pixels (stock is 33,177,600 since
 4.3), 1,500 characters of alt text (since 4.0). A server that allows more is used fully once read.
 
-The image pixel limit (``image_matrix_limit``, width x height) becomes a long-edge limit of its
-square root: an image within it is within the matrix whatever its shape.
+The image limits are kept strictly below the server's: a file must be *less than*
+``image_size_limit`` (``validates_attachment_size less_than``) and older servers refuse
+``width x height >= image_matrix_limit``; media.py scales an image into ``max_pixels``.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
 import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
@@ -108,8 +108,10 @@ def status_length(text: str, reserved_per_url: int = FALLBACK.characters_reserve
 
 
 def image_spec(limits: InstanceLimits) -> TargetSpec:
-    return TargetSpec("mastodon", "Mastodon", max_bytes=limits.image_size_limit,
-                      max_long_edge=math.isqrt(limits.image_matrix_limit))
+    # Mastodon refuses a file unless it is *less than* the size limit (validates_attachment_size
+    # less_than), and older servers refuse an image whose width x height is >= the matrix limit.
+    return TargetSpec("mastodon", "Mastodon", max_bytes=limits.image_size_limit - 1,
+                      max_pixels=limits.image_matrix_limit - 1)
 
 
 def learned(stored: Mapping[str, Any] | None) -> PlatformLimits:
