@@ -79,6 +79,8 @@ def limits_for(target_cfg: TargetConfig, info: Mapping[str, Any] | None) -> Plat
 
 
 def learned_limits(journal: Journal | None, target_cfg: TargetConfig) -> PlatformLimits:
+    if reader(target_cfg) is None:
+        return registry.limits(target_cfg.kind)  # fixed limits: nothing to read (no query per job)
     known = journal.platform_info(target_cfg.name) if journal is not None else None
     return limits_for(target_cfg, known[0] if known else None)
 
