@@ -272,7 +272,7 @@ class Daemon:
             contexts = _PreparingContexts(self.config, runner_journal, self.liveness, self.allowances)
             runner = Runner(self.config, runner_journal, targets, client=client, tokens=tokens, contexts=contexts)
             runner.stop_when(self._between_steps)
-            with self._backups(intake_journal.journal_id):
+            with self._backups(intake_journal.journal_id), self._notifications():
                 yield intake, runner
         finally:
             client.close()
@@ -362,6 +362,27 @@ class Daemon:
                 keep_marker(self.config.journal_path, journal_id)
             except JournalError as exc:
                 log.error("cannot keep the journal's marker", error=str(exc))
+
+    @contextmanager
+    def _notifications(self) -> Iterator[None]:
+        """The notifier's own thread and journal connection: it reads what the runner wrote and
+        sends it (crosswatch/notify.py); a slow or dead receiver never holds up posting."""
+        from crosswatch.notify import Notifier
+        from crosswatch.secrets import SecretStore
+
+        stop = threading.Event()
+        journal = Journal(self.config.journal_path)
+        notifier = Notifier(self.config, journal, SecretStore())
+        thread = threading.Thread(target=notifier.run, args=(stop,), name="notify", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            # A send in progress may take its timeout; the outbox keeps what it had not sent.
+            thread.join(timeout=5)
+            if not thread.is_alive():
+                journal.close()
 
     def _backup_loop(self, stop: threading.Event) -> None:
         interval = backup_interval()
