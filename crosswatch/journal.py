@@ -719,12 +719,12 @@ class Journal:
         with the photo's path and the target, oldest first."""
         marks = ", ".join("?" for _ in to_states)
         rows = self._db.execute(
-            "SELECT e.id, e.job_id, e.at, e.to_state, e.detail, j.target, p.path FROM events e "
+            "SELECT e.id, e.job_id, e.at, e.from_state, e.to_state, e.detail, j.target, p.path FROM events e "
             "JOIN jobs j ON j.id = e.job_id JOIN photos p ON p.id = j.photo_id "
             f"WHERE e.id > ? AND e.to_state IN ({marks}) AND e.to_state IS NOT e.from_state "
             "ORDER BY e.id LIMIT ?",
             (mark, *(s.value for s in to_states), limit))
-        return [{"id": r["id"], "job_id": r["job_id"], "at": r["at"], "state": r["to_state"],
+        return [{"id": r["id"], "job_id": r["job_id"], "at": r["at"], "state": r["to_state"], "from": r["from_state"],
                  "detail": r["detail"], "target": r["target"], "path": _path_from_db(r["path"])} for r in rows]
 
     def last_event_id(self) -> int:
@@ -739,14 +739,13 @@ class Journal:
         return [{"target": r["target"], "path": _path_from_db(r["path"]), "permalink": r["permalink"]}
                 for r in rows]
 
-    def queue_notices(self, notices: Sequence[tuple[str, str, str, str]]) -> int:
-        """Queue (destination, key, event, text) rows; one already queued under its key is kept as it
-        is. Returns how many were new."""
-        now = self._clock()
+    def queue_notices(self, notices: Sequence[tuple[str, str, str, str, float]]) -> int:
+        """Queue (destination, key, event, text, at) rows; one already queued under its key is kept as
+        it is. Returns how many were new."""
         with self._write() as db:
             before = db.total_changes
             db.executemany("INSERT OR IGNORE INTO notices (destination, key, event, text, at) "
-                           "VALUES (?, ?, ?, ?, ?)", [(*n, now) for n in notices])
+                           "VALUES (?, ?, ?, ?, ?)", notices)
             return db.total_changes - before
 
     def unsent_notices(self, destination: str) -> list[dict[str, Any]]:

@@ -14,12 +14,14 @@ redaction (known secrets and token-shaped strings) before it is queued.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import logging
 import re
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,7 +53,7 @@ LINES_PER_MESSAGE = 20
 SEND_TIMEOUT = 30.0
 
 _STATE_EVENTS = {JobState.FAILED: "failed", JobState.IN_DOUBT: "in_doubt",
-                 JobState.AWAITING_APPROVAL: "awaiting_approval"}
+                 JobState.AWAITING_APPROVAL: "awaiting_approval", JobState.REJECTED: "failed"}
 _HOLD_EVENTS = {"auth": "sign_in_needed", "quota": "quota_or_budget", BUDGET_HOLD: "quota_or_budget"}
 _TITLES = {"failed": "post failed", "in_doubt": "post in doubt", "awaiting_approval": "awaiting approval",
            "sign_in_needed": "sign-in needed", "token_expiring": "token expiring",
@@ -117,6 +119,12 @@ def _quiet_apprise() -> None:
     logger = logging.getLogger("apprise")
     logger.propagate = False
     logger.setLevel(logging.CRITICAL + 1)
+    # Apprise's e-mail plugin imports the standard library's imghdr, deprecated on 3.11 and 3.12
+    # (removed in 3.13, where Apprise shims it): imported once here, silently, it is not warned again.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        with contextlib.suppress(ImportError):
+            importlib.import_module("imghdr")
 
 
 def _apprise_for(urls: Sequence[str]) -> Any:
@@ -214,6 +222,8 @@ def _expiring_from_status(config: Config, store: SecretStore, now: float, within
 
 
 TokenCheck = Callable[[float], list[Expiring]]
+# (key, event, text, at): what the outbox keeps; the key makes it once per thing.
+Item = tuple[str, str, str, float]
 
 
 class Notifier:
@@ -255,7 +265,7 @@ class Notifier:
 
     def collect(self, names: Sequence[str]) -> int:
         items = [*self._job_items(), *self._hold_items(), *self._token_items(), *self._digest_items()]
-        wanted = [(name, key, event, text) for key, event, text in items if event in self.events
+        wanted = [(name, key, event, text, at) for key, event, text, at in items if event in self.events
                   for name in names]
         queued = self.journal.queue_notices(wanted) if wanted else 0
         # The mark moves only once the rows are queued: a crash in between queues them again, and
@@ -265,7 +275,7 @@ class Notifier:
             self._new_mark = None
         return queued
 
-    def _job_items(self) -> Iterable[tuple[str, str, str]]:
+    def _job_items(self) -> Iterable[Item]:
         mark_text = self.journal.info(MARK_KEY)
         if mark_text is None:
             # The first start with notifications: from now on, not the journal's whole history.
@@ -276,15 +286,21 @@ class Notifier:
         while True:
             rows = self.journal.events_after(mark, list(_STATE_EVENTS))
             for row in rows:
+                # Rejected in flight: the platform refused the post for good (a person's reject is
+                # from pending, awaiting approval or ready, and is not news to them).
+                if row["state"] == JobState.REJECTED.value and row["from"] != JobState.IN_FLIGHT.value:
+                    continue
                 event = _STATE_EVENTS[JobState(row["state"])]
-                found.append((f"event:{row['id']}", event, job_line(event, row["path"], row["target"], row["detail"])))
+                # The event's own time: a burst is gathered from when it happened, not when read.
+                found.append((f"event:{row['id']}", event,
+                              job_line(event, row["path"], row["target"], row["detail"]), float(row["at"])))
             if not rows:
                 break
             mark = rows[-1]["id"]
         self._new_mark = mark
         return found
 
-    def _hold_items(self) -> list[tuple[str, str, str]]:
+    def _hold_items(self) -> list[Item]:
         holds = {f"{h.target}:{h.kind}": h for h in self.journal.holds().values() if h.kind in _HOLD_EVENTS}
         seen = set(json.loads(self.journal.info(HOLDS_SEEN_KEY) or "[]"))
         now = self.clock()
@@ -292,13 +308,14 @@ class Notifier:
         for key in sorted(set(holds) - seen):
             hold = holds[key]
             event = _HOLD_EVENTS[hold.kind]
-            found.append((f"hold:{key}:{int(now)}", event, f"{_TITLES[event]} on {hold.target}: {_clean(hold.reason)}"))
+            found.append((f"hold:{key}:{int(now)}", event,
+                          f"{_TITLES[event]} on {hold.target}: {_clean(hold.reason)}", now))
         # A hold lifted (a new sign-in, a new month) is forgotten, so the next one is told again.
         if set(holds) != seen:
             self.journal.set_info(HOLDS_SEEN_KEY, json.dumps(sorted(holds)))
         return found
 
-    def _token_items(self) -> list[tuple[str, str, str]]:
+    def _token_items(self) -> list[Item]:
         now = self.clock()
         if now - self._tokens_checked_at < TOKEN_CHECK_SECONDS:
             return []
@@ -310,12 +327,12 @@ class Notifier:
                 when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(item.expires_at))
                 found.append((f"token:{item.target}:{int(item.expires_at)}", "token_expiring",
                               f"token expiring on {item.target}: it lapses in {days:.1f} days ({when}) and "
-                              f"cannot be refreshed; run `crosswatch auth login {item.target}` before then"))
+                              f"cannot be refreshed; run `crosswatch auth login {item.target}` before then", now))
         except CrosswatchError as exc:  # the keyring locked: try again next hour
             log.warning("cannot read the accounts' tokens for notifications", error=str(exc))
         return found
 
-    def _digest_items(self) -> list[tuple[str, str, str]]:
+    def _digest_items(self) -> list[Item]:
         if "digest" not in self.events:
             return []
         now = self.clock()
@@ -332,7 +349,7 @@ class Notifier:
         lines = [f"daily digest: {len(done)} posted since {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(since))}"]
         lines += [f"{_photo_name(d['path'])} on {d['target']}" + (f": {d['permalink']}" if d["permalink"] else "")
                   for d in done[:LINES_PER_MESSAGE]]
-        return [(f"digest:{day}", "digest", "\n".join(lines))]
+        return [(f"digest:{day}", "digest", "\n".join(lines), now)]
 
     def deliver(self, name: str) -> bool | None:
         """Send what ``name`` has waiting as one message once the oldest has waited the coalescing
