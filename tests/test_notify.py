@@ -98,6 +98,8 @@ def notifier_for(rig: Rig, receiver: Receiver) -> Notifier:
 
 
 def settle(rig: Rig, notifier: Notifier) -> None:
+    """As the notifier's loop does: a pass reads what is new, the next (past the gathering time) sends."""
+    notifier.step()
     rig.clock.advance(COALESCE + 1)
     notifier.step()
 
@@ -255,3 +257,31 @@ def test_notify_commands_never_echo_the_url(workspace: dict[str, Path], receiver
                    listed.output, removed.output):
         assert "Sekr3tPassw0rd" not in output
     assert receiver.messages[0]["title"] == "crosswatch: test"
+
+
+def test_a_budget_hold_and_the_daily_digest(workspace: dict[str, Path], x_openapi: XOpenAPI,
+                                            receiver: Receiver) -> None:
+    rig = make_rig(workspace, x_openapi, targets=("mastodon",),
+                   config_extra={"notify": {"coalesce_seconds": COALESCE,
+                                            "events": ["quota_or_budget", "digest", "failed"]}})
+    try:
+        notifier = notifier_for(rig, receiver)
+        rig.add_photos(2)
+        rig.drive()
+        assert all(j.state is JobState.DONE for j in rig.jobs())
+        rig.journal.set_hold("mastodon", rig.clock() + 86400, "budget", "the monthly budget is spent")
+        rig.journal.set_hold("mastodon", rig.clock() + 2 * 86400, "budget", "the monthly budget is spent")
+        settle(rig, notifier)
+        assert receiver.lines() == ["quota or budget reached on mastodon: the monthly budget is spent"]
+        rig.clock.advance(86400)
+        settle(rig, notifier)
+        digest = receiver.messages[-1]
+        assert digest["title"] == "crosswatch: daily digest"
+        lines = digest["message"].splitlines()
+        assert lines[0].startswith("daily digest: 2 posted since")
+        assert sorted(ln.split(":")[0] for ln in lines[1:]) == ["photo-0000.jpg on mastodon",
+                                                                 "photo-0001.jpg on mastodon"]
+        settle(rig, notifier)
+        assert len(receiver.messages) == 2
+    finally:
+        rig.close()
