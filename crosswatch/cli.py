@@ -716,6 +716,133 @@ def demo(keep_serving: bool | None) -> None:
     sys.exit(run_demo(keep_serving=keep_serving, out=click.echo))
 
 
+# -- notify: where to say that something needs the user (crosswatch/notify.py) --------------------
+
+
+@cli.group("notify")
+def notify_group() -> None:
+    """Notifications through Apprise: destinations in the keyring, what to send in notify.events."""
+
+
+@notify_group.command("add")
+@click.argument("name")
+def notify_add(name: str) -> None:
+    """Read an Apprise URL from standard input and keep it in the keyring as destination NAME."""
+    from crosswatch import notify
+    from crosswatch.secrets import SecretStore
+
+    # The URL holds secrets (passwords, tokens): read from stdin, never an argument, never echoed.
+    url = sys.stdin.readline().strip()
+    replaced = notify.add_destination(SecretStore(), name, url)
+    click.echo(f"{'replaced' if replaced else 'added'} notification destination {name} (kept in the keyring); "
+               "`crosswatch notify test` sends one")
+
+
+@notify_group.command("remove")
+@click.argument("name")
+def notify_remove(name: str) -> None:
+    """Forget destination NAME (its URL leaves the keyring)."""
+    from crosswatch import notify
+    from crosswatch.secrets import SecretStore
+
+    if not notify.remove_destination(SecretStore(), name):
+        raise UsageError(f"there is no notification destination {name}; `crosswatch notify list` names them")
+    click.echo(f"removed notification destination {name}")
+
+
+@notify_group.command("list")
+@pass_obj
+def notify_list(obj: Obj) -> None:
+    """The destinations (names only) and what is sent to them."""
+    from crosswatch import notify
+    from crosswatch.secrets import SecretStore
+
+    names = notify.destinations(SecretStore())
+    if not names:
+        click.echo("no notification destinations; add one: echo URL | crosswatch notify add NAME")
+        return
+    counts: dict[str, dict[str, int]] = {}
+    if obj.config.journal_path.exists():
+        with _open_journal(obj.config) as journal:
+            counts = journal.notice_counts()
+    for name in names:
+        c = counts.get(name, {})
+        click.echo(f"{name}: {c.get('sent', 0)} sent, {c.get('waiting', 0)} waiting")
+    click.echo("events: " + ", ".join(obj.config.notify.events))
+
+
+@notify_group.command("test")
+@click.argument("name", required=False)
+def notify_test(name: str | None) -> None:
+    """Send one test message to NAME (default: every destination)."""
+    from crosswatch import notify
+    from crosswatch.secrets import SecretStore
+
+    store = SecretStore()
+    names = [name] if name else notify.destinations(store)
+    if not names:
+        raise UsageError("no notification destinations; add one: echo URL | crosswatch notify add NAME")
+    results = notify.send_test(store, names)
+    for each, delivered in results.items():
+        click.echo(f"{each}: {'sent' if delivered else 'NOT sent (check the URL: crosswatch notify add ' + each + ')'}")
+    if not all(results.values()):
+        sys.exit(1)
+
+
+# -- service: install the daemon as a user service (crosswatch/service.py) ---------------------------
+
+
+@cli.group("service")
+def service_group() -> None:
+    """Keep the daemon running: a systemd user unit (Linux) or a launchd agent (macOS)."""
+
+
+@service_group.command("install")
+@click.option("--dry-run", is_flag=True, help="print the file and the commands instead of running them")
+@pass_obj
+def service_install(obj: Obj, dry_run: bool) -> None:
+    """Write the unit from the config (its folders writable, watched folders read-only) and start it."""
+    from crosswatch import service
+
+    if dry_run:
+        click.echo(service.install_plan(obj.config).describe())
+        return
+    plan = service.install(obj.config)
+    click.echo(f"installed {plan.path} and started it")
+    for note in plan.notes:
+        click.echo(note)
+
+
+@service_group.command("uninstall")
+@click.option("--dry-run", is_flag=True, help="print what would be removed and the commands")
+def service_uninstall(dry_run: bool) -> None:
+    """Stop the service and remove its unit (the journal and the keyring are kept)."""
+    from crosswatch import service
+
+    if dry_run:
+        click.echo(service.uninstall_plan().describe())
+        return
+    plan = service.uninstall()
+    click.echo("\n".join(plan.notes) if plan.notes else f"stopped and removed {plan.path}")
+
+
+@service_group.command("status")
+@click.option("--json", "as_json", is_flag=True, help="print one JSON document instead of text")
+def service_status(as_json: bool) -> None:
+    """Whether the service is installed, enabled and running, and where its log is."""
+    from crosswatch import service
+
+    state = service.status()
+    if as_json:
+        click.echo(json.dumps(state, indent=2))
+        return
+    click.echo(f"{state['manager']}: {state['file']}: "
+               f"{'installed' if state['installed'] else 'not installed (crosswatch service install)'}, "
+               f"{'enabled' if state['enabled'] else 'not enabled'}, "
+               f"{'running' if state['running'] else 'not running'}")
+    click.echo(f"log: {state['log']}")
+
+
 # -- entry point -------------------------------------------------------------------------------------
 
 

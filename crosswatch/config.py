@@ -277,6 +277,23 @@ class ConsoleConfig:
     port: int = DEFAULT_CONSOLE_PORT
 
 
+NotifyEvent = Literal["failed", "in_doubt", "awaiting_approval", "sign_in_needed", "token_expiring",
+                      "quota_or_budget", "digest"]
+
+
+@dataclass(frozen=True)
+class NotifyConfig:
+    """What is sent to the destinations `crosswatch notify add NAME` keeps in the keyring."""
+
+    # digest: once a day, what went out (off unless named here).
+    events: tuple[NotifyEvent, ...] = ("failed", "in_doubt", "awaiting_approval", "sign_in_needed",
+                                       "token_expiring", "quota_or_budget")
+    # Events are gathered this long per destination and sent as one message (a burst is one message).
+    coalesce_seconds: float = 30.0
+    # A token that cannot be refreshed and lapses within this many days is reported.
+    token_warning_days: float = 7.0
+
+
 @dataclass(frozen=True)
 class Config:
     source: Path
@@ -299,6 +316,7 @@ class Config:
     schedule: ScheduleConfig = ScheduleConfig()
     logging: LoggingConfig = LoggingConfig()
     console: ConsoleConfig = ConsoleConfig()
+    notify: NotifyConfig = NotifyConfig()
 
     def needs_approval(self, target: str) -> bool:
         return self.approval is True or (isinstance(self.approval, tuple) and target in self.approval)
@@ -874,6 +892,7 @@ def _check_references(config: Config, where: _Located) -> None:
     _check_privacy(config.privacy, where)
     _check_rules_and_schedule(config, where)
     _check_console(config, where)
+    _check_notify(config, where)
 
 
 def _is_folder(folder: Path, path: tuple[str, ...], where: _Located) -> bool:
@@ -889,6 +908,13 @@ def _check_console(config: Config, where: _Located) -> None:
                           f"{config.console.port} is not a port; use 1-65535, or 0 for any free one")
     if not config.console.host.strip():
         raise where.error(("console", "host"), "is empty; use 127.0.0.1 (loopback) or the address to listen on")
+
+
+def _check_notify(config: Config, where: _Located) -> None:
+    if not 0 <= config.notify.coalesce_seconds <= 3600:
+        raise where.error(("notify", "coalesce_seconds"), "must be 0-3600 seconds (a burst is gathered this long)")
+    if not 0 < config.notify.token_warning_days <= 60:
+        raise where.error(("notify", "token_warning_days"), "must be more than 0 and at most 60 days")
 
 
 def _check_rules_and_schedule(config: Config, where: _Located) -> None:

@@ -272,7 +272,7 @@ class Daemon:
             contexts = _PreparingContexts(self.config, runner_journal, self.liveness, self.allowances)
             runner = Runner(self.config, runner_journal, targets, client=client, tokens=tokens, contexts=contexts)
             runner.stop_when(self._between_steps)
-            with self._backups(intake_journal.journal_id):
+            with self._backups(intake_journal.journal_id), self._notifications():
                 yield intake, runner
         finally:
             client.close()
@@ -349,19 +349,33 @@ class Daemon:
         """A thread that backs the journal up at once when its newest backup is a day old, then daily.
         At the stop, state_dir/journal.id is put back if it went (the state folder was removed while
         the daemon ran), so the next start sees that its new journal is not the first and asks."""
-        stop = threading.Event()
-        thread = threading.Thread(target=self._backup_loop, args=(stop,), name="backup", daemon=True)
-        thread.start()
         try:
-            yield
+            with _background(self._backup_loop, "backup", join_seconds=60):
+                yield
         finally:
-            stop.set()
-            thread.join(timeout=60)
             self._stall.clear()  # a stopped daemon reports nothing (its pid may be another's later)
             try:
                 keep_marker(self.config.journal_path, journal_id)
             except JournalError as exc:
                 log.error("cannot keep the journal's marker", error=str(exc))
+
+    @contextmanager
+    def _notifications(self) -> Iterator[None]:
+        """The notifier's own thread and journal connection: it reads what the runner wrote and
+        sends it (crosswatch/notify.py); a slow or dead receiver never holds up posting."""
+        from crosswatch.notify import Notifier
+        from crosswatch.secrets import SecretStore
+
+        journal = Journal(self.config.journal_path)
+        # A send in progress may take its timeout: the stop waits 5 s, the outbox keeps what was unsent.
+        notifier = Notifier(self.config, journal, SecretStore())
+        thread: threading.Thread | None = None
+        try:
+            with _background(notifier.run, "notify", join_seconds=5) as thread:
+                yield
+        finally:
+            if thread is None or not thread.is_alive():  # one still sending keeps its connection
+                journal.close()
 
     def _backup_loop(self, stop: threading.Event) -> None:
         interval = backup_interval()
@@ -546,6 +560,21 @@ class Daemon:
             if next_start is None or next_start - now > ONCE_HORIZON_SECONDS or next_start > window_end:
                 return
             self.stop_event.wait(max(0.05, next_start - now))
+
+
+@contextmanager
+def _background(loop: Callable[[threading.Event], None], name: str, *,
+                join_seconds: float) -> Iterator[threading.Thread]:
+    """``loop(stop)`` on a daemon thread while the block runs; at its end, stop is set and the thread
+    given ``join_seconds`` to finish."""
+    stop = threading.Event()
+    thread = threading.Thread(target=loop, args=(stop,), name=name, daemon=True)
+    thread.start()
+    try:
+        yield thread
+    finally:
+        stop.set()
+        thread.join(timeout=join_seconds)
 
 
 def _to_stderr(line: str) -> None:

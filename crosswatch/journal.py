@@ -162,6 +162,26 @@ MIGRATIONS: list[str] = [
         at      REAL NOT NULL
     );
     """,
+    # 8 here, 9 once the audit helper's 8 is merged (the lead renumbers): the notifications outbox
+    # (crosswatch/notify.py). One row per message part per destination; ``key`` says what it is about
+    # (a journal event, a hold, a token's expiry) so each is queued once, and a row stays unsent until
+    # the destination took it, so a receiver that is down loses nothing across restarts.
+    """
+    CREATE TABLE notices (
+        id           INTEGER PRIMARY KEY,
+        destination  TEXT NOT NULL,
+        key          TEXT NOT NULL,
+        event        TEXT NOT NULL,
+        text         TEXT NOT NULL,
+        at           REAL NOT NULL,
+        sent_at      REAL,
+        attempts     INTEGER NOT NULL DEFAULT 0,
+        next_try_at  REAL NOT NULL DEFAULT 0,
+        error        TEXT,
+        UNIQUE (destination, key)
+    );
+    CREATE INDEX notices_unsent ON notices (destination, sent_at, next_try_at);
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -691,6 +711,66 @@ class Journal:
         rows = self._db.execute("SELECT target, until, kind, reason FROM holds WHERE until > ?",
                                 (now if now is not None else float("-inf"),))
         return {r["target"]: Hold(r["target"], r["until"], r["kind"], r["reason"]) for r in rows}
+
+    # -- notifications outbox (crosswatch/notify.py) -----------------------------------------------
+
+    def events_after(self, mark: int, to_states: Sequence[JobState], limit: int = 500) -> list[dict[str, Any]]:
+        """Job moves into ``to_states`` after event id ``mark`` (a move to the same state is not one),
+        with the photo's path and the target, oldest first."""
+        marks = ", ".join("?" for _ in to_states)
+        rows = self._db.execute(
+            "SELECT e.id, e.job_id, e.at, e.from_state, e.to_state, e.detail, j.target, p.path FROM events e "
+            "JOIN jobs j ON j.id = e.job_id JOIN photos p ON p.id = j.photo_id "
+            f"WHERE e.id > ? AND e.to_state IN ({marks}) AND e.to_state IS NOT e.from_state "
+            "ORDER BY e.id LIMIT ?",
+            (mark, *(s.value for s in to_states), limit))
+        return [{"id": r["id"], "job_id": r["job_id"], "at": r["at"], "state": r["to_state"], "from": r["from_state"],
+                 "detail": r["detail"], "target": r["target"], "path": _path_from_db(r["path"])} for r in rows]
+
+    def last_event_id(self) -> int:
+        return int(self._db.execute("SELECT coalesce(max(id), 0) FROM events").fetchone()[0])
+
+    def done_between(self, since: float, until: float) -> list[dict[str, Any]]:
+        """Jobs that reached done in [since, until): target, photo path, permalink (the daily digest)."""
+        rows = self._db.execute(
+            "SELECT j.target, p.path, j.permalink FROM events e JOIN jobs j ON j.id = e.job_id "
+            "JOIN photos p ON p.id = j.photo_id WHERE e.to_state = ? AND e.at >= ? AND e.at < ? ORDER BY e.id",
+            (JobState.DONE.value, since, until))
+        return [{"target": r["target"], "path": _path_from_db(r["path"]), "permalink": r["permalink"]}
+                for r in rows]
+
+    def queue_notices(self, notices: Sequence[tuple[str, str, str, str, float]]) -> int:
+        """Queue (destination, key, event, text, at) rows; one already queued under its key is kept as
+        it is. Returns how many were new."""
+        with self._write() as db:
+            before = db.total_changes
+            db.executemany("INSERT OR IGNORE INTO notices (destination, key, event, text, at) "
+                           "VALUES (?, ?, ?, ?, ?)", notices)
+            return db.total_changes - before
+
+    def unsent_notices(self, destination: str) -> list[dict[str, Any]]:
+        rows = self._db.execute(
+            "SELECT id, event, text, at, attempts, next_try_at FROM notices "
+            "WHERE destination = ? AND sent_at IS NULL ORDER BY id", (destination,))
+        return [dict(r) for r in rows]
+
+    def notices_sent(self, ids: Sequence[int]) -> None:
+        now = self._clock()
+        with self._write() as db:
+            db.executemany("UPDATE notices SET sent_at = ?, error = NULL WHERE id = ?", [(now, i) for i in ids])
+
+    def notices_failed(self, ids: Sequence[int], next_try_at: float, error: str) -> None:
+        with self._write() as db:
+            db.executemany("UPDATE notices SET attempts = attempts + 1, next_try_at = ?, error = ? WHERE id = ?",
+                           [(next_try_at, error, i) for i in ids])
+
+    def notice_counts(self) -> dict[str, dict[str, int]]:
+        """Per destination: how many were sent and how many wait (``notify status``)."""
+        counts: dict[str, dict[str, int]] = {}
+        for r in self._db.execute("SELECT destination, sent_at IS NOT NULL AS sent, count(*) AS n FROM notices "
+                                  "GROUP BY destination, sent"):
+            counts.setdefault(r["destination"], {"sent": 0, "waiting": 0})["sent" if r["sent"] else "waiting"] = r["n"]
+        return counts
 
     # -- what a target's server says about itself (platform_info) ---------------------------------
 
