@@ -705,14 +705,15 @@ def emulator(host: str, port: int, x_token_lifetime: float | None, container_sec
 
 
 @cli.command()
-@click.option("--keep-serving/--exit", default=None,
-              help="keep the emulator up afterwards to look at it (default: when run in a terminal)")
-def demo(keep_serving: bool | None) -> None:
-    """Post the bundled sample photos to a bundled emulator of X and Instagram, and show the result."""
+@click.option("--keep-serving/--exit", default=True,
+              help="keep crosswatch, its console and the emulator running until Ctrl-C, to approve the waiting "
+                   "photo in the console and look at the timelines (the default), or exit once the posts are "
+                   "made (for scripts)")
+def demo(keep_serving: bool) -> None:
+    """Post the bundled sample photos to a bundled emulator of X, Instagram, Mastodon and Bluesky, and serve
+    the console beside it."""
     from crosswatch.demo import run_demo
 
-    if keep_serving is None:
-        keep_serving = sys.stdin.isatty() and sys.stdout.isatty()
     sys.exit(run_demo(keep_serving=keep_serving, out=click.echo))
 
 

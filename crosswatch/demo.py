@@ -25,8 +25,9 @@ import keyring
 import keyring.backend
 import yaml
 
-from crosswatch import auth, logs, pricing
+from crosswatch import auth, decisions, logs, pricing
 from crosswatch.config import Config, load_config
+from crosswatch.console.server import make_console
 from crosswatch.daemon import Daemon
 from crosswatch.emulator import (
     DEFAULT_BSKY_APP_PASSWORD,
@@ -38,10 +39,11 @@ from crosswatch.emulator import (
     EmulatorServer,
 )
 from crosswatch.journal import Journal
-from crosswatch.models import TERMINAL_STATES, JobState
+from crosswatch.models import TERMINAL_STATES, Job, JobState
 from crosswatch.secrets import SecretStore
 
 DEMO_TIMEOUT_SECONDS = 180.0
+APPROVAL_TARGET = "mastodon"
 
 
 class MemoryKeyring(keyring.backend.KeyringBackend):
@@ -86,7 +88,10 @@ def write_demo_config(root: Path, base_url: str, x_options: Mapping[str, Any] | 
                           "media_host": {"type": "directory", "path": str(hosted),
                                          "public_url": f"{base_url}/_emulator/hosted/"}},
         },
+        # One target asks for approval, so the console's queue has a photo waiting for the newcomer.
+        "approval": [APPROVAL_TARGET],
         "logging": {"level": "warning", "format": "console"},
+        "console": {"host": "127.0.0.1", "port": 0},
     }
     # Mastodon: the emulator serves a Mastodon server under /mastodon; the app is registered at sign-in.
     document["targets"]["mastodon"] = {"instance": f"{base_url}/mastodon", "redirect_port": 0}
@@ -142,21 +147,37 @@ def sign_in(config: Config, store: SecretStore, client: httpx.Client) -> list[st
     return lines
 
 
-def wait_for_jobs(config: Config, expected: int, stop: Callable[[], None], timeout: float) -> None:
+def settled(job: Job) -> bool:
+    """Nothing more will happen to this job without someone: finished, in doubt, or awaiting approval."""
+    return job.state in TERMINAL_STATES or job.state in (JobState.IN_DOUBT, JobState.AWAITING_APPROVAL)
+
+
+def wait_until_settled(config: Config, expected: int, timeout: float, stopped: threading.Event) -> list[Job]:
+    """The journal's jobs once all ``expected`` are settled (or at the deadline, or when the demo stops)."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        time.sleep(0.25)
+    while not stopped.wait(0.25) and time.monotonic() < deadline:
         with Journal(config.journal_path) as journal:
             jobs = journal.jobs()
-        if len(jobs) >= expected and all(j.state in TERMINAL_STATES or j.state is JobState.IN_DOUBT for j in jobs):
-            break
-    stop()
+        if len(jobs) >= expected and all(settled(j) for j in jobs):
+            return jobs
+    with Journal(config.journal_path) as journal:
+        return journal.jobs()
+
+
+def approve_all_but_one(config: Config, jobs: list[Job]) -> int:
+    """Approve the waiting jobs as `crosswatch approve ID` would, leaving the last for the newcomer to
+    approve in the console; returns how many were approved."""
+    waiting = sorted(j.id for j in jobs if j.state is JobState.AWAITING_APPROVAL)
+    with Journal(config.journal_path) as journal:
+        for job_id in waiting[:-1]:
+            decisions.approve(journal, job_id)
+    return max(len(waiting) - 1, 0)
 
 
 def summary(config: Config) -> list[dict[str, Any]]:
     with Journal(config.journal_path) as journal:
         paths = {photo.id: Path(photo.path).name for photo, _s, _r in journal.photos()}
-        return [{"photo": paths.get(j.photo_id, "?"), "target": j.target, "state": j.state.value,
+        return [{"id": j.id, "photo": paths.get(j.photo_id, "?"), "target": j.target, "state": j.state.value,
                  "permalink": j.permalink, "reason": j.reason} for j in journal.jobs()]
 
 
@@ -171,14 +192,15 @@ def spend_line(config: Config) -> str:
 def run_demo(*, keep_serving: bool, out: Callable[[str], None] = print,
              x_options: Mapping[str, Any] | None = None,
              inspect: Callable[[Emulator], None] | None = None) -> int:
-    """The demo; ``x_options`` are extra keys for its X target, ``inspect`` sees the emulator at the end."""
+    """The demo; ``x_options`` are extra keys for its X target, ``inspect`` sees the emulator once the
+    posts are made. With ``keep_serving`` the daemon, its console and the emulator run on until SIGINT
+    or SIGTERM (exit 0); without, the demo stops once everything is posted or waits for approval."""
     keyring.set_keyring(MemoryKeyring())
     logs.configure("warning", "console")
     photos = sample_photos()
     with tempfile.TemporaryDirectory(prefix="crosswatch-demo-") as scratch:
         root = Path(scratch)
-        hosted = root / "hosted"
-        emulator = Emulator(hosted_dir=hosted)
+        emulator = Emulator(hosted_dir=root / "hosted")
         with EmulatorServer(emulator) as server, httpx.Client(timeout=30.0) as client:
             config = load_config(write_demo_config(root, server.url, x_options))
             out(f"emulator of X, Instagram, Mastodon and Bluesky running at {server.url}")
@@ -186,35 +208,66 @@ def run_demo(*, keep_serving: bool, out: Callable[[str], None] = print,
                 out(line)
             out(sign_in_bluesky(config, SecretStore(), client))
             daemon = Daemon(config)
-            expected = len(photos) * len(config.watch[0].targets)
+            console = make_console(config, warn=out, on_decision=daemon.wake_runner.set)
+            console.start_thread()
+            outcome: dict[str, int] = {}
+            stopped = threading.Event()
 
             def feed() -> None:
-                time.sleep(0.5)
-                for photo in photos:
-                    shutil.copy(photo, config.watch[0].path / photo.name)
-                out(f"dropped {len(photos)} sample photos into {config.watch[0].path}; posting...")
-                wait_for_jobs(config, expected, daemon.request_stop, DEMO_TIMEOUT_SECONDS)
+                outcome["code"] = _feed(config, photos, console.signin_url, server.url, stopped, out,
+                                        daemon.wake_runner.set)
+                if inspect is not None:
+                    inspect(emulator)
+                if keep_serving:
+                    out("crosswatch, its console and the emulator keep running for you to look; press Ctrl-C "
+                        "to stop")
+                else:
+                    daemon.request_stop()
 
             feeder = threading.Thread(target=feed, name="demo-feed", daemon=True)
             feeder.start()
-            code = daemon.run_forever()
-            feeder.join()
-            rows = summary(config)
-            for row in rows:
-                where = row["permalink"] if row["state"] == "done" else f"{row['state']}: {row['reason']}"
-                out(f"  {row['target']:<10} {row['photo']:<26} {where}")
-            posted = sum(1 for r in rows if r["state"] == "done")
-            out(f"{posted} of {len(rows)} posts made. See the timelines at {server.url}/_emulator/")
-            out(spend_line(config))
-            if inspect is not None:
-                inspect(emulator)
-            if posted != len(rows):
-                code = code or 1
+            try:
+                code = daemon.run_forever()
+            finally:
+                stopped.set()
+                console.stop()
+            feeder.join(timeout=10.0)
             if keep_serving:
-                out("the emulator keeps serving for you to look; press Ctrl-C to stop")
-                try:
-                    while True:
-                        time.sleep(1)
-                except KeyboardInterrupt:
-                    out("stopped")
-    return code
+                out("stopped")
+    return code or outcome.get("code", 1)
+
+
+def _where(row: Mapping[str, Any]) -> str:
+    if row["state"] == JobState.DONE.value:
+        return str(row["permalink"])
+    if row["state"] == JobState.AWAITING_APPROVAL.value:
+        return f"waits for your approval: in the console, or `crosswatch approve {row['id']}`"
+    return f"{row['state']}: {row['reason']}"
+
+
+def _feed(config: Config, photos: list[Path], console_url: str, emulator_url: str, stopped: threading.Event,
+          out: Callable[[str], None], wake: Callable[[], None]) -> int:
+    """Drop the samples in, approve all but one of the jobs held for approval, print what went out; 0 when
+    every post was made or waits for approval."""
+    time.sleep(0.5)
+    for photo in photos:
+        shutil.copy(photo, config.watch[0].path / photo.name)
+    out(f"dropped {len(photos)} sample photos into {config.watch[0].path}; posting...")
+    expected = len(photos) * len(config.watch[0].targets)
+    jobs = wait_until_settled(config, expected, DEMO_TIMEOUT_SECONDS, stopped)
+    if approve_all_but_one(config, jobs):
+        wake()
+        wait_until_settled(config, expected, DEMO_TIMEOUT_SECONDS, stopped)
+    rows = summary(config)
+    for row in rows:
+        out(f"  {row['target']:<10} {row['photo']:<26} {_where(row)}")
+    posted = sum(1 for r in rows if r["state"] == "done")
+    waiting = [r for r in rows if r["state"] == JobState.AWAITING_APPROVAL.value]
+    out(f"{posted} of {len(rows)} posts made, {len(waiting)} waiting for your approval. "
+        f"See the timelines at {emulator_url}/_emulator/")
+    out(spend_line(config))
+    out(f"console: {console_url}")
+    if waiting:
+        out(f"open the console, approve {waiting[0]['photo']} for {waiting[0]['target']} under Queue, and watch "
+            f"it appear at {emulator_url}/_emulator/")
+    return 0 if posted + len(waiting) == len(rows) and len(rows) >= expected else 1

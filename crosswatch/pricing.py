@@ -36,7 +36,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import twitter_text
+from crosswatch.twitter_counting import twitter_text
 
 PRICES_SOURCE = "https://docs.x.com/x-api/getting-started/pricing (read 2026-12-01)"
 
@@ -87,12 +87,12 @@ def known_prices(kind: str) -> tuple[str, ...]:
 def url_spans(text: str) -> list[tuple[int, int]]:
     """Where X's autolinker sees a URL in ``text``, as string indices. (The Python port of twitter-text
     reports code points, unlike the JavaScript one's UTF-16 units: "📷 example.com" gives [2, 13].)"""
-    return [(u["indices"][0], u["indices"][1]) for u in twitter_text.extract_urls_with_indices(text)]
+    return [(u["indices"][0], u["indices"][1]) for u in twitter_text().extract_urls_with_indices(text)]
 
 
 def contains_url(text: str) -> bool:
     """Whether X would price a post with this text as "Content: Create (with URL)"."""
-    return bool(twitter_text.extract_urls(text))
+    return bool(twitter_text().extract_urls(text))
 
 
 def post_item(text: str, *, will_link: bool = False) -> str:

@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 import regex
-import twitter_text
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -30,6 +29,9 @@ from crosswatch.config import Config, config_from_mapping
 from crosswatch.metadata import read_metadata
 from crosswatch.models import Metadata
 from crosswatch.templates import render
+from crosswatch.twitter_counting import twitter_text as load_twitter_text
+
+twitter_text = load_twitter_text()  # without pkg_resources (setuptools 81+ has none)
 
 PHOTOS = Path(__file__).resolve().parent / "data" / "photos"
 PHOTO = PurePath("/photos/export-0042.jpg")

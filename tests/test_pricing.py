@@ -17,7 +17,6 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
-import twitter_text
 import yaml
 
 from crosswatch import pricing
@@ -27,9 +26,12 @@ from crosswatch.journal import BUDGET_HOLD, Spend
 from crosswatch.linkcheck import check_links
 from crosswatch.models import JobState
 from crosswatch.preview import build_preview
+from crosswatch.twitter_counting import twitter_text as load_twitter_text
 from tests.conftest import REPO, run_cli
 from tests.fault_harness import Rig, make_rig
 from tests.openapi_check import XOpenAPI
+
+twitter_text = load_twitter_text()  # without pkg_resources (setuptools 81+ has none)
 
 ZONE = "Pacific/Auckland"  # UTC+13 in December: the month turns there half a day before it does in UTC
 ONLY_POSTS_COST = {"post": 0.015, "post_with_url": 0.2, "read": 0.0, "media_metadata": 0.0, "media_upload": 0.0}

@@ -6,10 +6,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import twitter_text
 import yaml
 
 from crosswatch.compose import X_LIMIT, caption_length, weighted_length
+from crosswatch.twitter_counting import twitter_text as load_twitter_text
+
+twitter_text = load_twitter_text()  # without pkg_resources (setuptools 81+ has none)
 
 VALIDATE = Path(__file__).resolve().parent / "data" / "twitter-text" / "validate.yml"
 CASES: dict[str, list[dict[str, Any]]] = yaml.safe_load(VALIDATE.read_text(encoding="utf-8"))["tests"]

@@ -25,7 +25,6 @@ import httpx
 import regex
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from PIL import Image, UnidentifiedImageError
-from twitter_text import extract_urls_with_indices
 
 from crosswatch.emulator.httputil import (
     BadRequestBody,
@@ -51,6 +50,7 @@ from crosswatch.emulator.mastodon_state import (
 from crosswatch.emulator.page import mastodon_card, single_page
 from crosswatch.emulator.routing import Call, Route, route
 from crosswatch.emulator.state import EmulatorState, new_secret
+from crosswatch.twitter_counting import twitter_text
 
 PREFIX = "/mastodon"
 DEFAULT_ACCOUNT_ID = "109000000000000001"
@@ -455,7 +455,7 @@ def _status_params(call: Call) -> tuple[dict[str, Any], list[str]]:
 def countable_length(text: str, reserved: int) -> int:
     """StatusLengthValidator: grapheme clusters, each URL as ``reserved``, remote mentions local."""
     out, position = [], 0
-    for url in extract_urls_with_indices(text, extract_urls_without_protocol=False):
+    for url in twitter_text().extract_urls_with_indices(text, extract_urls_without_protocol=False):
         start, end = url["indices"]
         out += [text[position:start], "x" * reserved]
         position = end

@@ -17,7 +17,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
-from twitter_text import parse_tweet
 
 from crosswatch.emulator import openapi_params, x_oauth
 from crosswatch.emulator.httputil import (
@@ -35,6 +34,7 @@ from crosswatch.emulator.httputil import (
 from crosswatch.emulator.images import ImageFacts, inspect_image
 from crosswatch.emulator.routing import Call, Route, route
 from crosswatch.emulator.state import EmulatorState, XGrant, XMedia, XPost, XUser
+from crosswatch.twitter_counting import twitter_text
 
 ID_PATTERN = re.compile(r"^[0-9]{1,19}$")
 ONE_SHOT_CATEGORIES = ("tweet_image", "dm_image")
@@ -557,7 +557,7 @@ def _create_post_problem(state: EmulatorState, body: dict[str, Any], user: XUser
         return _invalid(state, "Your media IDs are invalid.", {"media.media_ids": [str(media_ids)]})
     if not text.strip() and media is None:
         return _invalid(state, "Post text is required unless media is attached.", {"text": []})
-    if text and parse_tweet(text).weightedLength > 280:
+    if text and twitter_text().parse_tweet(text).weightedLength > 280:
         payload = x_invalid_request(state.settings.x_problem_prefix, TOO_LONG_DETAIL, {"text": []})
         payload["detail"] = TOO_LONG_DETAIL
         return problem_response(400, payload)

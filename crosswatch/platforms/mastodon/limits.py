@@ -28,9 +28,9 @@ from functools import partial
 from typing import Any
 
 import regex
-from twitter_text import extract_urls_with_indices
 
 from crosswatch.platforms.limits import PlatformLimits, TargetSpec
+from crosswatch.twitter_counting import twitter_text
 
 _REMOTE_MENTION = re.compile(r"(?<![\w@])@(\w+)@[\w.-]+\w", re.ASCII)
 _GRAPHEME = regex.compile(r"\X")
@@ -94,7 +94,7 @@ def countable_text(text: str, reserved_per_url: int) -> str:
     ``reserved_per_url`` characters, remote mentions without their domain."""
     pieces: list[str] = []
     position = 0
-    for found in extract_urls_with_indices(text, extract_urls_without_protocol=False):
+    for found in twitter_text().extract_urls_with_indices(text, extract_urls_without_protocol=False):
         start, end = found["indices"]
         pieces += [text[position:start], "x" * reserved_per_url]
         position = end

@@ -4,15 +4,14 @@ emoji 2, NFC first); images up to 5 MB (read as decimal megabytes, the conservat
 
 from __future__ import annotations
 
-import twitter_text
-
 from crosswatch.platforms.limits import PlatformLimits, TargetSpec
 from crosswatch.pricing import X_PRICES
+from crosswatch.twitter_counting import twitter_text
 
 
 def weighted_length(text: str) -> int:
     """X's weighted length of ``text`` (twitter-text v3)."""
-    return int(twitter_text.parse_tweet(text).weightedLength)
+    return int(twitter_text().parse_tweet(text).weightedLength)
 
 
 LIMITS = PlatformLimits(
