@@ -137,7 +137,9 @@ def parse_publishing_limit(response: httpx.Response) -> Quota | None:
     usage = integer(first.get("quota_usage")) if first else None
     if first is None or usage is None:
         return None
-    config = first.get("config") if isinstance(first.get("config"), dict) else {}
+    config = first.get("config")
+    if not isinstance(config, dict):
+        config = {}
     duration = integer(config.get("quota_duration"))
     return Quota(usage, integer(config.get("quota_total")), float(duration) if duration else None)
 
