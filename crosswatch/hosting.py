@@ -9,7 +9,7 @@ somewhere public and returns its URL (``put``), and removes it again after publi
 - ``CommandHost``: run the user's upload command (for example rclone) as an argv list without a shell,
   ``{path}`` and ``{key}`` substituted; URL = ``public_url`` + key.
 
-Keys are chosen by crosswatch (see ``platforms.instagram.steps.hosted_key``) and are checked to be plain file
+Keys are chosen by crosswatch (see ``platforms.meta_graph.hosted_key``) and are checked to be plain file
 names, so a key can never climb out of the folder or the prefix.
 """
 

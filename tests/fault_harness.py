@@ -22,6 +22,7 @@ from crosswatch import auth
 from crosswatch.config import Config, load_config
 from crosswatch.emulator import DEFAULT_IG_CLIENT_ID, DEFAULT_X_CLIENT_ID, Emulator, EmulatorSettings, ManualClock
 from crosswatch.emulator.bluesky_state import DEFAULT_BSKY_HANDLE
+from crosswatch.emulator.threads_state import DEFAULT_THREADS_CLIENT_ID
 from crosswatch.hosting import build_host
 from crosswatch.journal import Journal, NewFile
 from crosswatch.models import Job, JobState
@@ -29,6 +30,7 @@ from crosswatch.platforms.base import Target
 from crosswatch.platforms.bluesky.steps import BlueskyTarget
 from crosswatch.platforms.instagram.steps import InstagramTarget
 from crosswatch.platforms.mastodon.steps import MastodonTarget
+from crosswatch.platforms.threads.steps import ThreadsTarget
 from crosswatch.platforms.x.steps import XTarget
 from crosswatch.runner import Runner, TokenSource
 from crosswatch.secrets import SecretStore
@@ -57,6 +59,10 @@ def platform_targets(url: str, hosted: Path, *, public_url: str | None = None,
         "mastodon": {"instance": f"{url}/mastodon"},
         "bluesky": {"service": url, "handle": DEFAULT_BSKY_HANDLE, "language": "en",
                     "web_base": f"{url}/_emulator/bsky"},
+        "threads": {"client_id": DEFAULT_THREADS_CLIENT_ID, "graph_base": f"{url}/threads",
+                    "authorize_url": f"{url}/threads/oauth/authorize",
+                    "media_host": {"type": "directory", "path": str(hosted),
+                                   "public_url": public_url or f"{url}/_emulator/hosted/"}},
     }
     for name, extra in per_target.items():
         targets[name].update(extra)
@@ -135,7 +141,8 @@ def sign_in(config: Config, emulator: Emulator, client: httpx.Client, clock: Man
     for name in targets:
         kind = config.targets[name].kind
         token = (emulator.mint_x_token() if kind == "x" else emulator.mint_mastodon_token() if kind == "mastodon"
-                 else emulator.mint_bsky_session(origin=ORIGIN) if kind == "bluesky" else emulator.mint_ig_token())
+                 else emulator.mint_bsky_session(origin=ORIGIN) if kind == "bluesky"
+                 else emulator.mint_threads_token() if kind == "threads" else emulator.mint_ig_token())
         auth.import_tokens(config.targets[name], SecretStore(), json.dumps(token), client, clock=clock)
 
 
@@ -167,6 +174,9 @@ def make_rig(workspace: dict[str, Path], spec: XOpenAPI, *, targets: tuple[str, 
             built[name] = MastodonTarget(cfg, clock=clock)
         elif cfg.kind == "bluesky":
             built[name] = BlueskyTarget(cfg, clock=clock)
+        elif cfg.kind == "threads":
+            assert cfg.media_host is not None
+            built[name] = ThreadsTarget(cfg, build_host(cfg.media_host))
         else:
             assert cfg.media_host is not None
             built[name] = InstagramTarget(cfg, build_host(cfg.media_host))

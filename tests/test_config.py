@@ -26,7 +26,7 @@ def test_the_example_config_documents_a_loadable_config(tmp_path: Path, monkeypa
     monkeypatch.setenv("HOME", str(tmp_path))
     (tmp_path / "Pictures" / "Export" / "Social").mkdir(parents=True)
     config = load_config(REPO / "config.example.yaml")
-    assert set(config.targets) == {"outbox", "x", "instagram", "mastodon", "bluesky"}
+    assert set(config.targets) == {"outbox", "x", "instagram", "mastodon", "bluesky", "threads"}
     assert config.targets["bluesky"].service == "https://bsky.social"
     assert config.targets["x"].api_base == "https://api.x.com"
     assert config.targets["instagram"].graph_base == "https://graph.instagram.com"

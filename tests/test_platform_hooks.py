@@ -74,7 +74,7 @@ def test_a_new_platform_is_a_target_type_with_its_defaults_media_host_and_bridge
 
 @pytest.mark.parametrize(("targets", "bridge", "key", "words"), [
     ({"x": {"client_id": "id", "media_host": {"type": "directory", "path": "/tmp", "public_url": "https://e/"}}},
-     {}, "targets.x.media_host", "only a target of type instagram or fake uses a media host"),
+     {}, "targets.x.media_host", "only a target of type instagram or threads or fake uses a media host"),
     ({"x": {"client_id": "id", "link_to": "o"}, "o": {"type": "outbox", "path": "/tmp/o"}},
      {}, "targets.x.link_to", "target of type instagram or fake"),
     ({"x": {"client_id": "id"}}, {"enabled": True, "source": "x"}, "bridge.source",

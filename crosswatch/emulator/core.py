@@ -25,6 +25,9 @@ from crosswatch.emulator import (
     ig_oauth,
     instagram_api,
     mastodon_api,
+    threads_api,
+    threads_oauth,
+    threads_state,
     x_api,
     x_oauth,
 )
@@ -99,11 +102,14 @@ class Emulator:
             *mastodon_api.routes(),
             *bluesky_api.routes(),
             *bluesky_view.routes(),
+            *threads_oauth.routes(),
+            *threads_api.routes(),
         ]
         if seed_defaults:
             with self.state.lock:
                 accounts.seed_defaults(self.state)
                 mastodon_api.seed_defaults(self.state)
+                threads_state.seed_defaults(self.state.threads)
 
     # --- the request path -------------------------------------------------------------------------
 
@@ -351,6 +357,23 @@ class Emulator:
         """Every status on the emulated Mastodon server, oldest first, as the snapshot shows them."""
         with self.state.lock:
             return list(snapshot(self.state)["mastodon"]["statuses"])
+
+    def mint_threads_token(self, user_id: str | None = None,
+                           scopes: tuple[str, ...] = threads_state.THREADS_DAEMON_SCOPES) -> dict[str, Any]:
+        """A long-lived Threads token as ``auth import`` takes it."""
+        with self.state.lock:
+            return threads_oauth.mint_token(self.state.threads, self.state.now(), user_id, scopes)
+
+    def threads_posts(self) -> list[dict[str, Any]]:
+        with self.state.lock:
+            return list(snapshot(self.state)["threads"]["posts"])
+
+    def fail_next_threads_containers(self, status: ContainerStatus = "ERROR", *, times: int | None = 1) -> Fault:
+        """The next Threads containers end in ERROR or EXPIRED once processing is over."""
+        if status not in ("ERROR", "EXPIRED"):
+            raise ValueError("status must be ERROR or EXPIRED")
+        action: FaultAction = "container_error" if status == "ERROR" else "container_expired"
+        return self.inject("threads.create", action, times=times)
 
     def delete_x_post(self, post_id: str) -> bool:
         """Delete a post as its author would; False when there is no such post."""

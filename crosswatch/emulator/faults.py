@@ -32,6 +32,8 @@ TRANSPORT_ACTIONS: frozenset[str] = frozenset(
 )
 CONTAINER_ACTIONS: frozenset[str] = frozenset({"container_error", "container_expired"})
 ALL_ACTIONS: frozenset[str] = TRANSPORT_ACTIONS | CONTAINER_ACTIONS
+# The endpoints that create Meta containers (Instagram's and Threads').
+CONTAINER_ENDPOINTS: frozenset[str] = frozenset({"ig.media.create", "threads.create"})
 
 
 class ConnectionDropped(httpx.RemoteProtocolError):
@@ -73,8 +75,8 @@ class FaultBook:
     def add(self, fault: Fault) -> Fault:
         if fault.action not in ALL_ACTIONS:
             raise ValueError(f"unknown fault action {fault.action!r}")
-        if fault.action in CONTAINER_ACTIONS and fault.endpoint != "ig.media.create":
-            raise ValueError("container faults apply to the ig.media.create endpoint only")
+        if fault.action in CONTAINER_ACTIONS and fault.endpoint not in CONTAINER_ENDPOINTS:
+            raise ValueError("container faults apply to the ig.media.create and threads.create endpoints only")
         if fault.times is not None and fault.times < 1:
             raise ValueError("times must be at least 1 (or None for always)")
         with self._lock:

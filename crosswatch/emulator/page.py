@@ -9,6 +9,7 @@ from string import Template
 
 from crosswatch.emulator.mastodon_state import MastodonStatus
 from crosswatch.emulator.state import EmulatorState, IGMedia, XPost
+from crosswatch.emulator.threads_state import ThreadsPost
 
 
 def _template() -> Template:
@@ -73,6 +74,18 @@ def mastodon_card(state: EmulatorState, status: MastodonStatus) -> str:
     )
 
 
+def threads_card(state: EmulatorState, post: ThreadsPost) -> str:
+    user = state.threads.users.get(post.user_id)
+    handle = user.username if user else post.user_id
+    images = _images([(f"/threads/_media/{post.id}.jpg", post.alt_text)])
+    return (
+        f'<article id="threads-{post.id}">'
+        f'<div class="meta"><span>@{html.escape(handle)} · Threads</span>'
+        f'<a href="/threads/@{html.escape(handle)}/post/{post.shortcode}">{_when(post.timestamp)}</a></div>'
+        f'<p class="text">{html.escape(post.text)}</p>{images}</article>'
+    )
+
+
 def _section(title: str, cards: list[str]) -> str:
     body = "".join(cards) if cards else '<p class="empty">Nothing posted yet.</p>'
     return f"<section><h2>{html.escape(title)}</h2>{body}</section>"
@@ -85,12 +98,15 @@ def timelines_page(state: EmulatorState) -> str:
     from crosswatch.emulator.bluesky_view import cards as bluesky_cards  # it imports this module
 
     bsky_cards = bluesky_cards(state.bluesky)
+    threads_cards = [threads_card(state, post) for post in reversed(state.threads.posts)]
     sections = (_section(f"X ({len(x_cards)})", x_cards) + _section(f"Instagram ({len(ig_cards)})", ig_cards)
                 + _section(f"Mastodon ({len(masto_cards)})", masto_cards)
-                + _section(f"Bluesky ({len(bsky_cards)})", bsky_cards))
+                + _section(f"Bluesky ({len(bsky_cards)})", bsky_cards)
+                + _section(f"Threads ({len(threads_cards)})", threads_cards))
     return _template().substitute(
         title="crosswatch emulator",
-        subtitle="What the fake X, Instagram, Mastodon and Bluesky accounts show. State as JSON: /_emulator/state",
+        subtitle=("What the fake X, Instagram, Mastodon, Bluesky and Threads accounts show. "
+                  "State as JSON: /_emulator/state"),
         sections=sections,
     )
 

@@ -11,7 +11,7 @@ import httpx
 
 from crosswatch.emulator.state import EmulatorState
 
-Platform = Literal["x", "instagram", "mastodon", "bluesky", "admin"]
+Platform = Literal["x", "instagram", "mastodon", "bluesky", "threads", "admin"]
 
 # Instagram Graph paths may carry a version segment (/v21.0/me); X paths never do.
 _GRAPH_VERSION = r"(?:/v[0-9]+(?:\.[0-9]+)?)?"

@@ -104,6 +104,27 @@ def mastodon_media_json(media: MastodonMedia, include_bytes: bool) -> dict[str, 
     return data
 
 
+def threads_json(state: EmulatorState, include_bytes: bool) -> dict[str, Any]:
+    threads = state.threads
+    now = state.now()
+    users = threads.users
+    return {
+        "users": [{"id": u.user_id, "username": u.username, "name": u.name} for u in users.values()],
+        "tokens": [{"token": t.token, "user_id": t.user_id, "kind": t.kind, "scopes": list(t.scopes),
+                    "issued_at": t.issued_at, "expires_at": t.expires_at, "expired": now >= t.expires_at}
+                   for t in threads.tokens.values()],
+        "containers": [{"id": c.id, "status": threads.container_status(c, now), "error_message": c.error_message,
+                        "text": c.text, "alt_text": c.alt_text, "media_id": c.media_id, "created_at": c.created_at}
+                       for c in threads.containers.values()],
+        "posts": [{"id": p.id, "user_id": p.user_id, "text": p.text, "alt_text": p.alt_text,
+                   "timestamp": p.timestamp, "container_id": p.container_id, "bytes": len(p.image),
+                   "url": f"/threads/@{users[p.user_id].username if p.user_id in users else p.user_id}"
+                          f"/post/{p.shortcode}",
+                   **({"image_b64": base64.b64encode(p.image).decode()} if include_bytes else {})}
+                  for p in threads.posts],
+    }
+
+
 def mastodon_json(state: EmulatorState, include_bytes: bool) -> dict[str, Any]:
     masto = state.mastodon
     statuses = []
@@ -178,6 +199,7 @@ def snapshot(state: EmulatorState, *, include_bytes: bool = False) -> dict[str, 
             "media": [ig_media_json(state, m, include_bytes) for m in state.ig_media],
         },
         "mastodon": mastodon_json(state, include_bytes),
+        "threads": threads_json(state, include_bytes),
         "faults": [f.to_json() for f in state.faults.armed()],
         "requests": [
             {"seq": r.seq, "time": r.time, "method": r.method, "path": r.path, "endpoint": r.endpoint,

@@ -25,6 +25,7 @@ from crosswatch.emulator.faults import FaultBook
 from crosswatch.emulator.mastodon_state import MastodonState
 from crosswatch.emulator.ratelimit import RateLimiter
 from crosswatch.emulator.settings import EmulatorSettings
+from crosswatch.emulator.threads_state import ThreadsState
 
 # (url, origin of the current request, byte limit) -> the body, cut after limit + 1 bytes, or None when
 # the URL cannot be fetched (connection error, non-200 status).
@@ -253,6 +254,7 @@ class EmulatorState:
 
     mastodon: MastodonState = field(default_factory=MastodonState)
     bluesky: BlueskyState = field(default_factory=BlueskyState)
+    threads: ThreadsState = field(default_factory=ThreadsState)
 
     requests: list[RequestRecord] = field(default_factory=list)
 

@@ -45,6 +45,7 @@ PLATFORMS: Mapping[str, Platform] = {
     "instagram": Platform("instagram", "crosswatch.platforms.instagram", signs_in=True),
     "mastodon": Platform("mastodon", "crosswatch.platforms.mastodon", signs_in=True),
     "bluesky": Platform("bluesky", "crosswatch.platforms.bluesky", signs_in=True),
+    "threads": Platform("threads", "crosswatch.platforms.threads", signs_in=True),
 }
 
 

@@ -145,7 +145,13 @@ def instagram_lookup_account(cfg: TargetConfig, client: httpx.Client,
 
 
 class InstagramTokenProvider(BaseProvider):
-    """Instagram long-lived tokens: 60 days, refreshable once at least 24 h old."""
+    """Instagram long-lived tokens: 60 days, refreshable once at least 24 h old. Threads' tokens follow
+    the same rules; its provider changes only the calls (``_lookup``, ``_refresh_call``) and the name."""
+
+    platform = "Instagram"
+
+    def _refresh_call(self, tokens: TokenSet, now: float) -> TokenSet:
+        return instagram_refresh(self.cfg, self.client, tokens, now)
 
     def _lookup(self, access_token: str) -> tuple[str, str | None]:
         return instagram_lookup_account(self.cfg, self.client, access_token)
@@ -154,7 +160,8 @@ class InstagramTokenProvider(BaseProvider):
         lifetime = tokens.lifetime
         if lifetime is None or lifetime <= 0:
             return False
-        # Daily for real 60-day tokens; at half-life for the short ones an emulator hands out.
+        # Daily for real 60-day tokens (Meta refuses a token younger than 24 h); at half-life for the
+        # short ones an emulator hands out. Either is well before expiry.
         return now - tokens.obtained_at >= min(INSTAGRAM_MIN_REFRESH_AGE, lifetime / 2)
 
     def access_token(self) -> str:
@@ -178,11 +185,11 @@ class InstagramTokenProvider(BaseProvider):
         try:
             return self._refresh_locked(tokens)
         except AuthError:
-            self._mark_dead(tokens, "Instagram refused the token")
+            self._mark_dead(tokens, f"{self.platform} refused the token")
             raise
 
     def _refresh_locked(self, tokens: TokenSet) -> TokenSet:
-        fresh = instagram_refresh(self.cfg, self.client, tokens, self.clock())
+        fresh = self._refresh_call(tokens, self.clock())
         save_tokens(self.store, self.cfg.name, fresh)
         log.info("refreshed access token", target=self.cfg.name)
         return fresh

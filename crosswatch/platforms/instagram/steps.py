@@ -12,16 +12,24 @@ header, never in the URL, so it cannot end up in a logged URL.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from crosswatch.config import TargetConfig
 from crosswatch.platforms.base import Finding, JobContext, Kind, LinkState, Outcome, Quota, Step, Verdict
+from crosswatch.platforms.meta_graph import (
+    HostImage,
+    Unhost,
+    bearer,
+    discard_hosted,
+    graph_object,
+    parse_graph_error,
+    poll_wait,
+    regain_access_seconds,
+)
 from crosswatch.platforms.reading import graph_time, id_string, integer, json_body, text
 
 if TYPE_CHECKING:
@@ -31,9 +39,6 @@ DEFAULT_GRAPH_BASE = "https://graph.instagram.com"
 INSTAGRAM_SCOPES: tuple[str, ...] = ("instagram_business_basic", "instagram_business_content_publish")
 MAX_ALT_TEXT = 1000
 
-# Container polling: 2, 4, 8, 16, 32, then 60 s; Meta asks for no more than about 5 minutes of it.
-POLL_FIRST_WAIT = 2.0
-POLL_MAX_WAIT = 60.0
 DEFAULT_MAX_POLLS = 12
 # An expired container is recreated this many times before the job fails.
 MAX_CONTAINER_RECREATIONS = 1
@@ -58,69 +63,6 @@ RECONCILE_LOOKBACK_SECONDS = 300
 
 # ---------------------------------------------------------------------------------------------------
 # Graph errors
-
-
-@dataclass(frozen=True)
-class GraphError:
-    status: int
-    code: int | None
-    subcode: int | None
-    message: str | None
-    user_title: str | None
-    user_message: str | None
-    is_transient: bool
-
-    @property
-    def pair(self) -> tuple[int | None, int | None]:
-        return (self.code, self.subcode)
-
-    @property
-    def reason(self) -> str:
-        text = self.user_message or self.message or f"HTTP {self.status}"
-        if self.user_title and self.user_message:
-            text = f"{self.user_title}: {self.user_message}"
-        codes = f"code {self.code}" + (f"/{self.subcode}" if self.subcode is not None else "")
-        return f"Instagram answered {self.status} ({codes}): {text}"
-
-
-
-
-
-
-
-
-def parse_graph_error(response: httpx.Response) -> GraphError:
-    body = json_body(response)
-    error = body.get("error") if isinstance(body, dict) else None
-    if not isinstance(error, dict):
-        return GraphError(response.status_code, None, None, response.reason_phrase or None, None, None, False)
-    return GraphError(
-        status=response.status_code,
-        code=integer(error.get("code")),
-        subcode=integer(error.get("error_subcode")),
-        message=text(error.get("message")),
-        user_title=text(error.get("error_user_title")),
-        user_message=text(error.get("error_user_msg")),
-        is_transient=error.get("is_transient") is True,
-    )
-
-
-def regain_access_seconds(headers: httpx.Headers) -> float | None:
-    """The longest ``estimated_time_to_regain_access`` (minutes) in X-Business-Use-Case-Usage, in s."""
-    raw = headers.get("x-business-use-case-usage")
-    if not raw:
-        return None
-    try:
-        usage = json.loads(raw)
-    except ValueError:
-        return None
-    minutes: list[float] = []
-    for entries in usage.values() if isinstance(usage, dict) else ():
-        for entry in entries if isinstance(entries, list) else ():
-            value = entry.get("estimated_time_to_regain_access") if isinstance(entry, dict) else None
-            if isinstance(value, int | float) and not isinstance(value, bool):
-                minutes.append(float(value))
-    return max(minutes) * 60.0 if minutes else None
 
 
 def error_outcome(response: httpx.Response, *, applied_if_transient: bool = False) -> Outcome:
@@ -170,18 +112,9 @@ def graph_url(config: TargetConfig, path: str) -> str:
     return (config.graph_base or DEFAULT_GRAPH_BASE).rstrip("/") + "/" + path.lstrip("/")
 
 
-def bearer(token: str | None) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token or ''}"}
-
-
 def user_node(ctx_account_id: str | None) -> str:
     # ``me`` resolves to the token's own account, which avoids the id/user_id ambiguity (api-notes B1).
     return ctx_account_id or "me"
-
-
-def _graph_object(response: httpx.Response) -> dict[str, Any]:
-    body = json_body(response)
-    return body if isinstance(body, dict) else {}
 
 
 
@@ -214,7 +147,7 @@ def parse_container_status(response: httpx.Response) -> ContainerStatus | None:
     """The container's status, or None when the answer is an error or carries no status_code."""
     if not response.is_success:
         return None
-    body = _graph_object(response)
+    body = graph_object(response)
     code = text(body.get("status_code"))
     return ContainerStatus(code.upper(), text(body.get("status"))) if code else None
 
@@ -243,7 +176,7 @@ def parse_publishing_limit(response: httpx.Response) -> PublishingQuota | None:
     """``{"data":[{"quota_usage":2,"config":{"quota_total":50,"quota_duration":86400}}]}``."""
     if not response.is_success:
         return None
-    items = _graph_object(response).get("data")
+    items = graph_object(response).get("data")
     first = items[0] if isinstance(items, list) and items and isinstance(items[0], dict) else None
     usage = integer(first.get("quota_usage")) if first else None
     if first is None or usage is None:
@@ -278,37 +211,8 @@ def build_permalink_request(config: TargetConfig, media_id: str, token: str | No
                          params={"fields": "permalink"})
 
 
-def hosted_key(ctx: JobContext) -> str:
-    """A stable name for the hosted copy: repeating the host step overwrites the same object."""
-    return f"{ctx.photo_hash[:24]}-{ctx.job_id}.jpg"
-
-
-def poll_wait(poll_count: int) -> float:
-    """Seconds before poll number ``poll_count + 1``: 2, 4, 8, ... capped at 60."""
-    return min(POLL_MAX_WAIT, POLL_FIRST_WAIT * float(2 ** max(0, poll_count)))
-
-
 # ---------------------------------------------------------------------------------------------------
 # Steps
-
-
-@dataclass
-class HostImage:
-    """Put the prepared JPEG where Meta can fetch it (a LocalStep)."""
-
-    host: MediaHost
-    name: str = "host_image"
-    safe_to_repeat: bool = True
-
-    def run(self, ctx: JobContext) -> Outcome:
-        if ctx.image is None:
-            return Outcome(Kind.REJECTED, reason="no prepared image for Instagram")
-        key = hosted_key(ctx)
-        try:
-            url = self.host.put(Path(ctx.image.path), key)
-        except Exception as exc:  # a host failure is a value here: the runner retries later
-            return Outcome(Kind.RETRY, reason=f"could not put the image on the media host: {exc}")
-        return Outcome.next(image_url=url, hosted_key=key)
 
 
 @dataclass
@@ -327,7 +231,7 @@ class CreateContainer:
 def parse_created_container(response: httpx.Response, *, poll_count: int) -> Outcome:
     if not response.is_success:
         return error_outcome(response)
-    container_id = id_string(_graph_object(response).get("id"))
+    container_id = id_string(graph_object(response).get("id"))
     if container_id is None:
         return Outcome(Kind.RETRY, reason="Instagram created no container id")
     return Outcome.next(container_id=container_id, poll_count=poll_count)
@@ -415,7 +319,7 @@ class Publish:
                                data={"container_id": None, "poll_count": 0, "container_status": None,
                                      "stale_containers": stale + 1})
             return error_outcome(response, applied_if_transient=True)
-        media_id = id_string(_graph_object(response).get("id"))
+        media_id = id_string(graph_object(response).get("id"))
         if media_id is None:
             reason = f"Instagram answered {response.status_code} without a media id"
             return Outcome(Kind.UNKNOWN, reason=reason)
@@ -437,32 +341,12 @@ class ReadPermalink:
 
     def parse(self, ctx: JobContext, response: httpx.Response) -> Outcome:
         if response.is_success:
-            return Outcome.next(permalink=text(_graph_object(response).get("permalink")))
+            return Outcome.next(permalink=text(graph_object(response).get("permalink")))
         outcome = error_outcome(response)
         if outcome.kind is Kind.FAILED:
             # The post exists; a permalink we cannot read must not turn it into a failed job.
             return Outcome.next(permalink=None, permalink_error=outcome.reason)
         return outcome
-
-
-@dataclass
-class Unhost:
-    """Remove the hosted copy, then report the job DONE. A failed removal never fails the post."""
-
-    host: MediaHost
-    name: str = "unhost_image"
-    safe_to_repeat: bool = True
-
-    def run(self, ctx: JobContext) -> Outcome:
-        data: dict[str, Any] = {}
-        key = ctx.data.get("hosted_key")
-        if key:
-            try:
-                self.host.delete(str(key))
-            except Exception as exc:  # keep the post; report the leftover copy
-                data["unhost_error"] = f"could not remove the hosted copy {key}: {exc}"
-        media_id = id_string(ctx.data.get("media_id"))
-        return Outcome(Kind.DONE, data=data, remote_id=media_id, permalink=text(ctx.data.get("permalink")))
 
 
 class InstagramTarget:
@@ -491,14 +375,7 @@ class InstagramTarget:
     def discard(self, data: Mapping[str, Any]) -> str | None:
         """Remove the hosted copy of a job that ended without reaching its last step (failed,
         rejected): the photo must not stay public. Returns what went wrong, or None."""
-        key = data.get("hosted_key")
-        if not key:
-            return None
-        try:
-            self.host.delete(str(key))
-        except Exception as exc:  # reported to the caller, who logs it; the job's end stands
-            return f"could not remove the hosted copy {key}: {exc}"
-        return None
+        return discard_hosted(self.host, data)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -514,8 +391,6 @@ def build_recent_media_request(config: TargetConfig, account_id: str | None, tok
                          params=params)
 
 
-
-
 def _same_caption(a: str, b: str) -> bool:
     # Compare words only: Instagram may normalise line endings and trailing space.
     return a.split() == b.split()
@@ -526,7 +401,7 @@ def find_media_by_caption(response: httpx.Response, caption: str,
     """``{"id", "permalink"}`` of the newest media with this caption posted at or after ``not_before``."""
     if not response.is_success:
         return None
-    items = _graph_object(response).get("data")
+    items = graph_object(response).get("data")
     for item in items if isinstance(items, list) else ():
         if not isinstance(item, dict) or not isinstance(item.get("caption"), str):
             continue
