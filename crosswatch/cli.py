@@ -710,7 +710,7 @@ def emulator(host: str, port: int, x_token_lifetime: float | None, container_sec
                    "photo in the console and look at the timelines (the default), or exit once the posts are "
                    "made (for scripts)")
 def demo(keep_serving: bool) -> None:
-    """Post the bundled sample photos to a bundled emulator of X, Instagram, Mastodon and Bluesky, and serve
+    """Post the bundled sample photos to a bundled emulator of X, Instagram, Mastodon, Bluesky and Threads, and serve
     the console beside it."""
     from crosswatch.demo import run_demo
 

@@ -38,6 +38,7 @@ from crosswatch.emulator import (
     Emulator,
     EmulatorServer,
 )
+from crosswatch.emulator.threads_state import DEFAULT_THREADS_CLIENT_ID, DEFAULT_THREADS_CLIENT_SECRET
 from crosswatch.journal import Journal
 from crosswatch.models import TERMINAL_STATES, Job, JobState
 from crosswatch.secrets import SecretStore
@@ -97,6 +98,12 @@ def write_demo_config(root: Path, base_url: str, x_options: Mapping[str, Any] | 
     document["targets"]["mastodon"] = {"instance": f"{base_url}/mastodon", "redirect_port": 0}
     document["watch"][0]["targets"].append("mastodon")
     add_bluesky(document, base_url)
+    # Threads: the emulator serves Threads under /threads; Meta fetches images from the same media host.
+    document["targets"]["threads"] = {"client_id": DEFAULT_THREADS_CLIENT_ID, "graph_base": f"{base_url}/threads",
+                                      "authorize_url": f"{base_url}/threads/oauth/authorize", "redirect_port": 0,
+                                      "media_host": {"type": "directory", "path": str(hosted),
+                                                     "public_url": f"{base_url}/_emulator/hosted/"}}
+    document["watch"][0]["targets"].append("threads")
     path = root / "config.yaml"
     path.write_text(yaml.safe_dump(document, sort_keys=False))
     return path
@@ -136,10 +143,11 @@ def sign_in(config: Config, store: SecretStore, client: httpx.Client) -> list[st
     lines = []
     browser = httpx.Client(timeout=30.0)
     try:
-        for name in ("x", "instagram", "mastodon"):
+        for name in ("x", "instagram", "mastodon", "threads"):
             target = config.targets[name]
-            # The emulator's X client is public (no secret); its Instagram app has the default secret.
-            secret = DEFAULT_IG_CLIENT_SECRET if target.kind == "instagram" else ""
+            # The emulator's X client is public (no secret); its Instagram and Threads apps have secrets.
+            secrets = {"instagram": DEFAULT_IG_CLIENT_SECRET, "threads": DEFAULT_THREADS_CLIENT_SECRET}
+            secret = secrets.get(target.kind, "")
             state = auth.login(target, store, client, browser_for(browser), _answer(secret), timeout=30.0)
             lines.append(f"signed in to {name} as @{state['username']} ({', '.join(state['scopes'])})")
     finally:
@@ -203,7 +211,7 @@ def run_demo(*, keep_serving: bool, out: Callable[[str], None] = print,
         emulator = Emulator(hosted_dir=root / "hosted")
         with EmulatorServer(emulator) as server, httpx.Client(timeout=30.0) as client:
             config = load_config(write_demo_config(root, server.url, x_options))
-            out(f"emulator of X, Instagram, Mastodon and Bluesky running at {server.url}")
+            out(f"emulator of X, Instagram, Mastodon, Bluesky and Threads running at {server.url}")
             for line in sign_in(config, SecretStore(), client):
                 out(line)
             out(sign_in_bluesky(config, SecretStore(), client))

@@ -162,7 +162,7 @@ MIGRATIONS: list[str] = [
         at      REAL NOT NULL
     );
     """,
-    # 8 here, 9 once the audit helper's 8 is merged (the lead renumbers): the notifications outbox
+    # 8: the notifications outbox
     # (crosswatch/notify.py). One row per message part per destination; ``key`` says what it is about
     # (a journal event, a hold, a token's expiry) so each is queued once, and a row stays unsent until
     # the destination took it, so a receiver that is down loses nothing across restarts.

@@ -88,7 +88,7 @@ def test_the_demo_console_approves_the_waiting_sample_and_it_appears_on_the_emul
     emulator_url = demo.wait_for(EMULATOR_LINE).group("url")
     waiting = demo.wait_for(WAITING_LINE)
     job_id = waiting.group("job")
-    assert "19 of 20 posts made, 1 waiting for your approval" in demo.output
+    assert "23 of 24 posts made, 1 waiting for your approval" in demo.output
     before = mastodon_texts(emulator_url)
     assert len(before) == 3
 
@@ -117,9 +117,9 @@ def test_the_demo_console_approves_the_waiting_sample_and_it_appears_on_the_emul
 
         # The README's screenshot: the console's Posted page, every network with its permalinks.
         page.goto(f"{signin.group('url')}/posted")
-        wait_until(lambda: page.locator("[data-posted-job]").count() == 20, timeout=30, interval=0.5)
+        wait_until(lambda: page.locator("[data-posted-job]").count() == 24, timeout=30, interval=0.5)
         permalinks = page.locator("[data-field=permalink]").count()
-        assert permalinks == 20
+        assert permalinks == 24
         SCREENSHOT.parent.mkdir(exist_ok=True)
         page.screenshot(path=str(SCREENSHOT))
         browser.close()

@@ -49,7 +49,7 @@ def test_crosswatch_demo_posts_every_sample_to_every_platform_and_leaves_one_for
     result = run_cli("demo", "--exit", timeout=240)
     assert result.returncode == 0, result.stderr
     # 4 samples x (X, Instagram, Mastodon, Bluesky, outbox); Mastodon asks for approval, one is left waiting.
-    assert "19 of 20 posts made, 1 waiting for your approval" in result.stdout
+    assert "23 of 24 posts made, 1 waiting for your approval" in result.stdout
     assert "/_emulator/" in result.stdout
     assert re.search(r"^console: http://127\.0\.0\.1:\d+/signin\?token=\S+$", result.stdout, re.M)
     assert "Traceback" not in result.stderr

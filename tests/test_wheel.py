@@ -62,5 +62,5 @@ def test_the_wheel_holds_every_data_file_and_its_demo_runs_from_a_fresh_venv(tmp
     result = subprocess.run([str(bin_dir / "crosswatch"), "demo", "--exit"], capture_output=True, text=True,
                             timeout=240, cwd=tmp_path, env=cli_env())
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "19 of 20 posts made, 1 waiting for your approval" in result.stdout
+    assert "23 of 24 posts made, 1 waiting for your approval" in result.stdout
     assert "Traceback" not in result.stderr
