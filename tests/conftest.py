@@ -175,10 +175,14 @@ def start_daemon(tmp_path: Path) -> Iterator[Callable[..., DaemonProcess]]:
             daemon._log.close()
 
 
-def wait_until(predicate: Callable[[], bool], timeout: float = 30.0, interval: float = 0.05) -> None:
+def wait_until(predicate: Callable[[], bool], timeout: float = 30.0, interval: float = 0.05,
+               explain: Callable[[], str] | None = None) -> None:
+    """Poll ``predicate``; on timeout fail with ``explain()`` (say, a daemon's log tail) so that a rare
+    failure in CI says what the daemon was doing."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():
             return
         time.sleep(interval)
-    raise AssertionError(f"condition not met within {timeout}s")
+    detail = f": {explain()}" if explain else ""
+    raise AssertionError(f"condition not met within {timeout}s{detail}")

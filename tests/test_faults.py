@@ -555,6 +555,11 @@ def test_daemon_with_no_keyring_keeps_jobs_waiting_and_says_why(
     exactly_once(live_emulator, workspace["state"], 2)
 
 
+def log_tail(daemon: Any) -> Callable[[], str]:
+    """What a daemon logged last, for a wait that fails: what it was doing says why."""
+    return lambda: daemon.log_path.read_text()[-3000:]
+
+
 @pytest.mark.slow
 def test_daemon_survives_a_full_journal_disk_and_loses_nothing(
         workspace: dict[str, Path], start_daemon: StartDaemon, live_emulator: Emulator, hosted: Path) -> None:
@@ -563,7 +568,7 @@ def test_daemon_survives_a_full_journal_disk_and_loses_nothing(
         sign_in(config, live_emulator)
         drop_photos(workspace["inbox"], 2)
         daemon = start_daemon(config, env=FAST)
-        wait_until(lambda: done_count(workspace["state"]) == 4, timeout=60)
+        wait_until(lambda: done_count(workspace["state"]) == 4, timeout=60, explain=log_tail(daemon))
         assert daemon.stop() == 0
         with Journal(workspace["state"] / "journal.sqlite3") as journal:
             pages = journal._db.execute("PRAGMA page_count").fetchone()[0]
@@ -577,7 +582,7 @@ def test_daemon_survives_a_full_journal_disk_and_loses_nothing(
             return [line for line in daemon.log_lines() if "disk is full" in str(line.get("error", ""))]
 
         # Said once, then again at the next try: the daemon keeps running while the journal is full.
-        wait_until(lambda: len(full_errors()) >= 2, timeout=60)
+        wait_until(lambda: len(full_errors()) >= 2, timeout=60, explain=log_tail(daemon))
         assert "free some space on the disk holding" in full_errors()[0]["error"]
         assert daemon.process.poll() is None, daemon.log_path.read_text()[-2000:]
         assert daemon.stop() == 0
@@ -585,7 +590,7 @@ def test_daemon_survives_a_full_journal_disk_and_loses_nothing(
         assert JobState.IN_FLIGHT in {job.state for job, _ in journal_jobs(workspace["state"])}
         # Space is freed: everything posts, nothing twice, nothing lost.
         daemon = start_daemon(config, env=FAST)
-        wait_until(lambda: done_count(workspace["state"]) == 16, timeout=120)
+        wait_until(lambda: done_count(workspace["state"]) == 16, timeout=120, explain=log_tail(daemon))
         assert daemon.stop() == 0
     exactly_once(live_emulator, workspace["state"], 8)
 
@@ -631,7 +636,7 @@ def test_daemon_waits_out_a_really_full_disk_and_resumes_by_itself(
         sign_in(config, live_emulator)
         drop_photos(workspace["inbox"], 2)
         daemon = start_daemon(config, env=FAST)
-        wait_until(lambda: done_count(workspace["state"]) == 4, timeout=60)
+        wait_until(lambda: done_count(workspace["state"]) == 4, timeout=60, explain=log_tail(daemon))
         filler = fill_up(small_disk)
         drop_photos(workspace["inbox"], 4, first=2)
 
@@ -640,11 +645,11 @@ def test_daemon_waits_out_a_really_full_disk_and_resumes_by_itself(
                     if "full" in str(line.get("error", "")) or "No space" in str(line.get("reason", ""))]
 
         # Said, then said again at the next try: the daemon keeps running on a full disk.
-        wait_until(lambda: len(full_errors()) >= 2, timeout=60)
+        wait_until(lambda: len(full_errors()) >= 2, timeout=60, explain=log_tail(daemon))
         assert daemon.process.poll() is None, daemon.log_path.read_text()[-2000:]
         assert done_count(workspace["state"]) == 4
         filler.unlink()  # space is freed; no restart needed
-        wait_until(lambda: done_count(workspace["state"]) == 12, timeout=90)
+        wait_until(lambda: done_count(workspace["state"]) == 12, timeout=90, explain=log_tail(daemon))
         assert daemon.stop() == 0
     exactly_once(live_emulator, workspace["state"], 6)
 
