@@ -11,6 +11,7 @@ import shutil
 import stat
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -77,8 +78,9 @@ def test_dry_run_prints_a_unit_systemd_accepts_with_an_exposure_of_at_most_3(
     folder = tmp_path / "unit"
     folder.mkdir()
     (folder / "crosswatch.service").write_text(unit_text)
-    runtime = tmp_path / "xdg-runtime"
-    runtime.mkdir(mode=0o700)
+    # A short runtime dir: systemd derives socket paths from it (gpg-agent's), and a socket path may
+    # hold at most 107 bytes, which pytest's nested temporary folders (more so under xdist) exceed.
+    runtime = Path(tempfile.mkdtemp(prefix="xdg-", dir="/tmp"))
     env = {**os.environ, "XDG_RUNTIME_DIR": str(runtime), "SYSTEMD_LOG_LEVEL": "warning"}
     verify = subprocess.run(["systemd-analyze", "verify", "--user", "crosswatch.service"], cwd=folder,
                             capture_output=True, text=True, env=env, timeout=60)
@@ -88,6 +90,7 @@ def test_dry_run_prints_a_unit_systemd_accepts_with_an_exposure_of_at_most_3(
     found = re.search(r"Overall exposure level for crosswatch\.service: (\d+\.\d+) (\w+)", security.stdout)
     assert found, security.stdout[-2000:] + security.stderr
     assert float(found.group(1)) <= 3.0 and found.group(2) == "OK", found.group(0)
+    shutil.rmtree(runtime, ignore_errors=True)
 
 
 def stand_in(bin_dir: Path, log: Path) -> None:
