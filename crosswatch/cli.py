@@ -172,7 +172,8 @@ def _console_address(config: Config) -> str | None:
 @cli.command()
 @pass_obj
 def queue(obj: Obj) -> None:
-    """Jobs waiting to go out with the time each is planned for; jobs awaiting approval with their captions."""
+    """Jobs waiting to go out with the time each is planned for; jobs awaiting approval with their captions;
+    jobs in doubt or failed with what to do."""
     from crosswatch import views
 
     with _open_journal(obj.config) as journal:
