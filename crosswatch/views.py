@@ -321,6 +321,8 @@ def _card(config: Config, journal: Journal, contexts: Any, job: Job, photo: Phot
     reason = job.reason or ""
     # A hold matters to a job that is still to go out; the card says it apart from the job's reason.
     held = holds.get(job.target) if job.state in (*_WAITING, JobState.AWAITING_APPROVAL) else None
+    if held is not None and reason == held.reason:
+        reason = ""  # the job was parked for the hold's reason: the hold says it once
     planned = ""
     if job.state in _WAITING:
         at, why = plan.planned(job, now)
@@ -468,7 +470,9 @@ def accounts(config: Config, store: Any, holds: Mapping[str, Hold], *, clock: An
         refreshed = when(tokens.obtained_at) if tokens is not None and tokens.obtained_at else ""
         views.append(AccountView(
             target=name, kind=target.kind, account=state["username"] or state["account_id"] or "",
-            scopes=" ".join(state["scopes"]), expires=state["expires_at"] or ("never" if state["signed_in"] else ""),
+            scopes=" ".join(state["scopes"]),
+            expires=when(tokens.expires_at) if tokens is not None and tokens.expires_at
+            else ("never" if state["signed_in"] else ""),
             expires_in_seconds=state["expires_in_seconds"], refreshed=refreshed,
             signed_in=bool(state["signed_in"]) and not problem, problem=problem, can_sign_in=True,
             renews=bool(state["renews_itself"]), sign_in_command=command))

@@ -9,6 +9,7 @@ the rest of the module, and the screenshots come after it so that every page has
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -17,6 +18,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from crosswatch.emulator.httputil import x_blank_problem
+from crosswatch.journal import Journal
 from crosswatch.models import Job, JobState
 from tests.conftest import wait_until
 from tests.console_rig import (
@@ -418,16 +420,46 @@ def fits(page: Page, width: int) -> None:
     assert wide <= width, f"{page.url} is {wide}px wide in a {width}px window"
 
 
+# Holds the platforms set (the runner writes them the same way), for the queue's screenshot.
+HELD = {"instagram": ("quota", "Instagram's 100 posts in 24 hours are used up"),
+        "threads": ("quota", "Threads' 250 posts in 24 hours are used up"),
+        "mastodon": ("rate_limit", "the server asked to slow down (429)"),
+        "bluesky": ("rate_limit", "the PDS asked to slow down (429)")}
+
+
+def hold_targets(rig: ConsoleRig) -> None:
+    with Journal(rig.journal_path) as journal:
+        for target, (kind, reason) in HELD.items():
+            journal.set_hold(target, time.time() + 3 * 3600, kind, reason)
+
+
 def test_every_page_at_desktop_and_phone_width(rig: ConsoleRig, page: Page, browser: Browser,
                                                tmp_path: Path) -> None:
     """Screenshots of each page at 1280 and 390 px (every image loaded); none wider than the window."""
     folder = screenshot_dir(tmp_path)
-    # Real pictures on top of the queue (X awaits approval) and on Posted: all five platforms, as in the demo.
-    for name in ("autumn-canopy.jpg", "blue-hour-ridge.jpg"):
-        photo = rig.drop_sample(name, "five")
-        rig.wait_for_job(photo, "x", JobState.AWAITING_APPROVAL)
-        for other in ("instagram", "mastodon", "bluesky", "threads"):
-            rig.wait_for_job(photo, other, JobState.DONE, timeout=60)
+    # All five platforms, as in the demo: a real picture posted to the four that need no approval (X's
+    # waits for it) ...
+    posted = rig.drop_sample("blue-hour-ridge.jpg", "five")
+    rig.wait_for_job(posted, "x", JobState.AWAITING_APPROVAL)
+    for other in HELD:
+        rig.wait_for_job(posted, other, JobState.DONE, timeout=60)
+    # ... and one on top of the queue with a card for each, the four held as the platforms hold them.
+    hold_targets(rig)
+    queued = rig.drop_sample("autumn-canopy.jpg", "five")
+    rig.wait_for_job(queued, "x", JobState.AWAITING_APPROVAL)
+    held = {other: rig.wait_for_job(queued, other, JobState.READY) for other in HELD}
+    open_page(page, rig, "queue")
+    for target, job in held.items():
+        kind, reason = HELD[target]
+        shown = field(page, job.id, "hold").inner_text()
+        assert shown.startswith(kind.replace("_", " ") + " hold until ") and shown.endswith(reason), shown
+    five = {"x", "instagram", "mastodon", "bluesky", "threads"}
+    top = page.locator("section.photo").first
+    assert {t.strip() for t in top.locator(".card .target").all_inner_texts()} == five
+    open_page(page, rig, "posted")
+    assert five <= {t.strip() for t in page.locator("[data-posted-job] .row-head strong").all_inner_texts()}
+    open_page(page, rig, "accounts")
+    assert five <= {t.strip() for t in page.locator(".account h2 .kind").all_inner_texts()}
     for width in WIDTHS.values():
         page.set_viewport_size({"width": width, "height": 900})
         for name in PAGES:
