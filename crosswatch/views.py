@@ -180,18 +180,19 @@ def plan_queue(config: Config, journal: Journal, jobs: Sequence[Job], holds: Map
 
 
 def queue_lines(config: Config, journal: Journal, now: float) -> list[str]:
-    """``queue`` as text: jobs waiting to go out with their planned time, then those awaiting approval
-    with their captions."""
+    """``queue`` as text, the jobs the console's queue shows: those waiting to go out with their planned
+    time, then those awaiting approval with their captions, then those in doubt or failed with what to
+    run."""
     from crosswatch.jobs import JobContexts
 
     photos = {photo.id: photo for photo, _s, _r in journal.photos()}
     holds = journal.holds(now)
     jobs = journal.jobs()
-    shown = queued(jobs)
-    waiting = [j for j in shown if j.state in _WAITING]
-    awaiting = [j for j in shown if j.state is JobState.AWAITING_APPROVAL]
-    stuck = [j for j in shown if j.state in (JobState.IN_DOUBT, JobState.FAILED)]
-    if not shown:
+    listed = queued(jobs)
+    waiting = [j for j in listed if j.state in _WAITING]
+    awaiting = [j for j in listed if j.state is JobState.AWAITING_APPROVAL]
+    stuck = [j for j in listed if j.state in (JobState.IN_DOUBT, JobState.FAILED)]
+    if not listed:
         return ["nothing is waiting"]
     plan = plan_queue(config, journal, jobs, holds, now)
     contexts = JobContexts(config, journal)

@@ -362,13 +362,17 @@ def _day(value: str | None) -> float | None:
         return None
 
 
+def _posted_state(value: str | None) -> str:
+    return value if value is not None and value in views.POSTED_STATES else "posted"
+
+
 async def posted(request: Request, state: ConsoleState) -> Response:
     params = request.query_params
     until = _day(params.get("until"))
     wanted = views.PostedFilter(target=params.get("target") or None, since=_day(params.get("since")),
                                 until=until + 86400.0 if until is not None else None,
                                 link_state=params.get("link") or None,
-                                state=params.get("state") if params.get("state") in views.POSTED_STATES else "posted")
+                                state=_posted_state(params.get("state")))
 
     def build() -> list[views.PostedRow] | None:
         with state.lock:
