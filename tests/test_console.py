@@ -402,6 +402,28 @@ def test_holds_retries_from_needs_you_and_posted_and_a_resolution_by_hand_show_o
     assert elsewhere.headers["location"].startswith("/queue")
 
 
+def test_every_control_that_changes_a_job_carries_data_action_and_data_job(console: Console) -> None:
+    csrf = console.sign_in()
+    failing, rejecting, _waiting = job_ids(console, "x")
+    with console.journal() as journal:
+        journal.transition(failing, JobState.READY)
+        journal.transition(failing, JobState.FAILED, reason="X refused the post")
+    assert console.post(f"/jobs/{rejecting}/reject", {"csrf": csrf}).status_code == 303
+    seen = set()
+    for path in ("/queue", "/needs-you", "/posted?state=rejected"):
+        forms = re.findall(r'<form method="post" action="/jobs/(\d+)/([\w-]+)"[^>]*>(.*?)</form>',
+                           console.client.get(path).text, re.S)
+        assert forms, path
+        for job_id, action, body in forms:
+            buttons = re.findall(r"<button[^>]*>", body)
+            assert buttons, (path, job_id, action)
+            for tag in buttons:
+                assert f'data-action="{action}"' in tag and f'data-job="{job_id}"' in tag, (path, tag)
+            seen.add((path, action))
+    assert {("/needs-you", "retry"), ("/posted?state=rejected", "retry"), ("/queue", "edit"),
+            ("/queue", "approve"), ("/queue", "retry")} <= seen, seen
+
+
 def test_an_app_password_target_shows_the_terminal_command_instead_of_the_button(
         workspace: dict[str, Path]) -> None:
     console = make_console(every_platform_config(workspace))

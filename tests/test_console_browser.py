@@ -287,7 +287,15 @@ def test_reject_and_nothing_is_ever_posted(rig: ConsoleRig, page: Page) -> None:
     assert not [t for t in rig.x_texts() if "Rejected in the console" in t]
     assert len(rig.emulator.requests_log("x.tweets.create")) == sent_before + 1
     open_page(page, rig, "queue")
-    assert button(page, job.id, "approve").count() == 0
+    assert card(page, job.id).count() == 0, "a rejected job leaves the queue"
+    # Posted's state filter finds it, with the reason and a Retry button (not pressed: it stays rejected).
+    open_page(page, rig, "posted")
+    page.select_option("select[name=state]", "rejected")
+    with page.expect_navigation():
+        page.locator(".filters button[type=submit]").click()
+    rejected = page.locator(f"[data-posted-job='{job.id}']")
+    assert "rejected by hand (console)" in rejected.locator("[data-field=reason]").inner_text()
+    assert button(page, job.id, "retry").count() == 1
 
 
 def test_a_failed_job_is_retried_from_the_console(rig: ConsoleRig, page: Page) -> None:
@@ -302,10 +310,11 @@ def test_a_failed_job_is_retried_from_the_console(rig: ConsoleRig, page: Page) -
     failed = rig.wait_for_state(job.id, JobState.FAILED)
     open_page(page, rig, "queue")
     assert "not permitted" in field(page, job.id, "reason").inner_text()
+    # Retried from the "needs you" list, which the browser comes back to.
     open_page(page, rig, "needs-you")
     assert page.locator(f'[data-need="failed"][data-job="{job.id}"]').count() == 1
-    open_page(page, rig, "queue")
     click(page, job.id, "retry")
+    assert page.url == f"{rig.base_url}/needs-you"
     done = rig.wait_for_state(job.id, JobState.DONE)
     assert failed.remote_id is None and done.remote_id
     assert [p.id for p in rig.emulator.x_posts() if "Fails once, then goes out" in p.text] == [done.remote_id]
