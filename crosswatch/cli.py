@@ -509,6 +509,7 @@ def auth_status(obj: Obj, as_json: bool) -> None:
         if state["signed_in"]:
             click.echo(f"{state['target']}: {state['username'] or state['account_id']}, scopes "
                        f"{' '.join(state['scopes']) or '?'}, expires {state['expires_at'] or 'never'}"
+                       + (" (crosswatch renews it)" if state["renews_itself"] and not state["problem"] else "")
                        + (f"; {state['problem']}" if state["problem"] else ""))
         else:
             click.echo(f"{state['target']}: not signed in; run `crosswatch auth login {state['target']}`")

@@ -15,6 +15,7 @@ from crosswatch.journal import Journal
 from crosswatch.models import JobState
 from crosswatch.platforms import registry
 from crosswatch.secrets import SecretStore
+from tests.conftest import run_cli
 from tests.console_helpers import console_config, drop_photos, every_platform_config, take_in
 
 
@@ -254,3 +255,16 @@ def test_a_job_resolved_by_hand_as_posted_says_so_on_posted(workspace: dict[str,
         rows = {r.job_id: r.state for r in views.posted_page(config, journal, views.PostedFilter())}
     assert rows == {by_hand.id: views.BY_HAND, by_daemon.id: "posted"}
     assert views.BY_HAND == "posted (marked by hand)"
+
+
+def test_auth_status_says_which_tokens_crosswatch_renews_as_the_accounts_page_does(
+        workspace: dict[str, Path]) -> None:
+    config = every_platform_config(workspace)
+    now = time.time()
+    save_tokens(SecretStore(), "x", TokenSet("a", refresh_token="r", expires_at=now + 3600, obtained_at=now,
+                                             username="ada"))
+    save_tokens(SecretStore(), "mastodon", TokenSet("a", expires_at=now + 86400, obtained_at=now, username="ada"))
+    shown = run_cli("auth", "status", config=config)
+    assert shown.returncode == 0, shown.stderr
+    lines = {line.split(":", 1)[0]: line for line in shown.stdout.splitlines()}
+    assert lines["x"].endswith("(crosswatch renews it)") and "renews" not in lines["mastodon"]
