@@ -281,6 +281,14 @@ def start_rig(root: Path, spec: XOpenAPI) -> Iterator[ConsoleRig]:
     recorder.assert_clean()
 
 
+def every_image_loaded(page: Any) -> None:
+    """Load the lazy images too (a full-page screenshot does not scroll), and fail on one that breaks."""
+    page.evaluate("document.querySelectorAll('img[loading=lazy]').forEach(i => { i.loading = 'eager'; })")
+    widths = page.evaluate("Promise.all([...document.images].map(i => i.complete ? i.naturalWidth : "
+                           "new Promise(ok => { i.onload = () => ok(i.naturalWidth); i.onerror = () => ok(0); })))")
+    assert all(width > 0 for width in widths), f"an image on {page.url} did not load: {widths}"
+
+
 def screenshot_dir(default: Path) -> Path:
     """Where the tests save screenshots: $CROSSWATCH_SCREENSHOTS, else pytest's tmp dir."""
     chosen = os.environ.get("CROSSWATCH_SCREENSHOTS")

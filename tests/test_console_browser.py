@@ -26,6 +26,7 @@ from tests.console_rig import (
     WIDTHS,
     ConsoleRig,
     chromium_args,
+    every_image_loaded,
     require_chromium,
     screenshot_dir,
     start_rig,
@@ -414,14 +415,6 @@ def test_a_token_revoked_on_the_platform_shows_sign_in_needed(rig: ConsoleRig, p
     assert needs_you_count(page) >= 1
     assert rig.job(job.id).state is not JobState.DONE
     assert not [t for t in rig.x_texts() if "After the revocation" in t]
-
-
-def every_image_loaded(page: Page) -> None:
-    """Load the lazy images too (a full-page screenshot does not scroll), and fail on one that breaks."""
-    page.evaluate("document.querySelectorAll('img[loading=lazy]').forEach(i => { i.loading = 'eager'; })")
-    widths = page.evaluate("Promise.all([...document.images].map(i => i.complete ? i.naturalWidth : "
-                           "new Promise(ok => { i.onload = () => ok(i.naturalWidth); i.onerror = () => ok(0); })))")
-    assert all(width > 0 for width in widths), f"an image on {page.url} did not load: {widths}"
 
 
 def fits(page: Page, width: int) -> None:
