@@ -172,7 +172,8 @@ def _console_address(config: Config) -> str | None:
 @cli.command()
 @pass_obj
 def queue(obj: Obj) -> None:
-    """Jobs waiting to go out with the time each is planned for; jobs awaiting approval with their captions."""
+    """Jobs waiting to go out with the time each is planned for; jobs awaiting approval with their captions;
+    jobs in doubt or failed with what to do."""
     from crosswatch import views
 
     with _open_journal(obj.config) as journal:
@@ -508,6 +509,7 @@ def auth_status(obj: Obj, as_json: bool) -> None:
         if state["signed_in"]:
             click.echo(f"{state['target']}: {state['username'] or state['account_id']}, scopes "
                        f"{' '.join(state['scopes']) or '?'}, expires {state['expires_at'] or 'never'}"
+                       + (" (crosswatch renews it)" if state["renews_itself"] and not state["problem"] else "")
                        + (f"; {state['problem']}" if state["problem"] else ""))
         else:
             click.echo(f"{state['target']}: not signed in; run `crosswatch auth login {state['target']}`")

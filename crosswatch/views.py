@@ -21,14 +21,26 @@ from crosswatch.errors import CrosswatchError
 from crosswatch.journal import Hold, Journal, printable_path
 from crosswatch.models import Job, JobState, Photo
 
-# Jobs that are finished and need nobody (the queue shows every other job).
-_DONE = frozenset({JobState.DONE})
+# Jobs the queue leaves out: posted, or rejected by a person (those are on Posted, state "rejected").
+_SETTLED = frozenset({JobState.DONE, JobState.REJECTED})
 _WAITING = (JobState.READY, JobState.IN_FLIGHT, JobState.PENDING)
 # A token that expires sooner than this is listed under "needs you".
 EXPIRING_SOON_SECONDS = 7 * 86400.0
 # Hold kinds that a person has to act on, or at least know about.
 _HOLD_WORDS = {"auth": "sign-in needed", "quota": "quota", "budget": "budget", "pacing": "pacing",
                "rate_limit": "rate limit", "paused": "paused"}
+# What Posted calls a job that went out because a person said it had (an in-doubt job resolved so).
+BY_HAND = "posted (marked by hand)"
+
+
+def queued(jobs: Iterable[Job]) -> list[Job]:
+    """The jobs the queue shows, in the CLI as in the console: every one not posted or rejected."""
+    return [job for job in jobs if job.state not in _SETTLED]
+
+
+def hold_text(hold: Hold) -> str:
+    """A hold as the queue and "needs you" say it: what holds the target, until when, and why."""
+    return f"{_HOLD_WORDS.get(hold.kind, hold.kind)} hold until {when(hold.until)}: {hold.reason}"
 
 
 def when(timestamp: float) -> str:
@@ -168,16 +180,19 @@ def plan_queue(config: Config, journal: Journal, jobs: Sequence[Job], holds: Map
 
 
 def queue_lines(config: Config, journal: Journal, now: float) -> list[str]:
-    """``queue`` as text: jobs waiting to go out with their planned time, then those awaiting approval
-    with their captions."""
+    """``queue`` as text, the jobs the console's queue shows: those waiting to go out with their planned
+    time, then those awaiting approval with their captions, then those in doubt or failed with what to
+    run."""
     from crosswatch.jobs import JobContexts
 
     photos = {photo.id: photo for photo, _s, _r in journal.photos()}
     holds = journal.holds(now)
     jobs = journal.jobs()
-    waiting = [j for j in jobs if j.state in _WAITING]
-    awaiting = [j for j in jobs if j.state is JobState.AWAITING_APPROVAL]
-    if not waiting and not awaiting:
+    listed = queued(jobs)
+    waiting = [j for j in listed if j.state in _WAITING]
+    awaiting = [j for j in listed if j.state is JobState.AWAITING_APPROVAL]
+    stuck = [j for j in listed if j.state in (JobState.IN_DOUBT, JobState.FAILED)]
+    if not listed:
         return ["nothing is waiting"]
     plan = plan_queue(config, journal, jobs, holds, now)
     contexts = JobContexts(config, journal)
@@ -202,6 +217,8 @@ def queue_lines(config: Config, journal: Journal, now: float) -> list[str]:
         except CrosswatchError as exc:
             caption = f"(no caption: {exc})"
         lines.append("    " + caption.replace("\n", "\n    "))
+    # In doubt or failed: a person decides (the same jobs the console's queue shows with Resolve/Retry).
+    lines += [job_line(job, photos[job.photo_id].path, now) for job in stuck]
     return lines
 
 
@@ -234,6 +251,7 @@ class JobCard:
     edited: bool
     actions: tuple[str, ...]  # which of approve, reject, edit, retry, resolve, post-now apply
     problem: str = ""  # why the caption could not be built
+    hold: str = ""  # what holds the target (quota, budget, rate limit, sign-in …), until when, and why
 
     @property
     def over(self) -> bool:
@@ -275,7 +293,7 @@ def queue_page(config: Config, journal: Journal, now: float, *, page: int = 1, p
     state and reason."""
     from crosswatch.jobs import JobContexts
 
-    jobs = [j for j in journal.jobs() if j.state not in _DONE]
+    jobs = queued(journal.jobs())
     holds = journal.holds(now)
     grouped = _by_photo(jobs)
     order = sorted(grouped, key=lambda photo_id: -max(j.id for j in grouped[photo_id]))
@@ -302,8 +320,10 @@ def _card(config: Config, journal: Journal, contexts: Any, job: Job, photo: Phot
           plan: Plan, holds: Mapping[str, Hold], now: float) -> JobCard:
     target = config.targets.get(job.target)
     reason = job.reason or ""
-    if job.state is JobState.READY and job.target in holds:
-        reason = holds[job.target].reason
+    # A hold matters to a job that is still to go out; the card says it apart from the job's reason.
+    held = holds.get(job.target) if job.state in (*_WAITING, JobState.AWAITING_APPROVAL) else None
+    if held is not None and reason == held.reason:
+        reason = ""  # the job was parked for the hold's reason: the hold says it once
     planned = ""
     if job.state in _WAITING:
         at, why = plan.planned(job, now)
@@ -322,7 +342,7 @@ def _card(config: Config, journal: Journal, contexts: Any, job: Job, photo: Phot
     return JobCard(id=job.id, target=job.target, kind=target.kind if target else "", state=job.state.value,
                    reason=reason, caption=caption_text, length=length, limit=limit, alt_text=alt, cost=cost,
                    planned=planned, edited=isinstance(job.data.get("edit"), dict), actions=actions_for(job),
-                   problem=problem)
+                   problem=problem, hold=hold_text(held) if held is not None else "")
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -343,6 +363,8 @@ class PostedRow:
     permalink: str
     link_state: str  # the last link check: ok, broken, unknown, or "" (never checked)
     link_detail: str
+    reason: str = ""  # a rejected job's: who rejected it
+    actions: tuple[str, ...] = ()  # the decisions that apply (a rejected job's retry)
 
 
 @dataclass(frozen=True)
@@ -351,11 +373,26 @@ class PostedFilter:
     since: float | None = None  # posted at or after
     until: float | None = None  # posted before
     link_state: str | None = None  # ok, broken, unknown, unchecked
+    state: str = "posted"  # one of POSTED_STATES
+
+
+# The Posted page's state filter: what went out, or what a person rejected (to retry from there).
+POSTED_STATES = {"posted": JobState.DONE, "rejected": JobState.REJECTED}
+
+
+def posted_state(job: Job) -> str:
+    """How Posted names a job's outcome: posted, posted (marked by hand) for an in-doubt job a
+    person resolved as posted, or rejected."""
+    if job.state is JobState.REJECTED:
+        return "rejected"
+    return BY_HAND if job.data.get("resolved") == "posted" else "posted"
 
 
 def posted_page(config: Config, journal: Journal, wanted: PostedFilter, *, limit: int = 200) -> list[PostedRow]:
-    """What went out, newest first, with the last link check's result."""
-    done = [j for j in journal.jobs(state=JobState.DONE, target=wanted.target)]
+    """What went out (or, with ``state="rejected"``, what was rejected), newest first, with the last
+    link check's result."""
+    state_wanted = POSTED_STATES.get(wanted.state, JobState.DONE)
+    done = [j for j in journal.jobs(state=state_wanted, target=wanted.target)]
     done = [j for j in done if (wanted.since is None or j.updated_at >= wanted.since)
             and (wanted.until is None or j.updated_at < wanted.until)]
     checks = journal.link_checks()
@@ -365,8 +402,11 @@ def posted_page(config: Config, journal: Journal, wanted: PostedFilter, *, limit
         if wanted.link_state and (state or "unchecked") != wanted.link_state:
             continue
         target = config.targets.get(job.target)
+        rejected = job.state is JobState.REJECTED
         rows.append(PostedRow(job.id, job.photo_id, "", job.target, target.kind if target else "", job.updated_at,
-                              when(job.updated_at), "posted", job.remote_id or "", job.permalink or "", state, detail))
+                              when(job.updated_at), posted_state(job), job.remote_id or "", job.permalink or "",
+                              state, detail, reason=(job.reason or "") if rejected else "",
+                              actions=("retry",) if rejected else ()))
         if len(rows) >= limit:
             break
     photos = journal.photos_by_id(sorted({r.photo_id for r in rows}))
@@ -396,6 +436,10 @@ class AccountView:
     signed_in: bool
     problem: str
     can_sign_in: bool
+    renews: bool = False  # the daemon renews the token by itself (auth.state.renews_itself)
+    # The terminal command that signs in, where the console's button cannot (an app password is typed
+    # in a terminal; a sign-in whose address must be pasted back); "" where the button starts OAuth.
+    sign_in_command: str = ""
 
     @property
     def sign_in_text(self) -> str:
@@ -412,11 +456,13 @@ def accounts(config: Config, store: Any, holds: Mapping[str, Hold], *, clock: An
     for name, target in config.targets.items():
         if not registry.signs_in(target.kind):
             continue
+        command = sign_in_command(target)
         try:
             state = auth.status(target, store, clock=clock)
             tokens = load_tokens(store, name)
         except CrosswatchError as exc:
-            views.append(AccountView(name, target.kind, "", "", "", None, "", False, str(exc), True))
+            views.append(AccountView(name, target.kind, "", "", "", None, "", False, str(exc), True,
+                                     sign_in_command=command))
             continue
         problem = state["problem"] or ""
         hold = holds.get(name)
@@ -425,10 +471,24 @@ def accounts(config: Config, store: Any, holds: Mapping[str, Hold], *, clock: An
         refreshed = when(tokens.obtained_at) if tokens is not None and tokens.obtained_at else ""
         views.append(AccountView(
             target=name, kind=target.kind, account=state["username"] or state["account_id"] or "",
-            scopes=" ".join(state["scopes"]), expires=state["expires_at"] or ("never" if state["signed_in"] else ""),
+            scopes=" ".join(state["scopes"]),
+            expires=when(tokens.expires_at) if tokens is not None and tokens.expires_at
+            else ("never" if state["signed_in"] else ""),
             expires_in_seconds=state["expires_in_seconds"], refreshed=refreshed,
-            signed_in=bool(state["signed_in"]) and not problem, problem=problem, can_sign_in=True))
+            signed_in=bool(state["signed_in"]) and not problem, problem=problem, can_sign_in=True,
+            renews=bool(state["renews_itself"]), sign_in_command=command))
     return views
+
+
+def sign_in_command(target: Any) -> str:
+    """``crosswatch auth login NAME`` for a target the console's button cannot sign in: one whose
+    sign-in is a password (Bluesky's app passwords, SignIn.method) or whose platform sends the browser
+    to an address that must be pasted back (``redirect_uri``); "" for the OAuth button."""
+    from crosswatch.platforms import registry
+
+    flow = registry.sign_in(target.kind)
+    password = flow is not None and getattr(flow, "method", "oauth") == "password"
+    return f"crosswatch auth login {target.name}" if password or target.redirect_uri else ""
 
 
 @dataclass(frozen=True)
@@ -437,6 +497,7 @@ class NeedItem:
     text: str
     job_id: int | None = None
     target: str | None = None
+    actions: tuple[str, ...] = ()  # decisions taken from the list itself (a failed job's retry)
 
 
 @dataclass(frozen=True)
@@ -450,18 +511,21 @@ class NeedsYou:
 
 def needs_you(journal: Journal, account_views: Sequence[AccountView], now: float) -> NeedsYou:
     """What waits for a person: jobs awaiting approval, failed or in doubt; targets that need a
-    sign-in or are held by a quota or budget; tokens that expire within a week."""
+    sign-in or are held by a quota or budget; tokens that expire within a week and that nothing
+    renews (a token the daemon refreshes by itself needs nobody)."""
     items: list[NeedItem] = []
     for job in journal.jobs_in_states((JobState.AWAITING_APPROVAL, JobState.FAILED, JobState.IN_DOUBT)):
         label = {JobState.AWAITING_APPROVAL: "awaiting approval", JobState.FAILED: "failed",
                  JobState.IN_DOUBT: "in doubt"}[job.state]
-        items.append(NeedItem(label, job.reason or "", job.id, job.target))
+        items.append(NeedItem(label, job.reason or "", job.id, job.target,
+                              actions=("retry",) if job.state is JobState.FAILED else ()))
     holds = journal.holds(now)
     signing = {a.target for a in account_views if not a.signed_in}
     for account in account_views:
         if not account.signed_in:
             items.append(NeedItem("sign-in needed", account.problem, target=account.target))
-        elif account.expires_in_seconds is not None and account.expires_in_seconds < EXPIRING_SOON_SECONDS:
+        elif (not account.renews and account.expires_in_seconds is not None
+              and account.expires_in_seconds < EXPIRING_SOON_SECONDS):
             items.append(NeedItem("expiring soon", f"the token expires {account.expires}", target=account.target))
     for name, hold in sorted(holds.items()):
         if hold.kind in ("quota", "budget") or (hold.kind == "auth" and name not in signing):

@@ -35,6 +35,19 @@ def console_config(workspace: dict[str, Path], *, url: str = UNUSED_URL, approva
     return write_config(workspace, targets=targets, watch=watch, approval=approval, **overrides)
 
 
+def every_platform_config(workspace: dict[str, Path]) -> Path:
+    """One target of each platform that signs in (nothing is sent: only the sign-in state is read)."""
+    url = "http://127.0.0.1:9"
+    host = {"type": "directory", "path": str(workspace["state"] / "hosted"), "public_url": f"{url}/hosted/"}
+    targets = {"x": {"client_id": "cid", "api_base": url},
+               "instagram": {"client_id": "cid", "graph_base": url, "media_host": host},
+               "threads": {"client_id": "cid", "graph_base": url, "media_host": host},
+               "bluesky": {"service": url, "handle": "ada.bsky.social"},
+               "mastodon": {"instance": url},
+               "outbox": {"path": str(workspace["outbox"])}}
+    return write_config(workspace, targets=targets)
+
+
 def drop_photos(workspace: dict[str, Path], count: int, *, real: bool = True) -> None:
     """``count`` photos in the inbox: the first a real camera file from tests/data, the rest small JPEGs
     with a title and alt text in their XMP."""

@@ -27,7 +27,15 @@ from typing import Any
 import httpx
 import pytest
 
-from crosswatch.emulator import DEFAULT_IG_CLIENT_ID, DEFAULT_X_CLIENT_ID, Emulator, EmulatorServer, EmulatorSettings
+from crosswatch.emulator import (
+    DEFAULT_BSKY_HANDLE,
+    DEFAULT_IG_CLIENT_ID,
+    DEFAULT_X_CLIENT_ID,
+    Emulator,
+    EmulatorServer,
+    EmulatorSettings,
+)
+from crosswatch.emulator.threads_state import DEFAULT_THREADS_CLIENT_ID
 from crosswatch.journal import Journal
 from crosswatch.models import Job, JobState
 from tests.conftest import REPO, DaemonProcess, cli_env, jpeg_bytes, wait_until, write_config, xmp_packet
@@ -173,10 +181,12 @@ def outside_window_now() -> str:
 
 def rig_config(root: Path, url: str) -> tuple[Path, dict[str, Path]]:
     """X and Instagram for the main folder; a second X account whose posts wait for a window far off
-    (so an approved job stays in the queue to be edited). X jobs need approval; Instagram's do not."""
+    (so an approved job stays in the queue to be edited); and a folder for all five platforms, as in
+    the demo (Mastodon signs in from the console's button). X jobs need approval; the others do not."""
     hosted = root / "hosted"
     hosted.mkdir()
-    inboxes = {"main": root / "inbox", "later": root / "inbox-later"}
+    media_host = {"type": "directory", "path": str(hosted), "public_url": f"{url}/_emulator/hosted/"}
+    inboxes = {"main": root / "inbox", "later": root / "inbox-later", "five": root / "inbox-five"}
     for folder in inboxes.values():
         folder.mkdir()
     x_target = {"client_id": DEFAULT_X_CLIENT_ID, "api_base": url, "authorize_url": f"{url}/i/oauth2/authorize",
@@ -185,16 +195,20 @@ def rig_config(root: Path, url: str) -> tuple[Path, dict[str, Path]]:
         "x": x_target,
         "x_later": {"type": "x", **x_target},
         "instagram": {"client_id": DEFAULT_IG_CLIENT_ID, "graph_base": url, "api_base": url,
-                      "authorize_url": f"{url}/oauth/authorize",
-                      "media_host": {"type": "directory", "path": str(hosted),
-                                     "public_url": f"{url}/_emulator/hosted/"}},
+                      "authorize_url": f"{url}/oauth/authorize", "media_host": media_host},
+        "mastodon": {"instance": f"{url}/mastodon", "redirect_port": 0},
+        "bluesky": {"service": url, "handle": DEFAULT_BSKY_HANDLE, "web_base": f"{url}/_emulator/bsky"},
+        "threads": {"client_id": DEFAULT_THREADS_CLIENT_ID, "graph_base": f"{url}/threads",
+                    "authorize_url": f"{url}/threads/oauth/authorize", "media_host": media_host},
     }
     workspace = {"inbox": inboxes["main"], "outbox": root / "outbox", "state": root / "state",
                  "config": root / "config.yaml"}
     config = write_config(
         workspace, targets=targets,
         watch=[{"path": str(inboxes["main"]), "targets": ["x", "instagram"], "settle_seconds": 0.3},
-               {"path": str(inboxes["later"]), "targets": ["x_later"], "settle_seconds": 0.3}],
+               {"path": str(inboxes["later"]), "targets": ["x_later"], "settle_seconds": 0.3},
+               {"path": str(inboxes["five"]), "targets": ["x", "instagram", "mastodon", "bluesky", "threads"],
+                "settle_seconds": 0.3}],
         approval=["x", "x_later"],
         schedule={"timezone": "UTC", "targets": {"x_later": {"windows": [outside_window_now()]}}},
         console={"enabled": True, "host": "127.0.0.1", "port": 0},
@@ -202,17 +216,20 @@ def rig_config(root: Path, url: str) -> tuple[Path, dict[str, Path]]:
     return config, inboxes
 
 
-def sign_in(config: Path, emulator: Emulator, env: dict[str, str]) -> dict[str, dict[str, Any]]:
+def sign_in(config: Path, emulator: Emulator, env: dict[str, str], url: str) -> dict[str, dict[str, Any]]:
     """Tokens the emulator issued, imported as `crosswatch auth import` does (the same library call,
-    checked against the platform) for the three targets in one process: three CLI starts would
-    take most of the rig's start-up. Returns the X tokens by target."""
-    tokens = {target: emulator.mint_ig_token() if target == "instagram" else emulator.mint_x_token()
-              for target in ("x", "x_later", "instagram")}
+    checked against the platform) for the targets in one process: a CLI start each would take most
+    of the rig's start-up. Mastodon is left signed out (the console's button signs it in). Returns
+    the X tokens by target."""
+    session = emulator.mint_bsky_session(origin=url)
+    tokens = {"x": emulator.mint_x_token(), "x_later": emulator.mint_x_token(), "instagram": emulator.mint_ig_token(),
+              "threads": emulator.mint_threads_token(),
+              "bluesky": {key: session[key] for key in ("accessJwt", "refreshJwt", "did", "handle")}}
     importer = "from tests.console_rig import import_tokens_main; import_tokens_main()"
     result = subprocess.run([sys.executable, "-c", importer, str(config)], input=json.dumps(tokens),
                             capture_output=True, text=True, env=cli_env(env), cwd=REPO, timeout=120)
     assert result.returncode == 0, result.stderr
-    return {target: token for target, token in tokens.items() if target != "instagram"}
+    return {target: token for target, token in tokens.items() if target in ("x", "x_later")}
 
 
 def import_tokens_main() -> None:
@@ -248,7 +265,7 @@ def start_rig(root: Path, spec: XOpenAPI) -> Iterator[ConsoleRig]:
     recorder = watch_openapi(emulator, spec)
     with EmulatorServer(emulator) as server:
         config, inboxes = rig_config(root, server.url)
-        x_tokens = sign_in(config, emulator, env)
+        x_tokens = sign_in(config, emulator, env, server.url)
         daemon = DaemonProcess(config, root / "daemon.log", env)
         try:
             base_url, signin_url = console_address(daemon)
@@ -262,6 +279,14 @@ def start_rig(root: Path, spec: XOpenAPI) -> Iterator[ConsoleRig]:
             elif not daemon._log.closed:
                 daemon._log.close()
     recorder.assert_clean()
+
+
+def every_image_loaded(page: Any) -> None:
+    """Load the lazy images too (a full-page screenshot does not scroll), and fail on one that breaks."""
+    page.evaluate("document.querySelectorAll('img[loading=lazy]').forEach(i => { i.loading = 'eager'; })")
+    widths = page.evaluate("Promise.all([...document.images].map(i => i.complete ? i.naturalWidth : "
+                           "new Promise(ok => { i.onload = () => ok(i.naturalWidth); i.onerror = () => ok(0); })))")
+    assert all(width > 0 for width in widths), f"an image on {page.url} did not load: {widths}"
 
 
 def screenshot_dir(default: Path) -> Path:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from crosswatch.console.security import SESSION_COOKIE, hash_password
 from crosswatch.emulator import Emulator, EmulatorServer
 from crosswatch.models import JobState
 from tests.conftest import run_cli, wait_until
-from tests.console_helpers import Console, console_config, drop_photos, make_console, take_in
+from tests.console_helpers import Console, console_config, drop_photos, every_platform_config, make_console, take_in
 
 
 @pytest.fixture
@@ -359,3 +360,82 @@ def test_every_page_shows_the_needs_you_count(console: Console) -> None:
     needs = console.client.get("/needs-you").text
     assert needs.count('data-need="awaiting approval"') == 6
     assert 'data-need="sign-in needed"' in needs
+
+
+def test_holds_retries_from_needs_you_and_posted_and_a_resolution_by_hand_show_on_their_pages(
+        console: Console) -> None:
+    csrf = console.sign_in()
+    failing, rejecting, held = job_ids(console, "x")
+    outbox = job_ids(console, "outbox")[0]
+    with console.journal() as journal:
+        journal.transition(failing, JobState.READY)
+        journal.transition(failing, JobState.FAILED, reason="X refused the post")
+        journal.set_hold("x", time.time() + 3600, "budget", "the monthly budget is spent")
+        journal.transition(outbox, JobState.READY)
+        journal.transition(outbox, JobState.IN_FLIGHT, step="write", intent=True)
+        journal.transition(outbox, JobState.IN_DOUBT, reason="no answer")
+    hold = re.search(rf'data-job-card="{held}".*?data-field="hold">([^<]*)<', console.client.get("/queue").text, re.S)
+    assert hold and hold.group(1).startswith("budget hold until ") and "budget is spent" in hold.group(1)
+    # A failed job is retried from the "needs you" list, which the browser comes back to.
+    needs = console.client.get("/needs-you").text
+    assert f'data-action="retry" data-job="{failing}"' in needs
+    retried = console.post(f"/jobs/{failing}/retry", {"csrf": csrf, "back": "needs-you"})
+    assert retried.status_code == 303 and retried.headers["location"] == "/needs-you"
+    assert state_of(console, failing) is JobState.READY
+    # A rejected job leaves the queue; Posted's state filter finds it, with Retry.
+    assert console.post(f"/jobs/{rejecting}/reject", {"csrf": csrf}).status_code == 303
+    assert f'data-job-card="{rejecting}"' not in console.client.get("/queue").text
+    rejected = console.client.get("/posted?state=rejected").text
+    assert f'data-posted-job="{rejecting}"' in rejected and "rejected by hand (console)" in rejected
+    assert f'data-action="retry" data-job="{rejecting}"' in rejected
+    assert f'data-posted-job="{rejecting}"' not in console.client.get("/posted").text
+    again = console.post(f"/jobs/{rejecting}/retry", {"csrf": csrf, "back": "posted"})
+    assert again.status_code == 303 and again.headers["location"] == "/posted?state=rejected"
+    assert state_of(console, rejecting) is JobState.READY
+    # An in-doubt job the person marks as posted says so on Posted.
+    assert console.post(f"/jobs/{outbox}/resolve", {"csrf": csrf, "posted": "yes"}).status_code == 303
+    assert state_of(console, outbox) is JobState.DONE
+    row = console.client.get("/posted").text.split(f'data-posted-job="{outbox}"', 1)[1].split("</li>", 1)[0]
+    assert 'data-field="posted-state">posted (marked by hand)<' in row
+    # The form's way back is one of the console's pages, never an address from the request.
+    elsewhere = console.post(f"/jobs/{failing}/post-now", {"csrf": csrf, "back": "https://evil.example/"})
+    assert elsewhere.headers["location"].startswith("/queue")
+
+
+def test_every_control_that_changes_a_job_carries_data_action_and_data_job(console: Console) -> None:
+    csrf = console.sign_in()
+    failing, rejecting, _waiting = job_ids(console, "x")
+    with console.journal() as journal:
+        journal.transition(failing, JobState.READY)
+        journal.transition(failing, JobState.FAILED, reason="X refused the post")
+    assert console.post(f"/jobs/{rejecting}/reject", {"csrf": csrf}).status_code == 303
+    seen = set()
+    for path in ("/queue", "/needs-you", "/posted?state=rejected"):
+        forms = re.findall(r'<form method="post" action="/jobs/(\d+)/([\w-]+)"[^>]*>(.*?)</form>',
+                           console.client.get(path).text, re.S)
+        assert forms, path
+        for job_id, action, body in forms:
+            buttons = re.findall(r"<button[^>]*>", body)
+            assert buttons, (path, job_id, action)
+            for tag in buttons:
+                assert f'data-action="{action}"' in tag and f'data-job="{job_id}"' in tag, (path, tag)
+            seen.add((path, action))
+    assert {("/needs-you", "retry"), ("/posted?state=rejected", "retry"), ("/queue", "edit"),
+            ("/queue", "approve"), ("/queue", "retry")} <= seen, seen
+
+
+def test_an_app_password_target_shows_the_terminal_command_instead_of_the_button(
+        workspace: dict[str, Path]) -> None:
+    console = make_console(every_platform_config(workspace))
+    try:
+        console.sign_in()
+        page = console.client.get("/accounts").text
+        bluesky = page.split('data-account="bluesky"', 1)[1].split("</section>", 1)[0]
+        assert "<code>crosswatch auth login bluesky</code>" in bluesky and "data-action" not in bluesky
+        for oauth in ("x", "mastodon", "instagram", "threads"):
+            assert f'data-action="sign-in" data-target="{oauth}"' in page
+        refused = console.post("/accounts/bluesky/signin", {"csrf": console.csrf()})
+        assert refused.status_code == 303 and refused.headers["location"] == "/accounts"
+        assert "app password" in console.client.get("/accounts").text
+    finally:
+        console.close()

@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from tests.conftest import REPO, cli_env, wait_until
-from tests.console_rig import CONSOLE_LINE, chromium_args, require_chromium
+from tests.console_rig import CONSOLE_LINE, chromium_args, every_image_loaded, require_chromium
 
 pytestmark = pytest.mark.slow
 
@@ -120,6 +120,7 @@ def test_the_demo_console_approves_the_waiting_sample_and_it_appears_on_the_emul
         wait_until(lambda: page.locator("[data-posted-job]").count() == 24, timeout=30, interval=0.5)
         permalinks = page.locator("[data-field=permalink]").count()
         assert permalinks == 24
+        every_image_loaded(page)  # thumbnails are made on their first request
         SCREENSHOT.parent.mkdir(exist_ok=True)
         page.screenshot(path=str(SCREENSHOT))
         browser.close()

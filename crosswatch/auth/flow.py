@@ -35,6 +35,8 @@ class SignIn(Protocol):
     needs_client_secret: bool
     # Whether an expired access token is renewed with the refresh token (X) or the sign-in is over.
     refreshes_expired: bool
+    # Optional (absent: False): whether a still valid token is extended before it expires (Instagram's
+    # and Threads' long-lived refresh), so it renews without a refresh token.
 
     def authorize_url(self, cfg: TargetConfig, redirect_uri: str, state: str, code_verifier: str) -> str:
         """The address the browser opens to approve access."""

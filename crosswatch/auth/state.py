@@ -18,7 +18,8 @@ def status(target_cfg: TargetConfig, store: SecretStore, *, clock: Clock = time.
     result: dict[str, Any] = {
         "target": target_cfg.name, "kind": target_cfg.kind, "signed_in": tokens is not None,
         "account_id": None, "username": None, "scopes": [], "expires_at": None,
-        "expires_in_seconds": None, "has_refresh_token": False, "needs_login": tokens is None,
+        "expires_in_seconds": None, "has_refresh_token": False, "renews_itself": False,
+        "needs_login": tokens is None,
         "problem": f"not signed in; {login_hint(target_cfg.name)}" if tokens is None else None,
         # Whether one is stored, never the secret itself.
         "client_secret_stored": store.get(client_secret_key(target_cfg.name)) is not None,
@@ -31,11 +32,27 @@ def status(target_cfg: TargetConfig, store: SecretStore, *, clock: Clock = time.
         "account_id": tokens.account_id, "username": tokens.username, "scopes": list(tokens.scopes),
         "expires_at": _iso(tokens.expires_at), "has_refresh_token": tokens.refresh_token is not None,
         "expires_in_seconds": None if remaining is None else max(0, int(remaining)),
+        "renews_itself": renews_itself(target_cfg, tokens, now),
     })
     problem = _token_problem(target_cfg, tokens, now)
     result["problem"] = problem
     result["needs_login"] = problem is not None
     return result
+
+
+def renews_itself(cfg: TargetConfig, tokens: TokenSet, now: float) -> bool:
+    """Whether the daemon renews this token by itself before it runs out, so an expiry date near
+    at hand needs nobody: a refresh token where the platform renews expired access tokens (X's
+    rotation, Bluesky's refreshSession), or a token the platform extends while it is still valid
+    (Instagram's and Threads' long-lived refresh). A dead token renews nothing."""
+    sign_in = registry.sign_in(cfg.kind)
+    if tokens.dead or sign_in is None:
+        return False
+    if sign_in.refreshes_expired and tokens.refresh_token:
+        return True
+    lifetime = tokens.lifetime
+    extends = bool(getattr(sign_in, "refreshes_before_expiry", False))
+    return extends and lifetime is not None and lifetime > 0 and not tokens.expired(now)
 
 
 def _token_problem(cfg: TargetConfig, tokens: TokenSet, now: float) -> str | None:

@@ -39,6 +39,8 @@ PER_PAGE = 25
 # How long the accounts (read from the keyring) are reused for the "needs you" count on each page.
 ACCOUNTS_CACHE_SECONDS = 5.0
 _ACTIONS = ("approve", "reject", "retry", "post-now", "resolve", "edit")
+# The pages a decision may send the browser back to (a form's "back" field), else the queue.
+_BACK = {"needs-you": "/needs-you", "posted": "/posted?state=rejected"}
 
 
 @dataclass
@@ -325,7 +327,8 @@ async def job_action(request: Request, state: ConsoleState) -> Response:
                    "caption": form.get("caption"), "alt_text": form.get("alt_text")}
         return await _queue_response(request, state, page_number, status_code=400 if action == "edit" else 409,
                                      error=f"job {job_id}: {exc}", refused=refused)
-    return RedirectResponse(f"/queue?page={page_number}#job-{job_id}", status_code=303)
+    back = _BACK.get(str(form.get("back") or ""))
+    return RedirectResponse(back or f"/queue?page={page_number}#job-{job_id}", status_code=303)
 
 
 async def check_caption(request: Request, state: ConsoleState) -> Response:
@@ -359,12 +362,17 @@ def _day(value: str | None) -> float | None:
         return None
 
 
+def _posted_state(value: str | None) -> str:
+    return value if value is not None and value in views.POSTED_STATES else "posted"
+
+
 async def posted(request: Request, state: ConsoleState) -> Response:
     params = request.query_params
     until = _day(params.get("until"))
     wanted = views.PostedFilter(target=params.get("target") or None, since=_day(params.get("since")),
                                 until=until + 86400.0 if until is not None else None,
-                                link_state=params.get("link") or None)
+                                link_state=params.get("link") or None,
+                                state=_posted_state(params.get("state")))
 
     def build() -> list[views.PostedRow] | None:
         with state.lock:
@@ -373,9 +381,9 @@ async def posted(request: Request, state: ConsoleState) -> Response:
 
     rows = await run_in_threadpool(build)
     return _render(request, state, "posted.html", {
-        "rows": rows, "targets": sorted(state.config.targets), "filters": {
+        "rows": rows, "targets": sorted(state.config.targets), "states": tuple(views.POSTED_STATES), "filters": {
             "target": params.get("target", ""), "since": params.get("since", ""), "until": params.get("until", ""),
-            "link": params.get("link", "")}})
+            "link": params.get("link", ""), "state": wanted.state}})
 
 
 async def needs_you(request: Request, state: ConsoleState) -> Response:

@@ -35,10 +35,14 @@ class SignInFlows:
     def start(self, target: str) -> str | None:
         """Start a sign-in for ``target``; the platform's authorization address, or None (the
         reason is in ``messages()``)."""
+        from crosswatch.views import sign_in_command
+
         target_cfg = self.state.config.targets[target]
-        if target_cfg.redirect_uri:
-            self._say(target, f"{target} signs in through {target_cfg.redirect_uri}, whose address must be pasted "
-                              f"back: run `crosswatch auth login {target}` in a terminal")
+        command = sign_in_command(target_cfg)
+        if command:
+            how = (f"signs in through {target_cfg.redirect_uri}, whose address must be pasted back"
+                   if target_cfg.redirect_uri else "signs in with an app password, typed in a terminal")
+            self._say(target, f"{target} {how}: run `{command}`")
             return None
         with self._lock:
             if target in self._running:

@@ -145,6 +145,7 @@ class ThreadsSignIn:
     scopes = THREADS_SCOPES
     needs_client_secret = True  # the code exchange and the long-lived exchange take the app secret
     refreshes_expired = False  # an expired long-lived token cannot be refreshed
+    refreshes_before_expiry = True  # the provider extends a long-lived token while it is valid
 
     def authorize_url(self, cfg: TargetConfig, redirect_uri: str, state: str, code_verifier: str) -> str:
         return threads_authorize_url(cfg, redirect_uri, state)  # no PKCE in Threads' window
