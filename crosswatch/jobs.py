@@ -212,7 +212,8 @@ class JobContexts:
                     raise BadPhoto(f"the downloaded image {path} is gone; the bridged post cannot go out")
                 prepared.append(self._bridged_image(job, photo, index, Path(path)))
             if len(prepared) > 1:
-                data["images"] = [{"path": image.path, "format": image.format, "alt_text": alt}
+                data["images"] = [{"path": image.path, "format": image.format, "alt_text": alt,
+                                   "width": image.width, "height": image.height}
                                   for image, alt in zip(prepared, alts, strict=True)]
         return JobContext(
             job_id=job.id,
@@ -236,8 +237,12 @@ class JobContexts:
                                 alt_text=_alt_texts(bridge, 1)[0])
 
     def _max_images(self, target: str) -> int:
+        """Images one post of this target carries: the platform's, or its server's (Mastodon's
+        max_media_attachments, as platform_info last read it)."""
         config = self.config.targets.get(target)
-        return registry.limits(config.kind).max_images if config and registry.platform(config.kind) else 1
+        if config is None or registry.platform(config.kind) is None:
+            return 1
+        return platform_info.learned_limits(self.journal, config).max_images
 
     def _bridged_image(self, job: Job, photo: Photo, index: int, path: Path) -> PreparedImage:
         target = self.config.targets.get(job.target)
