@@ -233,8 +233,11 @@ class JobContexts:
         if self.config.bridge.link == "permalink" and isinstance(permalink, str) and permalink:
             utm = self.config.bridge.utm or self.config.links.utm.get(job.target, {})
             link = compose.add_utm(permalink, utm)
+        target_cfg = self.config.targets.get(job.target)
+        # Fitted to the target's own limits: its server's where it tells them (Mastodon's instance).
+        limits = platform_info.learned_limits(self.journal, target_cfg) if target_cfg is not None else None
         return compose.condense(self.config, job.target, str(bridge.get("caption") or ""), link=link,
-                                alt_text=_alt_texts(bridge, 1)[0])
+                                alt_text=_alt_texts(bridge, 1)[0], limits=limits)
 
     def _max_images(self, target: str) -> int:
         """Images one post of this target carries: the platform's, or its server's (Mastodon's
