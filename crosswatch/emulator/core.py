@@ -385,6 +385,18 @@ class Emulator:
         with self.state.lock:
             return accounts.delete_ig_media(self.state, media_id)
 
+    def delete_mastodon_status(self, status_id: str) -> bool:
+        with self.state.lock:
+            return accounts.delete_mastodon_status(self.state, status_id)
+
+    def delete_bsky_post(self, uri: str) -> bool:
+        with self.state.lock:
+            return accounts.delete_bsky_post(self.state, uri)
+
+    def delete_threads_post(self, media_id: str) -> bool:
+        with self.state.lock:
+            return accounts.delete_threads_post(self.state, media_id)
+
     # --- inspection -------------------------------------------------------------------------------------
 
     def snapshot(self, *, include_bytes: bool = False) -> dict[str, Any]:
