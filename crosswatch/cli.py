@@ -506,8 +506,9 @@ def auth_status(obj: Obj, as_json: bool) -> None:
         return
     for state in states:
         if state["signed_in"]:
-            click.echo(f"{state['target']}: {state['username'] or state['account_id']}, scopes "
-                       f"{' '.join(state['scopes']) or '?'}, expires {state['expires_at'] or 'never'}"
+            granted = state.get("grants") or f"scopes {' '.join(state['scopes']) or '?'}"
+            click.echo(f"{state['target']}: {state['username'] or state['account_id']}, {granted}, "
+                       f"expires {state['expires_at'] or 'never'}"
                        + (f"; {state['problem']}" if state["problem"] else ""))
         else:
             click.echo(f"{state['target']}: not signed in; run `crosswatch auth login {state['target']}`")

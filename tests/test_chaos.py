@@ -191,10 +191,15 @@ FOUR_UNSAFE = {("x", "create_post"), ("instagram", "publish"), ("mastodon", "cre
 
 
 def four_network_plan(rng: random.Random) -> list[str | float]:
-    """One crash point on every step of every network (a random phase, its first or second pass),
-    one more on each unsafe step of the new networks, and a few random-time kills. The networks'
-    points take turns, so each network is hit all through the run rather than only at its start."""
+    """One crash point on every step of every network (a random phase), one more on each unsafe step
+    of the new networks, and a few random-time kills.
+
+    A daemon life's first pass over the jobs does every X and Bluesky job whole, and Instagram's
+    only up to the container wait; its publishing comes in a later pass. So the points reached in
+    the first pass go first, the networks taking turns (each such kill lets every network move on by
+    at most one photo), and Instagram's late steps and the timed kills come last."""
     turns: list[list[str]] = []
+    late: list[str | float] = []
     for network, steps in NETWORK_STEPS.items():
         points = []
         for step in steps:
@@ -203,15 +208,15 @@ def four_network_plan(rng: random.Random) -> list[str | float]:
             if network in ("mastodon", "bluesky") and (network, step) in FOUR_UNSAFE:
                 points.append(f"{rng.choice(('intent', 'after'))}:{network}:{step}")
         rng.shuffle(points)
-        # Always the point's first pass: one daemon life posts a photo per network in each pass
-        # over the jobs, so a later pass lets a whole network finish before its other points come.
-        turns.append([f"{p}:1" for p in points])
+        # Always the point's first pass, so that a kill comes before the network has gone far.
+        late += [f"{p}:1" for p in points if network == "instagram" and p.split(":")[2] in LATE_STEPS]
+        turns.append([f"{p}:1" for p in points if not (network == "instagram" and p.split(":")[2] in LATE_STEPS)])
     plan: list[str | float] = []
     while any(turns):
         plan += [turn.pop() for turn in turns if turn]
-    for _ in range(FOUR_TIMED_KILLS):
-        plan.insert(rng.randrange(len(plan)), round(rng.uniform(0.4, 1.5), 2))
-    return plan
+    late += [round(rng.uniform(0.4, 1.5), 2) for _ in range(FOUR_TIMED_KILLS)]
+    rng.shuffle(late)
+    return plan + late
 
 
 def networks_left(state: Path) -> set[str]:
