@@ -186,6 +186,8 @@ NETWORK_STEPS: dict[str, tuple[str, ...]] = {
     "x": X_STEPS, "instagram": IG_STEPS,
     "mastodon": ("upload_media", "wait_for_media", "create_status"), "bluesky": ("upload_blob", "create_post"),
 }
+# The steps a daemon life reaches only in a later pass over the jobs (after a wait for processing).
+SECOND_PASS = {("instagram", step) for step in LATE_STEPS} | {("mastodon", "create_status")}
 FOUR_UNSAFE = {("x", "create_post"), ("instagram", "publish"), ("mastodon", "create_status"),
                ("bluesky", "create_post")}
 
@@ -194,10 +196,11 @@ def four_network_plan(rng: random.Random) -> list[str | float]:
     """One crash point on every step of every network (a random phase), one more on each unsafe step
     of the new networks, and a few random-time kills.
 
-    A daemon life's first pass over the jobs does every X and Bluesky job whole, and Instagram's
-    only up to the container wait; its publishing comes in a later pass. So the points reached in
-    the first pass go first, the networks taking turns (each such kill lets every network move on by
-    at most one photo), and Instagram's late steps and the timed kills come last."""
+    A daemon life's first pass over the jobs does every X and Bluesky job whole, Instagram's only up
+    to the container wait and Mastodon's up to the media processing wait; their publishing comes in
+    a later pass, after X and Bluesky are through. So the points reached in the first pass go first,
+    the networks taking turns (each such kill lets X and Bluesky move on by at most one photo), and
+    the later steps' points and the timed kills come last."""
     turns: list[list[str]] = []
     late: list[str | float] = []
     for network, steps in NETWORK_STEPS.items():
@@ -209,8 +212,8 @@ def four_network_plan(rng: random.Random) -> list[str | float]:
                 points.append(f"{rng.choice(('intent', 'after'))}:{network}:{step}")
         rng.shuffle(points)
         # Always the point's first pass, so that a kill comes before the network has gone far.
-        late += [f"{p}:1" for p in points if network == "instagram" and p.split(":")[2] in LATE_STEPS]
-        turns.append([f"{p}:1" for p in points if not (network == "instagram" and p.split(":")[2] in LATE_STEPS)])
+        late += [f"{p}:1" for p in points if (network, p.split(":")[2]) in SECOND_PASS]
+        turns.append([f"{p}:1" for p in points if (network, p.split(":")[2]) not in SECOND_PASS])
     plan: list[str | float] = []
     while any(turns):
         plan += [turn.pop() for turn in turns if turn]

@@ -76,20 +76,24 @@ def test_bluesky_reads_the_record_by_its_uri_without_a_token() -> None:
     assert dict(request.url.params) == {"repo": "did:plc:a", "collection": "app.bsky.feed.post", "rkey": "3kabc"}
 
 
+def post_two_photos_and_check(workspace: dict[str, Path], config: Path, seed: int, links: int) -> None:
+    """Two photos posted by `run --once` to every target, then `links check` finds every link well."""
+    for index in range(2):
+        (workspace["inbox"] / f"p{index}.jpg").write_bytes(photo(seed + index))
+    result = run_cli("run", "--once", config=config)
+    assert result.returncode == 0, result.stderr
+    assert done_count(workspace["state"]) == links
+    healthy = run_cli("links", "check", config=config)
+    assert healthy.returncode == 0, healthy.stdout + healthy.stderr
+    assert f"{links} links checked: 0 broken" in healthy.stdout
+
+
 def test_links_check_finds_deleted_posts(workspace: dict[str, Path], hosted: Path,
                                          served: tuple[Emulator, EmulatorServer]) -> None:
     emulator, server = served
     config = platform_config(workspace, server.url, hosted)
     sign_in(config, emulator)
-    for index in range(2):
-        (workspace["inbox"] / f"p{index}.jpg").write_bytes(photo(200 + index))
-    result = run_cli("run", "--once", config=config)
-    assert result.returncode == 0, result.stderr
-    assert done_count(workspace["state"]) == 4
-
-    healthy = run_cli("links", "check", config=config)
-    assert healthy.returncode == 0, healthy.stdout + healthy.stderr
-    assert "4 links checked: 0 broken" in healthy.stdout
+    post_two_photos_and_check(workspace, config, 200, 4)
 
     deleted_x = emulator.x_posts()[0].id
     deleted_ig = emulator.ig_posts()[1].id
@@ -121,20 +125,12 @@ def test_links_check_finds_deleted_posts_on_mastodon_bluesky_and_threads(
                         ("bluesky", {key: session[key] for key in ("accessJwt", "refreshJwt", "did", "handle")})):
         imported = run_cli("auth", "import", name, config=config, input=json.dumps(token))
         assert imported.returncode == 0, imported.stderr
-    for index in range(2):
-        (workspace["inbox"] / f"p{index}.jpg").write_bytes(photo(300 + index))
-    result = run_cli("run", "--once", config=config)
-    assert result.returncode == 0, result.stderr
-    assert done_count(workspace["state"]) == 6
-
-    healthy = run_cli("links", "check", config=config)
-    assert healthy.returncode == 0 and "6 links checked: 0 broken" in healthy.stdout, healthy.stdout + healthy.stderr
+    post_two_photos_and_check(workspace, config, 300, 6)
 
     deleted = {"mastodon": emulator.mastodon_statuses()[0]["id"],
                "bluesky": emulator.snapshot()["bluesky"]["posts"][1]["uri"],
                "threads": emulator.threads_posts()[0]["id"]}
-    assert emulator.delete_mastodon_status(deleted["mastodon"]) and emulator.delete_bsky_post(deleted["bluesky"])
-    assert emulator.delete_threads_post(deleted["threads"])
+    assert all(emulator.delete_post(network, remote_id) for network, remote_id in deleted.items())
     broken = run_cli("links", "check", config=config)
     assert broken.returncode == 1 and "6 links checked: 3 broken" in broken.stdout, broken.stdout
     document = json.loads(run_cli("links", "check", "--json", config=config).stdout)

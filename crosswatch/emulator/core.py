@@ -385,17 +385,13 @@ class Emulator:
         with self.state.lock:
             return accounts.delete_ig_media(self.state, media_id)
 
-    def delete_mastodon_status(self, status_id: str) -> bool:
+    def delete_post(self, network: str, remote_id: str) -> bool:
+        """Delete a Mastodon status (its id), a Bluesky post (its at:// URI) or a thread (its id) as
+        its author would; False when there is no such post."""
+        delete = {"mastodon": accounts.delete_mastodon_status, "bluesky": accounts.delete_bsky_post,
+                  "threads": accounts.delete_threads_post}[network]
         with self.state.lock:
-            return accounts.delete_mastodon_status(self.state, status_id)
-
-    def delete_bsky_post(self, uri: str) -> bool:
-        with self.state.lock:
-            return accounts.delete_bsky_post(self.state, uri)
-
-    def delete_threads_post(self, media_id: str) -> bool:
-        with self.state.lock:
-            return accounts.delete_threads_post(self.state, media_id)
+            return delete(self.state, remote_id)
 
     # --- inspection -------------------------------------------------------------------------------------
 
