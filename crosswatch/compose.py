@@ -245,16 +245,24 @@ def condense(config: Config, target: str, caption: str, *, link: str | None = No
     fitted = _Fitter(chosen, values, tags, rules, ("hashtags", "title")).fit()
     if not with_urls:
         fitted.text = _only_asked_urls(fitted.text, values["link"], chosen)
-    alt_limit = _alt_limit(kind, limits)
-    alt = shorten_to_fit(_clean(alt_text), lambda c: len(c) <= alt_limit) if alt_text else ""
+    alt = fit_alt_text(config, target, alt_text, limits)
     return Caption(
         text=fitted.text,
         length=rules.length(fitted.text),
         limit=rules.limit,
-        alt_text=alt or None,
+        alt_text=alt,
         hashtags=tuple(fitted.tags) if "hashtags" in template_fields(chosen) else (),
         shortened=tuple(fitted.shortened),
     )
+
+
+def fit_alt_text(config: Config, target: str, alt_text: str | None, limits: PlatformLimits | None = None) -> str | None:
+    """A bridged image's alt text within the target's alt-text limit (its server's, where it tells);
+    None when there is none."""
+    if not alt_text:
+        return None
+    alt_limit = _alt_limit(_target_kind(config, target), limits)
+    return shorten_to_fit(_clean(alt_text), lambda c: len(c) <= alt_limit) or None
 
 
 def _is_credit(line: str) -> bool:
