@@ -7,6 +7,9 @@ before a step, after its intent is committed, after the answer came and before i
 after it is recorded, for every step of both targets; the rest are kills at random times. The seed is
 fixed so CI is repeatable; ``CROSSWATCH_CHAOS_SEED=<n>`` replays a run and ``CROSSWATCH_CHAOS_SEED=random``
 draws a new one (the seed is printed, and named in every failure).
+
+The second test does the same on four networks at once (X, Instagram, Mastodon, Bluesky), each crash
+point named by its target (``phase:target:step``) so it kills that network's step and no other's.
 """
 
 from __future__ import annotations
