@@ -19,6 +19,7 @@ import os
 import random
 import re
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -305,3 +306,18 @@ def test_sigkill_across_four_networks_posts_each_photo_exactly_once_on_each(
             assert sorted(j.remote_id or "" for j in jobs if j.target == network) == sorted(i for i, _ in posts)
     assert all(len(s["media"]) == 1 for s in live_emulator.mastodon_statuses())
     assert not [p for p in hosted.iterdir() if not p.name.startswith(".")], "hosted copies were left public"
+
+
+def test_a_crash_point_named_by_target_kills_that_networks_step_only() -> None:
+    script = ("from crosswatch.crashpoints import crashpoint, step_points\n"
+              "crashpoint(*step_points('before', 'x', 'upload_media'))\n"
+              "print('x passed', flush=True)\n"
+              "crashpoint(*step_points('before', 'mastodon', 'upload_media'))\n"
+              "print('mastodon passed', flush=True)\n")
+    for armed, code, printed in (("before:mastodon:upload_media", -9, "x passed\n"),
+                                 ("before:upload_media", -9, ""),  # by step alone: the first network's
+                                 ("before:upload_media:2", -9, "x passed\n"),
+                                 ("before:bluesky:upload_media", 0, "x passed\nmastodon passed\n")):
+        ran = subprocess.run([sys.executable, "-c", script], env={**os.environ, "CROSSWATCH_CRASHPOINT": armed},
+                             capture_output=True, text=True, timeout=60)
+        assert (ran.returncode, ran.stdout) == (code, printed), (armed, ran.stderr)
