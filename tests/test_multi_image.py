@@ -7,16 +7,19 @@ A real Runner and SQLite journal against the emulator on MockTransport (tests/fa
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
 from crosswatch.bridge import Bridge
+from crosswatch.emulator import Emulator, EmulatorServer
 from crosswatch.models import JobState
-from tests.conftest import jpeg_bytes
-from tests.fault_harness import ORIGIN, Rig, make_rig
+from tests.conftest import jpeg_bytes, run_cli, write_config
+from tests.fault_harness import ORIGIN, Rig, make_rig, platform_targets
 from tests.openapi_check import XOpenAPI
 from tests.test_bridge import StaticToken
 
@@ -107,3 +110,36 @@ def test_the_emulator_refuses_more_attachments_than_the_limit(rig: Rig) -> None:
         "repo": session["did"], "collection": "app.bsky.feed.post", "record": record})
     assert refused.status_code == 400 and "4" in refused.json()["message"], refused.json()
     assert not bluesky_posts(rig) and not rig.emulator.mastodon_statuses()
+
+
+def test_sigkilled_mid_carousel_the_upload_goes_on_at_the_image_it_stopped_at(
+        workspace: dict[str, Any], hosted: Path, served: tuple[Emulator, EmulatorServer]) -> None:
+    """`run --once` as a subprocess, SIGKILLed at crash points inside the uploads of a bridged carousel."""
+    emulator, server = served
+    everything = platform_targets(server.url, hosted)
+    config = write_config(workspace, targets={name: everything[name] for name in ("instagram", "mastodon", "bluesky")},
+                          watch=[{"path": str(workspace["inbox"]), "targets": ["instagram"]}],
+                          bridge={"enabled": True, "backfill": 1, "targets": ["mastodon", "bluesky"]})
+    session = emulator.mint_bsky_session(origin=server.url)
+    for name, token in (("instagram", emulator.mint_ig_token()), ("mastodon", emulator.mint_mastodon_token()),
+                        ("bluesky", {key: session[key] for key in ("accessJwt", "refreshJwt", "did", "handle")})):
+        assert run_cli("auth", "import", name, config=config, input=json.dumps(token)).returncode == 0
+    images = tuple(jpeg_bytes(60 + index, size=size) for index, size in enumerate(SIZES))
+    emulator.post_from_phone(caption=CAPTION, images=images, alt_texts=ALTS)
+
+    # Killed once Mastodon's second image is recorded, then once Bluesky's second blob is uploaded
+    # but before its answer is recorded (that one upload is the only one sent twice).
+    for point in ("recorded:mastodon:upload_media:2", "after:bluesky:upload_blob:2"):
+        killed = run_cli("run", "--once", config=config, env={"CROSSWATCH_CRASHPOINT": point})
+        assert killed.returncode == -9, (point, killed.stderr[-2000:])
+    finished = run_cli("run", "--once", config=config)
+    assert finished.returncode == 0, finished.stderr[-2000:]
+
+    [status] = emulator.mastodon_statuses()
+    assert [m["description"] for m in status["media"]] == ["Boats by the wall", None, "Gulls over the fog"]
+    assert len(emulator.requests_log("mastodon.media.upload")) == 3, "an image recorded as uploaded went again"
+    [post] = emulator.snapshot()["bluesky"]["posts"]
+    embedded = post["record"]["embed"]["images"]
+    assert [image["alt"] for image in embedded] == ["Boats by the wall", "", "Gulls over the fog"]
+    assert len({image["image"]["ref"]["$link"] for image in embedded}) == 3
+    assert len(emulator.requests_log("bsky.repo.uploadBlob")) == 4
