@@ -507,8 +507,9 @@ def auth_status(obj: Obj, as_json: bool) -> None:
         return
     for state in states:
         if state["signed_in"]:
-            click.echo(f"{state['target']}: {state['username'] or state['account_id']}, scopes "
-                       f"{' '.join(state['scopes']) or '?'}, expires {state['expires_at'] or 'never'}"
+            granted = state.get("grants") or f"scopes {' '.join(state['scopes']) or '?'}"
+            click.echo(f"{state['target']}: {state['username'] or state['account_id']}, {granted}, "
+                       f"expires {state['expires_at'] or 'never'}"
                        + (" (crosswatch renews it)" if state["renews_itself"] and not state["problem"] else "")
                        + (f"; {state['problem']}" if state["problem"] else ""))
         else:

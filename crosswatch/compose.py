@@ -103,6 +103,11 @@ class _Rules:
         return self.length(text) <= self.limit
 
 
+def _alt_limit(kind: str, limits: PlatformLimits | None) -> int:
+    """The longest alt text for the target: compose's own cap, or the platform's (server's) if lower."""
+    return min(ALT_TEXT_LIMIT, (limits or registry.limits(kind)).alt_text_limit or ALT_TEXT_LIMIT)
+
+
 def _rules_for(kind: str, hashtag_cap: int, limits: PlatformLimits | None = None) -> _Rules:
     limits = limits or registry.limits(kind)
     return _Rules(kind, limits.caption_limit, hashtag_cap if limits.caps_hashtags else None, limits.max_mentions,
@@ -153,7 +158,7 @@ def edited_caption(config: Config, target: str, composed: Caption, edit: Mapping
     shortened: a text that does not fit raises ``CaptionRefused``."""
     kind = _target_kind(config, target)
     rules = _rules_for(kind, hashtag_cap(config, target, kind), limits)
-    alt_limit = min(ALT_TEXT_LIMIT, (limits or registry.limits(kind)).alt_text_limit or ALT_TEXT_LIMIT)
+    alt_limit = _alt_limit(kind, limits)
     text = edit.get("caption")
     text = composed.text if not isinstance(text, str) else text.replace("\r\n", "\n").strip()
     if not text:
@@ -197,11 +202,15 @@ _TRAILING_TAGS = re.compile(r"(?:\s*[#＃]\w+)+\s*$")
 
 
 def condense(config: Config, target: str, caption: str, *, link: str | None = None,
-             alt_text: str | None = None, template: str | None = None) -> Caption:
+             alt_text: str | None = None, template: str | None = None,
+             limits: PlatformLimits | None = None) -> Caption:
     """An Instagram caption made into ``target``'s caption (``bridge.caption``): {title} is its first
     line or sentence, {attribution} its first credit line (kept whenever anything fits), {hashtags}
     its hashtags capped as for ``target``, {link} the given link, whole or not at all; fitted by the
     target's platform's own counting rule and caption limit.
+
+    ``limits``: the target's own, where its server tells them (Mastodon's characters and characters
+    per URL, from ``platform_info``); else the platform's (Bluesky's 300 graphemes, links counted whole).
 
     Instagram @handles are not handles anywhere else: written as "name (Instagram)" so that nobody
     there is mentioned by mistake.
@@ -227,7 +236,7 @@ def condense(config: Config, target: str, caption: str, *, link: str | None = No
         if normalised.casefold() not in typed and normalised.casefold() not in {t.casefold() for t in tags}:
             tags.append(normalised)
     tags = tags[: max(cap - len(typed), 0)]
-    rules = _rules_for(kind, cap)
+    rules = _rules_for(kind, cap, limits)
     values = {name: "" for name in ("description", "creator", "copyright", "credit", "license", "keywords",
                                      "year", "date", "camera", "make", "model", "lens", "filename",
                                      "rating", "alt_text")}
@@ -236,15 +245,24 @@ def condense(config: Config, target: str, caption: str, *, link: str | None = No
     fitted = _Fitter(chosen, values, tags, rules, ("hashtags", "title")).fit()
     if not with_urls:
         fitted.text = _only_asked_urls(fitted.text, values["link"], chosen)
-    alt = shorten_to_fit(_clean(alt_text), lambda c: len(c) <= ALT_TEXT_LIMIT) if alt_text else ""
+    alt = fit_alt_text(config, target, alt_text, limits)
     return Caption(
         text=fitted.text,
         length=rules.length(fitted.text),
         limit=rules.limit,
-        alt_text=alt or None,
+        alt_text=alt,
         hashtags=tuple(fitted.tags) if "hashtags" in template_fields(chosen) else (),
         shortened=tuple(fitted.shortened),
     )
+
+
+def fit_alt_text(config: Config, target: str, alt_text: str | None, limits: PlatformLimits | None = None) -> str | None:
+    """A bridged image's alt text within the target's alt-text limit (its server's, where it tells);
+    None when there is none."""
+    if not alt_text:
+        return None
+    alt_limit = _alt_limit(_target_kind(config, target), limits)
+    return shorten_to_fit(_clean(alt_text), lambda c: len(c) <= alt_limit) or None
 
 
 def _is_credit(line: str) -> bool:

@@ -35,6 +35,7 @@ from crosswatch.journal import Journal
 from crosswatch.models import TERMINAL_STATES, Caption, Job, JobState, Metadata, Photo, PreparedImage
 from crosswatch.platforms import registry
 from crosswatch.platforms.base import JobContext
+from crosswatch.platforms.limits import PlatformLimits
 
 log = structlog.get_logger("crosswatch.jobs")
 
@@ -202,7 +203,8 @@ class JobContexts:
                  account_id: str | None, username: str | None, need_image: bool) -> JobContext:
         paths = [str(p) for p in bridge.get("images") or () if isinstance(p, str)] or [photo.path]
         paths = paths[: self._max_images(job.target)]
-        alts = _alt_texts(bridge, len(paths))
+        limits = self.target_limits(job.target)
+        alts = [compose.fit_alt_text(self.config, job.target, alt, limits) for alt in _alt_texts(bridge, len(paths))]
         caption = self._bridged_caption(job, bridge)
         data: dict[str, Any] = {**({"username": username} if username else {}), **job.data}
         prepared: list[PreparedImage] = []
@@ -212,7 +214,8 @@ class JobContexts:
                     raise BadPhoto(f"the downloaded image {path} is gone; the bridged post cannot go out")
                 prepared.append(self._bridged_image(job, photo, index, Path(path)))
             if len(prepared) > 1:
-                data["images"] = [{"path": image.path, "format": image.format, "alt_text": alt}
+                data["images"] = [{"path": image.path, "format": image.format, "alt_text": alt,
+                                   "width": image.width, "height": image.height}
                                   for image, alt in zip(prepared, alts, strict=True)]
         return JobContext(
             job_id=job.id,
@@ -232,12 +235,23 @@ class JobContexts:
         if self.config.bridge.link == "permalink" and isinstance(permalink, str) and permalink:
             utm = self.config.bridge.utm or self.config.links.utm.get(job.target, {})
             link = compose.add_utm(permalink, utm)
+        # Fitted to the target's own limits: its server's where it tells them (Mastodon's instance).
         return compose.condense(self.config, job.target, str(bridge.get("caption") or ""), link=link,
-                                alt_text=_alt_texts(bridge, 1)[0])
+                                alt_text=_alt_texts(bridge, 1)[0], limits=self.target_limits(job.target))
+
+    def target_limits(self, target: str) -> PlatformLimits | None:
+        """The target's limits: its server's where it tells them (Mastodon's instance), else its
+        platform's; None for a target not configured."""
+        target_cfg = self.config.targets.get(target)
+        return platform_info.learned_limits(self.journal, target_cfg) if target_cfg is not None else None
 
     def _max_images(self, target: str) -> int:
+        """Images one post of this target carries: the platform's, or its server's (Mastodon's
+        max_media_attachments, as platform_info last read it)."""
         config = self.config.targets.get(target)
-        return registry.limits(config.kind).max_images if config and registry.platform(config.kind) else 1
+        if config is None or registry.platform(config.kind) is None:
+            return 1
+        return platform_info.learned_limits(self.journal, config).max_images
 
     def _bridged_image(self, job: Job, photo: Photo, index: int, path: Path) -> PreparedImage:
         target = self.config.targets.get(job.target)

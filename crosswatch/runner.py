@@ -20,7 +20,7 @@ import structlog
 
 from crosswatch import platform_info, pricing
 from crosswatch.config import Config
-from crosswatch.crashpoints import crashpoint
+from crosswatch.crashpoints import crashpoint, step_points
 from crosswatch.errors import AuthError, BadPhoto, CrosswatchError, JournalError
 from crosswatch.jobs import JobContexts, NotYet
 from crosswatch.journal import BUDGET_HOLD, JobRow, Journal
@@ -282,14 +282,14 @@ class Runner:
                                         next_attempt_at=waiting_until, attempts_delta=-1, intent=False,
                                         reason="waiting for the platform's publishing quota")
                 return
-            crashpoint(f"before:{step.name}")
+            crashpoint(*step_points("before", job.target, step.name))
             if not step.safe_to_repeat:
                 self.journal.transition(job.id, JobState.IN_FLIGHT, step=step.name, intent=True,
                                         detail="intent")
-                crashpoint(f"intent:{step.name}")
+                crashpoint(*step_points("intent", job.target, step.name))
             applies = step_applies(step, ctx)
             outcome = self._perform(step, ctx)
-            crashpoint(f"after:{step.name}")
+            crashpoint(*step_points("after", job.target, step.name))
             if applies:
                 self._charge(ctx, step.name, outcome)
             self._count_quota(job.target, target, step, outcome)
@@ -307,13 +307,13 @@ class Runner:
                 if index < len(steps):
                     self.journal.transition(job.id, JobState.IN_FLIGHT, step=steps[index].name,
                                             step_index=index, data=kept, intent=False)
-                    crashpoint(f"recorded:{step.name}")
+                    crashpoint(*step_points("recorded", job.target, step.name))
                     continue
                 outcome = Outcome(Kind.DONE, data=kept)
             if outcome.kind is Kind.DUPLICATE:
                 outcome = self._settle_duplicate(target, ctx, step, outcome)
             self._apply(job.id, job.target, index, outcome, attempts=job.attempts + 1)
-            crashpoint(f"recorded:{step.name}")
+            crashpoint(*step_points("recorded", job.target, step.name))
             return
 
     # -- what the platform charges (pricing.py) ----------------------------------------------------

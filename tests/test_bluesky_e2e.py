@@ -49,6 +49,11 @@ def test_auth_login_with_the_app_password_on_stdin_status_import_and_revoke(
         state = auth_status(config)
         assert state["signed_in"] and not state["needs_login"] and state["account_id"] == DEFAULT_BSKY_DID
         assert state["has_refresh_token"] and 7000 < state["expires_in_seconds"] <= 7200
+        # An app password has no scopes: the status says what it grants instead of "scopes ?".
+        assert state["scopes"] == [] and state["grants"].startswith("app password: post, upload images, read")
+        text = run_cli("auth", "status", config=config).stdout
+        assert "scopes ?" not in text and f"bluesky: {DEFAULT_BSKY_HANDLE}, app password: post" in text, text
+        assert "not the password, email, handle, account deletion or DMs" in text
 
         revoke = run_cli("auth", "revoke", "bluesky", config=config)
         assert revoke.returncode == 0, revoke.stderr

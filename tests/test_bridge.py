@@ -39,6 +39,9 @@ from crosswatch.errors import ConfigError
 from crosswatch.jobs import JobContexts
 from crosswatch.journal import Journal, NewFile
 from crosswatch.models import Job, JobState
+from crosswatch.platforms.bluesky import limits as bluesky_limits
+from crosswatch.platforms.bluesky.richtext import detect_facets
+from crosswatch.platforms.mastodon import limits as mastodon_limits
 from crosswatch.platforms.registry import build_target
 from crosswatch.runner import Runner
 from tests.conftest import DaemonProcess, jpeg_bytes, run_cli, wait_until
@@ -599,3 +602,62 @@ def test_run_once_bridges_to_x_and_the_outbox_once_each(workspace: dict[str, Pat
     assert "#seascape" in written.read_text() and "#seascape" not in x_post.text
     doctor = run_cli("doctor", config=config)
     assert "ok    bridge instagram -> x, outbox: re-shared 1, left alone 0" in doctor.stdout, doctor.stdout
+
+
+# --- condensing for Mastodon and Bluesky: each target's own limits ----------------------------------
+
+
+def fediverse_config(tmp_path: Path) -> Config:
+    inbox = tmp_path / "inbox"
+    inbox.mkdir(exist_ok=True)
+    return config_from_mapping({
+        "state_dir": str(tmp_path / "state"),
+        "watch": [{"path": str(inbox), "targets": ["instagram", "mastodon", "bluesky"]}],
+        "targets": {"instagram": {"client_id": DEFAULT_IG_CLIENT_ID, "graph_base": BASE, "api_base": BASE},
+                    "mastodon": {"instance": "https://photos.example"}, "bluesky": {"handle": "ada.bsky.social"}},
+        "bridge": {"enabled": True, "targets": ["mastodon", "bluesky"]},
+    }, tmp_path / "config.yaml")
+
+
+LONG_LINK = "https://www.instagram.com/p/C" + "x" * 150 + "/?utm_source=mastodon"
+LONG_CAPTION = ("Morning light over the long harbour wall " * 12).strip() + f".\n{CREDIT}\n#fog #harbour"
+
+
+def words_of(text: str) -> set[str]:
+    return set(text.split())
+
+
+def test_a_condensed_caption_fits_the_mastodon_servers_own_characters_and_url_weight(tmp_path: Path) -> None:
+    config = fediverse_config(tmp_path)
+    small = mastodon_limits.learned({"max_characters": 200, "characters_reserved_per_url": 23})
+    caption = compose.condense(config, "mastodon", LONG_CAPTION, link=LONG_LINK, limits=small)
+    assert caption.limit == 200 and caption.length == mastodon_limits.status_length(caption.text, 23) <= 200
+    assert len(caption.text) > 200, "the link counts 23, not its length"
+    assert LONG_LINK in caption.text and CREDIT in caption.text
+    assert {w.rstrip("…") for w in words_of(caption.text)} <= words_of(LONG_CAPTION) | {LONG_LINK, ""}
+    roomy = compose.condense(config, "mastodon", LONG_CAPTION, link=LONG_LINK)  # stock 500
+    assert roomy.limit == 500 and len(roomy.text) > len(caption.text)
+
+
+WORD = st.sampled_from(["harbour", "fog", "Morning", "light.", "東京", "😀", "👩‍👩‍👧‍👦", "wall!", "#fog", "#東京",
+                        "naïve", "Ωmega"])
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(lines=st.lists(st.lists(WORD, min_size=1, max_size=80).map(" ".join), min_size=1, max_size=4),
+       link=st.sampled_from([None, LONG_LINK]))
+def test_any_caption_condenses_to_a_bluesky_post_within_300_graphemes_with_whole_words_and_facets(
+        tmp_path: Path, lines: list[str], link: str | None) -> None:
+    caption = compose.condense(fediverse_config(tmp_path), "bluesky", "\n".join([*lines, CREDIT]), link=link)
+    assert bluesky_limits.fits(caption.text) and caption.limit == 300
+    source = words_of("\n".join([*lines, CREDIT])) | ({link} if link else set()) | {""}
+    assert {w.rstrip("…") for w in words_of(caption.text)} <= source, "a word was cut"
+    data = caption.text.encode("utf-8")
+    facets = detect_facets(caption.text)
+    for facet in facets:
+        covered = data[facet["index"]["byteStart"]:facet["index"]["byteEnd"]].decode()
+        feature = facet["features"][0]
+        assert covered == feature.get("uri", "#" + str(feature.get("tag"))), (covered, feature)
+    if link:
+        assert link in caption.text
+        assert [f["features"][0]["uri"] for f in facets if "uri" in f["features"][0]] == [link]

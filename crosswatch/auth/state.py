@@ -23,6 +23,8 @@ def status(target_cfg: TargetConfig, store: SecretStore, *, clock: Clock = time.
         "problem": f"not signed in; {login_hint(target_cfg.name)}" if tokens is None else None,
         # Whether one is stored, never the secret itself.
         "client_secret_stored": store.get(client_secret_key(target_cfg.name)) is not None,
+        # What the sign-in grants where it has no scopes (Bluesky's app password); else None.
+        "grants": None,
     }
     if tokens is None:
         return result
@@ -34,6 +36,11 @@ def status(target_cfg: TargetConfig, store: SecretStore, *, clock: Clock = time.
         "expires_in_seconds": None if remaining is None else max(0, int(remaining)),
         "renews_itself": renews_itself(target_cfg, tokens, now),
     })
+    # A sign-in without scopes (Bluesky's app password) says what it grants instead.
+    sign_in = registry.sign_in(target_cfg.kind)
+    grants = getattr(sign_in, "grants", None)
+    if isinstance(grants, str) and not tokens.scopes:
+        result["grants"] = grants
     problem = _token_problem(target_cfg, tokens, now)
     result["problem"] = problem
     result["needs_login"] = problem is not None

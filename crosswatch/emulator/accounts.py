@@ -165,3 +165,27 @@ def sample_jpeg(width: int = 1080, height: int = 1080, seed: int = 0) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, "JPEG", quality=80)
     return buffer.getvalue()
+
+
+def delete_mastodon_status(state: EmulatorState, status_id: str) -> bool:
+    """The status is deleted by its author: GET /api/v1/statuses/{id} answers 404."""
+    statuses = state.mastodon.statuses
+    before = len(statuses)
+    statuses[:] = [s for s in statuses if s.id != status_id]
+    return len(statuses) < before
+
+
+def delete_bsky_post(state: EmulatorState, uri: str) -> bool:
+    """The post record is deleted (as deleteRecord would): getRecord answers RecordNotFound."""
+    found = [key for key, record in state.bluesky.records.items() if record.uri == uri]
+    for key in found:
+        del state.bluesky.records[key]
+    return bool(found)
+
+
+def delete_threads_post(state: EmulatorState, media_id: str) -> bool:
+    """The thread is deleted in the app: its node no longer exists (code 100, subcode 33)."""
+    posts = state.threads.posts
+    before = len(posts)
+    posts[:] = [p for p in posts if p.id != media_id]
+    return len(posts) < before

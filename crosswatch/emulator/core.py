@@ -385,6 +385,14 @@ class Emulator:
         with self.state.lock:
             return accounts.delete_ig_media(self.state, media_id)
 
+    def delete_post(self, network: str, remote_id: str) -> bool:
+        """Delete a Mastodon status (its id), a Bluesky post (its at:// URI) or a thread (its id) as
+        its author would; False when there is no such post."""
+        delete = {"mastodon": accounts.delete_mastodon_status, "bluesky": accounts.delete_bsky_post,
+                  "threads": accounts.delete_threads_post}[network]
+        with self.state.lock:
+            return delete(self.state, remote_id)
+
     # --- inspection -------------------------------------------------------------------------------------
 
     def snapshot(self, *, include_bytes: bool = False) -> dict[str, Any]:

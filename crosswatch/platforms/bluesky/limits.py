@@ -11,6 +11,7 @@ from crosswatch.platforms.limits import PlatformLimits, TargetSpec
 MAX_GRAPHEMES = 300
 MAX_TEXT_BYTES = 3000
 MAX_IMAGE_BYTES = 2_000_000
+MAX_IMAGES = 4  # app.bsky.embed.images: images maxLength 4
 # The grapheme limit and the byte limit in one number: 3,000 bytes is 10 per grapheme of the 300.
 BYTES_PER_GRAPHEME = MAX_TEXT_BYTES // MAX_GRAPHEMES
 
@@ -44,4 +45,5 @@ LIMITS = PlatformLimits(
     # The Bluesky app itself scales images to 2000 px on the long edge before uploading.
     image=TargetSpec("bluesky", "Bluesky", max_bytes=MAX_IMAGE_BYTES, max_long_edge=2000),
     config_defaults={"service": "https://bsky.social"},
+    max_images=MAX_IMAGES,
 )

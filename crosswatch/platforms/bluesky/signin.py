@@ -256,6 +256,9 @@ class BlueskySignIn:
 
     method: Literal["oauth", "password"] = "password"
     scopes: tuple[str, ...] = ()
+    # What `auth status` says in place of scopes: an app password has none, it grants a fixed set.
+    grants = ("app password: post, upload images, read; not the password, email, handle, account "
+              "deletion or DMs; revoke it at " + SETTINGS_URL)
     needs_client_secret = False
     refreshes_expired = True
 

@@ -1,5 +1,11 @@
 """The Bluesky target: upload the image as a blob, create the post record (sans-I/O).
 
+A post may carry up to 4 images (``app.bsky.embed.images``; a bridged carousel or an album, listed by
+``base.post_images``): the upload step then repeats itself (``Kind.AGAIN``) once per image, each blob
+recorded before the next image goes, so after a crash it resumes at the image it stopped at and never
+uploads again one whose blob is kept. The record embeds every blob, in order, each with its alt text
+and aspect ratio.
+
 Both steps are XRPC calls to the account's own PDS (its DID document's ``#atproto_pds`` endpoint,
 handed to the steps by the runner as ``ctx.api_base``; ``service`` until sign-in has found it).
 
@@ -32,8 +38,9 @@ from typing import Any, Literal
 import httpx
 
 from crosswatch.config import TargetConfig
+from crosswatch.platforms import base
 from crosswatch.platforms.base import Finding, JobContext, Kind, Outcome, Step, Verdict
-from crosswatch.platforms.bluesky.limits import MAX_IMAGE_BYTES
+from crosswatch.platforms.bluesky.limits import MAX_IMAGE_BYTES, MAX_IMAGES
 from crosswatch.platforms.bluesky.richtext import detect_facets
 from crosswatch.platforms.bluesky.tid import tid_for_job
 from crosswatch.platforms.reading import integer, json_body, text
@@ -43,6 +50,8 @@ DEFAULT_WEB_BASE = "https://bsky.app"
 POST_COLLECTION = "app.bsky.feed.post"
 # When a 429 carries no usable reset, wait this long (the general limit's window is 5 minutes).
 DEFAULT_RATE_LIMIT_WAIT = 300.0
+# A step that has more images to do comes back at once (the runner's AGAIN waits this long).
+NEXT_IMAGE_SECONDS = 0.01
 # The XRPC error names that mean "this access token will not do": refresh the session.
 AUTH_ERRORS = frozenset({"ExpiredToken", "InvalidToken", "AuthMissing", "AuthRequired"})
 # The account cannot post at all until a person acts.
@@ -169,6 +178,38 @@ def _created_at(moment: float) -> str:
     return datetime.fromtimestamp(moment, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+@dataclass(frozen=True)
+class PostImage:
+    path: Path
+    format: str
+    alt_text: str | None
+    width: int | None
+    height: int | None
+
+
+def post_images(ctx: JobContext) -> list[PostImage]:
+    """Every image of the post, in order (at most 4): ``ctx.data["images"]`` for several, else the
+    prepared one."""
+    several = base.post_images(ctx)[:MAX_IMAGES]
+    if several:
+        return [PostImage(Path(str(image.get("path"))), str(image.get("format") or "JPEG"),
+                          text(image.get("alt_text")), integer(image.get("width")), integer(image.get("height")))
+                for image in several]
+    if ctx.image is None:
+        return []
+    return [PostImage(Path(ctx.image.path), ctx.image.format, ctx.caption.alt_text, ctx.image.width,
+                      ctx.image.height)]
+
+
+def _blobs(ctx: JobContext) -> list[Mapping[str, Any]]:
+    """The blobs uploaded so far, each with its ``aspect_ratio`` beside it (one image: ``blob``)."""
+    blobs = ctx.data.get("blobs")
+    if isinstance(blobs, list):
+        return [b for b in blobs if isinstance(b, Mapping)]
+    blob = ctx.data.get("blob")
+    return [{"blob": blob, "aspect_ratio": ctx.data.get("aspect_ratio")}] if isinstance(blob, Mapping) else []
+
+
 @dataclass
 class UploadBlob:
     """``com.atproto.repo.uploadBlob`` with the prepared image's bytes (safe: an unreferenced blob is
@@ -180,12 +221,14 @@ class UploadBlob:
     safe_to_repeat: bool = True
 
     def build(self, ctx: JobContext) -> httpx.Request:
-        if ctx.image is None:
+        images = post_images(ctx)
+        if not images:
             raise ValueError("the Bluesky upload step needs a prepared image")  # a runner bug, not input
-        content_type = "image/png" if ctx.image.format.upper() == "PNG" else "image/jpeg"
+        image = images[min(len(_blobs(ctx)) if len(images) > 1 else 0, len(images) - 1)]
+        content_type = "image/png" if image.format.upper() == "PNG" else "image/jpeg"
         return httpx.Request("POST", xrpc_url(pds_base(self.config, ctx), "com.atproto.repo.uploadBlob"),
                              headers={**bearer(ctx.access_token), "Content-Type": content_type},
-                             content=Path(ctx.image.path).read_bytes())
+                             content=image.path.read_bytes())
 
     def parse(self, ctx: JobContext, response: httpx.Response) -> Outcome:
         if not response.is_success:
@@ -202,14 +245,24 @@ class UploadBlob:
         if size is not None and size > MAX_IMAGE_BYTES:
             return Outcome(Kind.REJECTED, reason=f"the image is {size} bytes; Bluesky takes at most "
                                                  f"{MAX_IMAGE_BYTES} bytes per image")
-        data: dict[str, Any] = {"blob": blob, **rate_limit_data(response.headers)}
-        if ctx.image is not None:
-            data["aspect_ratio"] = {"width": ctx.image.width, "height": ctx.image.height}
+        images = post_images(ctx)
+        done = _blobs(ctx) if len(images) > 1 else []
+        image = images[min(len(done), len(images) - 1)] if images else None
+        aspect = ({"width": image.width, "height": image.height}
+                  if image is not None and image.width and image.height else None)
+        data: dict[str, Any] = {"blob": blob, "aspect_ratio": aspect, **rate_limit_data(response.headers)}
+        if len(images) > 1:
+            uploaded = [*done, {"blob": blob, "aspect_ratio": aspect}]
+            # The first image's blob stays the job's ``blob`` (as with one image).
+            data |= {"blobs": uploaded, "blob": uploaded[0]["blob"], "aspect_ratio": uploaded[0]["aspect_ratio"]}
         if not ctx.data.get("rkey"):
             # The key and time of the post are fixed here, once, and committed with this step's
             # outcome before the create is sent: every later attempt sends the very same record.
             now = self.clock()
             data |= {"rkey": tid_for_job(ctx.job_id, now), "created_at": _created_at(now)}
+        if len(images) > 1 and len(data["blobs"]) < len(images):
+            return Outcome(Kind.AGAIN, data=data, retry_after=NEXT_IMAGE_SECONDS,
+                           reason=f"uploaded image {len(data['blobs'])} of {len(images)}")
         return Outcome(Kind.NEXT, data=data)
 
 
@@ -226,13 +279,18 @@ def post_record(config: TargetConfig, ctx: JobContext) -> dict[str, Any]:
         record["facets"] = facets
     if config.language:
         record["langs"] = [config.language]
-    blob = ctx.data.get("blob")
-    if isinstance(blob, Mapping):
-        image: dict[str, Any] = {"image": dict(blob), "alt": (ctx.caption.alt_text or "").strip()}
-        aspect = ctx.data.get("aspect_ratio")
+    images = []
+    for uploaded, image in zip(_blobs(ctx), post_images(ctx), strict=False):
+        blob = uploaded.get("blob")
+        if not isinstance(blob, Mapping):
+            continue
+        embedded: dict[str, Any] = {"image": dict(blob), "alt": (image.alt_text or "").strip()}
+        aspect = uploaded.get("aspect_ratio")
         if isinstance(aspect, Mapping) and integer(aspect.get("width")) and integer(aspect.get("height")):
-            image["aspectRatio"] = {"width": int(aspect["width"]), "height": int(aspect["height"])}
-        record["embed"] = {"$type": "app.bsky.embed.images", "images": [image]}
+            embedded["aspectRatio"] = {"width": int(aspect["width"]), "height": int(aspect["height"])}
+        images.append(embedded)
+    if images:
+        record["embed"] = {"$type": "app.bsky.embed.images", "images": images}
     return record
 
 
@@ -266,7 +324,8 @@ class CreatePost:
             if response.status_code == 400 and (error.error == "BlobNotFound"
                                                 or "could not find blob" in (error.message or "").lower()):
                 # The PDS dropped the unreferenced blob while the post waited: upload it again.
-                return Outcome(Kind.AGAIN, data=outcome.data, back_to="upload_blob", retry_after=1.0,
+                return Outcome(Kind.AGAIN, data={**outcome.data, "blob": None, "blobs": None}, back_to="upload_blob",
+                               retry_after=1.0,
                                reason=outcome.reason)
             if outcome.kind is Kind.FAILED and photo_refused(response):
                 return Outcome(Kind.REJECTED, data=outcome.data, reason=outcome.reason)

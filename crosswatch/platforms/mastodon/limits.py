@@ -123,6 +123,7 @@ def learned(stored: Mapping[str, Any] | None) -> PlatformLimits:
         caption_length=partial(status_length, reserved_per_url=limits.characters_reserved_per_url),
         image=image_spec(limits),
         alt_text_limit=limits.description_limit,
+        max_images=limits.max_media_attachments,
     )
 
 
@@ -142,6 +143,7 @@ LIMITS = PlatformLimits(
     default_caption="{title}\n\n{description}\n\n{attribution} {hashtags}",
     image=image_spec(FALLBACK),
     alt_text_limit=FALLBACK.description_limit,
+    max_images=FALLBACK.max_media_attachments,
     config_defaults={"visibility": "public"},
     required_config={"instance": "the server's address, e.g. https://mastodon.social"},
     check_config=check_target_config,

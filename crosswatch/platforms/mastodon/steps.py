@@ -1,6 +1,12 @@
 """The Mastodon target: upload the image with its alt text, wait until it is processed, create the
 status (sans-I/O; the runner sends).
 
+A status may carry several images (a bridged carousel, an album: ``base.post_images``, as many as the
+server's ``max_media_attachments``, jobs.py keeps to that). The upload step then repeats itself
+(``Kind.AGAIN``) once per image, and each answer is recorded before the next image goes: after a crash
+the step resumes at the image it stopped at and never uploads again one whose id is kept. The wait
+step polls every image still processing; the status carries every ``media_ids[]``, in order.
+
 What Mastodon's own source says, and what the steps rely on (mastodon/mastodon):
 
 - ``POST /api/v2/media`` answers 200 with the attachment when it is processed, 202 (``url: null``)
@@ -32,6 +38,7 @@ from typing import Any, Literal
 import httpx
 
 from crosswatch.config import TargetConfig
+from crosswatch.platforms import base
 from crosswatch.platforms.base import Finding, JobContext, Kind, Outcome, Step, Verdict
 from crosswatch.platforms.mastodon.limits import InstanceLimits, parse_instance
 from crosswatch.platforms.reading import id_string, json_body, text
@@ -51,6 +58,8 @@ STATUSES_PAGE = 40
 RECONCILE_PAGES = 5
 # The instance's limits are read again after this long.
 INSTANCE_INFO_MAX_AGE = 86400.0
+# A step that has more images to do comes back at once (the runner's AGAIN waits this long).
+NEXT_IMAGE_SECONDS = 0.01
 
 Clock = Callable[[], float]
 
@@ -145,10 +154,46 @@ def _object(response: httpx.Response) -> dict[str, Any]:
 # Steps
 
 
+@dataclass(frozen=True)
+class PostImage:
+    path: Path
+    format: str
+    alt_text: str | None
+
+
+def post_images(ctx: JobContext) -> list[PostImage]:
+    """Every image of the status, in order: ``ctx.data["images"]`` for several, else the prepared one."""
+    several = base.post_images(ctx)
+    if several:
+        return [PostImage(Path(str(image.get("path"))), str(image.get("format") or "JPEG"),
+                          text(image.get("alt_text"))) for image in several]
+    if ctx.image is None:
+        return []
+    return [PostImage(Path(ctx.image.path), ctx.image.format, ctx.caption.alt_text)]
+
+
+def media_ids(ctx: JobContext) -> list[str]:
+    """The ids of the images uploaded so far (one image: its ``media_id``)."""
+    ids = ctx.data.get("media_ids")
+    if isinstance(ids, list):
+        return [str(i) for i in ids]
+    one = id_string(ctx.data.get("media_id"))
+    return [one] if one else []
+
+
+def _pending(ctx: JobContext) -> list[str]:
+    """The uploaded images the server is still processing."""
+    pending = ctx.data.get("media_pending")
+    if isinstance(pending, list):
+        return [str(i) for i in pending]
+    one = id_string(ctx.data.get("media_id"))
+    return [one] if one and ctx.data.get("media_processing") else []
+
+
 @dataclass
 class UploadMedia:
-    """``POST /api/v2/media`` (multipart ``file``, the alt text as ``description``). Safe to repeat: an
-    attachment not used by a status is cleaned up by the server."""
+    """``POST /api/v2/media`` (multipart ``file``, the alt text as ``description``), once per image.
+    Safe to repeat: an attachment not used by a status is cleaned up by the server."""
 
     config: TargetConfig
     clock: Clock = time.time
@@ -156,13 +201,14 @@ class UploadMedia:
     safe_to_repeat: bool = True
 
     def build(self, ctx: JobContext) -> httpx.Request:
-        if ctx.image is None:
+        images = post_images(ctx)
+        if not images:
             raise ValueError("the Mastodon upload step needs a prepared image")  # a runner bug
-        path = Path(ctx.image.path)
-        content_type = "image/png" if ctx.image.format.upper() == "PNG" else "image/jpeg"
-        form = {"description": ctx.caption.alt_text.strip()} if ctx.caption.alt_text else {}
+        image = images[min(len(media_ids(ctx)) if len(images) > 1 else 0, len(images) - 1)]
+        content_type = "image/png" if image.format.upper() == "PNG" else "image/jpeg"
+        form = {"description": image.alt_text.strip()} if image.alt_text and image.alt_text.strip() else {}
         return httpx.Request("POST", api_url(self.config, "/api/v2/media"), headers=bearer(ctx.access_token),
-                             data=form, files={"file": (path.name, path.read_bytes(), content_type)})
+                             data=form, files={"file": (image.path.name, image.path.read_bytes(), content_type)})
 
     def parse(self, ctx: JobContext, response: httpx.Response) -> Outcome:
         if response.status_code == 422:
@@ -175,8 +221,19 @@ class UploadMedia:
         if media_id is None:
             return Outcome(Kind.RETRY, data=rate_limit_data(response.headers),
                            reason="Mastodon accepted the upload but sent no media id")
-        return Outcome.next(media_id=media_id, media_processing=response.status_code == 202,
-                            **rate_limit_data(response.headers))
+        processing = response.status_code == 202
+        count = len(post_images(ctx))
+        if count < 2:
+            return Outcome.next(media_id=media_id, media_processing=processing, **rate_limit_data(response.headers))
+        ids = [*media_ids(ctx), media_id]
+        pending = [*(_pending(ctx) if ctx.data.get("media_ids") else []), *([media_id] if processing else [])]
+        # The first image's id stays the job's media_id: the reconciler looks for it.
+        data = {"media_ids": ids, "media_id": ids[0], "media_pending": pending, "media_processing": bool(pending),
+                **rate_limit_data(response.headers)}
+        if len(ids) < count:
+            return Outcome(Kind.AGAIN, data=data, retry_after=NEXT_IMAGE_SECONDS,
+                           reason=f"uploaded image {len(ids)} of {count}")
+        return Outcome(Kind.NEXT, data=data)
 
 
 @dataclass
@@ -189,10 +246,11 @@ class WaitForMedia:
     safe_to_repeat: bool = True
 
     def applies(self, ctx: JobContext) -> bool:
-        return bool(ctx.data.get("media_processing"))
+        return bool(ctx.data.get("media_processing")) and bool(_pending(ctx))
 
     def build(self, ctx: JobContext) -> httpx.Request:
-        media_id = str(ctx.data.get("media_id", ""))
+        pending = _pending(ctx)
+        media_id = pending[0] if pending else str(ctx.data.get("media_id", ""))
         return httpx.Request("GET", api_url(self.config, f"/api/v1/media/{media_id}"),
                              headers=bearer(ctx.access_token))
 
@@ -202,12 +260,17 @@ class WaitForMedia:
             return Outcome(Kind.AGAIN, data=limits, retry_after=PROCESSING_POLL_SECONDS,
                            reason="Mastodon is still processing the image")
         if response.status_code == 200:
-            return Outcome.next(media_processing=False, **limits)
+            rest = _pending(ctx)[1:]
+            if rest:
+                return Outcome(Kind.AGAIN, data={**limits, "media_pending": rest}, retry_after=NEXT_IMAGE_SECONDS,
+                               reason=f"{len(rest)} more image(s) still to be processed")
+            return Outcome.next(media_processing=False, media_pending=[], **limits)
         if response.status_code == 422:
             return Outcome(Kind.REJECTED, data=limits, reason=error_words(response))
         if response.status_code == 404:
-            # Unattached media is cleaned up after a day: upload again.
-            return Outcome(Kind.AGAIN, data={**limits, "media_id": None, "media_processing": False},
+            # Unattached media is cleaned up after a day: upload again (every image: their ids go together).
+            return Outcome(Kind.AGAIN, data={**limits, "media_id": None, "media_ids": None, "media_pending": None,
+                                             "media_processing": False},
                            back_to="upload_media", retry_after=PROCESSING_POLL_SECONDS,
                            reason="the uploaded image is gone from the server; uploading it again")
         return error_outcome(response, self.clock())
@@ -240,9 +303,9 @@ class CreateStatus:
 
     def build(self, ctx: JobContext) -> httpx.Request:
         body: dict[str, Any] = {"status": ctx.caption.text}
-        media_id = ctx.data.get("media_id")
-        if media_id:
-            body["media_ids"] = [str(media_id)]
+        ids = media_ids(ctx)
+        if ids:
+            body["media_ids"] = ids
         if self.config.visibility:
             body["visibility"] = self.config.visibility
         if self.config.language:
@@ -253,7 +316,7 @@ class CreateStatus:
     def parse(self, ctx: JobContext, response: httpx.Response) -> Outcome:
         limits = rate_limit_data(response.headers)
         if response.status_code == 422:
-            return self._refused(response, limits)
+            return self._refused(ctx, response, limits)
         if not response.is_success:
             return error_outcome(response, self.clock(), unsafe=True)
         status = _object(response)
@@ -265,15 +328,15 @@ class CreateStatus:
                        permalink=status_permalink(status))
 
     @staticmethod
-    def _refused(response: httpx.Response, limits: Mapping[str, Any]) -> Outcome:
+    def _refused(ctx: JobContext, response: httpx.Response, limits: Mapping[str, Any]) -> Outcome:
         reason = error_words(response)
         words = reason.lower()
         if _MEDIA_TAKEN in words:
             # Our image is on a status already: an earlier attempt went out. Ask, never resend.
             return Outcome(Kind.UNKNOWN, data=limits, reason=reason)
         if _MEDIA_NOT_READY in words:
-            return Outcome(Kind.AGAIN, data={**limits, "media_processing": True}, back_to="wait_for_media",
-                           retry_after=PROCESSING_POLL_SECONDS, reason=reason)
+            return Outcome(Kind.AGAIN, data={**limits, "media_processing": True, "media_pending": media_ids(ctx)},
+                           back_to="wait_for_media", retry_after=PROCESSING_POLL_SECONDS, reason=reason)
         if any(marker in words for marker in _TEXT_REFUSALS):
             return Outcome(Kind.REJECTED, data=limits, reason=reason)
         return Outcome(Kind.FAILED, data=limits, reason=reason)
