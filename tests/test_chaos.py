@@ -184,8 +184,8 @@ def test_sigkill_at_25_random_instants_posts_40_photos_exactly_once_per_platform
 # The four-network run: every network's steps, each crash point named by its target as well
 # (``phase:target:step``), since X and Mastodon both have ``upload_media`` and X and Bluesky both
 # ``create_post``: a point by step alone would kill whichever network got there first.
-FOUR_PHOTOS = 16
-FOUR_TIMED_KILLS = 2
+FOUR_PHOTOS = 20  # the issue: 20 photos to all four networks, 20 SIGKILLs
+FOUR_TIMED_KILLS = 4  # beside the 16 crash points: 20 kills in all
 NETWORK_STEPS: dict[str, tuple[str, ...]] = {
     "x": X_STEPS, "instagram": IG_STEPS,
     "mastodon": ("upload_media", "wait_for_media", "create_status"), "bluesky": ("upload_blob", "create_post"),
