@@ -182,6 +182,22 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX notices_unsent ON notices (destination, sent_at, next_try_at);
     """,
+    # 9: the upload check (crosswatch/uploadcheck.py): every prepared file re-read just before its
+    # bytes left for a platform or a media host, and what private metadata it still carried (none, or
+    # the traces that blocked the upload), for `crosswatch audit`
+    """
+    CREATE TABLE upload_checks (
+        id       INTEGER PRIMARY KEY,
+        job_id   INTEGER NOT NULL REFERENCES jobs(id),
+        target   TEXT NOT NULL,
+        step     TEXT NOT NULL,
+        file     TEXT NOT NULL,
+        ok       INTEGER NOT NULL,
+        traces   TEXT,
+        at       REAL NOT NULL
+    );
+    CREATE INDEX upload_checks_by_job ON upload_checks (job_id);
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -771,6 +787,28 @@ class Journal:
                                   "GROUP BY destination, sent"):
             counts.setdefault(r["destination"], {"sent": 0, "waiting": 0})["sent" if r["sent"] else "waiting"] = r["n"]
         return counts
+
+    # -- the upload check (uploadcheck.py) ---------------------------------------------------------
+
+    def record_upload_check(self, job_id: int, target: str, step: str, file: str, traces: Sequence[str]) -> None:
+        """One prepared file read again before it left: ``traces`` is what private metadata it still
+        carried ([] when none; then it was sent)."""
+        with self._write() as db:
+            db.execute("INSERT INTO upload_checks (job_id, target, step, file, ok, traces, at) "
+                       "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                       (job_id, target, step, file, 0 if traces else 1, "; ".join(traces) or None, self._clock()))
+
+    def upload_check_counts(self) -> dict[str, int]:
+        """How many uploads were checked and how many the check blocked."""
+        row = self._db.execute("SELECT count(*) AS checked, coalesce(sum(ok = 0), 0) AS failed "
+                               "FROM upload_checks").fetchone()
+        return {"checked": int(row["checked"]), "failed": int(row["failed"])}
+
+    def failed_upload_checks(self, limit: int = 20) -> list[dict[str, Any]]:
+        """The latest blocked uploads: job, target, file, traces, at."""
+        rows = self._db.execute("SELECT job_id, target, step, file, traces, at FROM upload_checks WHERE ok = 0 "
+                                "ORDER BY id DESC LIMIT ?", (limit,))
+        return [dict(r) for r in rows]
 
     # -- what a target's server says about itself (platform_info) ---------------------------------
 

@@ -18,7 +18,7 @@ from typing import Protocol
 import httpx
 import structlog
 
-from crosswatch import platform_info, pricing
+from crosswatch import platform_info, pricing, uploadcheck
 from crosswatch.config import Config
 from crosswatch.crashpoints import crashpoint
 from crosswatch.errors import AuthError, BadPhoto, CrosswatchError, JournalError
@@ -457,6 +457,13 @@ class Runner:
     def _perform(self, step: Step, ctx: JobContext) -> Outcome:
         if not step_applies(step, ctx):
             return Outcome.next()
+        if uploadcheck.sends_media(step):
+            # The image is read again right before its bytes leave: anything private blocks it.
+            blocked = uploadcheck.check_before_sending(self.journal, ctx, step.name)
+            if blocked is not None:
+                log.error("upload blocked by the privacy check", job=ctx.job_id, target=ctx.target,
+                          file=blocked.file, traces=list(blocked.traces))
+                return Outcome(Kind.FAILED, reason=blocked.reason(ctx.job_id))
         if isinstance(step, HttpStep):
             return self._send(step, ctx)
         assert isinstance(step, LocalStep)
