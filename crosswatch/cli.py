@@ -148,15 +148,21 @@ def _when(timestamp: float) -> str:
 @pass_obj
 def status(obj: Obj, as_json: bool, show_all: bool) -> None:
     """Photos and jobs per target, with their states and last errors."""
-    from crosswatch import views
+    from crosswatch import tokenhealth, views
+    from crosswatch.secrets import SecretStore
 
     with _open_journal(obj.config) as journal:
         now = time.time()
+        # Tokens that nothing can renew and that lapse soon, days before they do.
+        expiring = tokenhealth.expiring_lines(obj.config, SecretStore(), now)
         if as_json:
-            click.echo(json.dumps(views.status_document(obj.config, journal, now), indent=2, ensure_ascii=False))
+            document = views.status_document(obj.config, journal, now)
+            click.echo(json.dumps({**document, "expiring_tokens": expiring}, indent=2, ensure_ascii=False))
             return
         for line in views.status_lines(obj.config, journal, now, show_all=show_all):
             click.echo(line)
+        for line in expiring:
+            click.echo(f"token: {line}")
     address = _console_address(obj.config)
     if address:
         click.echo(f"console: {address}")

@@ -18,7 +18,7 @@ from typing import Protocol
 import httpx
 import structlog
 
-from crosswatch import platform_info, pricing, uploadcheck
+from crosswatch import platform_info, pricing, tokenhealth, uploadcheck
 from crosswatch.config import Config
 from crosswatch.crashpoints import crashpoint
 from crosswatch.errors import AuthError, BadPhoto, CrosswatchError, JournalError
@@ -131,6 +131,8 @@ class Runner:
         self._stopping: Callable[[], bool] = lambda: False
         self._quotas: dict[str, _QuotaReading] = {}
         self._info_looked_at = float("-inf")
+        # Every refreshable token renewed in time, posting or not (tokenhealth.py).
+        self.refresh_tokens = tokenhealth.RefreshTick(self.tokens, self.clock)
 
     def stop_when(self, stopping: Callable[[], bool]) -> None:
         """Between steps the runner asks this; when true it leaves the job where it stands."""
@@ -155,6 +157,7 @@ class Runner:
         """Check due in-doubt jobs, then perform every job due now (up to ``limit``); returns how many
         jobs were attempted."""
         self.refresh_platform_info()
+        self.refresh_tokens()
         now = self.clock()
         attempted = 0
         for row in self.journal.due_jobs(now, limit, state=JobState.IN_DOUBT):
