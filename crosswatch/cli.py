@@ -338,6 +338,25 @@ def doctor(obj: Obj) -> None:
         sys.exit(1)
 
 
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="print one JSON document instead of text")
+@pass_obj
+def audit(obj: Obj, as_json: bool) -> None:
+    """Accounts, scopes, token ages and what is stored where; exit 1 when something needs you."""
+    from crosswatch import audit as audit_report
+    from crosswatch.secrets import SecretStore
+
+    with _open_journal(obj.config) as journal:
+        document = audit_report.audit(obj.config, journal, SecretStore(), time.time())
+    if as_json:
+        click.echo(json.dumps(document, indent=2, ensure_ascii=False))
+    else:
+        for line in audit_report.audit_lines(document):
+            click.echo(line)
+    if audit_report.needs_user(document):
+        sys.exit(1)
+
+
 # -- metadata and preview ----------------------------------------------------------------------------
 
 

@@ -810,6 +810,41 @@ class Journal:
                                 "ORDER BY id DESC LIMIT ?", (limit,))
         return [dict(r) for r in rows]
 
+    # -- what the journal holds (audit.py) --------------------------------------------------------
+
+    def last_attempts(self) -> dict[str, float]:
+        """Per target, when a job last started its steps: the last time its token was used to post."""
+        rows = self._db.execute("SELECT j.target AS target, max(e.at) AS at FROM events e JOIN jobs j "
+                                "ON j.id = e.job_id WHERE e.to_state = 'in_flight' GROUP BY j.target")
+        return {r["target"]: float(r["at"]) for r in rows}
+
+    def row_counts(self) -> dict[str, int]:
+        """Rows per table (the audit's "what is stored")."""
+        tables = [r[0] for r in self._db.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")]
+        # The names come from sqlite_master itself, never from outside.
+        return {t: int(self._db.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0]) for t in tables}
+
+    def oldest_entry(self) -> float | None:
+        """When the oldest thing in the journal was recorded (a photo first seen, a job event)."""
+        row = self._db.execute("SELECT min(at) FROM (SELECT min(first_seen) AS at FROM photos "
+                               "UNION ALL SELECT min(at) FROM events)").fetchone()
+        return None if row[0] is None else float(row[0])
+
+    def hosted_copies(self) -> list[tuple[Job, str]]:
+        """Finished jobs whose data names a media-host copy (``hosted_key``): each should be gone."""
+        finished = (JobState.DONE.value, JobState.FAILED.value, JobState.REJECTED.value)
+        rows = self._db.execute("SELECT * FROM jobs WHERE state IN (?, ?, ?) AND json_extract(data, '$.hosted_key') "
+                                "IS NOT NULL ORDER BY id", finished)
+        return [(row.job, str(row.job.data["hosted_key"])) for row in map(_job_row, rows)]
+
+    def unfinished_hosted_keys(self) -> set[str]:
+        """Media-host keys of jobs still on their way (their copies are meant to be there)."""
+        rows = self._db.execute("SELECT json_extract(data, '$.hosted_key') AS key FROM jobs WHERE state NOT IN "
+                                "(?, ?, ?) AND key IS NOT NULL",
+                                (JobState.DONE.value, JobState.FAILED.value, JobState.REJECTED.value))
+        return {str(r["key"]) for r in rows}
+
     # -- what a target's server says about itself (platform_info) ---------------------------------
 
     def set_platform_info(self, target: str, info: Mapping[str, Any]) -> None:

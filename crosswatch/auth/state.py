@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -29,7 +30,7 @@ def status(target_cfg: TargetConfig, store: SecretStore, *, clock: Clock = time.
     remaining = tokens.remaining(now)
     result.update({
         "account_id": tokens.account_id, "username": tokens.username, "scopes": list(tokens.scopes),
-        "expires_at": _iso(tokens.expires_at), "has_refresh_token": tokens.refresh_token is not None,
+        "expires_at": iso_time(tokens.expires_at), "has_refresh_token": tokens.refresh_token is not None,
         "expires_in_seconds": None if remaining is None else max(0, int(remaining)),
     })
     problem = _token_problem(target_cfg, tokens, now)
@@ -45,14 +46,31 @@ def _token_problem(cfg: TargetConfig, tokens: TokenSet, now: float) -> str | Non
     refreshes = sign_in.refreshes_expired if sign_in is not None else True
     if tokens.expired(now) and (not refreshes or not tokens.refresh_token):
         return f"the token has expired; {login_hint(cfg.name)}"
-    wanted = sign_in.scopes if sign_in is not None else ()
-    missing = [s for s in wanted if tokens.scopes and s not in tokens.scopes]
+    missing = missing_scopes(cfg.kind, tokens.scopes)
     if missing:
         return f"the token lacks the scopes {', '.join(missing)}; {login_hint(cfg.name)}"
     return None
 
 
-def _iso(epoch: float | None) -> str | None:
+def needed_scopes(kind: str) -> tuple[str, ...]:
+    """The scopes crosswatch asks for, and needs, on this platform (its sign-in's ``scopes``)."""
+    sign_in = registry.sign_in(kind)
+    return tuple(sign_in.scopes) if sign_in is not None else ()
+
+
+def missing_scopes(kind: str, granted: Sequence[str]) -> list[str]:
+    """Needed scopes the token lacks; none when the platform did not say what it granted."""
+    return [s for s in needed_scopes(kind) if granted and s not in granted]
+
+
+def extra_scopes(kind: str, granted: Sequence[str]) -> list[str]:
+    """Granted scopes crosswatch does not need: more power than it uses (``audit`` reports them)."""
+    needed = needed_scopes(kind)
+    return [s for s in granted if s not in needed]
+
+
+def iso_time(epoch: float | None) -> str | None:
+    """UTC, to the second, with a Z: how every token time is shown."""
     if epoch is None:
         return None
     return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
