@@ -101,7 +101,8 @@ def test_audit_after_posting_everywhere(rig: Rig) -> None:
     assert accounts["mastodon"]["token_expires_at"] is None and accounts["mastodon"]["refreshable"] is False
     for name in ("x", "instagram", "threads", "bluesky"):
         assert accounts[name]["token_expires_at"] is not None and accounts[name]["refreshable"] is True
-    assert accounts["mastodon"]["revoke"]["page"] == f"{rig.config.targets['mastodon'].instance}/oauth/authorized_applications"
+    instance = rig.config.targets["mastodon"].instance
+    assert accounts["mastodon"]["revoke"]["page"] == f"{instance}/oauth/authorized_applications"
     stored = document["stored"]
     assert {"x:token", "instagram:token", "mastodon:token", "notify:phone"} <= set(stored["keyring"]["entries"])
     assert stored["journal"]["rows"]["jobs"] == 5 and stored["journal"]["oldest_entry"] is not None
