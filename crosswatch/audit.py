@@ -123,8 +123,8 @@ def leftover_copies(config: Config, journal: Journal) -> list[dict[str, Any]]:
         for path in sorted(folder.iterdir()):
             if HOSTED_NAME.fullmatch(path.name) and path.name not in on_the_way:
                 job_id = int(path.stem.rsplit("-", 1)[1])
-                job = journal.job(job_id)
-                found.append({"target": job.target if job else target, "job": job_id, "key": path.name,
+                owner = journal.job(job_id)
+                found.append({"target": owner.target if owner else target, "job": job_id, "key": path.name,
                               "where": str(path)})
     return found
 
