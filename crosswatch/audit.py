@@ -186,7 +186,13 @@ def audit(config: Config, journal: Journal, store: SecretStore, now: float) -> d
 
 def audit_lines(document: dict[str, Any]) -> list[str]:
     """``crosswatch audit`` as text."""
-    lines = ["accounts:"]
+    lines = ["accounts:", *account_lines(document), "stored:", *stored_lines(document)]
+    lines += [f"problem: {p}" for p in document["problems"]] or ["no problems"]
+    return lines
+
+
+def account_lines(document: dict[str, Any]) -> list[str]:
+    lines = []
     for a in document["accounts"]:
         lines.append(f"  {a['target']} ({a['platform']}): " + (f"signed in as {a['account'] or 'unknown'}"
                                                                if a["signed_in"] else "not signed in"))
@@ -199,10 +205,14 @@ def audit_lines(document: dict[str, Any]) -> list[str]:
                      f"obtained or refreshed {a['refreshed_at'] or 'never'}, last used {a['used_at'] or 'never'}")
         lines.append(f"    revoke: `{a['revoke']['command']}`" +
                      (f", or on the platform: {a['revoke']['page']}" if a["revoke"]["page"] else ""))
+    return lines
+
+
+def stored_lines(document: dict[str, Any]) -> list[str]:
+    """What is stored where, and the upload checks: one line each, indented for the CLI."""
     stored = document["stored"]
     journal = stored["journal"]
-    lines += [
-        "stored:",
+    return [
         f"  keyring ({stored['keyring']['service']}): {', '.join(stored['keyring']['entries']) or 'nothing'}",
         f"  journal {journal['path']}: {journal['bytes']} bytes, {sum(journal['rows'].values())} rows, "
         f"oldest entry {journal['oldest_entry'] or 'none'}",
@@ -210,11 +220,9 @@ def audit_lines(document: dict[str, Any]) -> list[str]:
         f"{stored['prepared_images']['bytes']} bytes",
         f"  media host copies after their post: {len(stored['media_host_copies'])}",
         f"  log: {stored['log']}",
-        f"privacy: {document['privacy']['uploads_checked']} uploads checked before they left, "
+        f"  privacy: {document['privacy']['uploads_checked']} uploads checked before they left, "
         f"{document['privacy']['uploads_failed']} blocked",
     ]
-    lines += [f"problem: {p}" for p in document["problems"]] or ["no problems"]
-    return lines
 
 
 def needs_user(document: dict[str, Any]) -> bool:

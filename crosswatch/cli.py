@@ -148,13 +148,12 @@ def _when(timestamp: float) -> str:
 @pass_obj
 def status(obj: Obj, as_json: bool, show_all: bool) -> None:
     """Photos and jobs per target, with their states and last errors."""
-    from crosswatch import tokenhealth, views
-    from crosswatch.secrets import SecretStore
+    from crosswatch import views
 
     with _open_journal(obj.config) as journal:
         now = time.time()
-        # Tokens that nothing can renew and that lapse soon, days before they do.
-        expiring = tokenhealth.expiring_lines(obj.config, SecretStore(), now)
+        # Tokens that nothing can renew and that lapse soon, as the daemon last found them.
+        expiring = views.token_warning_lines(journal, now)
         if as_json:
             document = views.status_document(obj.config, journal, now)
             click.echo(json.dumps({**document, "expiring_tokens": expiring}, indent=2, ensure_ascii=False))
@@ -262,8 +261,11 @@ def _release_auth_hold(config: Config, target: str) -> None:
     if not config.journal_path.exists():
         return
     # If the journal cannot be written now, no harm: the daemon looks at the token again within a minute.
+    from crosswatch import tokenhealth
+
     with contextlib.suppress(CrosswatchError), _open_journal(config) as journal:
         journal.clear_hold(target, kind="auth")
+        tokenhealth.forget_warning(journal, target)
 
 
 # -- doctor ------------------------------------------------------------------------------------------

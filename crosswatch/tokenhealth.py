@@ -7,23 +7,26 @@ How a platform renews its tokens is said by its sign-in (``platforms/<name>/sign
 ``refreshes_before_expiry`` (Instagram, Threads: the 60-day token renews itself while valid, once it
 is 24 h old). A token that neither can renew (Mastodon's never expire; an imported Instagram token
 past its date; a token the platform refused) is "unrefreshable": within ``notify.token_warning_days``
-of its expiry it is reported by ``status``, ``doctor``, ``audit`` and a notification.
+of its expiry it is reported by ``doctor``, ``audit`` and a notification, and by ``status`` from what
+the daemon last found (``record_warnings``, hourly: ``status`` reads only the journal).
 
 Never a secret here: only names, times and flags.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Protocol
 
 import structlog
 
-from crosswatch.auth.tokens import TokenSet, load_tokens, login_hint
+from crosswatch import views
+from crosswatch.auth.tokens import TokenSet, load_tokens
 from crosswatch.config import Config, TargetConfig
 from crosswatch.errors import CrosswatchError
+from crosswatch.journal import Journal
 from crosswatch.platforms import registry
 from crosswatch.secrets import SecretStore
 
@@ -94,23 +97,28 @@ def warning_seconds(config: Config) -> float:
 
 
 def expiring_line(found: TokenHealth, now: float) -> str:
-    """One line for status, doctor and audit: when it lapses and what to do."""
+    """One line for doctor and audit: when it lapses and what to do."""
     assert found.expires_at is not None
-    if found.expires_at <= now:
-        return f"the {found.target} token has expired and cannot be refreshed; {login_hint(found.target)}"
-    days = (found.expires_at - now) / 86400.0
-    on = datetime.fromtimestamp(found.expires_at, UTC).strftime("%Y-%m-%d %H:%M UTC")
-    return (f"the {found.target} token lapses in {days:.1f} days ({on}) and cannot be refreshed; "
-            f"{login_hint(found.target)} before then")
+    return views.lapse_line(found.target, found.expires_at, now)
 
 
-def expiring_lines(config: Config, store: SecretStore, now: float) -> list[str]:
-    """status and doctor: the expiring-token lines, or one line saying the keyring cannot be read."""
+def record_warnings(journal: Journal, config: Config, store: SecretStore, now: float) -> list[TokenHealth]:
+    """Keep the tokens about to lapse in the journal, for `status` (views.token_warning_lines)."""
+    found = expiring(config, store, now=now, within_seconds=warning_seconds(config))
+    value = json.dumps([{"target": f.target, "expires_at": f.expires_at} for f in found])
+    if journal.info(views.TOKEN_WARNINGS_KEY) != value:
+        journal.set_info(views.TOKEN_WARNINGS_KEY, value)
+    return found
+
+
+def forget_warning(journal: Journal, target: str) -> None:
+    """After a new sign-in: the target's old warning goes (the daemon looks again within the hour)."""
     try:
-        return [expiring_line(found, now) for found in expiring(config, store, now=now,
-                                                                 within_seconds=warning_seconds(config))]
-    except CrosswatchError as exc:
-        return [f"cannot read the accounts' tokens: {exc}"]
+        recorded = json.loads(journal.info(views.TOKEN_WARNINGS_KEY) or "[]")
+    except ValueError:
+        recorded = []
+    kept = [item for item in recorded if isinstance(item, dict) and item.get("target") != target]
+    journal.set_info(views.TOKEN_WARNINGS_KEY, json.dumps(kept))
 
 
 # -- the daily refresh ---------------------------------------------------------------------------

@@ -10,6 +10,7 @@ each read once, never per row.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -29,6 +30,31 @@ EXPIRING_SOON_SECONDS = 7 * 86400.0
 # Hold kinds that a person has to act on, or at least know about.
 _HOLD_WORDS = {"auth": "sign-in needed", "quota": "quota", "budget": "budget", "pacing": "pacing",
                "rate_limit": "rate limit", "paused": "paused"}
+
+
+# journal_info: the tokens that nothing can renew and that lapse soon, as the daemon last found them
+# (tokenhealth.record_warnings, hourly), so `status` tells of them without reading the keyring.
+TOKEN_WARNINGS_KEY = "token_warnings"
+
+
+def lapse_line(target: str, expires_at: float, now: float) -> str:
+    """A token nothing can renew: when it lapses and what to do (status, doctor, audit)."""
+    hint = f"run `crosswatch auth login {target}`"
+    if expires_at <= now:
+        return f"the {target} token has expired and cannot be refreshed; {hint}"
+    on = dt.datetime.fromtimestamp(expires_at, dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return (f"the {target} token lapses in {(expires_at - now) / 86400.0:.1f} days ({on}) and cannot be "
+            f"refreshed; {hint} before then")
+
+
+def token_warning_lines(journal: Journal, now: float) -> list[str]:
+    """The daemon's last word on tokens about to lapse (see TOKEN_WARNINGS_KEY)."""
+    try:
+        recorded = json.loads(journal.info(TOKEN_WARNINGS_KEY) or "[]")
+    except ValueError:
+        return []
+    return [lapse_line(str(item["target"]), float(item["expires_at"]), now) for item in recorded
+            if isinstance(item, dict) and isinstance(item.get("expires_at"), int | float)]
 
 
 def when(timestamp: float) -> str:
@@ -468,3 +494,50 @@ def needs_you(journal: Journal, account_views: Sequence[AccountView], now: float
             items.append(NeedItem(_HOLD_WORDS.get(hold.kind, hold.kind), f"until {when(hold.until)}: {hold.reason}",
                                   target=name))
     return NeedsYou(tuple(items))
+
+
+# ---------------------------------------------------------------------------------------------------
+# the console: the audit on the accounts page (the same document as `crosswatch audit`)
+
+
+@dataclass(frozen=True)
+class AuditAccount:
+    target: str
+    needed_scopes: str
+    extra_scopes: str
+    missing_scopes: str
+    refreshable: bool
+    used: str
+    revoke_page: str | None
+    revoke_command: str
+
+
+@dataclass(frozen=True)
+class AuditPage:
+    accounts: Mapping[str, AuditAccount]
+    stored: tuple[str, ...]
+    problems: tuple[str, ...]
+
+
+def audit_page(config: Config, journal: Journal | None, store: Any, now: float) -> AuditPage | None:
+    """The audit for the accounts page; None before there is a journal (the daemon makes it)."""
+    from crosswatch import audit
+
+    if journal is None:
+        return None
+    document = audit.audit(config, journal, store, now)
+    accounts = {a["target"]: AuditAccount(
+        target=a["target"], needed_scopes=" ".join(a["needed_scopes"]), extra_scopes=" ".join(a["extra_scopes"]),
+        missing_scopes=" ".join(a["missing_scopes"]), refreshable=bool(a["refreshable"]),
+        used=a["used_at"] or "", revoke_page=a["revoke"]["page"], revoke_command=a["revoke"]["command"],
+    ) for a in document["accounts"]}
+    return AuditPage(accounts, tuple(line.strip() for line in audit.stored_lines(document)),
+                     tuple(document["problems"]))
+
+
+def revoked_text(target: str, result: Mapping[str, Any]) -> str:
+    """What the console says after its revoke button (the result of ``auth.revoke``)."""
+    said = "revoked at the platform; " if result.get("revoked_at_platform") else ""
+    kept = "tokens deleted from the keyring" if result.get("deleted") else "nothing was stored"
+    note = f"; {result['note']}" if result.get("note") else ""
+    return f"{target}: {said}{kept}{note}"

@@ -100,6 +100,8 @@ def test_status_doctor_and_one_notification_tell_of_a_token_about_to_lapse(rig: 
     store = SecretStore()
     tokens = stored("mastodon")
     save_tokens(store, "mastodon", replace(tokens, expires_at=rig.clock() + 3 * DAY))
+    # The daemon's runner notes it (hourly); `status` reads only the journal.
+    rig.runner.run_due()
     config = rig.config.source
     assert config is not None
     status = run_cli("status", config=Path(config))
@@ -120,3 +122,6 @@ def test_status_doctor_and_one_notification_tell_of_a_token_about_to_lapse(rig: 
     assert len(lines) == 1, receiver.messages
     assert "lapses in 2." in lines[0] or "lapses in 3.0" in lines[0]
     assert tokens.access_token not in str(receiver.messages)
+    # A new sign-in (`auth login` / `auth import` call forget_warning) takes the warning off `status`.
+    tokenhealth.forget_warning(rig.journal, "mastodon")
+    assert "token:" not in run_cli("status", config=Path(config)).stdout
