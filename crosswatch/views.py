@@ -422,6 +422,8 @@ class AccountView:
     signed_in: bool
     problem: str
     can_sign_in: bool
+    # Nothing can renew the token (tokenhealth.can_refresh): its expiry is the end of the sign-in.
+    lapses: bool = False
 
     @property
     def sign_in_text(self) -> str:
@@ -430,7 +432,7 @@ class AccountView:
 
 def accounts(config: Config, store: Any, holds: Mapping[str, Hold], *, clock: Any = time.time) -> list[AccountView]:
     """Each target's account, scopes, token expiry and last refresh (never a secret)."""
-    from crosswatch import auth
+    from crosswatch import auth, tokenhealth
     from crosswatch.auth.tokens import load_tokens
     from crosswatch.platforms import registry
 
@@ -453,7 +455,8 @@ def accounts(config: Config, store: Any, holds: Mapping[str, Hold], *, clock: An
             target=name, kind=target.kind, account=state["username"] or state["account_id"] or "",
             scopes=" ".join(state["scopes"]), expires=state["expires_at"] or ("never" if state["signed_in"] else ""),
             expires_in_seconds=state["expires_in_seconds"], refreshed=refreshed,
-            signed_in=bool(state["signed_in"]) and not problem, problem=problem, can_sign_in=True))
+            signed_in=bool(state["signed_in"]) and not problem, problem=problem, can_sign_in=True,
+            lapses=tokens is not None and not tokenhealth.can_refresh(target.kind, tokens, clock())))
     return views
 
 
@@ -476,7 +479,7 @@ class NeedsYou:
 
 def needs_you(journal: Journal, account_views: Sequence[AccountView], now: float) -> NeedsYou:
     """What waits for a person: jobs awaiting approval, failed or in doubt; targets that need a
-    sign-in or are held by a quota or budget; tokens that expire within a week."""
+    sign-in or are held by a quota or budget; tokens nothing can renew that expire within a week."""
     items: list[NeedItem] = []
     for job in journal.jobs_in_states((JobState.AWAITING_APPROVAL, JobState.FAILED, JobState.IN_DOUBT)):
         label = {JobState.AWAITING_APPROVAL: "awaiting approval", JobState.FAILED: "failed",
@@ -487,7 +490,8 @@ def needs_you(journal: Journal, account_views: Sequence[AccountView], now: float
     for account in account_views:
         if not account.signed_in:
             items.append(NeedItem("sign-in needed", account.problem, target=account.target))
-        elif account.expires_in_seconds is not None and account.expires_in_seconds < EXPIRING_SOON_SECONDS:
+        elif (account.lapses and account.expires_in_seconds is not None
+              and account.expires_in_seconds < EXPIRING_SOON_SECONDS):
             items.append(NeedItem("expiring soon", f"the token expires {account.expires}", target=account.target))
     for name, hold in sorted(holds.items()):
         if hold.kind in ("quota", "budget") or (hold.kind == "auth" and name not in signing):

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from crosswatch import tokenhealth
+from crosswatch import tokenhealth, views
 from crosswatch.auth.tokens import TokenSet, load_tokens, save_tokens
 from crosswatch.models import JobState
 from crosswatch.notify import Notifier, add_destination
@@ -89,6 +89,9 @@ def test_only_unrefreshable_tokens_near_expiry_are_expiring(rig: Rig) -> None:
     found = tokenhealth.expiring(rig.config, store, now=now, within_seconds=7 * DAY)
     assert [f.target for f in found] == ["mastodon"]
     assert tokenhealth.expiring(rig.config, store, now=now, within_seconds=2 * DAY) == []
+    # The console's "needs you" agrees: X's access token expiring in an hour is not news.
+    needs = views.needs_you(rig.journal, views.accounts(rig.config, store, {}, clock=lambda: now), now)
+    assert [(item.kind, item.target) for item in needs.items] == [("expiring soon", "mastodon")]
     # An Instagram token already past its date cannot be renewed any more: expiring (expired).
     save_tokens(store, "instagram", replace(stored("instagram"), expires_at=now - 10))
     assert {f.target for f in tokenhealth.expiring(rig.config, store, now=now)} == {"mastodon", "instagram"}
