@@ -67,16 +67,18 @@ def read_metadata(path: Path) -> Metadata:
 
     Raises ``BadPhoto`` only when the file cannot be read or is not an image at all.
     """
-    path = Path(path)
+    return _assemble(_read_blocks(Path(path)))
+
+
+def _read_blocks(path: Path) -> _Blocks:
     try:
         with open_photo(path) as file:
             head = file.read(_JPEG_CHUNK)
-            blocks = _read_container(path, file, head)
+            return _read_container(path, file, head)
     except NotRegularFile as exc:
         raise BadPhoto(f"{path}: {exc.reason}") from None
     except OSError as exc:
         raise BadPhoto(f"{path}: cannot read the file ({exc.strerror or exc})") from None
-    return _assemble(blocks)
 
 
 def _read_container(path: Path, file: BinaryIO, head: bytes) -> _Blocks:
@@ -1083,15 +1085,7 @@ def private_traces(path: Path) -> list[str]:
     Fails closed: a block that cannot be read through (unparseable XMP, a broken EXIF structure) is a
     trace itself, since what it hides cannot be vouched for. Raises ``BadPhoto`` when the file cannot
     be read at all."""
-    path = Path(path)
-    try:
-        with open_photo(path) as file:
-            head = file.read(_JPEG_CHUNK)
-            blocks = _read_container(path, file, head)
-    except NotRegularFile as exc:
-        raise BadPhoto(f"{path}: {exc.reason}") from None
-    except OSError as exc:
-        raise BadPhoto(f"{path}: cannot read the file ({exc.strerror or exc})") from None
+    blocks = _read_blocks(Path(path))
     found: list[str] = []
     if blocks.exif is not None:
         found += _exif_traces(blocks.exif)

@@ -404,13 +404,10 @@ def _audit(state: ConsoleState) -> views.AuditPage | None:
 
 async def account_revoke(request: Request, state: ConsoleState) -> Response:
     """The revoke button: as `crosswatch auth revoke TARGET`; the accounts page says what happened."""
-    try:
-        await _form(request)
-    except _CsrfRefused:
-        return PlainTextResponse(_CSRF_RESPONSE, status_code=403)
-    target = str(request.path_params["target"])
-    if target not in state.config.targets:
-        return PlainTextResponse("not found", status_code=404)
+    found = await _account_target(request, state)
+    if isinstance(found, Response):
+        return found
+    target = found
 
     def revoke() -> str:
         import httpx
@@ -428,7 +425,8 @@ async def account_revoke(request: Request, state: ConsoleState) -> Response:
     return RedirectResponse(f"/accounts#account-{target}", status_code=303)
 
 
-async def account_signin(request: Request, state: ConsoleState) -> Response:
+async def _account_target(request: Request, state: ConsoleState) -> str | Response:
+    """The target an account button POSTs for, once its CSRF token matched; else the refusal."""
     try:
         await _form(request)
     except _CsrfRefused:
@@ -436,6 +434,13 @@ async def account_signin(request: Request, state: ConsoleState) -> Response:
     target = str(request.path_params["target"])
     if target not in state.config.targets:
         return PlainTextResponse("not found", status_code=404)
+    return target
+
+
+async def account_signin(request: Request, state: ConsoleState) -> Response:
+    target = await _account_target(request, state)
+    if isinstance(target, Response):
+        return target
     address = await run_in_threadpool(state.flows.start, target)
     if address is None:
         return RedirectResponse("/accounts", status_code=303)
