@@ -147,8 +147,8 @@ class ThreadsSignIn:
     refreshes_expired = False  # an expired long-lived token cannot be refreshed
     # The long-lived token renews itself while it is valid (after 24 h); tokenhealth.py.
     refreshes_before_expiry = True
-    # Threads lists the apps under Settings > Account > Website permissions.
-    connected_apps = "https://www.threads.net/settings/account/website_permissions"
+    # Threads lists the apps under Settings > Account > Website permissions (the page below).
+    connected_apps = "https://www.threads.net/settings/account"
 
     def authorize_url(self, cfg: TargetConfig, redirect_uri: str, state: str, code_verifier: str) -> str:
         return threads_authorize_url(cfg, redirect_uri, state)  # no PKCE in Threads' window
