@@ -152,11 +152,16 @@ def status(obj: Obj, as_json: bool, show_all: bool) -> None:
 
     with _open_journal(obj.config) as journal:
         now = time.time()
+        # Tokens that nothing can renew and that lapse soon, as the daemon last found them.
+        expiring = views.token_warning_lines(journal, now)
         if as_json:
-            click.echo(json.dumps(views.status_document(obj.config, journal, now), indent=2, ensure_ascii=False))
+            document = views.status_document(obj.config, journal, now)
+            click.echo(json.dumps({**document, "expiring_tokens": expiring}, indent=2, ensure_ascii=False))
             return
         for line in views.status_lines(obj.config, journal, now, show_all=show_all):
             click.echo(line)
+        for line in expiring:
+            click.echo(f"token: {line}")
     address = _console_address(obj.config)
     if address:
         click.echo(f"console: {address}")
@@ -257,8 +262,11 @@ def _release_auth_hold(config: Config, target: str) -> None:
     if not config.journal_path.exists():
         return
     # If the journal cannot be written now, no harm: the daemon looks at the token again within a minute.
+    from crosswatch import tokenhealth
+
     with contextlib.suppress(CrosswatchError), _open_journal(config) as journal:
         journal.clear_hold(target, kind="auth")
+        tokenhealth.forget_warning(journal, target)
 
 
 # -- doctor ------------------------------------------------------------------------------------------
@@ -330,6 +338,25 @@ def doctor(obj: Obj) -> None:
     for ok, text in checks:
         click.echo(("ok    " if ok else "FIX   ") + text)
     if not all(ok for ok, _ in checks):
+        sys.exit(1)
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="print one JSON document instead of text")
+@pass_obj
+def audit(obj: Obj, as_json: bool) -> None:
+    """Accounts, scopes, token ages and what is stored where; exit 1 when something needs you."""
+    from crosswatch import audit as audit_report
+    from crosswatch.secrets import SecretStore
+
+    with _open_journal(obj.config) as journal:
+        document = audit_report.audit(obj.config, journal, SecretStore(), time.time())
+    if as_json:
+        click.echo(json.dumps(document, indent=2, ensure_ascii=False))
+    else:
+        for line in audit_report.audit_lines(document):
+            click.echo(line)
+    if audit_report.needs_user(document):
         sys.exit(1)
 
 

@@ -11,12 +11,18 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from crosswatch import compose, platform_info, spend
 from crosswatch.config import Config
 from crosswatch.errors import CrosswatchError, UsageError
 from crosswatch.journal import Journal
 from crosswatch.models import Caption, Job, JobState
+
+if TYPE_CHECKING:
+    import httpx
+
+    from crosswatch.secrets import SecretStore
 
 Clock = Callable[[], float]
 
@@ -179,3 +185,15 @@ def edit(config: Config, journal: Journal, job_id: int, *, caption: str | None =
     result = journal.job(job_id)
     assert result is not None
     return result
+
+
+def revoke_account(config: Config, store: SecretStore, target: str, client: httpx.Client) -> dict[str, Any]:
+    """The console's revoke button: what ``crosswatch auth revoke TARGET`` does (revoke at the platform
+    where it has an endpoint, then delete the tokens and secrets from the keyring)."""
+    from crosswatch import auth
+    from crosswatch.platforms import registry
+
+    target_cfg = config.targets.get(target)
+    if target_cfg is None or not registry.signs_in(target_cfg.kind):
+        raise UsageError(f"target {target} has no account to revoke")
+    return auth.revoke(target_cfg, store, client)

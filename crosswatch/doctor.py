@@ -70,6 +70,7 @@ def _sign_in(config: Config, target: TargetConfig, client: httpx.Client) -> list
     else:
         who = state["username"] or state["account_id"] or "unknown account"
         results = [(True, f"target {name}: signed in as {who}, token expires {state['expires_at'] or 'never'}")]
+        results += _token_lapse(config, target)
     with Journal(config.journal_path) as journal:
         hold = journal.holds(time.time()).get(name)
         spent_here = spend.month_spend(config, journal, time.time()).get(name)
@@ -83,6 +84,21 @@ def _sign_in(config: Config, target: TargetConfig, client: httpx.Client) -> list
         reachable = _quota(target, check, client) if check is not None else _lookup(target, client)
         results += [reachable] if reachable is not None else []
     return results
+
+
+def _token_lapse(config: Config, target: TargetConfig) -> list[Check]:
+    """A token that nothing can renew and that lapses within notify.token_warning_days."""
+    from crosswatch import tokenhealth
+    from crosswatch.secrets import SecretStore
+
+    now = time.time()
+    try:
+        found = tokenhealth.health(target, SecretStore(), now)
+    except CrosswatchError as exc:
+        return [(False, f"target {target.name}: {exc}")]
+    if found.lapses_within(now, tokenhealth.warning_seconds(config)):
+        return [(False, f"target {target.name}: {tokenhealth.expiring_line(found, now)}")]
+    return []
 
 
 def _lookup(target: TargetConfig, client: httpx.Client) -> Check | None:

@@ -182,6 +182,22 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX notices_unsent ON notices (destination, sent_at, next_try_at);
     """,
+    # 9: the upload check (crosswatch/uploadcheck.py): every prepared file re-read just before its
+    # bytes left for a platform or a media host, and what private metadata it still carried (none, or
+    # the traces that blocked the upload), for `crosswatch audit`
+    """
+    CREATE TABLE upload_checks (
+        id       INTEGER PRIMARY KEY,
+        job_id   INTEGER NOT NULL REFERENCES jobs(id),
+        target   TEXT NOT NULL,
+        step     TEXT NOT NULL,
+        file     TEXT NOT NULL,
+        ok       INTEGER NOT NULL,
+        traces   TEXT,
+        at       REAL NOT NULL
+    );
+    CREATE INDEX upload_checks_by_job ON upload_checks (job_id);
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -771,6 +787,63 @@ class Journal:
                                   "GROUP BY destination, sent"):
             counts.setdefault(r["destination"], {"sent": 0, "waiting": 0})["sent" if r["sent"] else "waiting"] = r["n"]
         return counts
+
+    # -- the upload check (uploadcheck.py) ---------------------------------------------------------
+
+    def record_upload_check(self, job_id: int, target: str, step: str, file: str, traces: Sequence[str]) -> None:
+        """One prepared file read again before it left: ``traces`` is what private metadata it still
+        carried ([] when none; then it was sent)."""
+        with self._write() as db:
+            db.execute("INSERT INTO upload_checks (job_id, target, step, file, ok, traces, at) "
+                       "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                       (job_id, target, step, file, 0 if traces else 1, "; ".join(traces) or None, self._clock()))
+
+    def upload_check_counts(self) -> dict[str, int]:
+        """How many uploads were checked and how many the check blocked."""
+        row = self._db.execute("SELECT count(*) AS checked, coalesce(sum(ok = 0), 0) AS failed "
+                               "FROM upload_checks").fetchone()
+        return {"checked": int(row["checked"]), "failed": int(row["failed"])}
+
+    def failed_upload_checks(self, limit: int = 20) -> list[dict[str, Any]]:
+        """The latest blocked uploads: job, target, file, traces, at."""
+        rows = self._db.execute("SELECT job_id, target, step, file, traces, at FROM upload_checks WHERE ok = 0 "
+                                "ORDER BY id DESC LIMIT ?", (limit,))
+        return [dict(r) for r in rows]
+
+    # -- what the journal holds (audit.py) --------------------------------------------------------
+
+    def last_attempts(self) -> dict[str, float]:
+        """Per target, when a job last started its steps: the last time its token was used to post."""
+        rows = self._db.execute("SELECT j.target AS target, max(e.at) AS at FROM events e JOIN jobs j "
+                                "ON j.id = e.job_id WHERE e.to_state = 'in_flight' GROUP BY j.target")
+        return {r["target"]: float(r["at"]) for r in rows}
+
+    def row_counts(self) -> dict[str, int]:
+        """Rows per table (the audit's "what is stored")."""
+        tables = [r[0] for r in self._db.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")]
+        # The names come from sqlite_master itself, never from outside.
+        return {t: int(self._db.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0]) for t in tables}
+
+    def oldest_entry(self) -> float | None:
+        """When the oldest thing in the journal was recorded (a photo first seen, a job event)."""
+        row = self._db.execute("SELECT min(at) FROM (SELECT min(first_seen) AS at FROM photos "
+                               "UNION ALL SELECT min(at) FROM events)").fetchone()
+        return None if row[0] is None else float(row[0])
+
+    def hosted_copies(self) -> list[tuple[Job, str]]:
+        """Finished jobs whose data names a media-host copy (``hosted_key``): each should be gone."""
+        finished = (JobState.DONE.value, JobState.FAILED.value, JobState.REJECTED.value)
+        rows = self._db.execute("SELECT * FROM jobs WHERE state IN (?, ?, ?) AND json_extract(data, '$.hosted_key') "
+                                "IS NOT NULL ORDER BY id", finished)
+        return [(row.job, str(row.job.data["hosted_key"])) for row in map(_job_row, rows)]
+
+    def unfinished_hosted_keys(self) -> set[str]:
+        """Media-host keys of jobs still on their way (their copies are meant to be there)."""
+        rows = self._db.execute("SELECT json_extract(data, '$.hosted_key') AS key FROM jobs WHERE state NOT IN "
+                                "(?, ?, ?) AND key IS NOT NULL",
+                                (JobState.DONE.value, JobState.FAILED.value, JobState.REJECTED.value))
+        return {str(r["key"]) for r in rows}
 
     # -- what a target's server says about itself (platform_info) ---------------------------------
 

@@ -67,16 +67,18 @@ def read_metadata(path: Path) -> Metadata:
 
     Raises ``BadPhoto`` only when the file cannot be read or is not an image at all.
     """
-    path = Path(path)
+    return _assemble(_read_blocks(Path(path)))
+
+
+def _read_blocks(path: Path) -> _Blocks:
     try:
         with open_photo(path) as file:
             head = file.read(_JPEG_CHUNK)
-            blocks = _read_container(path, file, head)
+            return _read_container(path, file, head)
     except NotRegularFile as exc:
         raise BadPhoto(f"{path}: {exc.reason}") from None
     except OSError as exc:
         raise BadPhoto(f"{path}: cannot read the file ({exc.strerror or exc})") from None
-    return _assemble(blocks)
 
 
 def _read_container(path: Path, file: BinaryIO, head: bytes) -> _Blocks:
@@ -1032,3 +1034,100 @@ def _iso_from_iptc(date: str, time: str | None, warnings: list[str]) -> str | No
         hours, minutes, seconds, sign, offset_hours, offset_minutes = time_match.groups()
         iso += f"T{hours}:{minutes}:{seconds}" + (f"{sign}{offset_hours}:{offset_minutes}" if sign else "")
     return iso
+
+
+# ---------------------------------------------------------------------------------------------------
+# Private traces: what an image about to be uploaded must not carry (the upload check, uploadcheck.py)
+
+# EXIF tags that identify the camera, the lens or their owner, by (IFD name, tag): never written by
+# media.py, so finding one in a prepared image means preparation went wrong.
+_PRIVATE_EXIF_TAGS = {
+    ("IFD0", 0xC62F): "camera serial number (EXIF CameraSerialNumber)",
+    ("ExifIFD", 0xA431): "camera serial number (EXIF BodySerialNumber)",
+    ("ExifIFD", 0xA435): "lens serial number (EXIF LensSerialNumber)",
+    ("ExifIFD", 0xA430): "camera owner's name (EXIF CameraOwnerName)",
+    ("ExifIFD", 0x927C): "maker notes (EXIF MakerNote, which carry serial numbers)",
+}
+# IPTC IIM datasets that place the photo.
+_PRIVATE_IIM = {
+    (2, 90): "location text (IPTC City)", (2, 92): "location text (IPTC Sub-location)",
+    (2, 95): "location text (IPTC Province-State)", (2, 100): "location text (IPTC Country-Code)",
+    (2, 101): "location text (IPTC Country-Name)",
+}
+_IPTC_EXT = "http://iptc.org/std/Iptc4xmpExt/2008-02-29/"
+_XMP_MM = "http://ns.adobe.com/xap/1.0/mm/"
+# XMP properties by (namespace, local name); a local name of "GPS" stands for every GPS* property.
+_PRIVATE_XMP = {
+    ("http://ns.adobe.com/exif/1.0/", "GPS"): "GPS position (XMP exif:GPS)",
+    ("http://ns.adobe.com/photoshop/1.0/", "City"): "location text (XMP photoshop:City)",
+    ("http://ns.adobe.com/photoshop/1.0/", "State"): "location text (XMP photoshop:State)",
+    ("http://ns.adobe.com/photoshop/1.0/", "Country"): "location text (XMP photoshop:Country)",
+    ("http://iptc.org/std/Iptc4xmpCore/1.0/xmlns/", "Location"): "location text (XMP Iptc4xmpCore:Location)",
+    ("http://iptc.org/std/Iptc4xmpCore/1.0/xmlns/", "CountryCode"): "location text (XMP Iptc4xmpCore:CountryCode)",
+    (_IPTC_EXT, "LocationCreated"): "location text (XMP Iptc4xmpExt:LocationCreated)",
+    (_IPTC_EXT, "LocationShown"): "location text (XMP Iptc4xmpExt:LocationShown)",
+    (_IPTC_EXT, "Sublocation"): "location text (XMP Iptc4xmpExt:Sublocation)",
+    (_IPTC_EXT, "City"): "location text (XMP Iptc4xmpExt:City)",
+    ("http://ns.adobe.com/exif/1.0/aux/", "SerialNumber"): "camera serial number (XMP aux:SerialNumber)",
+    ("http://ns.adobe.com/exif/1.0/aux/", "LensSerialNumber"): "lens serial number (XMP aux:LensSerialNumber)",
+    ("http://ns.adobe.com/exif/1.0/aux/", "OwnerName"): "camera owner's name (XMP aux:OwnerName)",
+    ("http://cipa.jp/exif/1.0/", "BodySerialNumber"): "camera serial number (XMP exifEX:BodySerialNumber)",
+    ("http://cipa.jp/exif/1.0/", "LensSerialNumber"): "lens serial number (XMP exifEX:LensSerialNumber)",
+    ("http://cipa.jp/exif/1.0/", "CameraOwnerName"): "camera owner's name (XMP exifEX:CameraOwnerName)",
+    (_XMP_MM, "History"): "editing history (XMP xmpMM:History)",
+}
+
+
+def private_traces(path: Path) -> list[str]:
+    """What private metadata the image at ``path`` carries (GPS, serial numbers, the owner's name,
+    location text, editing history), one phrase each; [] when it carries none.
+
+    Fails closed: a block that cannot be read through (unparseable XMP, a broken EXIF structure) is a
+    trace itself, since what it hides cannot be vouched for. Raises ``BadPhoto`` when the file cannot
+    be read at all."""
+    blocks = _read_blocks(Path(path))
+    found: list[str] = []
+    if blocks.exif is not None:
+        found += _exif_traces(blocks.exif)
+    if blocks.iptc is not None:
+        warnings: list[str] = []
+        found += [_PRIVATE_IIM[(r, d)] for r, d, value in _iim_records(blocks.iptc, warnings)
+                  if (r, d) in _PRIVATE_IIM and value.strip(b"\x00 ")]
+        found += ["IPTC data that cannot be read through"] if warnings else []
+    packets = [blocks.xmp] if blocks.xmp is not None else []
+    packets += [b"".join(chunks[o] for o in sorted(chunks)) for _n, chunks in blocks.xmp_extended.values()]
+    for packet in packets:
+        found += _xmp_traces(packet)
+    return list(dict.fromkeys(found))
+
+
+def _exif_traces(data: bytes) -> list[str]:
+    warnings: list[str] = []
+    tiff = _Tiff.open(data, warnings, "EXIF")
+    if tiff is None:
+        return ["an EXIF block that cannot be read"]
+    ifd0 = tiff.ifd(tiff.first_ifd, "IFD0")
+    found = ["GPS position (EXIF GPS directory)"] if _GPS_IFD in ifd0 else []
+    directories = {"IFD0": ifd0, "ExifIFD": _sub_ifd(tiff, ifd0, _EXIF_IFD, "ExifIFD")}
+    found += [what for (name, tag), what in _PRIVATE_EXIF_TAGS.items() if tag in directories[name]]
+    if any("outside the data" in w or "directory is bad" in w or "loop" in w for w in warnings):
+        found.append("an EXIF structure that cannot be read through")
+    return found
+
+
+def _xmp_traces(packet: bytes) -> list[str]:
+    document = _xmp_document(packet)
+    if b"<!DOCTYPE" in document or b"<!ENTITY" in document or b"\x00!\x00D" in document:
+        return ["an XMP packet with a DTD"]
+    try:
+        root = ElementTree.fromstring(document)
+    except ElementTree.ParseError:
+        return ["an XMP packet that cannot be read"]
+    names = [element.tag for element in root.iter()] + [key for element in root.iter() for key in element.attrib]
+    found = []
+    for qualified in names:
+        namespace, _, local = qualified[1:].partition("}") if qualified.startswith("{") else ("", "", qualified)
+        key = (namespace, "GPS" if local.startswith("GPS") else local)
+        if key in _PRIVATE_XMP:
+            found.append(_PRIVATE_XMP[key])
+    return found

@@ -18,7 +18,7 @@ from typing import Protocol
 import httpx
 import structlog
 
-from crosswatch import platform_info, pricing
+from crosswatch import platform_info, pricing, tokenhealth, uploadcheck
 from crosswatch.config import Config
 from crosswatch.crashpoints import crashpoint, step_points
 from crosswatch.errors import AuthError, BadPhoto, CrosswatchError, JournalError
@@ -43,6 +43,7 @@ from crosswatch.platforms.base import (
     step_applies,
 )
 from crosswatch.schedule import Planner
+from crosswatch.secrets import SecretStore
 
 log = structlog.get_logger("crosswatch.runner")
 
@@ -69,6 +70,8 @@ QUOTA_RECHECK_SECONDS = 3600.0
 QUOTA_RESERVED_WAIT_SECONDS = 600.0
 # How often the runner looks whether a target's server limits (platform_info) are due to be read again.
 PLATFORM_INFO_LOOK_SECONDS = 60.0
+# How often the runner notes which tokens lapse soon with nothing to renew them (for `status`).
+TOKEN_HEALTH_LOOK_SECONDS = 3600.0
 
 
 @dataclasses.dataclass
@@ -131,6 +134,9 @@ class Runner:
         self._stopping: Callable[[], bool] = lambda: False
         self._quotas: dict[str, _QuotaReading] = {}
         self._info_looked_at = float("-inf")
+        # Every refreshable token renewed in time, posting or not (tokenhealth.py).
+        self.refresh_tokens = tokenhealth.RefreshTick(self.tokens, self.clock)
+        self._health_looked_at = float("-inf")
 
     def stop_when(self, stopping: Callable[[], bool]) -> None:
         """Between steps the runner asks this; when true it leaves the job where it stands."""
@@ -155,6 +161,8 @@ class Runner:
         """Check due in-doubt jobs, then perform every job due now (up to ``limit``); returns how many
         jobs were attempted."""
         self.refresh_platform_info()
+        self.refresh_tokens()
+        self.record_token_health()
         now = self.clock()
         attempted = 0
         for row in self.journal.due_jobs(now, limit, state=JobState.IN_DOUBT):
@@ -192,6 +200,17 @@ class Runner:
             return
         self._info_looked_at = now
         platform_info.refresh_due(self.config, self.journal, self.client, now)
+
+    def record_token_health(self) -> None:
+        """Hourly: keep the tokens about to lapse in the journal, for `status` (tokenhealth.py)."""
+        now = self.clock()
+        if not self.tokens or now - self._health_looked_at < TOKEN_HEALTH_LOOK_SECONDS:
+            return
+        self._health_looked_at = now
+        try:
+            tokenhealth.record_warnings(self.journal, self.config, SecretStore(), now)
+        except CrosswatchError as exc:  # the keyring locked: the next look tries again
+            log.warning("cannot read the tokens' expiry", error=str(exc))
 
     def _pace(self, target: str, now: float) -> bool:
         """Hold the target when its own max_per_hour / max_per_day is reached; True if held."""
@@ -457,6 +476,13 @@ class Runner:
     def _perform(self, step: Step, ctx: JobContext) -> Outcome:
         if not step_applies(step, ctx):
             return Outcome.next()
+        if uploadcheck.sends_media(step):
+            # The image is read again right before its bytes leave: anything private blocks it.
+            blocked = uploadcheck.check_before_sending(self.journal, ctx, step.name)
+            if blocked is not None:
+                log.error("upload blocked by the privacy check", job=ctx.job_id, target=ctx.target,
+                          file=blocked.file, traces=list(blocked.traces))
+                return Outcome(Kind.FAILED, reason=blocked.reason(ctx.job_id))
         if isinstance(step, HttpStep):
             return self._send(step, ctx)
         assert isinstance(step, LocalStep)

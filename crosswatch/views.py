@@ -10,6 +10,7 @@ each read once, never per row.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -41,6 +42,31 @@ def queued(jobs: Iterable[Job]) -> list[Job]:
 def hold_text(hold: Hold) -> str:
     """A hold as the queue and "needs you" say it: what holds the target, until when, and why."""
     return f"{_HOLD_WORDS.get(hold.kind, hold.kind)} hold until {when(hold.until)}: {hold.reason}"
+
+
+# journal_info: the tokens that nothing can renew and that lapse soon, as the daemon last found them
+# (tokenhealth.record_warnings, hourly), so `status` tells of them without reading the keyring.
+TOKEN_WARNINGS_KEY = "token_warnings"
+
+
+def lapse_line(target: str, expires_at: float, now: float) -> str:
+    """A token nothing can renew: when it lapses and what to do (status, doctor, audit)."""
+    hint = f"run `crosswatch auth login {target}`"
+    if expires_at <= now:
+        return f"the {target} token has expired and cannot be refreshed; {hint}"
+    on = dt.datetime.fromtimestamp(expires_at, dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return (f"the {target} token lapses in {(expires_at - now) / 86400.0:.1f} days ({on}) and cannot be "
+            f"refreshed; {hint} before then")
+
+
+def token_warning_lines(journal: Journal, now: float) -> list[str]:
+    """The daemon's last word on tokens about to lapse (see TOKEN_WARNINGS_KEY)."""
+    try:
+        recorded = json.loads(journal.info(TOKEN_WARNINGS_KEY) or "[]")
+    except ValueError:
+        return []
+    return [lapse_line(str(item["target"]), float(item["expires_at"]), now) for item in recorded
+            if isinstance(item, dict) and isinstance(item.get("expires_at"), int | float)]
 
 
 def when(timestamp: float) -> str:
@@ -440,6 +466,8 @@ class AccountView:
     # The terminal command that signs in, where the console's button cannot (an app password is typed
     # in a terminal; a sign-in whose address must be pasted back); "" where the button starts OAuth.
     sign_in_command: str = ""
+    # Nothing can renew the token (tokenhealth.can_refresh): its expiry is the end of the sign-in.
+    lapses: bool = False
 
     @property
     def sign_in_text(self) -> str:
@@ -448,7 +476,7 @@ class AccountView:
 
 def accounts(config: Config, store: Any, holds: Mapping[str, Hold], *, clock: Any = time.time) -> list[AccountView]:
     """Each target's account, scopes, token expiry and last refresh (never a secret)."""
-    from crosswatch import auth
+    from crosswatch import auth, tokenhealth
     from crosswatch.auth.tokens import load_tokens
     from crosswatch.platforms import registry
 
@@ -476,7 +504,8 @@ def accounts(config: Config, store: Any, holds: Mapping[str, Hold], *, clock: An
             else ("never" if state["signed_in"] else ""),
             expires_in_seconds=state["expires_in_seconds"], refreshed=refreshed,
             signed_in=bool(state["signed_in"]) and not problem, problem=problem, can_sign_in=True,
-            renews=bool(state["renews_itself"]), sign_in_command=command))
+            renews=bool(state["renews_itself"]), sign_in_command=command,
+            lapses=tokens is not None and not tokenhealth.can_refresh(target.kind, tokens, clock())))
     return views
 
 
@@ -524,7 +553,7 @@ def needs_you(journal: Journal, account_views: Sequence[AccountView], now: float
     for account in account_views:
         if not account.signed_in:
             items.append(NeedItem("sign-in needed", account.problem, target=account.target))
-        elif (not account.renews and account.expires_in_seconds is not None
+        elif (account.lapses and account.expires_in_seconds is not None
               and account.expires_in_seconds < EXPIRING_SOON_SECONDS):
             items.append(NeedItem("expiring soon", f"the token expires {account.expires}", target=account.target))
     for name, hold in sorted(holds.items()):
@@ -532,3 +561,50 @@ def needs_you(journal: Journal, account_views: Sequence[AccountView], now: float
             items.append(NeedItem(_HOLD_WORDS.get(hold.kind, hold.kind), f"until {when(hold.until)}: {hold.reason}",
                                   target=name))
     return NeedsYou(tuple(items))
+
+
+# ---------------------------------------------------------------------------------------------------
+# the console: the audit on the accounts page (the same document as `crosswatch audit`)
+
+
+@dataclass(frozen=True)
+class AuditAccount:
+    target: str
+    needed_scopes: str
+    extra_scopes: str
+    missing_scopes: str
+    refreshable: bool
+    used: str
+    revoke_page: str | None
+    revoke_command: str
+
+
+@dataclass(frozen=True)
+class AuditPage:
+    accounts: Mapping[str, AuditAccount]
+    stored: tuple[str, ...]
+    problems: tuple[str, ...]
+
+
+def audit_page(config: Config, journal: Journal | None, store: Any, now: float) -> AuditPage | None:
+    """The audit for the accounts page; None before there is a journal (the daemon makes it)."""
+    from crosswatch import audit
+
+    if journal is None:
+        return None
+    document = audit.audit(config, journal, store, now)
+    accounts = {a["target"]: AuditAccount(
+        target=a["target"], needed_scopes=" ".join(a["needed_scopes"]), extra_scopes=" ".join(a["extra_scopes"]),
+        missing_scopes=" ".join(a["missing_scopes"]), refreshable=bool(a["refreshable"]),
+        used=a["used_at"] or "", revoke_page=a["revoke"]["page"], revoke_command=a["revoke"]["command"],
+    ) for a in document["accounts"]}
+    return AuditPage(accounts, tuple(line.strip() for line in audit.stored_lines(document)),
+                     tuple(document["problems"]))
+
+
+def revoked_text(target: str, result: Mapping[str, Any]) -> str:
+    """What the console says after its revoke button (the result of ``auth.revoke``)."""
+    said = "revoked at the platform; " if result.get("revoked_at_platform") else ""
+    kept = "tokens deleted from the keyring" if result.get("deleted") else "nothing was stored"
+    note = f"; {result['note']}" if result.get("note") else ""
+    return f"{target}: {said}{kept}{note}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -32,7 +33,7 @@ def status(target_cfg: TargetConfig, store: SecretStore, *, clock: Clock = time.
     remaining = tokens.remaining(now)
     result.update({
         "account_id": tokens.account_id, "username": tokens.username, "scopes": list(tokens.scopes),
-        "expires_at": _iso(tokens.expires_at), "has_refresh_token": tokens.refresh_token is not None,
+        "expires_at": iso_time(tokens.expires_at), "has_refresh_token": tokens.refresh_token is not None,
         "expires_in_seconds": None if remaining is None else max(0, int(remaining)),
         "renews_itself": renews_itself(target_cfg, tokens, now),
     })
@@ -49,17 +50,11 @@ def status(target_cfg: TargetConfig, store: SecretStore, *, clock: Clock = time.
 
 def renews_itself(cfg: TargetConfig, tokens: TokenSet, now: float) -> bool:
     """Whether the daemon renews this token by itself before it runs out, so an expiry date near
-    at hand needs nobody: a refresh token where the platform renews expired access tokens (X's
-    rotation, Bluesky's refreshSession), or a token the platform extends while it is still valid
-    (Instagram's and Threads' long-lived refresh). A dead token renews nothing."""
-    sign_in = registry.sign_in(cfg.kind)
-    if tokens.dead or sign_in is None:
-        return False
-    if sign_in.refreshes_expired and tokens.refresh_token:
-        return True
-    lifetime = tokens.lifetime
-    extends = bool(getattr(sign_in, "refreshes_before_expiry", False))
-    return extends and lifetime is not None and lifetime > 0 and not tokens.expired(now)
+    at hand needs nobody (the rule is tokenhealth.can_refresh: X's rotation, Bluesky's
+    refreshSession, Instagram's and Threads' long-lived refresh; a dead token renews nothing)."""
+    from crosswatch.tokenhealth import can_refresh
+
+    return can_refresh(cfg.kind, tokens, now)
 
 
 def _token_problem(cfg: TargetConfig, tokens: TokenSet, now: float) -> str | None:
@@ -69,14 +64,31 @@ def _token_problem(cfg: TargetConfig, tokens: TokenSet, now: float) -> str | Non
     refreshes = sign_in.refreshes_expired if sign_in is not None else True
     if tokens.expired(now) and (not refreshes or not tokens.refresh_token):
         return f"the token has expired; {login_hint(cfg.name)}"
-    wanted = sign_in.scopes if sign_in is not None else ()
-    missing = [s for s in wanted if tokens.scopes and s not in tokens.scopes]
+    missing = missing_scopes(cfg.kind, tokens.scopes)
     if missing:
         return f"the token lacks the scopes {', '.join(missing)}; {login_hint(cfg.name)}"
     return None
 
 
-def _iso(epoch: float | None) -> str | None:
+def needed_scopes(kind: str) -> tuple[str, ...]:
+    """The scopes crosswatch asks for, and needs, on this platform (its sign-in's ``scopes``)."""
+    sign_in = registry.sign_in(kind)
+    return tuple(sign_in.scopes) if sign_in is not None else ()
+
+
+def missing_scopes(kind: str, granted: Sequence[str]) -> list[str]:
+    """Needed scopes the token lacks; none when the platform did not say what it granted."""
+    return [s for s in needed_scopes(kind) if granted and s not in granted]
+
+
+def extra_scopes(kind: str, granted: Sequence[str]) -> list[str]:
+    """Granted scopes crosswatch does not need: more power than it uses (``audit`` reports them)."""
+    needed = needed_scopes(kind)
+    return [s for s in granted if s not in needed]
+
+
+def iso_time(epoch: float | None) -> str | None:
+    """UTC, to the second, with a Z: how every token time is shown."""
     if epoch is None:
         return None
     return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")

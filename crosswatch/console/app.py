@@ -61,6 +61,8 @@ class ConsoleState:
     # Called after every decision: the daemon serving this console wakes its runner (another
     # process's daemon reads the journal on its next look, within seconds).
     on_decision: Callable[[], None] = lambda: None
+    # What the last revoke button did, per target (shown on the accounts page).
+    revoked: dict[str, str] = field(default_factory=dict)
 
     def journal(self) -> Journal | None:
         """The console's journal connection, opened on first use once the journal exists (the daemon
@@ -201,6 +203,7 @@ def build_app(state: ConsoleState) -> Starlette:
         Route("/needs-you", page(needs_you)),
         Route("/accounts", page(accounts)),
         Route("/accounts/{target}/signin", page(account_signin), methods=["POST"]),
+        Route("/accounts/{target}/revoke", page(account_revoke), methods=["POST"]),
         Route("/jobs/{job_id:int}/{action}", page(job_action), methods=["POST"]),
         Route("/check/{job_id:int}", page(check_caption), methods=["POST"]),
         Route("/images/job/{job_id:int}", page(job_image)),
@@ -397,10 +400,41 @@ async def accounts(request: Request, state: ConsoleState) -> Response:
             return state.accounts(fresh=True)
 
     found = await run_in_threadpool(build)
-    return _render(request, state, "accounts.html", {"accounts": found, "flows": state.flows.messages()})
+    audit = await run_in_threadpool(_audit, state)
+    return _render(request, state, "accounts.html", {"accounts": found, "flows": state.flows.messages(),
+                                                     "audit": audit, "revoked": state.revoked})
 
 
-async def account_signin(request: Request, state: ConsoleState) -> Response:
+def _audit(state: ConsoleState) -> views.AuditPage | None:
+    with state.lock:
+        return views.audit_page(state.config, state.journal(), state.store, state.clock())
+
+
+async def account_revoke(request: Request, state: ConsoleState) -> Response:
+    """The revoke button: as `crosswatch auth revoke TARGET`; the accounts page says what happened."""
+    found = await _account_target(request, state)
+    if isinstance(found, Response):
+        return found
+    target = found
+
+    def revoke() -> str:
+        import httpx
+
+        with httpx.Client(timeout=30.0, headers={"User-Agent": "crosswatch/0.1"}) as client:
+            try:
+                result = decisions.revoke_account(state.config, state.store, target, client)
+            except CrosswatchError as exc:
+                return f"{target}: {exc}"
+        with state.lock:
+            state._accounts = None  # the next page reads the keyring again
+        return views.revoked_text(target, result)
+
+    state.revoked[target] = await run_in_threadpool(revoke)
+    return RedirectResponse(f"/accounts#account-{target}", status_code=303)
+
+
+async def _account_target(request: Request, state: ConsoleState) -> str | Response:
+    """The target an account button POSTs for, once its CSRF token matched; else the refusal."""
     try:
         await _form(request)
     except _CsrfRefused:
@@ -408,6 +442,13 @@ async def account_signin(request: Request, state: ConsoleState) -> Response:
     target = str(request.path_params["target"])
     if target not in state.config.targets:
         return PlainTextResponse("not found", status_code=404)
+    return target
+
+
+async def account_signin(request: Request, state: ConsoleState) -> Response:
+    target = await _account_target(request, state)
+    if isinstance(target, Response):
+        return target
     address = await run_in_threadpool(state.flows.start, target)
     if address is None:
         return RedirectResponse("/accounts", status_code=303)

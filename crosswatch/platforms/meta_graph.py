@@ -112,6 +112,8 @@ class HostImage:
     platform: str = "Instagram"
     name: str = "host_image"
     safe_to_repeat: bool = True
+    # The upload check reads the prepared image again before this step (uploadcheck.py).
+    sends_media: bool = True
 
     def run(self, ctx: JobContext) -> Outcome:
         if ctx.image is None:

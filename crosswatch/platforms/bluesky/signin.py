@@ -261,6 +261,8 @@ class BlueskySignIn:
               "deletion or DMs; revoke it at " + SETTINGS_URL)
     needs_client_secret = False
     refreshes_expired = True
+    # App passwords are listed (and revoked) here; crosswatch signs in with one.
+    connected_apps = "https://bsky.app/settings/app-passwords"
 
     def authorize_url(self, cfg: TargetConfig, redirect_uri: str, state: str, code_verifier: str) -> str:
         raise UsageError("Bluesky signs in with an app password, not in the browser")

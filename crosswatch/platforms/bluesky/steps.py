@@ -219,6 +219,8 @@ class UploadBlob:
     clock: Clock = time.time
     name: str = "upload_blob"
     safe_to_repeat: bool = True
+    # The upload check reads the prepared image again before this step (uploadcheck.py).
+    sends_media: bool = True
 
     def build(self, ctx: JobContext) -> httpx.Request:
         images = post_images(ctx)

@@ -209,7 +209,10 @@ class InstagramSignIn:
     scopes = INSTAGRAM_SCOPES
     needs_client_secret = True  # the code exchange takes the app secret
     refreshes_expired = False  # an expired long-lived token cannot be refreshed
-    refreshes_before_expiry = True  # the provider extends a long-lived token while it is valid
+    # The long-lived token renews itself while it is valid (after 24 h); tokenhealth.py.
+    refreshes_before_expiry = True
+    # Where the user sees and removes the apps that may use the account.
+    connected_apps = "https://www.instagram.com/accounts/manage_access/"
 
     def authorize_url(self, cfg: TargetConfig, redirect_uri: str, state: str, code_verifier: str) -> str:
         return instagram_authorize_url(cfg, redirect_uri, state)  # Instagram Login has no PKCE

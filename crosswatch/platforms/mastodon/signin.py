@@ -133,6 +133,10 @@ class MastodonSignIn:
     needs_client_id = False
     refreshes_expired = False
 
+    def connected_apps(self, cfg: TargetConfig) -> str:
+        """Where the user sees and revokes the apps that may use the account: on their own server."""
+        return (cfg.instance or "").rstrip("/") + "/oauth/authorized_applications"
+
     def prepare(self, cfg: TargetConfig, store: SecretStore, client: httpx.Client,
                 redirect_uri: str) -> tuple[TargetConfig, str]:
         """The app registered on this server for this redirect (registered now if it is not yet)."""

@@ -199,6 +199,8 @@ class UploadMedia:
     clock: Clock = time.time
     name: str = "upload_media"
     safe_to_repeat: bool = True
+    # The upload check reads the prepared image again before this step (uploadcheck.py).
+    sends_media: bool = True
 
     def build(self, ctx: JobContext) -> httpx.Request:
         images = post_images(ctx)

@@ -57,6 +57,8 @@ def _write_atomically(destination: Path, write: object) -> None:
 class WriteToOutbox:
     name = "write"
     safe_to_repeat = True
+    # The upload check reads the prepared image again before this step (uploadcheck.py).
+    sends_media = True
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder

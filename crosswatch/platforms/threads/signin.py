@@ -145,7 +145,10 @@ class ThreadsSignIn:
     scopes = THREADS_SCOPES
     needs_client_secret = True  # the code exchange and the long-lived exchange take the app secret
     refreshes_expired = False  # an expired long-lived token cannot be refreshed
-    refreshes_before_expiry = True  # the provider extends a long-lived token while it is valid
+    # The long-lived token renews itself while it is valid (after 24 h); tokenhealth.py.
+    refreshes_before_expiry = True
+    # Threads lists the apps under Settings > Account > Website permissions (the page below).
+    connected_apps = "https://www.threads.net/settings/account"
 
     def authorize_url(self, cfg: TargetConfig, redirect_uri: str, state: str, code_verifier: str) -> str:
         return threads_authorize_url(cfg, redirect_uri, state)  # no PKCE in Threads' window

@@ -232,6 +232,7 @@ class XSignIn:
     scopes = X_SCOPES
     needs_client_secret = False  # a public client signs in with PKCE alone
     refreshes_expired = True
+    connected_apps = "https://x.com/settings/connected_apps"
 
     def authorize_url(self, cfg: TargetConfig, redirect_uri: str, state: str, code_verifier: str) -> str:
         return x_authorize_url(cfg, redirect_uri, state, code_verifier)
