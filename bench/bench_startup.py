@@ -94,7 +94,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--importtime", action="store_true")
     parser.add_argument("--no-bytecode-cache", action="store_true",
-                        help="leave PYTHONDONTWRITEBYTECODE as it is (compile the sources on every run where it is set)")
+                        help="leave PYTHONDONTWRITEBYTECODE as it is (where set: compile the sources every run)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
         root = Path(scratch)

@@ -170,8 +170,6 @@ def plan_queue(config: Config, journal: Journal, jobs: Sequence[Job], holds: Map
 def queue_lines(config: Config, journal: Journal, now: float) -> list[str]:
     """``queue`` as text: jobs waiting to go out with their planned time, then those awaiting approval
     with their captions."""
-    from crosswatch.jobs import JobContexts
-
     photos = {photo.id: photo for photo, _s, _r in journal.photos()}
     holds = journal.holds(now)
     jobs = journal.jobs()
@@ -179,6 +177,7 @@ def queue_lines(config: Config, journal: Journal, now: float) -> list[str]:
     awaiting = [j for j in jobs if j.state is JobState.AWAITING_APPROVAL]
     if not waiting and not awaiting:
         return ["nothing is waiting"]
+    from crosswatch.jobs import JobContexts  # composes captions: only when there are some to show
     plan = plan_queue(config, journal, jobs, holds, now)
     contexts = JobContexts(config, journal)
     siblings = _by_photo(jobs)
