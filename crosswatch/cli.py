@@ -156,7 +156,7 @@ def status(obj: Obj, as_json: bool, show_all: bool) -> None:
 
 def _console_address(config: Config) -> str | None:
     """The running console's sign-in address (with a fresh one-time token), if one runs."""
-    from crosswatch.console.server import running_address
+    from crosswatch.console.address import running_address
 
     return running_address(config)
 
