@@ -20,7 +20,7 @@ from tests.console_helpers import console_config, drop_photos, take_in
 # What none of the three imports, whatever the journal holds: images, HTTP, logging, the console's web
 # stack, the keyring, notifications, the folder watcher, the sign-in library.
 NEVER_AT_START = {"pkg_resources", "uvicorn", "starlette", "jinja2", "watchdog", "PIL", "httpx", "structlog",
-                  "asyncio", "keyring", "apprise", "authlib"}
+                  "asyncio", "keyring", "apprise", "authlib", "socket", "crosswatch.console.server", "crosswatch.media"}
 # With nothing to show, neither is needed either; `queue` with jobs composes their captions (regex) and
 # counts the X ones (twitter_text), as they will be posted.
 NOTHING_TO_CAPTION = {"twitter_text", "regex"}
@@ -28,9 +28,11 @@ STARTUP_COMMANDS = (["--help"], ["status"], ["queue"])
 
 
 def imported_by(args: list[str]) -> tuple[set[str], str]:
-    """The top-level modules loaded once the command has run, in a fresh interpreter, and its output."""
+    """The modules loaded once the command has run, in a fresh interpreter (each top-level package by
+    its own name too: "PIL" for "PIL.Image"), and its output."""
     probe = ("import atexit, sys\n"
-             "atexit.register(lambda: print('\\nMODULES', ' '.join(sorted({m.split('.')[0] for m in sys.modules}))))\n"
+             "atexit.register(lambda: print('\\nMODULES', ' '.join(sorted({*sys.modules, "
+             "*(m.split('.')[0] for m in sys.modules)}))))\n"
              "from crosswatch.cli import main\n"
              f"main({args!r})\n")
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=REPO, env=cli_env(),
