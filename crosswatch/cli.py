@@ -12,31 +12,19 @@ import json
 import os
 import sys
 import time
-import traceback
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from crosswatch.config import Config, load_config
 from crosswatch.errors import CrosswatchError, JournalError, JournalLocked, UsageError
-from crosswatch.journal import (
-    SCHEMA_VERSION,
-    DaemonLock,
-    Journal,
-    backups_dir,
-    check_journal,
-    list_backups,
-    printable_path,
-    read_marker,
-    replaced_journal,
-    restore_advice,
-    restore_journal,
-    stall_problem,
-)
-from crosswatch.models import JobState
-from crosswatch.platforms import registry
+
+# Everything else is imported by the command that needs it, so that `--help`, `status` and `queue`
+# start fast (bench/bench_startup.py; tests/test_startup.py checks what each one imports).
+if TYPE_CHECKING:
+    from crosswatch.config import Config
+    from crosswatch.journal import Journal
 
 CONFIG_HELP = "config file (default: $CROSSWATCH_CONFIG, else the user config dir's crosswatch/config.yaml)"
 
@@ -51,6 +39,8 @@ class Obj:
     @property
     def config(self) -> Config:
         if self._config is None:
+            from crosswatch.config import load_config
+
             self._config = load_config(self.config_path)
         return self._config
 
@@ -133,6 +123,8 @@ def _announce(url: str, open_browser: bool) -> None:
 
 
 def _open_journal(config: Config) -> Journal:
+    from crosswatch.journal import Journal
+
     return Journal(config.journal_path)
 
 
@@ -169,7 +161,7 @@ def status(obj: Obj, as_json: bool, show_all: bool) -> None:
 
 def _console_address(config: Config) -> str | None:
     """The running console's sign-in address (with a fresh one-time token), if one runs."""
-    from crosswatch.console.server import running_address
+    from crosswatch.console.address import running_address
 
     return running_address(config)
 
@@ -218,6 +210,7 @@ def reject(obj: Obj, job_id: int) -> None:
 def edit(obj: Obj, job_id: int, caption: str | None, alt_text: str | None) -> None:
     """Change a waiting job's caption or alt text; an approved job needs approval again."""
     from crosswatch import decisions
+    from crosswatch.models import JobState
 
     with _open_journal(obj.config) as journal:
         job = decisions.edit(obj.config, journal, job_id, caption=caption, alt_text=alt_text)
@@ -282,6 +275,8 @@ def _check_folders(config: Config) -> list[tuple[bool, str]]:
 
 
 def _check_state_dir(config: Config) -> list[tuple[bool, str]]:
+    from crosswatch.journal import DaemonLock
+
     try:
         config.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         writable = os.access(config.state_dir, os.W_OK)
@@ -301,6 +296,8 @@ def _check_state_dir(config: Config) -> list[tuple[bool, str]]:
 
 def _check_journal(config: Config) -> tuple[bool, str]:
     """The journal opens, passes integrity_check and takes a write (doctor commits one small write)."""
+    from crosswatch.journal import Journal, check_journal, list_backups, replaced_journal, restore_advice, stall_problem
+
     path = config.journal_path
     try:
         with Journal(path) as journal:
@@ -366,6 +363,7 @@ def audit(obj: Obj, as_json: bool) -> None:
 def _require_photo_file(file: Path) -> None:
     """A FIFO, socket or device given as FILE is a usage error, said before anything opens it (a
     FIFO would block the command forever)."""
+    from crosswatch.journal import printable_path
     from crosswatch.photofile import NotRegularFile, require_regular
 
     try:
@@ -436,6 +434,8 @@ def auth_group() -> None:
 
 
 def _platform_target(config: Config, name: str) -> Any:
+    from crosswatch.platforms import registry
+
     target = config.targets.get(name)
     if target is None:
         raise UsageError(f"there is no target {name!r} in {config.source}; known: {', '.join(config.targets)}")
@@ -525,6 +525,7 @@ def auth_import(obj: Obj, target: str) -> None:
 def auth_status(obj: Obj, as_json: bool) -> None:
     """Per target: account, scopes and expiry (never the secret)."""
     from crosswatch import auth
+    from crosswatch.platforms import registry
     from crosswatch.secrets import SecretStore
 
     store = SecretStore()
@@ -607,6 +608,16 @@ def journal_group() -> None:
 @pass_obj
 def journal_check(obj: Obj) -> None:
     """SQLite's integrity_check, the schema version, photos, jobs and backups; exit 1 when damaged or unwritable."""
+    from crosswatch.journal import (
+        SCHEMA_VERSION,
+        backups_dir,
+        check_journal,
+        list_backups,
+        read_marker,
+        restore_advice,
+        stall_problem,
+    )
+
     path = obj.config.journal_path
     found = check_journal(path)
     backups = list_backups(path)
@@ -637,6 +648,8 @@ def journal_check(obj: Obj) -> None:
 @pass_obj
 def journal_backup(obj: Obj) -> None:
     """Back the journal up now into state_dir/backups (the daemon also does, daily; the newest 7 are kept)."""
+    from crosswatch.journal import Journal
+
     path = obj.config.journal_path
     if not path.exists():
         raise UsageError(f"there is no journal at {path} to back up")
@@ -654,6 +667,8 @@ def journal_restore(obj: Obj, backup: Path | None) -> None:
     The journal it replaces is moved to state_dir/damaged, not deleted. At its next start the daemon
     asks before posting photos in the folders that the backup does not know.
     """
+    from crosswatch.journal import backups_dir, restore_journal
+
     path = obj.config.journal_path
     if backup is not None and not backup.exists() and (backups_dir(path) / backup.name).exists():
         backup = backups_dir(path) / backup.name  # named by its file name alone
@@ -896,6 +911,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.exit(130)
     except Exception as exc:
         if os.environ.get("CROSSWATCH_DEBUG"):
+            import traceback
+
             traceback.print_exc()
         from crosswatch.logs import redact_text
 

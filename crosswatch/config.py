@@ -828,7 +828,8 @@ def config_from_mapping(data: dict[str, Any], path: Path, where: _Located | None
     targets = {
         name: _build_target(name, raw, where, base_dir) for name, raw in data.pop("targets").items()
     }
-    data.setdefault("state_dir", str(default_state_dir()))
+    if "state_dir" not in data:  # not setdefault: platformdirs is imported only when it is needed
+        data["state_dir"] = str(default_state_dir())
     if "watch" not in data:
         data["watch"] = []
     data = _bridge_alias(data, where)

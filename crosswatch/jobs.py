@@ -26,18 +26,19 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-import structlog
-
-from crosswatch import compose, media, metadata, platform_info
+from crosswatch import compose, metadata, platform_info
 from crosswatch.config import Config
 from crosswatch.errors import BadPhoto
 from crosswatch.journal import Journal
+from crosswatch.logs import LazyLogger
 from crosswatch.models import TERMINAL_STATES, Caption, Job, JobState, Metadata, Photo, PreparedImage
 from crosswatch.platforms import registry
 from crosswatch.platforms.base import JobContext
 from crosswatch.platforms.limits import PlatformLimits
 
-log = structlog.get_logger("crosswatch.jobs")
+# media (Pillow) and structlog are imported when an image is prepared or a line logged: `queue` and the
+# console's queue page compose captions with this module and need neither.
+log = LazyLogger("crosswatch.jobs")
 
 _METADATA_CACHE_SIZE = 64
 # How long a cross-promoting job waits before looking again, by the state of the job it waits for.
@@ -101,6 +102,8 @@ class JobContexts:
             raise BadPhoto(f"the edited caption no longer fits: {exc}; `crosswatch edit {job.id}`") from None
 
     def image(self, job: Job, photo: Photo) -> PreparedImage:
+        from crosswatch import media
+
         # Only targets still to be served: a finished job's image was discarded and must not be
         # prepared (and cached) again.
         targets = [self.config.targets[t.target] for t in self.journal.jobs_for_photo(photo.id)
@@ -143,6 +146,8 @@ class JobContexts:
 
     def discard(self, job: Job) -> None:
         """The job is finished: its prepared image is no longer needed."""
+        from crosswatch import media
+
         photo = self.journal.photo(job.photo_id)
         if photo is not None:
             media.discard_prepared(self.config, photo.hash, job.target)
@@ -254,6 +259,8 @@ class JobContexts:
         return platform_info.learned_limits(self.journal, config).max_images
 
     def _bridged_image(self, job: Job, photo: Photo, index: int, path: Path) -> PreparedImage:
+        from crosswatch import media
+
         target = self.config.targets.get(job.target)
         if target is None:
             raise BadPhoto(f"target {job.target} is not configured")

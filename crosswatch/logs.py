@@ -16,8 +16,6 @@ import threading
 from collections.abc import MutableMapping
 from typing import Any, TextIO
 
-import structlog
-
 REDACTED = "[redacted]"
 
 _SECRET_KEYS = re.compile(r"token|secret|password|passwd|authorization|cookie|code_verifier|api_key",
@@ -66,12 +64,33 @@ def redact(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> 
     return event_dict
 
 
+class LazyLogger:
+    """``structlog.get_logger(name)``, with structlog imported at the first log call rather than with the
+    module: structlog brings asyncio, which costs more than `status` or `queue` take to run
+    (bench/bench_startup.py)."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._logger: Any = None
+
+    def __getattr__(self, method: str) -> Any:
+        if method.startswith("_"):  # not a log method (copy, pickle probing): never recurse on _logger
+            raise AttributeError(method)
+        if self._logger is None:
+            import structlog
+
+            self._logger = structlog.get_logger(self._name)  # a proxy: it follows later configure() calls
+        return getattr(self._logger, method)
+
+
 def under_systemd() -> bool:
     return bool(os.environ.get("JOURNAL_STREAM") or os.environ.get("INVOCATION_ID"))
 
 
 def configure(level: str = "info", fmt: str = "auto", stream: TextIO | None = None) -> None:
     """Set up structlog for this process; safe to call more than once."""
+    import structlog
+
     use_json = fmt == "json" or (fmt == "auto" and under_systemd())
     renderer: Any = (
         structlog.processors.JSONRenderer(sort_keys=False)

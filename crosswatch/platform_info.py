@@ -11,29 +11,40 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from typing import Any
-
-import httpx
-import structlog
+from typing import TYPE_CHECKING, Any
 
 from crosswatch.config import Config, TargetConfig
 from crosswatch.journal import Journal
+from crosswatch.logs import LazyLogger
 from crosswatch.platforms import registry
 from crosswatch.platforms.limits import PlatformLimits, TargetSpec
 
-log = structlog.get_logger("crosswatch.platform_info")
+if TYPE_CHECKING:  # httpx is imported by the one read that sends: `queue` only reads learned limits
+    import httpx
+
+log = LazyLogger("crosswatch.platform_info")
+
+
+def _learns(target_cfg: TargetConfig) -> bool:
+    """Whether the target's platform learns its limits from its server (``learned`` in its limits module).
+    Only such a platform has an ``info_read`` (tests/test_startup.py checks): asking the light limits
+    module first keeps the steps module (httpx and every step) out of `queue` and the caption code."""
+    found = registry.platform(target_cfg.kind)
+    return found is not None and callable(getattr(found.part("limits"), "learned", None))
 
 
 def reader(target_cfg: TargetConfig) -> Any | None:
     """The platform's ``info_read`` (None for platforms whose limits are fixed)."""
     found = registry.platform(target_cfg.kind)
-    if found is None:
+    if found is None or not _learns(target_cfg):
         return None
     return getattr(found.part("steps"), "INSTANCE_INFO", None)
 
 
 def read(target_cfg: TargetConfig, client: httpx.Client, journal: Journal) -> dict[str, Any] | None:
     """Ask the server now and keep its answer; None (and the last reading kept) when it cannot say."""
+    import httpx
+
     info_read = reader(target_cfg)
     if info_read is None:
         return None
@@ -79,7 +90,7 @@ def limits_for(target_cfg: TargetConfig, info: Mapping[str, Any] | None) -> Plat
 
 
 def learned_limits(journal: Journal | None, target_cfg: TargetConfig) -> PlatformLimits:
-    if reader(target_cfg) is None:
+    if not _learns(target_cfg):
         return registry.limits(target_cfg.kind)  # fixed limits: nothing to read (no query per job)
     known = journal.platform_info(target_cfg.name) if journal is not None else None
     return limits_for(target_cfg, known[0] if known else None)
@@ -87,7 +98,7 @@ def learned_limits(journal: Journal | None, target_cfg: TargetConfig) -> Platfor
 
 def learned_specs(journal: Journal | None, targets: list[TargetConfig]) -> dict[str, TargetSpec]:
     """Image specs of the targets whose server told their limits (for ``media.prepare_all(specs=)``)."""
-    return {t.name: learned_limits(journal, t).image for t in targets if reader(t) is not None}
+    return {t.name: learned_limits(journal, t).image for t in targets if _learns(t)}
 
 
 def describe(journal: Journal | None, target_cfg: TargetConfig) -> str | None:

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from crosswatch import compose, media, platform_info, pricing
+from crosswatch import compose, platform_info, pricing
 from crosswatch.config import Config, TargetConfig
 from crosswatch.journal import Journal
 from crosswatch.metadata import read_metadata
@@ -19,6 +19,8 @@ from crosswatch.platforms.limits import PlatformLimits
 def build_preview(config: Config, photo: Path, out_dir: Path | None = None) -> dict[str, Any]:
     """The preview document (design.md's ``preview --json`` shape); with ``out_dir``, also the
     prepared images (``<target>.jpg``) and ``preview.json`` written there."""
+    from crosswatch import media  # Pillow: not for `queue`, which asks caption_cost only
+
     metadata = read_metadata(photo)
     targets = [t for t in config.targets.values() if t.enabled]
     learned = _learned(config, targets)  # limits the targets' servers told (Mastodon)

@@ -209,8 +209,6 @@ def queue_lines(config: Config, journal: Journal, now: float) -> list[str]:
     """``queue`` as text, the jobs the console's queue shows: those waiting to go out with their planned
     time, then those awaiting approval with their captions, then those in doubt or failed with what to
     run."""
-    from crosswatch.jobs import JobContexts
-
     photos = {photo.id: photo for photo, _s, _r in journal.photos()}
     holds = journal.holds(now)
     jobs = journal.jobs()
@@ -220,6 +218,7 @@ def queue_lines(config: Config, journal: Journal, now: float) -> list[str]:
     stuck = [j for j in listed if j.state in (JobState.IN_DOUBT, JobState.FAILED)]
     if not listed:
         return ["nothing is waiting"]
+    from crosswatch.jobs import JobContexts  # composes captions: only when there are some to show
     plan = plan_queue(config, journal, jobs, holds, now)
     contexts = JobContexts(config, journal)
     siblings = _by_photo(jobs)

@@ -72,3 +72,16 @@ def test_the_launchd_plist_runs_the_daemon_and_restarts_it_on_failure() -> None:
     assert plist["ProgramArguments"][-1] == "run"
     assert plist["KeepAlive"] == {"SuccessfulExit": False}
     assert plist["RunAtLoad"] is True
+
+
+def test_a_lazy_logger_logs_through_the_configuration_made_before_or_after_it() -> None:
+    # jobs.py and platform_info.py log through LazyLogger (structlog imported at the first line, for start-up).
+    early = logs.LazyLogger("crosswatch.lazy")
+    stream = io.StringIO()
+    logs.configure("info", "json", stream=stream)
+    early.warning("posting without the link", job=7, access_token="abc", note=f"Bearer {TOKEN}")
+    logs.configure("warning", "json", stream=stream)  # later configuration applies too: the level now filters
+    early.info("not shown")
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert [(d["event"], d["level"], d["job"]) for d in lines] == [("posting without the link", "warning", 7)]
+    assert lines[0]["access_token"] == logs.REDACTED and TOKEN not in lines[0]["note"]

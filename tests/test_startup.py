@@ -1,5 +1,6 @@
 """Start-up: `status`, `queue` and `--help` import nothing they do not need (twitter-text builds a big
-emoji pattern when imported), and twitter-text works where pkg_resources is missing (a Python 3.12 venv,
+emoji pattern when imported; Pillow, httpx and structlog, which brings asyncio, cost more than these
+commands take to run), and twitter-text works where pkg_resources is missing (a Python 3.12 venv,
 setuptools 81 and later). Timings are in bench/bench_startup.py; these check the imports, which do not
 depend on the machine."""
 
@@ -11,23 +12,38 @@ from pathlib import Path
 
 import yaml
 
+from crosswatch.config import load_config
+from crosswatch.platforms import registry
 from tests.conftest import REPO, cli_env
+from tests.console_helpers import console_config, drop_photos, take_in
 
-NOT_AT_START = {"twitter_text", "pkg_resources", "uvicorn", "starlette", "jinja2", "watchdog", "PIL", "httpx"}
-# `queue` plans each job's time through crosswatch.jobs, which still brings the image code (PIL) and httpx.
-QUEUE_NEEDS = {"PIL", "httpx"}
+# What none of the three imports, whatever the journal holds: images, HTTP, logging, the console's web
+# stack, the keyring, notifications, the folder watcher, the sign-in library.
+NEVER_AT_START = {"pkg_resources", "uvicorn", "starlette", "jinja2", "watchdog", "PIL", "httpx", "structlog",
+                  "asyncio", "keyring", "apprise", "authlib", "socket", "crosswatch.console.server", "crosswatch.media"}
+# With nothing to show, neither is needed either; `queue` with jobs composes their captions (regex) and
+# counts the X ones (twitter_text), as they will be posted.
+NOTHING_TO_CAPTION = {"twitter_text", "regex"}
+STARTUP_COMMANDS = (["--help"], ["status"], ["queue"])
 
 
-def imported_by(args: list[str]) -> set[str]:
-    """The top-level modules loaded once the command has run, in a fresh interpreter."""
+def imported_by(args: list[str]) -> tuple[set[str], str]:
+    """The modules loaded once the command has run, in a fresh interpreter (each top-level package by
+    its own name too: "PIL" for "PIL.Image"), and its output."""
     probe = ("import atexit, sys\n"
-             "atexit.register(lambda: print('\\nMODULES', ' '.join(sorted({m.split('.')[0] for m in sys.modules}))))\n"
+             "atexit.register(lambda: print('\\nMODULES', ' '.join(sorted({*sys.modules, "
+             "*(m.split('.')[0] for m in sys.modules)}))))\n"
              "from crosswatch.cli import main\n"
              f"main({args!r})\n")
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=REPO, env=cli_env(),
                           timeout=60)
     assert done.returncode == 0, done.stderr
-    return set(done.stdout.rsplit("MODULES", 1)[1].split())
+    output, modules = done.stdout.rsplit("MODULES", 1)
+    return set(modules.split()), output
+
+
+def with_config(config: Path, command: list[str]) -> list[str]:
+    return command if command == ["--help"] else ["--config", str(config), *command]
 
 
 def test_status_queue_and_help_do_not_import_what_they_do_not_use(tmp_path: Path) -> None:
@@ -37,9 +53,36 @@ def test_status_queue_and_help_do_not_import_what_they_do_not_use(tmp_path: Path
                                       "watch": [{"path": str(tmp_path / "export"), "targets": ["outbox", "x"]}],
                                       "targets": {"outbox": {"path": str(tmp_path / "outbox")},
                                                   "x": {"client_id": "demo"}}}))
-    for command in (["--help"], ["--config", str(config), "status"], ["--config", str(config), "queue"]):
-        heavy = imported_by(command) & (NOT_AT_START - QUEUE_NEEDS if "queue" in command else NOT_AT_START)
-        assert not heavy, (command, heavy)
+    for command in STARTUP_COMMANDS:
+        modules, output = imported_by(with_config(config, command))
+        unneeded = modules & (NEVER_AT_START | NOTHING_TO_CAPTION)
+        assert not unneeded, (command, unneeded)
+        assert output.strip(), command
+    help_modules, _ = imported_by(["--help"])
+    assert not help_modules & {"yaml", "sqlite3"}, "--help reads neither the config nor the journal"
+
+
+def test_with_jobs_waiting_status_and_queue_still_import_no_image_http_or_logging_code(
+        workspace: dict[str, Path]) -> None:
+    config = load_config(console_config(workspace, approval=["x"]))  # x awaits approval, the outbox job is ready
+    drop_photos(workspace, 2, real=False)
+    take_in(config)
+    for command in (["status", "--all"], ["queue"]):
+        modules, output = imported_by(with_config(workspace["config"], command))
+        assert not modules & NEVER_AT_START, (command, modules & NEVER_AT_START)
+        assert "awaiting" in output, output
+    _, queue = imported_by(with_config(workspace["config"], ["queue"]))
+    assert "Test photo 1" in queue and "crosswatch approve" in queue, "the captions are composed as they will be posted"
+
+
+def test_the_platforms_that_read_their_servers_limits_are_those_whose_limits_module_learns_them() -> None:
+    # platform_info asks the limits module (light) before the steps module (httpx, every step): the two
+    # must agree for every platform, or a server's limits would go unread.
+    for name in registry.names():
+        found = registry.platform(name)
+        assert found is not None
+        learns = callable(getattr(found.part("limits"), "learned", None))
+        assert learns == (getattr(found.part("steps"), "INSTANCE_INFO", None) is not None), name
 
 
 def test_x_counting_works_without_pkg_resources() -> None:

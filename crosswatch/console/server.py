@@ -3,7 +3,7 @@
 ``crosswatch console`` serves in the foreground (uvicorn stops on SIGTERM or SIGINT);
 ``crosswatch run`` serves it from a thread next to the daemon's. Either writes
 state_dir/console/address.json (the address and the serving process) so that `crosswatch status`
-can hand out a fresh sign-in address for a console already running.
+can hand out a fresh sign-in address for a console already running (console/address.py).
 """
 
 from __future__ import annotations
@@ -17,19 +17,15 @@ import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from crosswatch.config import DEFAULT_CONSOLE_PORT, Config
-from crosswatch.console.security import PASSWORD_KEY, Sessions, hand_out_token, is_loopback
+from crosswatch.console.address import address_file
+from crosswatch.console.security import PASSWORD_KEY, Sessions, is_loopback
 from crosswatch.errors import UsageError
 
 # How many ports after the default one are tried when it is taken.
 PORT_TRIES = 20
-
-
-def address_file(config: Config) -> Path:
-    return config.state_dir / "console" / "address.json"
 
 
 def bind(host: str, port: int, *, next_free: bool) -> socket.socket:
@@ -163,22 +159,3 @@ def make_console(config: Config, *, host: str | None = None, port: int | None = 
 
 def _stderr(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
-
-
-def running_address(config: Config) -> str | None:
-    """The sign-in address (with a new one-time token) of a console serving this state_dir, if one is."""
-    try:
-        found = json.loads(address_file(config).read_text())
-        pid, url = int(found["pid"]), str(found["url"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return None
-    except PermissionError:
-        pass  # alive, another user's: its tokens folder is not ours to write either, but try
-    try:
-        return f"{url}/signin?token={hand_out_token(config.state_dir)}"
-    except OSError:
-        return None

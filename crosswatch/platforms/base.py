@@ -17,11 +17,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
-import httpx
-
 from crosswatch.models import Caption, PreparedImage
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # httpx in annotations only: importing it is left to the code that sends
+    import httpx
+
     from crosswatch.config import TargetConfig
 
 
