@@ -36,6 +36,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from crosswatch import twitter_counting
 from crosswatch.twitter_counting import twitter_text
 
 PRICES_SOURCE = "https://docs.x.com/x-api/getting-started/pricing (read 2026-12-01)"
@@ -92,7 +93,7 @@ def url_spans(text: str) -> list[tuple[int, int]]:
 
 def contains_url(text: str) -> bool:
     """Whether X would price a post with this text as "Content: Create (with URL)"."""
-    return bool(twitter_text().extract_urls(text))
+    return twitter_counting.contains_url(text)
 
 
 def post_item(text: str, *, will_link: bool = False) -> str:

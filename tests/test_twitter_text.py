@@ -7,7 +7,10 @@ from typing import Any
 
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from crosswatch import twitter_counting
 from crosswatch.compose import X_LIMIT, caption_length, weighted_length
 from crosswatch.twitter_counting import twitter_text as load_twitter_text
 
@@ -50,3 +53,32 @@ def test_v2_cases_count_the_same_under_the_v2_config(case: dict[str, Any]) -> No
     parsed = twitter_text.parse_tweet(case["text"], v2)
     assert parsed.weightedLength == case["expected"]["weightedLength"]
     assert parsed.valid is case["expected"]["valid"]
+
+
+# Text built to meet every edge of crosswatch's own counting (twitter_counting._plain_length): dots
+# before labels, TLDs, schemes, ©/®, combining marks (NFC), Latin-1 and the U+10FF edge, CJK, emoji.
+TRICKY = st.lists(st.sampled_from([
+    "a", "Z", "7", " ", "\n", ".", ". ", ",", ":", "/", "://", "#", "@", "-", "_", "com", "co", "uk", "io",
+    "photo", "www", "http", "https", "xn--p1ai", "рф", "©", "®", "™", "é", "e\u0301", "ß", "\u10ff", "\u1100",
+    "日本", "📷", "❤\ufe0f", "1\ufe0f\u20e3", "\u200d", "\u2018", "…", "（", "．",
+]), max_size=40).map("".join)
+
+
+@given(TRICKY)
+@settings(max_examples=400, deadline=None)
+def test_crosswatchs_own_count_and_url_check_agree_with_twitter_text(text: str) -> None:
+    assert weighted_length(text) == twitter_text.parse_tweet(text).weightedLength
+    assert twitter_counting.contains_url(text) is bool(twitter_text.extract_urls(text))
+
+
+@pytest.mark.parametrize("text", [case["text"] for cases in CASES.values() for case in cases])
+def test_every_conformance_text_counts_the_same_either_way(text: str) -> None:
+    assert weighted_length(text) == twitter_text.parse_tweet(text).weightedLength
+
+
+def test_a_plain_caption_is_counted_without_twitter_text_and_one_with_a_link_by_it() -> None:
+    plain = "Golden hour at the pier. Photo: Jane Doe #sunset #pier"
+    assert twitter_counting._plain_length(plain) == len(plain)
+    for text in ("See example.com for prints", "Golden hour © Jane Doe", "東京の夕暮れ", "e\u0301"):
+        assert twitter_counting._plain_length(text) is None or text == "e\u0301"
+    assert twitter_counting._plain_length("e\u0301") == 1  # NFC first, as twitter-text does

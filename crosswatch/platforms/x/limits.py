@@ -6,13 +6,7 @@ from __future__ import annotations
 
 from crosswatch.platforms.limits import PlatformLimits, TargetSpec
 from crosswatch.pricing import X_PRICES
-from crosswatch.twitter_counting import twitter_text
-
-
-def weighted_length(text: str) -> int:
-    """X's weighted length of ``text`` (twitter-text v3)."""
-    return int(twitter_text().parse_tweet(text).weightedLength)
-
+from crosswatch.twitter_counting import weighted_length
 
 LIMITS = PlatformLimits(
     caption_limit=280,
