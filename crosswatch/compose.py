@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import PurePath
 from urllib.parse import quote, unquote_plus, urlsplit, urlunsplit
@@ -127,12 +127,13 @@ def compose(config: Config, target: str, metadata: Metadata, photo_path: PurePat
     kind = _target_kind(config, target)
     cap = hashtag_cap(config, target, kind)
     rules = _rules_for(kind, cap, limits)
-    values = placeholder_values(config, target, metadata, photo_path, link)
-    tags = _capped_tags(build_hashtags(config, metadata), cap, values, kind)
     template = config.captions.get(target) or registry.limits(kind).default_caption
     if link and "link" not in template_fields(template):
         # A link asked for by the job (cross-promotion) travels even when the template has no {link}.
         template += "\n\n{link}" if "\n" in template else " {link}"
+    needed = {*template_fields(template), *_attribution_fields(config), *_ALT_TEXT_FIELDS}
+    values = placeholder_values(config, target, metadata, photo_path, link, needed=needed)
+    tags = _capped_tags(build_hashtags(config, metadata), cap, values, kind)
     fitted = _Fitter(template, values, tags, rules, config.fit.order).fit()
     if not urls_allowed(config, target, kind):
         fitted.text = _only_asked_urls(fitted.text, values["link"], template, config.attribution)
@@ -282,9 +283,23 @@ def _instagram_handles_unlinked(text: str) -> str:
 # Placeholder values
 
 
+# What the alt text and the default credit line are made of (alt_text, attribution below).
+_ALT_TEXT_FIELDS = frozenset({"alt_text", "description", "title"})
+_DEFAULT_ATTRIBUTION_FIELDS = frozenset({"copyright", "creator", "year", "credit", "license"})
+
+
+def _attribution_fields(config: Config) -> frozenset[str]:
+    return frozenset(template_fields(config.attribution)) | _DEFAULT_ATTRIBUTION_FIELDS if config.attribution \
+        else _DEFAULT_ATTRIBUTION_FIELDS
+
+
 def placeholder_values(config: Config, target: str, metadata: Metadata, photo_path: PurePath,
-                       link: str | None = None) -> dict[str, str]:
-    """Every placeholder's text for one photo and target (hashtags are filled in by the fitter)."""
+                       link: str | None = None, *, needed: Collection[str] | None = None) -> dict[str, str]:
+    """Every placeholder's text for one photo and target (hashtags are filled in by the fitter).
+
+    Where a target takes no URL, the values that can reach the text (``needed``; None: all) have theirs
+    taken out; the rest (the file name, say, which looks like one to a quick check) are left as they are,
+    unused."""
     title = _meaningful(metadata.title, metadata, photo_path)
     description = _meaningful(metadata.description, metadata, photo_path)
     year = (metadata.date_taken or "")[:4] if re.match(r"\d{4}", metadata.date_taken or "") else ""
@@ -311,7 +326,8 @@ def placeholder_values(config: Config, target: str, metadata: Metadata, photo_pa
         "hashtags": "",
     }
     if not with_urls:
-        values = {name: value if name == "link" else without_urls(value) for name, value in values.items()}
+        values = {name: value if name == "link" or (needed is not None and name not in needed) else without_urls(value)
+                  for name, value in values.items()}
     values["attribution"] = attribution(config, metadata, values)
     return values
 

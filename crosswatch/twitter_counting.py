@@ -19,9 +19,9 @@ import types
 import unicodedata
 from pathlib import Path
 
-# Characters that weigh 1 in twitter-text v3 (its ranges start at U+0000-U+10FF) and that no emoji
-# pattern matches: © and ® are emoji there (2 each), and every other emoji, variation selector,
-# joiner or keycap mark lies above U+10FF.
+# Characters that weigh 1 in twitter-text v3 (its ranges start at U+0000-U+10FF), but for © and ®,
+# which its emoji pattern takes as emoji (2 each); every other emoji, variation selector, joiner or
+# keycap mark lies above U+10FF.
 _LAST_LIGHT = 0x10FF
 _EMOJI_AMONG_LIGHT = frozenset("\u00a9\u00ae")
 # Where a URL could start for X's autolinker: a domain needs a dot followed by its next label (a
@@ -41,15 +41,21 @@ def weighted_length(text: str) -> int:
 
 def contains_url(text: str) -> bool:
     """Whether X's autolinker finds a URL in ``text`` (twitter-text asked only where one could be)."""
-    return _URL_POSSIBLE.search(text) is not None and bool(twitter_text().extract_urls(text))
+    return may_hold_url(text) and bool(twitter_text().extract_urls(text))
+
+
+def may_hold_url(text: str) -> bool:
+    """False where X's autolinker cannot find a URL: no dot before a label and no "://"."""
+    return _URL_POSSIBLE.search(text) is not None
 
 
 def _plain_length(text: str) -> int | None:
-    """The weighted length where it is one per character (after NFC, as twitter-text counts), else None."""
+    """The weighted length where every character weighs 1 or is © or ® (2), after NFC as twitter-text
+    counts, and no URL can be in it; else None."""
     normal = unicodedata.normalize("NFC", text)
-    if _URL_POSSIBLE.search(normal) or any(ord(ch) > _LAST_LIGHT or ch in _EMOJI_AMONG_LIGHT for ch in normal):
+    if _URL_POSSIBLE.search(normal) or any(ord(ch) > _LAST_LIGHT for ch in normal):
         return None
-    return len(normal)
+    return len(normal) + sum(normal.count(mark) for mark in _EMOJI_AMONG_LIGHT)
 
 
 def _resource_string(module: str, name: str) -> bytes:

@@ -71,8 +71,10 @@ def test_with_jobs_waiting_status_and_queue_still_import_no_image_http_or_loggin
         modules, output = imported_by(with_config(workspace["config"], command))
         assert not modules & NEVER_AT_START, (command, modules & NEVER_AT_START)
         assert "awaiting" in output, output
-    _, queue = imported_by(with_config(workspace["config"], ["queue"]))
+    queue_modules, queue = imported_by(with_config(workspace["config"], ["queue"]))
     assert "Test photo 1" in queue and "crosswatch approve" in queue, "the captions are composed as they will be posted"
+    # ... and counted for X without twitter-text, as they hold no URL, emoji or wide character.
+    assert "twitter_text" not in queue_modules
 
 
 def test_the_platforms_that_read_their_servers_limits_are_those_whose_limits_module_learns_them() -> None:

@@ -10,7 +10,7 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from crosswatch import twitter_counting
+from crosswatch import pricing, twitter_counting
 from crosswatch.compose import X_LIMIT, caption_length, weighted_length
 from crosswatch.twitter_counting import twitter_text as load_twitter_text
 
@@ -69,6 +69,7 @@ TRICKY = st.lists(st.sampled_from([
 def test_crosswatchs_own_count_and_url_check_agree_with_twitter_text(text: str) -> None:
     assert weighted_length(text) == twitter_text.parse_tweet(text).weightedLength
     assert twitter_counting.contains_url(text) is bool(twitter_text.extract_urls(text))
+    assert pricing.url_spans(text) == [tuple(u["indices"]) for u in twitter_text.extract_urls_with_indices(text)]
 
 
 @pytest.mark.parametrize("text", [case["text"] for cases in CASES.values() for case in cases])
@@ -79,6 +80,7 @@ def test_every_conformance_text_counts_the_same_either_way(text: str) -> None:
 def test_a_plain_caption_is_counted_without_twitter_text_and_one_with_a_link_by_it() -> None:
     plain = "Golden hour at the pier. Photo: Jane Doe #sunset #pier"
     assert twitter_counting._plain_length(plain) == len(plain)
-    for text in ("See example.com for prints", "Golden hour © Jane Doe", "東京の夕暮れ", "e\u0301"):
-        assert twitter_counting._plain_length(text) is None or text == "e\u0301"
+    assert twitter_counting._plain_length("Golden hour © 2024 Jane Doe") == 28  # © is an emoji there: 2
     assert twitter_counting._plain_length("e\u0301") == 1  # NFC first, as twitter-text does
+    for text in ("See example.com for prints", "東京の夕暮れ", "📷 pier", "https://x"):
+        assert twitter_counting._plain_length(text) is None
