@@ -17,6 +17,7 @@ from urllib.parse import urlencode
 
 import httpx
 
+from crosswatch.emulator import engagement
 from crosswatch.emulator.faults import CONTAINER_ACTIONS
 from crosswatch.emulator.httputil import BadRequestBody, form_params, graph_error, json_response, query_params
 from crosswatch.emulator.ig_oauth import token_from
@@ -25,6 +26,10 @@ from crosswatch.emulator.routing import Call, Route, route
 from crosswatch.emulator.state import EmulatorState, IGContainer, IGMedia, IGToken, IGUser, shortcode_for
 
 PUBLISH_SCOPE = "instagram_business_content_publish"
+INSIGHTS_SCOPE = "instagram_business_manage_insights"
+# Replaced by views on 21 Apr 2025 (Graph v22+); asking for them is refused.
+DEPRECATED_METRICS = frozenset({"impressions", "plays", "clips_replays_count", "ig_reels_aggregated_all_plays_count",
+                                "video_views"})
 MIN_ASPECT = 4 / 5
 MAX_ASPECT = 1.91
 HASHTAG = re.compile(r"(?<![\w#])#\w+")
@@ -51,6 +56,7 @@ def routes() -> list[Route]:
             publishing_limit,
             "instagram",
         ),
+        route("GET", "/{id}/insights", "ig.media.insights", media_insights, "instagram"),
         route("GET", "/{id}", "ig.node", read_node, "instagram"),
     ]
 
@@ -271,6 +277,42 @@ def read_node(call: Call) -> httpx.Response:
     if media is not None and media.user_id == token.user_id:
         return json_response(200, media_json(call, media, fields))
     return _unsupported(call, node_id)
+
+
+def media_insights(call: Call) -> httpx.Response:
+    """``GET /{ig-media-id}/insights?metric=...``: needs instagram_business_manage_insights; a post with
+    too few viewers answers code 10 "Not enough viewers"; while its data lags, an empty list (api-notes B4)."""
+    params = _params(call)
+    if isinstance(params, httpx.Response):
+        return params
+    token = token_from(call, params)
+    if isinstance(token, httpx.Response):
+        return token
+    state = call.state
+    media = state.ig_media_by_id(call.path_params["id"])
+    if media is None or media.user_id != token.user_id:
+        return _unsupported(call, call.path_params["id"])
+    if INSIGHTS_SCOPE not in token.scopes:
+        return graph_error(10, "(#10) Application does not have permission for this action")
+    asked = [m.strip() for m in params.get("metric", "").split(",") if m.strip()]
+    seen = engagement.counts(state.engagement, media.id, media.caption, media.timestamp, state.now())
+    available = engagement.ig_metric_values(seen)
+    if not asked:
+        return graph_error(100, "(#100) The parameter metric is required")
+    refused = next((m for m in asked if m not in available), None)
+    if refused is not None:
+        why = (" is no longer supported; use views" if refused in DEPRECATED_METRICS
+               else f" must be one of the following values: {', '.join(available)}")
+        return graph_error(100, f"(#100) metric[{asked.index(refused)}] {refused}{why}")
+    if media.children and call.path_params["id"] != media.id:
+        return graph_error(100, "(#100) Insights are not available for carousel children")
+    if state.now() - media.timestamp < state.engagement.insights_delay_seconds:
+        return json_response(200, {"data": []})
+    if seen.views < state.engagement.min_viewers:
+        return graph_error(10, "(#10) Not enough viewers for the media to show insights",
+                           user_title="Media Insights Not Available",
+                           user_msg="Not enough viewers for the media to show insights")
+    return json_response(200, engagement.graph_insights(media.id, {m: available[m] for m in asked}))
 
 
 def container_json(state: EmulatorState, container: IGContainer, fields: list[str]) -> dict[str, Any]:
