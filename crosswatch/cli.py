@@ -508,7 +508,8 @@ def auth_status(obj: Obj, as_json: bool) -> None:
         if state["signed_in"]:
             click.echo(f"{state['target']}: {state['username'] or state['account_id']}, scopes "
                        f"{' '.join(state['scopes']) or '?'}, expires {state['expires_at'] or 'never'}"
-                       + (f"; {state['problem']}" if state["problem"] else ""))
+                       + (f"; {state['problem']}" if state["problem"] else "")
+                       + (f"; {state['analytics_problem']}" if state["analytics_problem"] else ""))
         else:
             click.echo(f"{state['target']}: not signed in; run `crosswatch auth login {state['target']}`")
 

@@ -22,6 +22,7 @@ def status(target_cfg: TargetConfig, store: SecretStore, *, clock: Clock = time.
         "problem": f"not signed in; {login_hint(target_cfg.name)}" if tokens is None else None,
         # Whether one is stored, never the secret itself.
         "client_secret_stored": store.get(client_secret_key(target_cfg.name)) is not None,
+        "analytics_problem": None,
     }
     if tokens is None:
         return result
@@ -35,7 +36,18 @@ def status(target_cfg: TargetConfig, store: SecretStore, *, clock: Clock = time.
     problem = _token_problem(target_cfg, tokens, now)
     result["problem"] = problem
     result["needs_login"] = problem is not None
+    result["analytics_problem"] = analytics_problem(target_cfg, tokens)
     return result
+
+
+def analytics_problem(cfg: TargetConfig, tokens: TokenSet) -> str | None:
+    """With analytics on, what keeps the token from reading metrics (Instagram's and Threads' insights
+    scopes); posting is not affected. None when nothing does, or the platform did not say its scopes."""
+    scope = registry.insights_scope(cfg.kind) if cfg.analytics else None
+    if scope is None or not tokens.scopes or scope in tokens.scopes:
+        return None
+    return (f"the token lacks {scope}, so its post metrics are not read (analytics is on); "
+            f"{login_hint(cfg.name)}")
 
 
 def _token_problem(cfg: TargetConfig, tokens: TokenSet, now: float) -> str | None:

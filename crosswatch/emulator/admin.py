@@ -357,7 +357,7 @@ def age_posts(call: Call) -> httpx.Response:
     for name, post_id, holder, attribute in _dated_posts(call.state):
         if (platform is not None and name != platform) or (wanted is not None and post_id != str(wanted)):
             continue
-        moment = float(posted_at) if posted_at is not None else getattr(holder, attribute) - float(by_seconds)
+        moment = float(posted_at) if posted_at is not None else getattr(holder, attribute) - float(by_seconds or 0)
         if moment > now:
             raise AdminError("a post cannot be made later than now")
         setattr(holder, attribute, moment)
