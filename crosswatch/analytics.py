@@ -38,6 +38,8 @@ PRIVATE_METRICS_SECONDS = 30 * 86400.0 - 3600.0
 # A target whose reads were refused for a reason a person fixes (a missing scope, a sign-in) is tried
 # again this much later.
 REFUSED_WAIT_SECONDS = 3600.0
+# `report --refresh` reads a post again only when its last reading is at least this old.
+REFRESH_MIN_SECONDS = 3600.0
 # How often the daemon looks for due readings.
 DAEMON_TICK_SECONDS = 300.0
 
@@ -92,8 +94,9 @@ class Collector:
                 found[name] = (target, read)
         return found
 
-    def collect(self) -> Collected:
-        """Read every due post of every analytics target (one pass)."""
+    def collect(self, *, refresh: bool = False) -> Collected:
+        """Read every due post of every analytics target (one pass). ``refresh`` (`report --refresh`):
+        also every post not read in the last hour that has not had its last scheduled reading."""
         result = Collected()
         now = self.clock()
         targets = self.targets()
@@ -101,7 +104,8 @@ class Collector:
         ages = self.config.analytics.ages
         due: dict[str, list[dict[str, Any]]] = {}
         for post in self.journal.metric_posts(list(targets)):
-            if post["deleted_at"] is None and due_age(post["posted_at"], post["read_at"], ages, now) is not None:
+            if post["deleted_at"] is None and (due_age(post["posted_at"], post["read_at"], ages, now) is not None
+                                               or (refresh and _refreshable(post, ages, now))):
                 due.setdefault(post["target"], []).append(post)
         for name, posts in due.items():
             if name in holds:
@@ -199,6 +203,35 @@ class Collector:
         self.journal.set_metrics_hold(name, now + wait, why)
         log.warning("metrics reads wait", target=name, seconds=round(wait), reason=why)
         return f"metrics reads wait until {_when(now + wait)}: {why}"
+
+
+def _refreshable(post: Mapping[str, Any], ages: Sequence[float], now: float) -> bool:
+    read_at = post["read_at"]
+    if read_at is None:
+        return True
+    return now - read_at >= REFRESH_MIN_SECONDS and read_at < post["posted_at"] + max(ages, default=0.0)
+
+
+def api_bases(tokens: Mapping[str, object]) -> dict[str, str | None]:
+    """Where each account's API lives when its token source knows (Bluesky: the PDS found at sign-in)."""
+    found: dict[str, str | None] = {}
+    for name, source in tokens.items():
+        base = getattr(source, "api_base", None)
+        try:
+            found[name] = base() if callable(base) else None
+        except CrosswatchError:
+            found[name] = None  # the configured endpoints; the read says what is wrong
+    return found
+
+
+def refresh_now(config: Config, journal: Journal) -> Collected:
+    """`crosswatch report --refresh`: read now what is due, and every post not read in the last hour that
+    has not had its last scheduled reading, with the daemon's client and sign-ins."""
+    from crosswatch.daemon import http_timeout, platform_tokens
+
+    with httpx.Client(timeout=http_timeout(), headers={"User-Agent": "crosswatch/0.1"}) as client:
+        tokens = platform_tokens(config, client)
+        return Collector(config, journal, client, tokens, api_bases=api_bases(tokens)).collect(refresh=True)
 
 
 def _batches(posts: list[dict[str, Any]], size: int, now: float) -> list[tuple[list[dict[str, Any]], bool]]:

@@ -30,7 +30,7 @@ import httpx
 import structlog
 
 from crosswatch.analytics import DAEMON_TICK_SECONDS as ANALYTICS_TICK_SECONDS
-from crosswatch.analytics import Collector
+from crosswatch.analytics import Collector, api_bases
 from crosswatch.bridge import Bridge
 from crosswatch.config import Config
 from crosswatch.errors import CrosswatchError, JournalError
@@ -499,14 +499,7 @@ class Daemon:
 
     def _collector(self, runner: Runner, journal: Journal) -> Collector:
         assert runner.client is not None
-        api_bases: dict[str, str | None] = {}
-        for name, source in runner.tokens.items():
-            base = getattr(source, "api_base", None)
-            try:
-                api_bases[name] = base() if callable(base) else None
-            except CrosswatchError:
-                api_bases[name] = None  # the configured endpoints; the read says what is wrong
-        return Collector(self.config, journal, runner.client, runner.tokens, api_bases=api_bases)
+        return Collector(self.config, journal, runner.client, runner.tokens, api_bases=api_bases(runner.tokens))
 
     def _runner_loop(self, part: object) -> None:
         assert isinstance(part, Runner)

@@ -63,6 +63,8 @@ def _reading(post: Mapping[str, object]) -> Reading:
         number = integer(value)
         if number is not None:
             metrics[str(name)] = number
+    if "repost_count" in metrics:
+        metrics.pop("retweet_count", None)  # one count sent under both names: counted once
     private = post.get("non_public_metrics")
     for name in PRIVATE_FIELDS:
         number = integer(private.get(name)) if isinstance(private, Mapping) else None
