@@ -116,7 +116,7 @@ def _split_fields(text: str) -> list[str]:
             items.append(current)
             current = ""
             continue
-        depth += {"{": 1, "}": -1}.get(char, 0)
+        depth += {"{": 1, "}": -1, "(": 1, ")": -1}.get(char, 0)
         current += char
     items.append(current)
     return [item.strip() for item in items if item.strip()]
@@ -275,7 +275,18 @@ def read_node(call: Call) -> httpx.Response:
         return json_response(200, container_json(state, container, fields))
     media = state.ig_media_by_id(node_id)
     if media is not None and media.user_id == token.user_id:
-        return json_response(200, media_json(call, media, fields))
+        data = media_json(call, media, fields)
+        expansion = next((f for f in fields if f == "insights" or f.startswith("insights.")), None)
+        if expansion is not None:
+            # Graph field expansion: insights.metric(views,reach) on the media node, one call for the
+            # post's timestamp and its insights (an edge error fails the whole call; UNCONFIRMED).
+            metric = re.fullmatch(r"insights\.metric\(([^)]*)\)", expansion)
+            asked = [m.strip() for m in metric.group(1).split(",") if m.strip()] if metric else []
+            answer = insights_answer(state, token, media, asked, node_id)
+            if isinstance(answer, httpx.Response):
+                return answer
+            data["insights"] = answer
+        return json_response(200, data)
     return _unsupported(call, node_id)
 
 
@@ -288,13 +299,20 @@ def media_insights(call: Call) -> httpx.Response:
     token = token_from(call, params)
     if isinstance(token, httpx.Response):
         return token
-    state = call.state
-    media = state.ig_media_by_id(call.path_params["id"])
+    media = call.state.ig_media_by_id(call.path_params["id"])
     if media is None or media.user_id != token.user_id:
         return _unsupported(call, call.path_params["id"])
+    asked = [m.strip() for m in params.get("metric", "").split(",") if m.strip()]
+    answer = insights_answer(call.state, token, media, asked, call.path_params["id"])
+    return answer if isinstance(answer, httpx.Response) else json_response(200, answer)
+
+
+def insights_answer(state: EmulatorState, token: IGToken, media: IGMedia, asked: list[str],
+                    node_id: str) -> dict[str, Any] | httpx.Response:
+    """The insights of ``media`` (the edge, or the ``insights.metric(...)`` field expansion of the media
+    node), or the Graph error Instagram answers instead."""
     if INSIGHTS_SCOPE not in token.scopes:
         return graph_error(10, "(#10) Application does not have permission for this action")
-    asked = [m.strip() for m in params.get("metric", "").split(",") if m.strip()]
     seen = engagement.counts(state.engagement, media.id, media.caption, media.timestamp, state.now())
     available = engagement.ig_metric_values(seen)
     if not asked:
@@ -304,15 +322,15 @@ def media_insights(call: Call) -> httpx.Response:
         why = (" is no longer supported; use views" if refused in DEPRECATED_METRICS
                else f" must be one of the following values: {', '.join(available)}")
         return graph_error(100, f"(#100) metric[{asked.index(refused)}] {refused}{why}")
-    if media.children and call.path_params["id"] != media.id:
+    if node_id != media.id:
         return graph_error(100, "(#100) Insights are not available for carousel children")
     if state.now() - media.timestamp < state.engagement.insights_delay_seconds:
-        return json_response(200, {"data": []})
+        return {"data": []}
     if seen.views < state.engagement.min_viewers:
         return graph_error(10, "(#10) Not enough viewers for the media to show insights",
                            user_title="Media Insights Not Available",
                            user_msg="Not enough viewers for the media to show insights")
-    return json_response(200, engagement.graph_insights(media.id, {m: available[m] for m in asked}))
+    return engagement.graph_insights(media.id, {m: available[m] for m in asked})
 
 
 def container_json(state: EmulatorState, container: IGContainer, fields: list[str]) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from crosswatch.platforms.base import JobContext, Kind, MetricsAnswer, Outcome, Reading
-from crosswatch.platforms.reading import id_string, integer, json_body, text
+from crosswatch.platforms.reading import graph_time, id_string, integer, json_body, text
 
 if TYPE_CHECKING:
     from crosswatch.hosting import MediaHost
@@ -167,7 +167,15 @@ INSIGHTS_THROTTLE_WAIT = 3600.0
 
 
 def insights_request(url: str, metrics: Sequence[str], token: str | None) -> httpx.Request:
+    """The insights edge, ``/{media-id}/insights?metric=...``."""
     return httpx.Request("GET", url, headers=bearer(token), params={"metric": ",".join(metrics)})
+
+
+def node_insights_request(url: str, metrics: Sequence[str], token: str | None) -> httpx.Request:
+    """The media node with its timestamp and the insights as a field expansion, in one call:
+    ``/{media-id}?fields=timestamp,insights.metric(...)``."""
+    return httpx.Request("GET", url, headers=bearer(token),
+                         params={"fields": f"timestamp,insights.metric({','.join(metrics)})"})
 
 
 def parse_insights(media_id: str, response: httpx.Response, platform: str, scope: str) -> MetricsAnswer:
@@ -175,7 +183,11 @@ def parse_insights(media_id: str, response: httpx.Response, platform: str, scope
     is "not_enough_viewers", never zeros (api-notes B4); code 100/33 (or 404) means the post is gone;
     other code 10 and 200-299 answers mean the token lacks ``scope``."""
     if response.is_success:
-        data = graph_object(response).get("data")
+        body = graph_object(response)
+        # The edge answers {"data": [...]}; the media node with insights.metric(...) nests it under
+        # "insights" beside the post's own timestamp (left out when there is no data).
+        nested = body.get("insights")
+        data = (nested if isinstance(nested, dict) else {}).get("data") if "id" in body else body.get("data")
         metrics: dict[str, int] = {}
         for item in data if isinstance(data, list) else ():
             values = item.get("values") if isinstance(item, dict) else None
@@ -184,7 +196,9 @@ def parse_insights(media_id: str, response: httpx.Response, platform: str, scope
             name = text(item.get("name")) if isinstance(item, dict) else None
             if name is not None and number is not None:
                 metrics[name] = number
-        reading = Reading("ok", metrics) if metrics else Reading("empty", detail=f"{platform} sent no data yet")
+        posted_at = graph_time(body.get("timestamp"))
+        reading = (Reading("ok", metrics, posted_at=posted_at) if metrics
+                   else Reading("empty", posted_at=posted_at, detail=f"{platform} sent no data yet"))
         return MetricsAnswer({media_id: reading})
     error = parse_graph_error(response, platform)
     words = f"{error.message or ''} {error.user_message or ''}".lower()
