@@ -69,9 +69,9 @@ class Collected:
     read: dict[str, int] = field(default_factory=dict)
     waiting: dict[str, str] = field(default_factory=dict)
 
-    def lines(self) -> list[str]:
-        done = [f"{target}: {count} post(s) read" for target, count in sorted(self.read.items())]
-        return done + [f"{target}: {why}" for target, why in sorted(self.waiting.items())]
+    def waiting_lines(self) -> list[str]:
+        """One line per target whose reads wait (what was read is in the log)."""
+        return [f"{target}: {why}" for target, why in sorted(self.waiting.items())]
 
 
 class Collector:

@@ -880,8 +880,9 @@ def report(obj: Obj, refresh: bool, since: str | None, by: str | None, as_json: 
 
             if not any(t.analytics for t in config.targets.values()):
                 raise UsageError("no target reads metrics: set analytics.enabled: true in the config")
-            for line in refresh_now(config, journal).lines():
-                click.echo(line, err=True)
+            _setup_logging(config)
+            for line in refresh_now(config, journal).waiting_lines():
+                click.echo(f"crosswatch: {line}", err=True)
         built = build_report(config, journal, since=since_at, by=by)
     if as_json:
         click.echo(json.dumps(built.json(), indent=2, ensure_ascii=False))

@@ -1,6 +1,7 @@
 """How much engagement the emulator's posts get: deterministic in the hour posted, the keywords in the
 text and the post's age, so tests can plant a pattern (posts at 18:00 get three times the views) and
-check that crosswatch's report and suggestions find it.
+check that crosswatch's report and suggestions find it. The factors act on what people do (likes,
+replies, shares, ...), not on how many see the post.
 
 The model is ONE field on ``EmulatorState`` (``state.engagement``), changed through
 ``POST /_emulator/engagement``; ``POST /_emulator/age`` moves posts' creation times back, as if they
@@ -25,7 +26,7 @@ WORD = re.compile(r"[#\w]+")
 
 @dataclass
 class EngagementModel:
-    # Views a post reaches when it is old (its age well past ``growth_hours``), before the factors.
+    # Views a post reaches when it is old (its age well past ``growth_hours``).
     base_views: float = 400.0
     # UTC hour posted -> multiplier ("18": 3.0 plants a best hour); unnamed hours count 1.
     hour_factors: dict[int, float] = field(default_factory=dict)
@@ -72,16 +73,20 @@ def _keyword_factor(model: EngagementModel, text: str) -> float:
 
 
 def counts(model: EngagementModel, key: str, text: str, created_at: float, now: float) -> Counts:
-    """The post's engagement at ``now``; ``key`` is its platform id (for the per-post spread)."""
+    """The post's engagement at ``now``; ``key`` is its platform id (for the per-post spread).
+
+    Views and reach grow with age alone; the hour posted and the keywords multiply what people do with
+    the post (likes, comments, shares, saves, ...), so the planted factor shows in the counts and in the
+    engagement rate alike."""
     age_hours = max(0.0, now - created_at) / 3600.0
     growth = 1.0 - math.exp(-age_hours / model.growth_hours) if model.growth_hours > 0 else 1.0
+    views = model.base_views * growth * _spread(key)
     hour = datetime.fromtimestamp(created_at, UTC).hour
-    views = (model.base_views * model.hour_factors.get(hour, 1.0) * _keyword_factor(model, text)
-             * growth * _spread(key))
-    return Counts(views=round(views), reach=round(views * 0.8), likes=round(views * 0.06),
-                  comments=round(views * 0.01), shares=round(views * 0.005), saves=round(views * 0.008),
-                  quotes=round(views * 0.002), link_clicks=round(views * 0.004),
-                  profile_clicks=round(views * 0.003))
+    acted = views * model.hour_factors.get(hour, 1.0) * _keyword_factor(model, text)
+    return Counts(views=round(views), reach=round(views * 0.8), likes=round(acted * 0.06),
+                  comments=round(acted * 0.01), shares=round(acted * 0.005), saves=round(acted * 0.008),
+                  quotes=round(acted * 0.002), link_clicks=round(acted * 0.004),
+                  profile_clicks=round(acted * 0.003))
 
 
 def configure(model: EngagementModel, body: Mapping[str, Any]) -> None:
