@@ -117,3 +117,80 @@ def test_a_planted_best_hour_is_found_for_instagram_and_x_from_60_posts(
     assert tuple(header[:len(CSV_COLUMNS)]) == CSV_COLUMNS
     assert {"impression_count", "like_count", "reach", "views", "total_interactions"} <= set(header)
     assert nothing["posts"] == [] and nothing["suggestions"]["x"]["windows"] is None
+
+
+class Token:
+    """A token source handing out one token the emulator issued (as the keyring-backed one would)."""
+
+    def __init__(self, token: str, account_id: str | None = None) -> None:
+        self.token, self.account = token, account_id
+
+    def access_token(self) -> str:
+        return self.token
+
+    def force_refresh(self) -> str:
+        return self.token
+
+    def account_id(self) -> str | None:
+        return self.account
+
+    def username(self) -> str | None:
+        return None
+
+
+def test_refused_metrics_reads_hold_only_the_reads_and_the_daemon_keeps_posting(
+        workspace: dict[str, Path], live_emulator: Emulator, hosted: Path) -> None:
+    """A rate-limited X lookup and an Instagram token without the insights scope: both targets' reads
+    wait, nothing is recorded as a reading, and new photos still go out on both."""
+    import threading
+    import time
+
+    from crosswatch.config import load_config
+    from crosswatch.daemon import Daemon
+    from crosswatch.journal import Journal, NewFile
+    from crosswatch.models import JobState
+    from tests.conftest import wait_until
+
+    with EmulatorServer(live_emulator) as server:
+        config = load_config(config_for(workspace, server.url, hosted))
+        x_token = live_emulator.mint_x_token()["access_token"]
+        ig_token = live_emulator.mint_ig_token()  # posting scopes only
+        old_x = httpx.post(f"{server.url}/2/tweets", json={"text": "an older post"},
+                           headers={"Authorization": f"Bearer {x_token}"}).json()["data"]["id"]
+        old_ig = live_emulator.post_from_phone(caption="an older post").id
+        config.state_dir.mkdir(parents=True, exist_ok=True)
+        with Journal(config.journal_path, clock=lambda: time.time() - 2 * 3600) as journal:  # 2 h ago
+            for n, (target, remote_id) in enumerate((("x", old_x), ("instagram", old_ig))):
+                [made] = journal.add_files([NewFile(f"old{n}.jpg", 1, 1, f"old{n}", (target,))])
+                [job] = journal.jobs_for_photo(made.photo_id)
+                journal.transition(job.id, JobState.IN_FLIGHT, step="publish")
+                journal.transition(job.id, JobState.DONE, remote_id=remote_id)
+        live_emulator.respond_with("x.tweets.lookup", 429, None)
+        tokens = {"x": Token(x_token), "instagram": Token(ig_token["access_token"], ig_token.get("user_id"))}
+        daemon = Daemon(config, token_factory=lambda _config, _client: dict(tokens))
+
+        def held_and_posted() -> bool:
+            with Journal(config.journal_path) as journal:
+                done = journal.state_counts()
+                holds = journal.metrics_holds(time.time())
+            posted = all(done.get(target, {}).get("done", 0) == 3 for target in ("x", "instagram"))
+            return set(holds) == {"x", "instagram"} and posted
+
+        def photos_then_stop() -> None:
+            try:
+                for index in range(2):
+                    (workspace["inbox"] / f"new-{index}.jpg").write_bytes(jpeg_bytes(100 + index, size=(640, 480)))
+                wait_until(held_and_posted, timeout=120, interval=0.2)
+            finally:
+                daemon.request_stop()
+
+        helper = threading.Thread(target=photos_then_stop)
+        helper.start()
+        assert daemon.run_forever() == 0
+        helper.join()
+    assert held_and_posted()
+    with Journal(config.journal_path) as journal:
+        holds = journal.metrics_holds(time.time())
+        assert journal.metric_readings() == []  # a refusal is not a reading
+    assert "rate limited" in holds["x"][1] and "instagram_business_manage_insights" in holds["instagram"][1]
+    assert len(live_emulator.x_posts()) == 3 and len(live_emulator.ig_posts()) == 3
