@@ -376,3 +376,70 @@ def heat_map(posts: Iterable[PostMetrics], zone: dt.tzinfo) -> dict[str, list[li
         cells.setdefault(post.platform, {}).setdefault((local.weekday(), local.hour), []).append(post.score)
     return {platform: [[statistics.fmean(grid[(d, h)]) if (d, h) in grid else None for h in range(24)]
                        for d in range(7)] for platform, grid in cells.items()}
+
+
+# ---------------------------------------------------------------------------------------------------
+# The console's analytics page
+
+
+@dataclass(frozen=True)
+class HeatCell:
+    value: float | None
+    level: int  # 0 (no post) .. 5 (the best cell of the grid): the page's shade
+
+
+@dataclass(frozen=True)
+class HeatMap:
+    platform: str
+    rows: tuple[tuple[str, tuple[HeatCell, ...]], ...]  # (weekday, 24 cells)
+
+
+@dataclass
+class AnalyticsPage:
+    report: Report
+    heat_maps: list[HeatMap]
+    keywords: list[Group]
+    lenses: list[Group]
+    chart_data: dict[str, Any]
+
+
+PAGE_GROUPS = 10
+
+
+def analytics_page(config: Config, journal: Journal, *,
+                   read_photo: Callable[[Path], Metadata] = read_metadata) -> AnalyticsPage:
+    """What the console's analytics page shows: the report, a weekday x hour heat map per platform,
+    the best keywords and lenses, and the charts' data (engagement over time, per target)."""
+    built = build_report(config, journal, read_photo=read_photo)
+    zone = built.zone
+    maps = [HeatMap(platform, tuple((WEEKDAYS[day], tuple(HeatCell(v, _level(v, grid)) for v in row))
+                                    for day, row in enumerate(grid)))
+            for platform, grid in sorted(heat_map(built.posts, zone).items())]
+    keywords = [g for g in grouped(built.posts, "keyword", zone) if g.key != "(no keywords)"][:PAGE_GROUPS]
+    lenses = [g for g in grouped(built.posts, "lens", zone) if g.key != "(unknown lens)"][:PAGE_GROUPS]
+    return AnalyticsPage(built, maps, keywords, lenses, _chart_data(built.posts, keywords, lenses, zone))
+
+
+def _level(value: float | None, grid: Sequence[Sequence[float | None]]) -> int:
+    best = max((v for row in grid for v in row if v is not None), default=None)
+    if value is None or not best:
+        return 0
+    return max(1, min(5, math.ceil(5 * value / best)))
+
+
+def _chart_data(posts: Sequence[PostMetrics], keywords: Sequence[Group], lenses: Sequence[Group],
+                zone: dt.tzinfo) -> dict[str, Any]:
+    """Engagement over time: per target and posting day, the mean interactions of that day's posts."""
+    days: dict[str, dict[str, list[int]]] = {}
+    for post in posts:
+        if post.interactions is not None:
+            day = dt.datetime.fromtimestamp(post.posted_at, zone).date().isoformat()
+            days.setdefault(post.target, {}).setdefault(day, []).append(post.interactions)
+    labels = sorted({day for per in days.values() for day in per})
+    return {
+        "days": labels,
+        "series": {target: [statistics.fmean(per[d]) if d in per else None for d in labels]
+                   for target, per in sorted(days.items())},
+        "keywords": {"labels": [g.key for g in keywords], "values": [g.interactions or 0 for g in keywords]},
+        "lenses": {"labels": [g.key for g in lenses], "values": [g.interactions or 0 for g in lenses]},
+    }
