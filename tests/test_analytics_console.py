@@ -15,8 +15,7 @@ import pytest
 
 from crosswatch.journal import Journal
 from crosswatch.models import JobState
-from tests.conftest import jpeg_bytes
-from tests.conftest import write_config
+from tests.conftest import jpeg_bytes, write_config
 from tests.console_helpers import UNUSED_URL, Console, make_console, take_in
 from tests.console_rig import WIDTHS, chromium_args, require_chromium, screenshot_dir
 from tests.test_analytics_e2e import photo_xmp
