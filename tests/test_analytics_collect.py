@@ -180,3 +180,58 @@ def test_a_missing_scope_and_a_rate_limit_hold_reads_until_later_and_lose_nothin
     rig.clock.set(START + 2.5 * HOUR)
     assert rig.collector().collect().read == {"instagram": 1}  # the 1 h reading, taken late
     assert [r["status"] for r in rig.readings(ig_job)] == ["ok"]
+
+
+def test_mastodon_bluesky_and_threads_counts_are_read_and_a_gone_post_is_deleted(
+        tmp_path: Path, x_openapi: XOpenAPI) -> None:
+    from crosswatch.emulator.threads_state import THREADS_DAEMON_SCOPES, ThreadsPost
+
+    clock = ManualClock(START)
+    emulator = Emulator(clock=clock)
+    with EmulatorServer(emulator) as server, httpx.Client() as client:
+        url = server.url
+        config = config_from_mapping({
+            "state_dir": str(tmp_path / "state"),
+            "watch": [{"path": str(tmp_path), "targets": ["mastodon"]}],
+            "targets": {"mastodon": {"instance": f"{url}/mastodon"},
+                        "bluesky": {"service": url, "handle": "crosswatch-test.bsky.social"},
+                        "threads": {"client_id": "c", "graph_base": f"{url}/threads",
+                                    "media_host": {"type": "directory", "path": str(tmp_path),
+                                                   "public_url": f"{url}/_emulator/hosted/"}}},
+            "analytics": {"enabled": True}}, tmp_path / "config.yaml")
+        (tmp_path / "state").mkdir()
+        masto = emulator.mint_mastodon_token()["access_token"]
+        bsky = emulator.mint_bsky_session(origin=url)["accessJwt"]
+        threads = emulator.mint_threads_token(scopes=(*THREADS_DAEMON_SCOPES, "threads_manage_insights"))
+        status = client.post(f"{url}/mastodon/api/v1/statuses", data={"status": "fog over the harbour"},
+                             headers={"Authorization": f"Bearer {masto}"}).json()["id"]
+        record = client.post(f"{url}/xrpc/com.atproto.repo.createRecord",
+                             headers={"Authorization": f"Bearer {bsky}"},
+                             json={"repo": "crosswatch-test.bsky.social", "collection": "app.bsky.feed.post",
+                                   "record": {"$type": "app.bsky.feed.post", "text": "fog",
+                                              "createdAt": "2026-10-01T10:00:00.000Z"}}).json()["uri"]
+        with emulator.state.lock:  # a thread made in the app, as the Instagram phone posts are
+            user = next(iter(emulator.state.threads.users))
+            emulator.state.threads.posts.append(ThreadsPost("17900000000000777", user, "fog", None, b"", START,
+                                                            "ABCdef123", "0"))
+        with Journal(config.journal_path, clock=clock) as journal:
+            jobs = {}
+            for n, (target, remote_id) in enumerate((("mastodon", status), ("bluesky", record),
+                                                     ("bluesky", record[:-3] + "zzz"),
+                                                     ("threads", "17900000000000777"))):
+                [made] = journal.add_files([NewFile(f"q{n}.jpg", 1, 1, f"q{n}", (target,))])
+                [job] = journal.jobs_for_photo(made.photo_id)
+                journal.transition(job.id, JobState.IN_FLIGHT, step="post")
+                journal.transition(job.id, JobState.DONE, remote_id=remote_id)
+                jobs[n] = job.id
+            clock.set(START + 2 * DAY)
+            fresh = emulator.mint_bsky_session(origin=url)["accessJwt"]  # Bluesky access tokens live 2 h
+            tokens = {"mastodon": Token(masto), "bluesky": Token(fresh), "threads": Token(threads["access_token"])}
+            collected = Collector(config, journal, client, tokens, clock=clock).collect()
+            readings = {n: journal.metric_readings([job_id]) for n, job_id in jobs.items()}
+    assert collected.read == {"mastodon": 1, "bluesky": 2, "threads": 1}, collected.waiting
+    assert set(readings[0][0]["metrics"]) == {"favourites_count", "reblogs_count", "replies_count"}
+    assert set(readings[1][0]["metrics"]) == {"likeCount", "repostCount", "replyCount", "quoteCount"}
+    assert readings[1][0]["metrics"]["likeCount"] > 0
+    assert readings[2][0]["status"] == "deleted"  # getPosts left it out
+    assert set(readings[3][0]["metrics"]) == {"views", "likes", "replies", "reposts", "quotes", "shares"}
