@@ -62,6 +62,17 @@ def due_age(posted_at: float, read_at: float | None, ages: Sequence[float], now:
     return latest
 
 
+def ages_for(ages: Sequence[float], private_window: float | None) -> tuple[float, ...]:
+    """The schedule's ages, plus one a day before a platform's private metrics end (X: 30 days) when
+    the schedule reads later than that and not in the last three days before it, so the last reading
+    with them is taken before the window closes."""
+    if private_window is None or not any(age >= private_window for age in ages):
+        return tuple(sorted(ages))
+    if any(private_window - 3 * 86400.0 <= age < private_window for age in ages):
+        return tuple(sorted(ages))
+    return tuple(sorted({*ages, private_window - 86400.0}))
+
+
 @dataclass
 class Collected:
     """What one pass read: readings per target, and the targets that wait (with why)."""
@@ -104,8 +115,9 @@ class Collector:
         ages = self.config.analytics.ages
         due: dict[str, list[dict[str, Any]]] = {}
         for post in self.journal.metric_posts(list(targets)):
-            if post["deleted_at"] is None and (due_age(post["posted_at"], post["read_at"], ages, now) is not None
-                                               or (refresh and _refreshable(post, ages, now))):
+            own = ages_for(ages, getattr(targets[post["target"]][1], "private_window", None))
+            if post["deleted_at"] is None and (due_age(post["posted_at"], post["read_at"], own, now) is not None
+                                               or (refresh and _refreshable(post, own, now))):
                 due.setdefault(post["target"], []).append(post)
         for name, posts in due.items():
             if name in holds:

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from crosswatch import spend
-from crosswatch.analytics import Collector, due_age
+from crosswatch.analytics import Collector, ages_for, due_age
 from crosswatch.config import Config, config_from_mapping
 from crosswatch.emulator import Emulator, EmulatorServer, EmulatorSettings
 from crosswatch.emulator.accounts import IG_DAEMON_SCOPES
@@ -115,6 +115,12 @@ def test_due_age_reads_each_scheduled_age_once_and_a_missed_one_late() -> None:
     assert due_age(0, HOUR, ages, 2 * HOUR) is None
     assert due_age(0, HOUR, ages, 8 * DAY) == 7 * DAY  # the 24 h reading was missed: one read, late
     assert due_age(0, 8 * DAY, ages, 300 * DAY) is None  # past the last age: never again
+
+
+def test_a_schedule_past_30_days_reads_x_once_before_its_private_metrics_end() -> None:
+    assert ages_for((HOUR, 60 * DAY), 30 * DAY) == (HOUR, 29 * DAY, 60 * DAY)
+    assert ages_for((HOUR, 28 * DAY, 60 * DAY), 30 * DAY) == (HOUR, 28 * DAY, 60 * DAY)  # 28 d is close enough
+    assert ages_for((HOUR, 60 * DAY), None) == (HOUR, 60 * DAY)  # no private window: as configured
 
 
 def test_reads_happen_at_the_configured_ages_only_and_x_reads_cost_what_status_says(rig: Rig) -> None:

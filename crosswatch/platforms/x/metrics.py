@@ -26,6 +26,8 @@ class XMetrics:
     scope = None  # tweet.read, asked for anyway
     interactions = ("like_count", "reply_count", "repost_count", "retweet_count", "quote_count", "bookmark_count")
     audience = ("impression_count",)
+    # Non-public metrics end 30 days after posting: the collector reads once before then.
+    private_window = 30 * 86400.0
 
     def build(self, cfg: TargetConfig, remote_ids: Sequence[str], token: str | None, *,
               recent: bool, api_base: str | None = None) -> httpx.Request:
