@@ -117,6 +117,8 @@ def test_the_page_shows_200_posts_charts_heat_maps_and_the_suggestion(browser: B
     assert page.locator("tr[data-post-job] img").first.evaluate("img => img.complete && img.naturalWidth > 0")
     folder = screenshot_dir(tmp_path)
     page.screenshot(path=str(folder / "analytics-1280.png"), full_page=True)
+    page.evaluate("() => window.scrollTo(0, 0)")
+    page.screenshot(path=str(folder / "analytics-1280-top.png"))
     page.context.close()
 
 
@@ -126,5 +128,6 @@ def test_the_page_fits_a_phone(browser: Browser, console: Console, tmp_path: Pat
     width = page.evaluate("() => document.documentElement.scrollWidth")
     assert width <= WIDTHS["phone"], f"the page is {width} px wide on a {WIDTHS['phone']} px phone"
     page.screenshot(path=str(screenshot_dir(tmp_path) / "analytics-390.png"), full_page=True)
+    page.screenshot(path=str(screenshot_dir(tmp_path) / "analytics-390-top.png"))
     assert re.search(r"Analytics", page.locator("nav [aria-current=page]").inner_text())
     page.context.close()
