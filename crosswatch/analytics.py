@@ -15,7 +15,6 @@ pass ``monthly_budget_usd`` is not sent.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -175,14 +174,8 @@ class Collector:
     def _charge(self, target: TargetConfig, response: httpx.Response) -> None:
         """X bills each post an answer returned (once per UTC day), as the runner's reads are billed."""
         prices = pricing.prices_for(target.kind, target.prices)
-        if prices is None or not response.is_success:
-            return
-        try:
-            body = json.loads(response.content) if response.content else None
-        except (ValueError, UnicodeDecodeError):
-            return
-        resources = pricing.billed_resources(body)
-        if resources:
+        resources = pricing.billed_in(response.content) if prices is not None and response.is_success else []
+        if prices is not None and resources:
             self.journal.record_reads(target.name, resources, prices["read"], purpose="metrics")
 
     def _over_budget(self, target: TargetConfig, posts: int, now: float) -> str | None:

@@ -23,25 +23,13 @@ from crosswatch.journal import Journal, NewFile
 from crosswatch.models import JobState
 from tests.emulator_fixtures import watch_openapi
 from tests.openapi_check import XOpenAPI
+from tests.test_bridge import StaticToken as Token
 
 HOUR = 3600.0
 DAY = 86400.0
 INSIGHTS = "instagram_business_manage_insights"
 # The first of a month at 10:00 UTC: 28 days on stay in the same month for the budget.
 START = dt.datetime(2026, 10, 1, 10, tzinfo=dt.UTC).timestamp()
-
-
-class Token:
-    """A token source handing out one token the emulator issued (what the keyring-backed one does)."""
-
-    def __init__(self, token: str) -> None:
-        self.token = token
-
-    def access_token(self) -> str:
-        return self.token
-
-    def force_refresh(self) -> str:
-        return self.token
 
 
 class Rig:

@@ -119,25 +119,6 @@ def test_a_planted_best_hour_is_found_for_instagram_and_x_from_60_posts(
     assert nothing["posts"] == [] and nothing["suggestions"]["x"]["windows"] is None
 
 
-class Token:
-    """A token source handing out one token the emulator issued (as the keyring-backed one would)."""
-
-    def __init__(self, token: str, account_id: str | None = None) -> None:
-        self.token, self.account = token, account_id
-
-    def access_token(self) -> str:
-        return self.token
-
-    def force_refresh(self) -> str:
-        return self.token
-
-    def account_id(self) -> str | None:
-        return self.account
-
-    def username(self) -> str | None:
-        return None
-
-
 def test_refused_metrics_reads_hold_only_the_reads_and_the_daemon_keeps_posting(
         workspace: dict[str, Path], live_emulator: Emulator, hosted: Path) -> None:
     """A rate-limited X lookup and an Instagram token without the insights scope: both targets' reads
@@ -150,6 +131,7 @@ def test_refused_metrics_reads_hold_only_the_reads_and_the_daemon_keeps_posting(
     from crosswatch.journal import Journal, NewFile
     from crosswatch.models import JobState
     from tests.conftest import wait_until
+    from tests.test_bridge import StaticToken
 
     with EmulatorServer(live_emulator) as server:
         config = load_config(config_for(workspace, server.url, hosted))
@@ -166,7 +148,8 @@ def test_refused_metrics_reads_hold_only_the_reads_and_the_daemon_keeps_posting(
                 journal.transition(job.id, JobState.IN_FLIGHT, step="publish")
                 journal.transition(job.id, JobState.DONE, remote_id=remote_id)
         live_emulator.respond_with("x.tweets.lookup", 429, None)
-        tokens = {"x": Token(x_token), "instagram": Token(ig_token["access_token"], ig_token.get("user_id"))}
+        tokens = {"x": StaticToken(x_token),
+                  "instagram": StaticToken(ig_token["access_token"], ig_token.get("user_id"))}
         daemon = Daemon(config, token_factory=lambda _config, _client: dict(tokens))
 
         def held_and_posted() -> bool:

@@ -94,6 +94,15 @@ def _authorized_request(call: Call) -> tuple[dict[str, str], IGToken, IGUser] | 
     return params, owner[0], owner[1]
 
 
+def _params_and_token(call: Call) -> tuple[dict[str, str], IGToken] | httpx.Response:
+    """The request's parameters and its live token, for reads of any node (not only the account's)."""
+    params = _params(call)
+    if isinstance(params, httpx.Response):
+        return params
+    token = token_from(call, params)
+    return token if isinstance(token, httpx.Response) else (params, token)
+
+
 def _unsupported(call: Call, object_id: str) -> httpx.Response:
     return graph_error(
         100,
@@ -259,12 +268,10 @@ def _paging(call: Call, params: dict[str, str], page: list[IGMedia], *, has_more
 
 def read_node(call: Call) -> httpx.Response:
     """``GET /{id}``: a container's status, a media object, or the account itself."""
-    params = _params(call)
-    if isinstance(params, httpx.Response):
-        return params
-    token = token_from(call, params)
-    if isinstance(token, httpx.Response):
-        return token
+    found = _params_and_token(call)
+    if isinstance(found, httpx.Response):
+        return found
+    params, token = found
     state = call.state
     node_id = call.path_params["id"]
     fields = _fields(params)
@@ -293,12 +300,10 @@ def read_node(call: Call) -> httpx.Response:
 def media_insights(call: Call) -> httpx.Response:
     """``GET /{ig-media-id}/insights?metric=...``: needs instagram_business_manage_insights; a post with
     too few viewers answers code 10 "Not enough viewers"; while its data lags, an empty list (api-notes B4)."""
-    params = _params(call)
-    if isinstance(params, httpx.Response):
-        return params
-    token = token_from(call, params)
-    if isinstance(token, httpx.Response):
-        return token
+    found = _params_and_token(call)
+    if isinstance(found, httpx.Response):
+        return found
+    params, token = found
     media = call.state.ig_media_by_id(call.path_params["id"])
     if media is None or media.user_id != token.user_id:
         return _unsupported(call, call.path_params["id"])
