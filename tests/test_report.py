@@ -69,3 +69,43 @@ def test_report_refuses_a_bad_date_and_two_formats_in_one_line(workspace: dict[s
     assert off.returncode == 2 and "analytics.enabled" in off.stderr
     empty = run_cli("report", "--json", config=config)
     assert empty.returncode == 0 and empty.stdout.startswith("{") and '"posts": []' in empty.stdout
+
+
+def test_the_console_page_escapes_what_photos_say_and_says_when_analytics_is_off(workspace: dict[str, Path]) -> None:
+    from crosswatch.config import load_config
+    from crosswatch.journal import Journal
+    from crosswatch.models import JobState
+    from tests.conftest import jpeg_bytes
+    from tests.console_helpers import UNUSED_URL, make_console, take_in
+
+    xmp = (b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+           b'<rdf:Description rdf:about="" xmlns:dc="http://purl.org/dc/elements/1.1/"><dc:subject><rdf:Bag>'
+           b"<rdf:li>&lt;/script&gt;&lt;script&gt;alert(1)&lt;/script&gt;</rdf:li></rdf:Bag></dc:subject>"
+           b"</rdf:Description></rdf:RDF></x:xmpmeta>")
+    (workspace["inbox"] / "a.jpg").write_bytes(jpeg_bytes(1, size=(320, 240), xmp=xmp))
+    watch = [{"path": str(workspace["inbox"]), "targets": ["x"], "settle_seconds": 0}]
+    path = write_config(workspace, targets={"x": {"client_id": "c", "api_base": UNUSED_URL, "redirect_port": 0}},
+                        watch=watch, analytics={"enabled": True})
+    config = load_config(path)
+    take_in(config)
+    with Journal(config.journal_path) as journal:
+        [job] = journal.jobs()
+        journal.transition(job.id, JobState.IN_FLIGHT, step="post")
+        journal.transition(job.id, JobState.DONE, remote_id="1")
+        journal.record_readings([(job.id, "ok", {"impression_count": 100, "like_count": 5}, None, None)])
+    console = make_console(path)
+    try:
+        console.sign_in()
+        page = console.client.get("/analytics").text
+    finally:
+        console.close()
+    assert "<script>alert(1)" not in page and "\\u003c/script>" in page  # the chart data cannot end its block
+    assert 'data-post-job="' in page and 'href="/analytics" aria-current="page"' in page
+    off = write_config(workspace, targets={"x": {"client_id": "c", "api_base": UNUSED_URL, "redirect_port": 0}},
+                       watch=watch)
+    console = make_console(off)
+    try:
+        console.sign_in()
+        assert "Metrics are not read" in console.client.get("/analytics").text
+    finally:
+        console.close()
