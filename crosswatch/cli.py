@@ -539,7 +539,8 @@ def auth_status(obj: Obj, as_json: bool) -> None:
             click.echo(f"{state['target']}: {state['username'] or state['account_id']}, {granted}, "
                        f"expires {state['expires_at'] or 'never'}"
                        + (" (crosswatch renews it)" if state["renews_itself"] and not state["problem"] else "")
-                       + (f"; {state['problem']}" if state["problem"] else ""))
+                       + (f"; {state['problem']}" if state["problem"] else "")
+                       + (f"; {state['analytics_problem']}" if state["analytics_problem"] else ""))
         else:
             click.echo(f"{state['target']}: not signed in; run `crosswatch auth login {state['target']}`")
 
@@ -890,6 +891,51 @@ def service_status(as_json: bool) -> None:
 
 
 # -- entry point -------------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.option("--refresh", is_flag=True,
+              help="read metrics now (posts not read in the last hour, up to their last scheduled reading)")
+@click.option("--since", "since", metavar="DATE", help="only posts made on or after DATE (YYYY-MM-DD)")
+@click.option("--by", "by", type=click.Choice(["hour", "weekday", "keyword", "lens", "camera", "target"]),
+              help="group the posts: engagement rate where reach or views are known, else counts")
+@click.option("--json", "as_json", is_flag=True, help="print one JSON document instead of text")
+@click.option("--csv", "as_csv", is_flag=True, help="print CSV for a spreadsheet (columns: see the README)")
+@pass_obj
+def report(obj: Obj, refresh: bool, since: str | None, by: str | None, as_json: bool, as_csv: bool) -> None:
+    """Engagement per post (latest metrics, with the photo's keywords, camera and lens), grouped with
+    --by, and per target the posting windows that did best, as a schedule snippet to copy."""
+    import datetime as dt
+
+    from crosswatch.report import build_report, zone_of
+
+    if as_json and as_csv:
+        raise UsageError("--json and --csv cannot be combined; choose one")
+    config = obj.config
+    since_at = None
+    if since is not None:
+        try:
+            day = dt.date.fromisoformat(since)
+        except ValueError:
+            raise UsageError(f"--since {since!r} is not a date; write it as YYYY-MM-DD, e.g. 2026-11-01") from None
+        since_at = dt.datetime.combine(day, dt.time(), zone_of(config)).timestamp()
+    with _open_journal(config) as journal:
+        if refresh:
+            from crosswatch.analytics import refresh_now
+
+            if not any(t.analytics for t in config.targets.values()):
+                raise UsageError("no target reads metrics: set analytics.enabled: true in the config")
+            _setup_logging(config)
+            for line in refresh_now(config, journal).waiting_lines():
+                click.echo(f"crosswatch: {line}", err=True)
+        built = build_report(config, journal, since=since_at, by=by)
+    if as_json:
+        click.echo(json.dumps(built.json(), indent=2, ensure_ascii=False))
+    elif as_csv:
+        click.echo(built.csv(), nl=False)
+    else:
+        for line in built.lines():
+            click.echo(line)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

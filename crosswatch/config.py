@@ -116,6 +116,9 @@ class TargetConfig:
     # DID document), the account's handle (alice.bsky.social).
     service: str | None = None
     handle: str | None = None
+    # Whether this target's post metrics are read (`crosswatch report`); unset: analytics.enabled.
+    # With it on, Instagram and Threads sign-ins also ask for their insights scope.
+    analytics: bool | None = None
     # mastodon, bluesky: the post's language (mastodon: ISO 639; bluesky: BCP 47, its langs; unset:
     # the platform guesses).
     language: str | None = None
@@ -294,6 +297,33 @@ class NotifyConfig:
     token_warning_days: float = 7.0
 
 
+# How old a post is when its metrics are read: a number and a unit, m(inutes), h(ours), d(ays), w(eeks).
+DURATION = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([mhdw])\s*$")
+DURATION_UNITS = {"m": 60.0, "h": 3600.0, "d": 86400.0, "w": 7 * 86400.0}
+
+
+def duration_seconds(text: str) -> float | None:
+    """``"24h"`` -> 86400.0; None when it is not a duration."""
+    match = DURATION.match(text)
+    return float(match.group(1)) * DURATION_UNITS[match.group(2)] if match else None
+
+
+@dataclass(frozen=True)
+class AnalyticsConfig:
+    """Reading each done post's metrics (`crosswatch report`; the daemon reads them on this schedule)."""
+
+    enabled: bool = False
+    # Ages after posting at which the metrics are read; each reading is kept (a time series). X's
+    # non-public metrics end 30 days after posting, so the default's last reading is at 28 days.
+    schedule: tuple[str, ...] = ("1h", "24h", "7d", "28d")
+    # Suggestions of the best posting windows need at least this many posts with metrics per target.
+    min_posts: int = 20
+
+    @property
+    def ages(self) -> tuple[float, ...]:
+        return tuple(sorted(duration_seconds(item) or 0.0 for item in self.schedule))
+
+
 @dataclass(frozen=True)
 class Config:
     source: Path
@@ -317,6 +347,7 @@ class Config:
     logging: LoggingConfig = LoggingConfig()
     console: ConsoleConfig = ConsoleConfig()
     notify: NotifyConfig = NotifyConfig()
+    analytics: AnalyticsConfig = AnalyticsConfig()
 
     def needs_approval(self, target: str) -> bool:
         return self.approval is True or (isinstance(self.approval, tuple) and target in self.approval)
@@ -836,7 +867,10 @@ def config_from_mapping(data: dict[str, Any], path: Path, where: _Located | None
     config: Config = _build(Config, data, (), where, base_dir,
                             extra={"source": path, "targets": types.MappingProxyType(targets)})
     _check_references(config, where)
-    return config
+    # Each target's analytics flag, settled: its own, else analytics.enabled.
+    settled = {name: dataclasses.replace(t, analytics=config.analytics.enabled if t.analytics is None else t.analytics)
+               for name, t in config.targets.items()}
+    return dataclasses.replace(config, targets=types.MappingProxyType(settled))
 
 
 def _build_target(name: str, raw: Any, where: _Located, base_dir: Path) -> TargetConfig:
@@ -894,6 +928,7 @@ def _check_references(config: Config, where: _Located) -> None:
     _check_rules_and_schedule(config, where)
     _check_console(config, where)
     _check_notify(config, where)
+    _check_analytics(config, where)
 
 
 def _is_folder(folder: Path, path: tuple[str, ...], where: _Located) -> bool:
@@ -909,6 +944,20 @@ def _check_console(config: Config, where: _Located) -> None:
                           f"{config.console.port} is not a port; use 1-65535, or 0 for any free one")
     if not config.console.host.strip():
         raise where.error(("console", "host"), "is empty; use 127.0.0.1 (loopback) or the address to listen on")
+
+
+def _check_analytics(config: Config, where: _Located) -> None:
+    analytics = config.analytics
+    if not analytics.schedule:
+        raise where.error(("analytics", "schedule"),
+                          "is empty; list the ages to read metrics at, e.g. [1h, 24h, 7d, 28d]")
+    for index, item in enumerate(analytics.schedule):
+        seconds = duration_seconds(item)
+        if seconds is None or not 60 <= seconds <= 366 * 86400:
+            raise where.error(("analytics", "schedule", str(index)),
+                              f"{item!r} is not an age from 1m to 366d; write a number and m, h, d or w, e.g. 24h")
+    if not 3 <= analytics.min_posts <= 100_000:
+        raise where.error(("analytics", "min_posts"), "must be at least 3 (fewer posts cannot show a pattern)")
 
 
 def _check_notify(config: Config, where: _Located) -> None:

@@ -29,9 +29,11 @@ from types import FrameType
 import httpx
 import structlog
 
+from crosswatch.analytics import DAEMON_TICK_SECONDS as ANALYTICS_TICK_SECONDS
+from crosswatch.analytics import Collector, api_bases
 from crosswatch.bridge import Bridge
 from crosswatch.config import Config
-from crosswatch.errors import JournalError
+from crosswatch.errors import CrosswatchError, JournalError
 from crosswatch.existing import settle_existing_photos
 from crosswatch.jobs import JobContexts
 from crosswatch.journal import (
@@ -405,6 +407,9 @@ class Daemon:
             if self.config.bridge.enabled:
                 threads.append(threading.Thread(target=self._guard(self._bridge_loop, runner), name="bridge",
                                                 daemon=True))
+            if self.config.analytics.enabled:
+                threads.append(threading.Thread(target=self._guard(self._analytics_loop, runner),
+                                                name="analytics", daemon=True))
             for thread in threads:
                 self.liveness.watch(thread.name, self.allowances.intake if thread.name == "intake"
                                     else self.allowances.step)
@@ -479,6 +484,23 @@ class Daemon:
         assert runner.client is not None
         return Bridge(self.config, journal, runner.client, runner.tokens.get(self.config.bridge.source))
 
+    def _analytics_loop(self, part: object) -> None:
+        """Read due post metrics now and then (analytics.py); its own journal connection, the runner's
+        HTTP client and token sources. A failed pass is logged and tried again; posting goes on."""
+        assert isinstance(part, Runner)
+        with Journal(self.config.journal_path) as journal:
+            collector = self._collector(part, journal)
+            while not self.stop_event.is_set():
+                try:
+                    collector.collect()
+                except CrosswatchError as exc:  # the journal refused a write, a token store failed
+                    log.error("cannot read or record metrics; will try again", error=str(exc))
+                self._rest(self.stop_event, ANALYTICS_TICK_SECONDS, self.allowances.step)
+
+    def _collector(self, runner: Runner, journal: Journal) -> Collector:
+        assert runner.client is not None
+        return Collector(self.config, journal, runner.client, runner.tokens, api_bases=api_bases(runner.tokens))
+
     def _runner_loop(self, part: object) -> None:
         assert isinstance(part, Runner)
         runner = part
@@ -543,6 +565,8 @@ class Daemon:
             if self.config.bridge.enabled:
                 self._bridge(runner, runner.journal).poll()
             self._post_due(runner, window_end)
+            if self.config.analytics.enabled:
+                self._collector(runner, runner.journal).collect()
             waiting = runner.journal.jobs(state=JobState.READY)
             if waiting:
                 log.info("left waiting for later", jobs=len(waiting))

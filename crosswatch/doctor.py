@@ -71,6 +71,8 @@ def _sign_in(config: Config, target: TargetConfig, client: httpx.Client) -> list
         who = state["username"] or state["account_id"] or "unknown account"
         results = [(True, f"target {name}: signed in as {who}, token expires {state['expires_at'] or 'never'}")]
         results += _token_lapse(config, target)
+    if state["analytics_problem"]:
+        results.append((False, f"target {name}: {state['analytics_problem']}"))
     with Journal(config.journal_path) as journal:
         hold = journal.holds(time.time()).get(name)
         spent_here = spend.month_spend(config, journal, time.time()).get(name)

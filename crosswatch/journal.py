@@ -16,6 +16,7 @@ Tables:
             not bridged unless backfill asked for them)
     charges every call a platform bills (X: posts, media calls, each resource read), with its price
             then, for the month's spend and budget (pricing.py); a read resource once per UTC day
+    metric_readings, metric_posts, metric_holds  post metrics read over time (analytics.py)
 
 A job is never deleted. Every state change goes through ``transition``, which checks the move against
 the state table in models.py and appends the event in the same transaction.
@@ -197,6 +198,31 @@ MIGRATIONS: list[str] = [
         at       REAL NOT NULL
     );
     CREATE INDEX upload_checks_by_job ON upload_checks (job_id);
+    """,
+    # 10: post metrics (analytics.py): every reading of a done post's metrics, never overwritten (a time
+    # series per job); per post what the platform says of it (when it was made, whether it is gone);
+    # per target how long metrics reads wait (a rate limit, a spent budget, a missing scope).
+    """
+    CREATE TABLE metric_readings (
+        id            INTEGER PRIMARY KEY,
+        job_id        INTEGER NOT NULL REFERENCES jobs(id),
+        at            REAL NOT NULL,
+        status        TEXT NOT NULL,
+        metrics_json  TEXT NOT NULL DEFAULT '{}',
+        detail        TEXT
+    );
+    CREATE INDEX metric_readings_by_job ON metric_readings (job_id, at);
+    CREATE TABLE metric_posts (
+        job_id      INTEGER PRIMARY KEY REFERENCES jobs(id),
+        posted_at   REAL,
+        deleted_at  REAL
+    );
+    CREATE TABLE metric_holds (
+        target  TEXT PRIMARY KEY,
+        until   REAL NOT NULL,
+        reason  TEXT NOT NULL,
+        set_at  REAL NOT NULL
+    );
     """,
 ]
 
@@ -864,6 +890,63 @@ class Journal:
         except ValueError:
             return None
         return (info if isinstance(info, dict) else {}), float(row["read_at"])
+
+    # -- post metrics (analytics.py) ----------------------------------------------------------------
+
+    def metric_posts(self, targets: Sequence[str]) -> list[dict[str, Any]]:
+        """Done posts of ``targets`` with a platform id: when they went out (the platform's own time when
+        a reading said it, else when the job became done), whether they are gone, their last reading."""
+        if not targets:
+            return []
+        marks = ",".join("?" * len(targets))
+        rows = self._db.execute(
+            "SELECT j.id, j.target, j.remote_id, j.permalink, j.photo_id, "
+            "(SELECT MIN(e.at) FROM events e WHERE e.job_id = j.id AND e.to_state = ?) AS done_at, "
+            "m.posted_at, m.deleted_at, "
+            "(SELECT MAX(r.at) FROM metric_readings r WHERE r.job_id = j.id) AS read_at "
+            f"FROM jobs j LEFT JOIN metric_posts m ON m.job_id = j.id "
+            f"WHERE j.state = ? AND j.remote_id IS NOT NULL AND j.target IN ({marks}) ORDER BY j.id",
+            (JobState.DONE.value, JobState.DONE.value, *targets))
+        return [{"job_id": r["id"], "target": r["target"], "remote_id": r["remote_id"], "permalink": r["permalink"],
+                 "photo_id": r["photo_id"], "posted_at": r["posted_at"] if r["posted_at"] is not None else r["done_at"],
+                 "deleted_at": r["deleted_at"], "read_at": r["read_at"]} for r in rows if r["done_at"] is not None]
+
+    def record_readings(self, readings: Sequence[tuple[int, str, Mapping[str, int], str | None, float | None]],
+                        at: float | None = None) -> None:
+        """(job id, status, metrics, detail, the platform's posting time) per post, read at ``at`` (now):
+        appended, never replacing an earlier reading; a "deleted" status marks the post gone."""
+        now = self._clock() if at is None else at
+        with self._write() as db:
+            for job_id, status, metrics, detail, posted_at in readings:
+                db.execute("INSERT INTO metric_readings (job_id, at, status, metrics_json, detail) "
+                           "VALUES (?, ?, ?, ?, ?)", (job_id, now, status, json.dumps(dict(metrics)), detail))
+                if posted_at is not None or status == "deleted":
+                    db.execute("INSERT INTO metric_posts (job_id, posted_at, deleted_at) VALUES (?, ?, ?) "
+                               "ON CONFLICT (job_id) DO UPDATE SET posted_at = COALESCE(excluded.posted_at, "
+                               "metric_posts.posted_at), deleted_at = COALESCE(metric_posts.deleted_at, "
+                               "excluded.deleted_at)", (job_id, posted_at, now if status == "deleted" else None))
+
+    def metric_readings(self, job_ids: Sequence[int] | None = None) -> list[dict[str, Any]]:
+        """Every reading (of ``job_ids``, or all), oldest first: job_id, at, status, metrics, detail."""
+        query = "SELECT job_id, at, status, metrics_json, detail FROM metric_readings"
+        params: tuple[Any, ...] = ()
+        if job_ids is not None:
+            query += f" WHERE job_id IN ({','.join('?' * len(job_ids))})" if job_ids else " WHERE 0"
+            params = tuple(job_ids)
+        rows = self._db.execute(query + " ORDER BY at, id", params)
+        return [{"job_id": r["job_id"], "at": r["at"], "status": r["status"],
+                 "metrics": json.loads(r["metrics_json"]), "detail": r["detail"]} for r in rows]
+
+    def set_metrics_hold(self, target: str, until: float, reason: str) -> None:
+        with self._write() as db:
+            db.execute("INSERT INTO metric_holds (target, until, reason, set_at) VALUES (?, ?, ?, ?) "
+                       "ON CONFLICT (target) DO UPDATE SET until = excluded.until, reason = excluded.reason, "
+                       "set_at = excluded.set_at", (target, until, reason, self._clock()))
+
+    def metrics_holds(self, now: float) -> dict[str, tuple[float, str]]:
+        """Targets whose metrics reads wait: target -> (until, why)."""
+        rows = self._db.execute("SELECT target, until, reason FROM metric_holds WHERE until > ?", (now,))
+        return {r["target"]: (r["until"], r["reason"]) for r in rows}
 
     # -- charges (pricing.py) ----------------------------------------------------------------------
 

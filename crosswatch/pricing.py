@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
+import json
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -158,6 +159,14 @@ def billed_resources(body: Any) -> list[str]:
             if key is not None:
                 found.append(f"{kind}:{key}")
     return found
+
+
+def billed_in(content: bytes) -> list[str]:
+    """The billed resources of a read answer's body (``billed_resources``); none when it is not JSON."""
+    try:
+        return billed_resources(json.loads(content)) if content else []
+    except (ValueError, UnicodeDecodeError):
+        return []
 
 
 def utc_day(at: float) -> str:

@@ -9,7 +9,6 @@ for a rate limit, park until sign-in, fail) is decided here, in ``_apply``.
 from __future__ import annotations
 
 import dataclasses
-import json
 import random
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -376,14 +375,8 @@ class Runner:
     def _charge_reads(self, ctx: JobContext, response: httpx.Response, purpose: str) -> None:
         """Record the resources a read returned (X bills each, once per UTC day)."""
         prices = self._prices(ctx.target)
-        if prices is None or not response.is_success:
-            return
-        try:
-            body = json.loads(response.content) if response.content else None
-        except (ValueError, UnicodeDecodeError):
-            return
-        resources = pricing.billed_resources(body)
-        if resources:
+        resources = pricing.billed_in(response.content) if prices is not None and response.is_success else []
+        if prices is not None and resources:
             self.journal.record_reads(ctx.target, resources, prices["read"], job_id=ctx.job_id, purpose=purpose)
 
     # -- platform quotas ---------------------------------------------------------------------------

@@ -26,6 +26,7 @@ def status(target_cfg: TargetConfig, store: SecretStore, *, clock: Clock = time.
         "client_secret_stored": store.get(client_secret_key(target_cfg.name)) is not None,
         # What the sign-in grants where it has no scopes (Bluesky's app password); else None.
         "grants": None,
+        "analytics_problem": None,
     }
     if tokens is None:
         return result
@@ -45,6 +46,7 @@ def status(target_cfg: TargetConfig, store: SecretStore, *, clock: Clock = time.
     problem = _token_problem(target_cfg, tokens, now)
     result["problem"] = problem
     result["needs_login"] = problem is not None
+    result["analytics_problem"] = analytics_problem(target_cfg, tokens)
     return result
 
 
@@ -55,6 +57,16 @@ def renews_itself(cfg: TargetConfig, tokens: TokenSet, now: float) -> bool:
     from crosswatch.tokenhealth import can_refresh
 
     return can_refresh(cfg.kind, tokens, now)
+
+
+def analytics_problem(cfg: TargetConfig, tokens: TokenSet) -> str | None:
+    """With analytics on, what keeps the token from reading metrics (Instagram's and Threads' insights
+    scopes); posting is not affected. None when nothing does, or the platform did not say its scopes."""
+    scope = registry.insights_scope(cfg.kind) if cfg.analytics else None
+    if scope is None or not tokens.scopes or scope in tokens.scopes:
+        return None
+    return (f"the token lacks {scope}, so its post metrics are not read (analytics is on); "
+            f"{login_hint(cfg.name)}")
 
 
 def _token_problem(cfg: TargetConfig, tokens: TokenSet, now: float) -> str | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import hmac
+import json
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -34,7 +35,8 @@ from crosswatch.errors import CrosswatchError, UsageError
 from crosswatch.journal import Journal
 
 STATIC = Path(__file__).parent / "static"
-STATIC_FILES = {"console.css": "text/css", "console.js": "text/javascript"}
+STATIC_FILES = {"console.css": "text/css", "console.js": "text/javascript", "analytics.js": "text/javascript",
+                "chart.umd.min.js": "text/javascript"}
 PER_PAGE = 25
 # How long the accounts (read from the keyring) are reused for the "needs you" count on each page.
 ACCOUNTS_CACHE_SECONDS = 5.0
@@ -202,6 +204,7 @@ def build_app(state: ConsoleState) -> Starlette:
         Route("/posted", page(posted)),
         Route("/needs-you", page(needs_you)),
         Route("/accounts", page(accounts)),
+        Route("/analytics", page(analytics)),
         Route("/accounts/{target}/signin", page(account_signin), methods=["POST"]),
         Route("/accounts/{target}/revoke", page(account_revoke), methods=["POST"]),
         Route("/jobs/{job_id:int}/{action}", page(job_action), methods=["POST"]),
@@ -431,6 +434,24 @@ async def account_revoke(request: Request, state: ConsoleState) -> Response:
 
     state.revoked[target] = await run_in_threadpool(revoke)
     return RedirectResponse(f"/accounts#account-{target}", status_code=303)
+
+
+async def analytics(request: Request, state: ConsoleState) -> Response:
+    """Engagement per post with thumbnails, over time, by weekday and hour, by keyword and lens, and the
+    best-window suggestions (crosswatch.report builds all of it; `crosswatch report` is its CLI face)."""
+    from crosswatch import report
+
+    def build() -> report.AnalyticsPage | None:
+        with state.lock:
+            journal = state.journal()
+            return None if journal is None else report.analytics_page(state.config, journal)
+
+    found = await run_in_threadpool(build)
+    return _render(request, state, "analytics.html", {
+        # "<" escaped: a keyword holding "</script>" cannot end the data block.
+        "page": found, "chart_json": json.dumps(found.chart_data if found else {}).replace("<", "\\u003c"),
+        "enabled": any(t.analytics for t in state.config.targets.values()),
+        "zone": found.report.zone if found else None})
 
 
 async def _account_target(request: Request, state: ConsoleState) -> str | Response:

@@ -17,6 +17,9 @@ Instagram app ``DEFAULT_IG_CLIENT_ID``/``DEFAULT_IG_CLIENT_SECRET`` and account 
 Bluesky account ``DEFAULT_BSKY_HANDLE`` (``DEFAULT_BSKY_DID``) with app password ``DEFAULT_BSKY_APP_PASSWORD``,
 its XRPC under ``/xrpc/`` (``targets.bluesky.service = <url>``; its DID document names <url> as its PDS).
 Everything under ``/_emulator/`` is the admin API (state, faults, seeding, tokens, clock, HTML pages).
+Metrics (X ``GET /2/tweets?ids=``, Instagram and Threads insights, Mastodon's counts, Bluesky's
+``app.bsky.feed.getPosts``) follow ``engagement.py``'s model, set with ``POST /_emulator/engagement``
+(``{"hour_factors": {"18": 3}}`` plants a best hour); ``POST /_emulator/age`` makes posts older.
 """
 
 from crosswatch.emulator.accounts import (

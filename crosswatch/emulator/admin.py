@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 
-from crosswatch.emulator import accounts
+from crosswatch.emulator import accounts, engagement
 from crosswatch.emulator.faults import fault_from_json
 from crosswatch.emulator.httputil import (
     BadRequestBody,
@@ -70,6 +70,9 @@ def routes(endpoint_names: Callable[[], list[str]], advance_clock: Callable[[flo
         ("POST", "/_emulator/tokens/instagram", "admin.tokens", mint_ig),
         ("POST", "/_emulator/consent", "admin.consent", consent),
         ("POST", "/_emulator/clock", "admin.clock", clock),
+        ("GET", "/_emulator/engagement", "admin.engagement", engagement_model),
+        ("POST", "/_emulator/engagement", "admin.engagement", set_engagement),
+        ("POST", "/_emulator/age", "admin.age", age_posts),
         ("POST", "/_emulator/instagram/posts", "admin.instagram_posts", phone_post),
         ("DELETE", "/_emulator/instagram/posts/{media_id}", "admin.instagram_posts", delete_ig_post),
         ("DELETE", "/_emulator/x/posts/{post_id}", "admin.x_posts", delete_x_post),
@@ -316,3 +319,60 @@ def set_container(call: Call) -> httpx.Response:
         raise AdminError("the container is published already")
     container.status_override = status
     return json_response(200, {"id": container.id, "status_code": state.container_status(container)})
+
+
+# --- engagement (metrics and insights) -----------------------------------------------------------------
+
+AGE_PLATFORMS = ("x", "instagram", "mastodon", "bluesky", "threads")
+
+
+def engagement_model(call: Call) -> httpx.Response:
+    return json_response(200, engagement.model_json(call.state.engagement))
+
+
+def set_engagement(call: Call) -> httpx.Response:
+    """``{"base_views", "hour_factors": {"18": 3.0}, "keyword_factors": {"fog": 2.0}, "growth_hours",
+    "min_viewers", "insights_delay_seconds"}`` (any of them) -> the whole model."""
+    engagement.configure(call.state.engagement, _object_body(call))
+    return json_response(200, engagement.model_json(call.state.engagement))
+
+
+def age_posts(call: Call) -> httpx.Response:
+    """``{"platform"?, "id"?, "posted_at"? | "by_seconds"?}``: posts made earlier than they were, as if
+    time had passed (``by_seconds``: moved back that long) or they had been made at ``posted_at``
+    (epoch seconds). Without ``id``: every post of the platform (without ``platform``: of all)."""
+    body = _object_body(call)
+    platform = body.get("platform")
+    if platform is not None and platform not in AGE_PLATFORMS:
+        raise AdminError(f"platform must be one of {AGE_PLATFORMS}")
+    posted_at, by_seconds = body.get("posted_at"), body.get("by_seconds")
+    if (posted_at is None) == (by_seconds is None):
+        raise AdminError("send exactly one of posted_at (epoch seconds) or by_seconds")
+    for value, key in ((posted_at, "posted_at"), (by_seconds, "by_seconds")):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float) or value < 0):
+            raise AdminError(f"{key} must be a number >= 0")
+    wanted = body.get("id")
+    now = call.state.now()
+    aged: list[str] = []
+    for name, post_id, holder, attribute in _dated_posts(call.state):
+        if (platform is not None and name != platform) or (wanted is not None and post_id != str(wanted)):
+            continue
+        moment = float(posted_at) if posted_at is not None else getattr(holder, attribute) - float(by_seconds or 0)
+        if moment > now:
+            raise AdminError("a post cannot be made later than now")
+        setattr(holder, attribute, moment)
+        aged.append(post_id)
+    if wanted is not None and not aged:
+        return json_response(404, {"error": f"no such post {wanted}"})
+    return json_response(200, {"aged": aged})
+
+
+def _dated_posts(state: EmulatorState) -> list[tuple[str, str, object, str]]:
+    """(platform, post id, the object holding its creation time, that attribute's name)."""
+    found: list[tuple[str, str, object, str]] = []
+    found += [("x", p.id, p, "created_at") for p in state.x_posts]
+    found += [("instagram", m.id, m, "timestamp") for m in state.ig_media]
+    found += [("mastodon", s.id, s, "created_at") for s in state.mastodon.statuses]
+    found += [("bluesky", r.uri, r, "indexed_at") for r in state.bluesky.posts()]
+    found += [("threads", p.id, p, "timestamp") for p in state.threads.posts]
+    return found

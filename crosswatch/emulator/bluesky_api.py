@@ -21,6 +21,7 @@ from typing import Any
 
 import httpx
 
+from crosswatch.emulator import engagement
 from crosswatch.emulator.bluesky_lexicon import LexiconError, lexicon, validate_input, validate_record
 from crosswatch.emulator.bluesky_state import (
     BlueskyState,
@@ -59,6 +60,7 @@ def routes() -> list[Route]:
         ("POST", "com.atproto.repo.createRecord", "bsky.repo.createRecord", create_record),
         ("GET", "com.atproto.repo.getRecord", "bsky.repo.getRecord", get_record),
         ("GET", "com.atproto.identity.resolveHandle", "bsky.identity.resolveHandle", resolve_handle),
+        ("GET", "app.bsky.feed.getPosts", "bsky.feed.getPosts", get_posts),
     ]
     return [route(method, f"/xrpc/{nsid}", endpoint, handler, "bluesky", versioned=False)
             for method, nsid, endpoint, handler in table]
@@ -355,6 +357,49 @@ def get_record(call: Call) -> httpx.Response:
         uri = f"at://{account.did}/{params['collection']}/{params['rkey']}"
         return xrpc_error(400, "RecordNotFound", f"Could not locate record: {uri}")
     return json_response(200, {"uri": record.uri, "cid": record.cid, "value": record.value})
+
+
+GET_POSTS_MAX = 25  # app.bsky.feed.getPosts: ``uris`` is an array of at-uri with maxLength 25
+AT_URI = re.compile(r"^at://[^/]+/[a-z0-9.-]+/[A-Za-z0-9._~:-]+$")
+
+
+def get_posts(call: Call) -> httpx.Response:
+    """``app.bsky.feed.getPosts?uris=...&uris=...`` (the PDS proxies it to the AppView): a postView per
+    post that exists, with its like, repost, reply and quote counts; a missing post is left out."""
+    account = _access(call)
+    if isinstance(account, httpx.Response):
+        return account
+    headers, refused = _limit(call, account.did)
+    if refused is not None:
+        return refused
+    uris = call.request.url.params.get_list("uris")
+    if not uris:
+        return _with(xrpc_error(400, "InvalidRequest", 'Params must have the property "uris"'), headers)
+    if len(uris) > GET_POSTS_MAX:
+        return _with(xrpc_error(400, "InvalidRequest", f"uris must not have more than {GET_POSTS_MAX} elements"),
+                     headers)
+    bad = next((uri for uri in uris if not AT_URI.match(uri)), None)
+    if bad is not None:
+        return _with(xrpc_error(400, "InvalidRequest", "uris/0 must be a valid at-uri"), headers)
+    state = bsky(call)
+    by_uri = {record.uri: record for record in state.posts()}
+    views = [_post_view(call, by_uri[uri]) for uri in dict.fromkeys(uris) if uri in by_uri]
+    return _with(json_response(200, {"posts": views}), headers)
+
+
+def _post_view(call: Call, record: BskyRecord) -> dict[str, Any]:
+    account = bsky(call).accounts.get(record.did)
+    seen = engagement.counts(call.state.engagement, record.uri, str(record.value.get("text") or ""),
+                             record.indexed_at, call.state.now())
+    return {"uri": record.uri, "cid": record.cid,
+            "author": {"did": record.did, "handle": account.handle if account else "handle.invalid"},
+            "record": record.value, "indexedAt": _iso_z(record.indexed_at),
+            "likeCount": seen.likes, "repostCount": seen.shares, "replyCount": seen.comments,
+            "quoteCount": seen.quotes, "bookmarkCount": seen.saves}
+
+
+def _iso_z(moment: float) -> str:
+    return datetime.fromtimestamp(moment, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def resolve_handle(call: Call) -> httpx.Response:

@@ -17,6 +17,7 @@ from urllib.parse import urlencode
 
 import httpx
 
+from crosswatch.emulator import engagement
 from crosswatch.emulator.faults import CONTAINER_ACTIONS
 from crosswatch.emulator.httputil import BadRequestBody, form_params, graph_error, json_response, query_params
 from crosswatch.emulator.ig_oauth import token_from
@@ -25,6 +26,10 @@ from crosswatch.emulator.routing import Call, Route, route
 from crosswatch.emulator.state import EmulatorState, IGContainer, IGMedia, IGToken, IGUser, shortcode_for
 
 PUBLISH_SCOPE = "instagram_business_content_publish"
+INSIGHTS_SCOPE = "instagram_business_manage_insights"
+# Replaced by views on 21 Apr 2025 (Graph v22+); asking for them is refused.
+DEPRECATED_METRICS = frozenset({"impressions", "plays", "clips_replays_count", "ig_reels_aggregated_all_plays_count",
+                                "video_views"})
 MIN_ASPECT = 4 / 5
 MAX_ASPECT = 1.91
 HASHTAG = re.compile(r"(?<![\w#])#\w+")
@@ -51,6 +56,7 @@ def routes() -> list[Route]:
             publishing_limit,
             "instagram",
         ),
+        route("GET", "/{id}/insights", "ig.media.insights", media_insights, "instagram"),
         route("GET", "/{id}", "ig.node", read_node, "instagram"),
     ]
 
@@ -88,6 +94,15 @@ def _authorized_request(call: Call) -> tuple[dict[str, str], IGToken, IGUser] | 
     return params, owner[0], owner[1]
 
 
+def _params_and_token(call: Call) -> tuple[dict[str, str], IGToken] | httpx.Response:
+    """The request's parameters and its live token, for reads of any node (not only the account's)."""
+    params = _params(call)
+    if isinstance(params, httpx.Response):
+        return params
+    token = token_from(call, params)
+    return token if isinstance(token, httpx.Response) else (params, token)
+
+
 def _unsupported(call: Call, object_id: str) -> httpx.Response:
     return graph_error(
         100,
@@ -110,7 +125,7 @@ def _split_fields(text: str) -> list[str]:
             items.append(current)
             current = ""
             continue
-        depth += {"{": 1, "}": -1}.get(char, 0)
+        depth += {"{": 1, "}": -1, "(": 1, ")": -1}.get(char, 0)
         current += char
     items.append(current)
     return [item.strip() for item in items if item.strip()]
@@ -253,12 +268,10 @@ def _paging(call: Call, params: dict[str, str], page: list[IGMedia], *, has_more
 
 def read_node(call: Call) -> httpx.Response:
     """``GET /{id}``: a container's status, a media object, or the account itself."""
-    params = _params(call)
-    if isinstance(params, httpx.Response):
-        return params
-    token = token_from(call, params)
-    if isinstance(token, httpx.Response):
-        return token
+    found = _params_and_token(call)
+    if isinstance(found, httpx.Response):
+        return found
+    params, token = found
     state = call.state
     node_id = call.path_params["id"]
     fields = _fields(params)
@@ -269,8 +282,60 @@ def read_node(call: Call) -> httpx.Response:
         return json_response(200, container_json(state, container, fields))
     media = state.ig_media_by_id(node_id)
     if media is not None and media.user_id == token.user_id:
-        return json_response(200, media_json(call, media, fields))
+        data = media_json(call, media, fields)
+        expansion = next((f for f in fields if f == "insights" or f.startswith("insights.")), None)
+        if expansion is not None:
+            # Graph field expansion: insights.metric(views,reach) on the media node, one call for the
+            # post's timestamp and its insights (an edge error fails the whole call; UNCONFIRMED).
+            metric = re.fullmatch(r"insights\.metric\(([^)]*)\)", expansion)
+            asked = [m.strip() for m in metric.group(1).split(",") if m.strip()] if metric else []
+            answer = insights_answer(state, token, media, asked, node_id)
+            if isinstance(answer, httpx.Response):
+                return answer
+            data["insights"] = answer
+        return json_response(200, data)
     return _unsupported(call, node_id)
+
+
+def media_insights(call: Call) -> httpx.Response:
+    """``GET /{ig-media-id}/insights?metric=...``: needs instagram_business_manage_insights; a post with
+    too few viewers answers code 10 "Not enough viewers"; while its data lags, an empty list (api-notes B4)."""
+    found = _params_and_token(call)
+    if isinstance(found, httpx.Response):
+        return found
+    params, token = found
+    media = call.state.ig_media_by_id(call.path_params["id"])
+    if media is None or media.user_id != token.user_id:
+        return _unsupported(call, call.path_params["id"])
+    asked = [m.strip() for m in params.get("metric", "").split(",") if m.strip()]
+    answer = insights_answer(call.state, token, media, asked, call.path_params["id"])
+    return answer if isinstance(answer, httpx.Response) else json_response(200, answer)
+
+
+def insights_answer(state: EmulatorState, token: IGToken, media: IGMedia, asked: list[str],
+                    node_id: str) -> dict[str, Any] | httpx.Response:
+    """The insights of ``media`` (the edge, or the ``insights.metric(...)`` field expansion of the media
+    node), or the Graph error Instagram answers instead."""
+    if INSIGHTS_SCOPE not in token.scopes:
+        return graph_error(10, "(#10) Application does not have permission for this action")
+    seen = engagement.counts(state.engagement, media.id, media.caption, media.timestamp, state.now())
+    available = engagement.ig_metric_values(seen)
+    if not asked:
+        return graph_error(100, "(#100) The parameter metric is required")
+    refused = next((m for m in asked if m not in available), None)
+    if refused is not None:
+        why = (" is no longer supported; use views" if refused in DEPRECATED_METRICS
+               else f" must be one of the following values: {', '.join(available)}")
+        return graph_error(100, f"(#100) metric[{asked.index(refused)}] {refused}{why}")
+    if node_id != media.id:
+        return graph_error(100, "(#100) Insights are not available for carousel children")
+    if state.now() - media.timestamp < state.engagement.insights_delay_seconds:
+        return {"data": []}
+    if seen.views < state.engagement.min_viewers:
+        return graph_error(10, "(#10) Not enough viewers for the media to show insights",
+                           user_title="Media Insights Not Available",
+                           user_msg="Not enough viewers for the media to show insights")
+    return engagement.graph_insights(media.id, {m: available[m] for m in asked})
 
 
 def container_json(state: EmulatorState, container: IGContainer, fields: list[str]) -> dict[str, Any]:

@@ -26,6 +26,7 @@ import regex
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from PIL import Image, UnidentifiedImageError
 
+from crosswatch.emulator import engagement
 from crosswatch.emulator.httputil import (
     BadRequestBody,
     bearer_token,
@@ -342,6 +343,7 @@ def status_json(call: Call, status: MastodonStatus) -> dict[str, Any]:
     masto = call.state.mastodon
     account = masto.accounts[status.account_id]
     url = f"{_origin(call)}/@{account.username}/{status.id}"
+    seen = engagement.counts(call.state.engagement, status.id, status.text, status.created_at, call.state.now())
     paragraphs = "".join(f"<p>{html.escape(p)}</p>" for p in status.text.split("\n\n") if p)
     return {"id": status.id, "created_at": _iso(status.created_at), "visibility": status.visibility,
             "language": status.language, "uri": f"{_origin(call)}/users/{account.username}/statuses/{status.id}",
@@ -349,8 +351,8 @@ def status_json(call: Call, status: MastodonStatus) -> dict[str, Any]:
             "account": account_json(call, account),
             "media_attachments": [media_json(call, masto.media[m]) for m in status.media_ids if m in masto.media],
             "application": {"name": status.application} if status.application else None,
-            "mentions": [], "tags": [], "emojis": [], "reblogs_count": 0, "favourites_count": 0,
-            "replies_count": 0, "reblog": None, "poll": None, "card": None}
+            "mentions": [], "tags": [], "emojis": [], "reblogs_count": seen.shares, "favourites_count": seen.likes,
+            "replies_count": seen.comments, "reblog": None, "poll": None, "card": None}
 
 
 # --- endpoints -------------------------------------------------------------------------------------

@@ -27,6 +27,7 @@ def default_x_rate_limits() -> dict[str, RateLimit]:
         "x.media.metadata": RateLimit(500, 900),
         "x.users.me": RateLimit(75, 900),
         "x.users.tweets": RateLimit(900, 900),
+        "x.tweets.lookup": RateLimit(900, 900),  # GET /2/tweets: 900 per 15 min per user (X rate-limit table)
     }
 
 

@@ -21,6 +21,7 @@ from typing import Literal
 
 from crosswatch.emulator.bluesky_state import BlueskyState
 from crosswatch.emulator.clock import Clock
+from crosswatch.emulator.engagement import EngagementModel
 from crosswatch.emulator.faults import FaultBook
 from crosswatch.emulator.mastodon_state import MastodonState
 from crosswatch.emulator.ratelimit import RateLimiter
@@ -255,6 +256,8 @@ class EmulatorState:
     mastodon: MastodonState = field(default_factory=MastodonState)
     bluesky: BlueskyState = field(default_factory=BlueskyState)
     threads: ThreadsState = field(default_factory=ThreadsState)
+    # How much engagement posts get (metrics and insights endpoints); engagement.py.
+    engagement: EngagementModel = field(default_factory=EngagementModel)
 
     requests: list[RequestRecord] = field(default_factory=list)
 

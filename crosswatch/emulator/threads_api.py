@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 import regex
 
+from crosswatch.emulator import engagement
 from crosswatch.emulator.faults import CONTAINER_ACTIONS
 from crosswatch.emulator.httputil import BadRequestBody, form_params, graph_error, json_response, query_params
 from crosswatch.emulator.images import inspect_image
@@ -28,6 +29,7 @@ from crosswatch.emulator.threads_oauth import PREFIX, threads_route, token_from
 from crosswatch.emulator.threads_state import ThreadsContainer, ThreadsPost, ThreadsState, ThreadsToken, ThreadsUser
 
 PUBLISH_SCOPE = "threads_content_publish"
+INSIGHTS_SCOPE = "threads_manage_insights"
 CONTAINER_ID_BASE = 18_000_000_000_000_000
 MEDIA_ID_BASE = 17_900_000_000_000_000
 # POST /{threads-user-id}/threads, Posts page and reference: every parameter Meta documents for it.
@@ -52,6 +54,7 @@ def routes() -> list[Route]:
         threads_route("POST", "/{user_id}/threads_publish", "threads.publish", publish),
         threads_route("GET", "/{user_id}/threads", "threads.list", list_threads),
         threads_route("POST", "/{user_id}/threads", "threads.create", create_container),
+        threads_route("GET", "/{id}/insights", "threads.media.insights", media_insights),
         threads_route("GET", "/{id}", "threads.node", read_node),
         Route("GET", re.compile(rf"^{PREFIX}/_media/(?P<id>[0-9]+)\.jpg$"), "threads.media_file", media_file,
               "threads"),
@@ -151,6 +154,28 @@ def post_json(call: Call, post: ThreadsPost, fields: list[str]) -> dict[str, Any
     data = {key: available[key] for key in fields if key in available}
     data["id"] = post.id
     return data
+
+
+def media_insights(call: Call) -> httpx.Response:
+    """``GET /{threads-media-id}/insights?metric=views,likes,replies,reposts,quotes,shares``; needs
+    threads_manage_insights (Threads Insights API)."""
+    params = {**query_params(call.request)}
+    token = token_from(call, params)
+    if isinstance(token, httpx.Response):
+        return token
+    state = call.state
+    post = state.threads.post_by_id(call.path_params["id"])
+    if post is None or post.user_id != token.user_id:
+        return _unsupported(call, call.path_params["id"])
+    if INSIGHTS_SCOPE not in token.scopes:
+        return graph_error(10, "Application does not have permission for this action", error_type="OAuthException")
+    seen = engagement.counts(state.engagement, post.id, post.text, post.timestamp, state.now())
+    available = engagement.threads_metric_values(seen)
+    asked = [m.strip() for m in params.get("metric", "").split(",") if m.strip()]
+    refused = next((m for m in asked if m not in available), None) if asked else "metric"
+    if refused is not None:
+        return graph_error(100, f"(#100) metric must be one of the following values: {', '.join(available)}")
+    return json_response(200, engagement.graph_insights(post.id, {m: available[m] for m in asked}))
 
 
 def read_node(call: Call) -> httpx.Response:

@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 
-from crosswatch.emulator import openapi_params, x_oauth
+from crosswatch.emulator import engagement, openapi_params, x_oauth
 from crosswatch.emulator.httputil import (
     BadRequestBody,
     b64decode_strict,
@@ -64,6 +64,9 @@ TOO_LONG_DETAIL = (
 Authed = Callable[[Call, XGrant, XUser], httpx.Response]
 
 ME_SCOPES = ("tweet.read", "users.read")
+# non_public_metrics (and organic/promoted) cover the last 30 days only (docs.x.com, fundamentals/metrics).
+PRIVATE_METRICS_DAYS = 30
+LOOKUP_MAX_IDS = 100
 POST_SCOPES = ("tweet.read", "tweet.write", "users.read")
 
 
@@ -76,6 +79,7 @@ def _endpoint_table() -> list[tuple[str, str, str, tuple[str, ...], Authed]]:
         ("POST", "/2/media/metadata", "x.media.metadata", ("media.write",), metadata),
         ("POST", "/2/tweets", "x.tweets.create", POST_SCOPES, create_post),
         ("GET", "/2/tweets/{id}", "x.tweets.get", ME_SCOPES, get_post),
+        ("GET", "/2/tweets", "x.tweets.lookup", ME_SCOPES, lookup_posts),
     ]
 
 
@@ -299,13 +303,27 @@ def post_json(state: EmulatorState, post: XPost, fields: set[str]) -> dict[str, 
     if "attachments" in fields and post.media_ids:
         keys = [state.x_media[mid].media_key for mid in post.media_ids if mid in state.x_media]
         data["attachments"] = {"media_keys": keys}
-    if "public_metrics" in fields:
-        data["public_metrics"] = {
-            name: 0
-            for name in ("retweet_count", "repost_count", "reply_count", "like_count", "quote_count",
-                         "bookmark_count", "impression_count")
-        }  # fmt: skip
+    if "public_metrics" in fields or "non_public_metrics" in fields:
+        seen = engagement.counts(state.engagement, post.id, post.text, post.created_at, state.now())
+        if "public_metrics" in fields:
+            # Both names of the repost count: the 2025 document's retweet_count, the 2026 one's
+            # repost_count (api-notes item on public_metrics: the rename is UNCONFIRMED).
+            data["public_metrics"] = {
+                "retweet_count": seen.shares, "repost_count": seen.shares, "reply_count": seen.comments,
+                "like_count": seen.likes, "quote_count": seen.quotes, "bookmark_count": seen.saves,
+                "impression_count": seen.views,
+            }
+        if "non_public_metrics" in fields and _private_metrics_allowed(state, post):
+            data["non_public_metrics"] = {"impression_count": seen.views, "url_link_clicks": seen.link_clicks,
+                                          "user_profile_clicks": seen.profile_clicks}
     return data
+
+
+def _private_metrics_allowed(state: EmulatorState, post: XPost, user_id: str | None = None) -> bool:
+    """Non-public metrics exist only for posts made in the last 30 days (docs.x.com, fundamentals/metrics);
+    ``user_id``: also only for the post's own author."""
+    young = state.now() - post.created_at < PRIVATE_METRICS_DAYS * 86400.0
+    return young and (user_id is None or post.user_id == user_id)
 
 
 def media_json(origin: str, media: XMedia, fields: set[str]) -> dict[str, Any]:
@@ -512,6 +530,54 @@ def get_post(call: Call, grant: XGrant, user: XUser) -> httpx.Response:
             media_fields = _csv(params.get("media.fields"))
             payload["includes"] = {"media": [media_json(call.origin, item, media_fields) for item in media]}
     return json_response(200, payload)
+
+
+def lookup_posts(call: Call, grant: XGrant, user: XUser) -> httpx.Response:
+    """``GET /2/tweets?ids=``: up to 100 posts; a missing one is a resource-not-found entry in ``errors``.
+
+    ``non_public_metrics`` are only for the signed-in user's own posts of the last 30 days; for any other
+    post the post comes back without them and ``errors`` carries a field-unauthorized problem (X's
+    documented 30-day limit; the exact shape of its refusal is UNCONFIRMED)."""
+    state = call.state
+    params = query_params(call.request)
+    ids = [item for item in params.get("ids", "").split(",")] if params.get("ids") else []
+    if not ids:
+        return _invalid(state, "The `ids` query parameter can not be empty", {"ids": [""]})
+    bad = next((item for item in ids if not ID_PATTERN.match(item)), None)
+    if bad is not None:
+        return _invalid(state, f"The `ids` query parameter value [{bad}] is not valid", {"ids": [params["ids"]]})
+    if len(ids) > LOOKUP_MAX_IDS:
+        return _invalid(state, f"The number of values in the `ids` query parameter list [{len(ids)}] is not "
+                        f"between 1 and {LOOKUP_MAX_IDS}", {"ids": [params["ids"]]})
+    fields = _post_fields(params, _csv(params.get("expansions")))
+    found: list[dict[str, Any]] = []
+    errors: list[dict[str, Any]] = []
+    for post_id in dict.fromkeys(ids):
+        post = state.x_post_by_id(post_id)
+        if post is None:
+            errors.append(_post_not_found(state, post_id))
+            continue
+        private = "non_public_metrics" in fields and _private_metrics_allowed(state, post, user.id)
+        shown = fields if private else fields - {"non_public_metrics"}
+        found.append(post_json(state, post, shown))
+        if "non_public_metrics" in fields and not private:
+            errors.append({"type": state.settings.x_problem_prefix + "field-unauthorized",
+                           "title": "Field Authorization Error", "resource_type": "tweet",
+                           "field": "non_public_metrics", "section": "data",
+                           "detail": f"Sorry, you are not authorized to access 'non_public_metrics' on the "
+                                     f"Tweet with id {post_id}: it is not yours or older than 30 days."})
+    payload: dict[str, Any] = {}
+    if found:
+        payload["data"] = found
+    if errors:
+        payload["errors"] = errors
+    return json_response(200, payload)
+
+
+def _post_not_found(state: EmulatorState, post_id: str) -> dict[str, Any]:
+    return {"value": post_id, "detail": f"Could not find tweet with id: [{post_id}].", "title": "Not Found Error",
+            "resource_type": "tweet", "parameter": "ids", "resource_id": post_id,
+            "type": state.settings.x_problem_prefix + "resource-not-found"}
 
 
 def create_post(call: Call, grant: XGrant, user: XUser) -> httpx.Response:

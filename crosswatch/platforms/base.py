@@ -216,3 +216,55 @@ class LinkCheck(Protocol):
     def build(self, cfg: TargetConfig, remote_id: str, token: str | None) -> httpx.Request: ...
 
     def parse(self, response: httpx.Response) -> tuple[LinkState, str]: ...
+
+
+# ---------------------------------------------------------------------------------------------------
+# Metrics: how a post did (`crosswatch report`, analytics.py). Each platform's ``metrics.METRICS``.
+
+# ok: the platform's numbers; empty: it answered with no data (Instagram's insights lag up to 48 h);
+# not_enough_viewers: Instagram's code 10 for low-reach media; deleted: the post is gone (never read
+# again).
+ReadingStatus = Literal["ok", "empty", "not_enough_viewers", "deleted"]
+
+
+@dataclass(frozen=True)
+class Reading:
+    """One post's metrics at one moment, in the platform's own names (``like_count``, ``reach``)."""
+
+    status: ReadingStatus
+    metrics: Mapping[str, int] = field(default_factory=dict)
+    # When the platform says the post was made (X created_at): the hour and weekday the report uses.
+    posted_at: float | None = None
+    detail: str | None = None
+
+
+@dataclass(frozen=True)
+class MetricsAnswer:
+    """What one metrics request said: readings by remote id (a post not named was not answered for, and
+    is asked again next time), or why nothing could be read (``retry_after``: rate limited, seconds)."""
+
+    readings: Mapping[str, Reading] = field(default_factory=dict)
+    # ok: readings hold the answer; rate_limited: wait ``retry_after`` s; auth: the token was refused;
+    # scope: the token may not read metrics (sign in again with analytics on); failed: try next time.
+    kind: Literal["ok", "rate_limited", "auth", "scope", "failed"] = "ok"
+    retry_after: float | None = None
+    problem: str | None = None
+
+
+@runtime_checkable
+class MetricsRead(Protocol):
+    """A platform's metrics read (sans-I/O). ``batch``: posts one request may ask about; ``scope``: the
+    OAuth scope it needs beyond posting (asked for at sign-in only when analytics is on), or None."""
+
+    batch: int
+    scope: str | None
+    # The metrics that count as interactions (summed), and those that measure the audience (the first
+    # one present is the engagement rate's denominator; none: the platform shows no reach or views).
+    interactions: tuple[str, ...]
+    audience: tuple[str, ...]
+
+    def build(self, cfg: TargetConfig, remote_ids: Sequence[str], token: str | None, *,
+              recent: bool, api_base: str | None = None) -> httpx.Request:
+        """``recent``: every post is young enough for the platform's private metrics (X: 30 days)."""
+
+    def parse(self, remote_ids: Sequence[str], response: httpx.Response, now: float) -> MetricsAnswer: ...

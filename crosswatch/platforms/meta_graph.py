@@ -8,14 +8,15 @@ Graph errors are ``{"error": {"code", "error_subcode", "message", "error_user_ms
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from crosswatch.platforms.base import JobContext, Kind, Outcome
-from crosswatch.platforms.reading import id_string, integer, json_body, text
+from crosswatch.platforms.base import JobContext, Kind, MetricsAnswer, Outcome, Reading
+from crosswatch.platforms.reading import graph_time, id_string, integer, json_body, text
 
 if TYPE_CHECKING:
     from crosswatch.hosting import MediaHost
@@ -157,3 +158,61 @@ def discard_hosted(host: MediaHost, data: Any) -> str | None:
     except Exception as exc:  # reported to the caller, who logs it; the job's end stands
         return f"could not remove the hosted copy {key}: {exc}"
     return None
+
+
+# ---------------------------------------------------------------------------------------------------
+# Media insights (Instagram, Threads): GET /{media-id}/insights?metric=..., one media per request.
+
+GRAPH_RATE_LIMIT_CODES = frozenset({4, 17, 32, 613, 80002})
+GRAPH_MISSING_OBJECT = (100, 33)
+INSIGHTS_THROTTLE_WAIT = 3600.0
+
+
+def insights_request(url: str, metrics: Sequence[str], token: str | None) -> httpx.Request:
+    """The insights edge, ``/{media-id}/insights?metric=...``."""
+    return httpx.Request("GET", url, headers=bearer(token), params={"metric": ",".join(metrics)})
+
+
+def node_insights_request(url: str, metrics: Sequence[str], token: str | None) -> httpx.Request:
+    """The media node with its timestamp and the insights as a field expansion, in one call:
+    ``/{media-id}?fields=timestamp,insights.metric(...)``."""
+    return httpx.Request("GET", url, headers=bearer(token),
+                         params={"fields": f"timestamp,insights.metric({','.join(metrics)})"})
+
+
+def parse_insights(media_id: str, response: httpx.Response, platform: str, scope: str) -> MetricsAnswer:
+    """The insights answer as a reading. An empty ``data`` is "empty" and code 10 "Not enough viewers"
+    is "not_enough_viewers", never zeros (api-notes B4); code 100/33 (or 404) means the post is gone;
+    other code 10 and 200-299 answers mean the token lacks ``scope``."""
+    if response.is_success:
+        body = graph_object(response)
+        # The edge answers {"data": [...]}; the media node with insights.metric(...) nests it under
+        # "insights" beside the post's own timestamp (left out when there is no data).
+        nested = body.get("insights")
+        data = (nested if isinstance(nested, dict) else {}).get("data") if "id" in body else body.get("data")
+        metrics: dict[str, int] = {}
+        for item in data if isinstance(data, list) else ():
+            values = item.get("values") if isinstance(item, dict) else None
+            first = values[0] if isinstance(values, list) and values and isinstance(values[0], dict) else {}
+            number = integer(first.get("value")) if isinstance(first, dict) else None
+            name = text(item.get("name")) if isinstance(item, dict) else None
+            if name is not None and number is not None:
+                metrics[name] = number
+        posted_at = graph_time(body.get("timestamp"))
+        reading = (Reading("ok", metrics, posted_at=posted_at) if metrics
+                   else Reading("empty", posted_at=posted_at, detail=f"{platform} sent no data yet"))
+        return MetricsAnswer({media_id: reading})
+    error = parse_graph_error(response, platform)
+    words = f"{error.message or ''} {error.user_message or ''}".lower()
+    if error.code == 10 and "not enough viewers" in words:
+        return MetricsAnswer({media_id: Reading("not_enough_viewers", detail=error.reason)})
+    if error.pair == GRAPH_MISSING_OBJECT or response.status_code == 404:
+        return MetricsAnswer({media_id: Reading("deleted", detail=error.reason)})
+    if error.code == 190 or (error.status == 401 and error.code is None):
+        return MetricsAnswer(kind="auth", problem=error.reason)
+    if error.code is not None and (error.code == 10 or 200 <= error.code <= 299):
+        return MetricsAnswer(kind="scope", problem=f"{error.reason} — the sign-in lacks {scope}")
+    if error.code in GRAPH_RATE_LIMIT_CODES or response.status_code == 429:
+        return MetricsAnswer(kind="rate_limited", problem=error.reason,
+                             retry_after=regain_access_seconds(response.headers) or INSIGHTS_THROTTLE_WAIT)
+    return MetricsAnswer(kind="failed", problem=error.reason)

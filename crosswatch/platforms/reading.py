@@ -57,3 +57,15 @@ def graph_time(value: Any) -> float | None:
         return datetime.strptime(value, "%Y-%m-%dT%H:%M:%S%z").timestamp()
     except ValueError:
         return None
+
+
+def iso_time(value: Any) -> float | None:
+    """An ISO 8601 time (``2026-11-29T08:51:47.000Z``, Graph's ``+0000``) as epoch seconds; None when it
+    is not one or names no time zone."""
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return graph_time(value)
+    return moment.timestamp() if moment.tzinfo is not None else None

@@ -11,6 +11,7 @@ crosswatch asks this module instead of comparing a target's type with a platform
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import ModuleType
@@ -21,7 +22,7 @@ from crosswatch.errors import ConfigError
 if TYPE_CHECKING:
     from crosswatch.auth.flow import SignIn
     from crosswatch.config import Config, TargetConfig
-    from crosswatch.platforms.base import LinkCheck, Target
+    from crosswatch.platforms.base import LinkCheck, MetricsRead, Target
     from crosswatch.platforms.limits import PlatformLimits
 
 # A platform's own doctor checks for one target: (ok, line) pairs, e.g. the outbox's folder.
@@ -83,6 +84,21 @@ def link_check(kind: str) -> LinkCheck | None:
     if found is None:
         return None
     return cast("LinkCheck | None", getattr(found.part("steps"), "LINK_CHECK", None))
+
+
+def metrics_read(kind: str) -> MetricsRead | None:
+    """How the platform's post metrics are read (``platforms/<name>/metrics.py``: ``METRICS``), or None
+    for a platform that has none (the outbox)."""
+    found = PLATFORMS.get(kind)
+    if found is None or importlib.util.find_spec(f"{found.package}.metrics") is None:
+        return None
+    return cast("MetricsRead", found.part("metrics").METRICS)
+
+
+def insights_scope(kind: str) -> str | None:
+    """The scope the platform's metrics read needs beyond posting (asked for only with analytics on)."""
+    read = metrics_read(kind)
+    return read.scope if read is not None else None
 
 
 def kinds_where(flag: str) -> tuple[str, ...]:

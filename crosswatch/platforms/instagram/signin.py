@@ -57,9 +57,16 @@ def instagram_authorize_url(cfg: TargetConfig, redirect_uri: str, state: str) ->
         "client_id": need_client_id(cfg),
         "redirect_uri": redirect_uri,
         "response_type": "code",
-        "scope": ",".join(INSTAGRAM_SCOPES),
+        "scope": ",".join(requested_scopes(cfg)),
         "state": state,
     })
+
+
+def requested_scopes(cfg: TargetConfig) -> tuple[str, ...]:
+    """What sign-in asks for: posting, plus the insights scope only when this target's analytics is on."""
+    from crosswatch.platforms.instagram.metrics import INSIGHTS_SCOPE
+
+    return (*INSTAGRAM_SCOPES, INSIGHTS_SCOPE) if cfg.analytics else INSTAGRAM_SCOPES
 
 
 def parse_instagram_short_token(body: Mapping[str, Any]) -> tuple[str, str | None, tuple[str, ...]] | None:

@@ -42,11 +42,18 @@ def _graph_root(cfg: TargetConfig) -> str:
     return re.sub(r"/v[0-9]+(?:\.[0-9]+)?$", "", _graph_base(cfg))
 
 
+def requested_scopes(cfg: TargetConfig) -> tuple[str, ...]:
+    """What sign-in asks for: posting, plus threads_manage_insights only when this target's analytics is on."""
+    from crosswatch.platforms.threads.metrics import INSIGHTS_SCOPE
+
+    return (*THREADS_SCOPES, INSIGHTS_SCOPE) if cfg.analytics else THREADS_SCOPES
+
+
 def threads_authorize_url(cfg: TargetConfig, redirect_uri: str, state: str) -> str:
     return with_query(cfg.authorize_url or DEFAULT_AUTHORIZE_URL, {
         "client_id": need_client_id(cfg),
         "redirect_uri": redirect_uri,
-        "scope": ",".join(THREADS_SCOPES),
+        "scope": ",".join(requested_scopes(cfg)),
         "response_type": "code",
         "state": state,
     })
@@ -75,7 +82,8 @@ def threads_exchange_code(cfg: TargetConfig, client: httpx.Client, secret: str, 
         reason = platform_words(response, code, secret)
         raise AuthError(f"Threads refused the sign-in code ({reason}); {login_hint(cfg.name)} again")
     long_lived = threads_long_lived(cfg, client, secret, short_token, now)
-    return replace(long_lived, scopes=THREADS_SCOPES, account_id=id_string(body.get("user_id")))
+    # Threads' answer lists no permissions: the token holds what was asked for.
+    return replace(long_lived, scopes=requested_scopes(cfg), account_id=id_string(body.get("user_id")))
 
 
 def threads_long_lived(cfg: TargetConfig, client: httpx.Client, secret: str, short_token: str,
