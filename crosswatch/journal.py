@@ -985,8 +985,8 @@ class Journal:
             if known is not None:
                 return IntakeResult("duplicate", int(known["photo_id"]))
             cursor = db.execute(
-                "INSERT INTO photos (hash, path, size, mtime, first_seen, status, reason) VALUES (?, ?, ?, ?, ?, 'ok', NULL)",
-                (new.content_hash, folder, new.size, new.mtime_ns / 1e9, now))
+                "INSERT INTO photos (hash, path, size, mtime, first_seen, status, reason) "
+                "VALUES (?, ?, ?, ?, ?, 'ok', NULL)", (new.content_hash, folder, new.size, new.mtime_ns / 1e9, now))
             photo_id = int(cursor.lastrowid or 0)
             album_id = int(db.execute("INSERT INTO albums (folder, photo_id, taken_at) VALUES (?, ?, ?)",
                                       (folder, photo_id, now)).lastrowid or 0)
@@ -1018,7 +1018,8 @@ class Journal:
                 raise JournalError(f"no album was taken from {folder}")
             if post:
                 result = self._add_file(db, new, on_change, now)
-                role, why = "late_posted", "arrived after the album was taken; posted on its own (watch[].late: new_post)"
+                role = "late_posted"
+                why = "arrived after the album was taken; posted on its own (watch[].late: new_post)"
             else:
                 self._record_file(db, _path_to_db(new.path), new.size, new.mtime_ns, int(album["photo_id"]), now)
                 result = IntakeResult("late", int(album["photo_id"]))
