@@ -121,6 +121,7 @@ class XPost:
     text: str
     media_ids: tuple[str, ...]
     created_at: float
+    in_reply_to: str | None = None
 
 
 # --- Instagram ------------------------------------------------------------------------------------
