@@ -990,7 +990,8 @@ class Journal:
             photo_id = int(cursor.lastrowid or 0)
             album_id = int(db.execute("INSERT INTO albums (folder, photo_id, taken_at) VALUES (?, ?, ?)",
                                       (folder, photo_id, now)).lastrowid or 0)
-            files = [(f, "member", i, None) for i, f in enumerate(new.members)]
+            files: list[tuple[NewFile, str, int | None, str | None]] = [
+                (f, "member", i, None) for i, f in enumerate(new.members)]
             files += [(f, "left_out", None, why) for f, why in new.left_out]
             for file, role, position, why in files:
                 self._record_file(db, _path_to_db(file.path), file.size, file.mtime_ns, photo_id, now)

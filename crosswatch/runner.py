@@ -549,7 +549,8 @@ class Runner:
         part, parts = data.get("album_part"), data.get("album_parts")
         if not isinstance(part, int) or not isinstance(parts, int):
             return done
-        thread = [*(t for t in data.get("album_thread") or () if isinstance(t, Mapping)),
+        earlier = data.get("album_thread")
+        thread = [*(t for t in (earlier if isinstance(earlier, list) else ()) if isinstance(t, Mapping)),
                   {"remote_id": done.remote_id, "permalink": done.permalink, "data": dict(done.data)}]
         if part + 1 >= parts:
             first = thread[0]

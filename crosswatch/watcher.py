@@ -406,7 +406,7 @@ class Intake:
                                     + "; ".join(sorted({str(k["reason"]) for k in kept_back})))
         digest = hashlib.sha256(b"album\0" + "\0".join(f.content_hash for f in order).encode()).hexdigest()
         approval = frozenset(t for t in targets if self.config.needs_approval(t))
-        return NewAlbum(folder=album, content_hash="album:" + digest, size=sum(f.size for f in files),
+        return NewAlbum(folder=album, content_hash="album-" + digest, size=sum(f.size for f in files),
                         mtime_ns=max((f.mtime_ns for f in files), default=0), members=members,
                         left_out=left_out, targets=targets, data=data, rejected=rejected, approval=approval)
 

@@ -13,8 +13,8 @@ import pytest
 
 from crosswatch.emulator import DEFAULT_IG_CLIENT_ID, DEFAULT_X_CLIENT_ID, Emulator, EmulatorServer
 from crosswatch.emulator.threads_state import DEFAULT_THREADS_CLIENT_ID
-from tests.conftest import run_cli, write_config
-from tests.test_mastodon_e2e import credited_photo
+from tests.conftest import jpeg_bytes, run_cli, write_config
+from tests.test_mastodon_e2e import CREATOR, credited_photo
 
 
 def album_folder(inbox: Path, name: str, count: int, *, seed: int = 0, quiet_for: float = 120.0) -> Path:
@@ -49,9 +49,14 @@ def album_config(workspace: dict[str, Path], url: str, hosted: Path, targets: li
 
 
 def sign_in(config: Path, emulator: Emulator, targets: list[str]) -> None:
-    mint = {"x": emulator.mint_x_token, "instagram": emulator.mint_ig_token, "threads": emulator.mint_threads_token}
     for target in targets:
-        result = run_cli("auth", "import", target, config=config, input=json.dumps(mint[target]()))
+        if target == "x":
+            token: dict[str, Any] = dict(emulator.mint_x_token())
+        elif target == "instagram":
+            token = dict(emulator.mint_ig_token())
+        else:
+            token = dict(emulator.mint_threads_token())
+        result = run_cli("auth", "import", target, config=config, input=json.dumps(token))
         assert result.returncode == 0, result.stderr
 
 
@@ -59,6 +64,20 @@ def status_of(config: Path) -> dict[str, Any]:
     result = run_cli("status", "--json", config=config)
     assert result.returncode == 0, result.stderr
     return dict(json.loads(result.stdout))
+
+
+def xmp_of(seed: int) -> bytes:
+    """The XMP credited_photo writes, for a photo of another size."""
+    return (
+        '<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+        '<rdf:Description rdf:about="" xmlns:dc="http://purl.org/dc/elements/1.1/" '
+        'xmlns:Iptc4xmpCore="http://iptc.org/std/Iptc4xmpCore/1.0/xmlns/">'
+        f'<dc:title><rdf:Alt><rdf:li xml:lang="x-default">Harbour study {seed}</rdf:li></rdf:Alt></dc:title>'
+        f'<dc:creator><rdf:Seq><rdf:li>{CREATOR}</rdf:li></rdf:Seq></dc:creator>'
+        '<Iptc4xmpCore:AltTextAccessibility><rdf:Alt><rdf:li xml:lang="x-default">'
+        f'{alt(seed)}</rdf:li></rdf:Alt></Iptc4xmpCore:AltTextAccessibility>'
+        "</rdf:Description></rdf:RDF></x:xmpmeta>"
+    ).encode()
 
 
 def alt(seed: int) -> str:
@@ -85,3 +104,35 @@ def test_an_album_of_twelve_becomes_an_x_thread_of_four_four_four_in_order_with_
     assert "Harbour study 0" in posts[0].text and posts[1].text == "2/3" and posts[2].text == "3/3"
     [job] = status["jobs"]
     assert job["state"] == "done" and job["remote_id"] == posts[0].id
+
+
+@pytest.mark.slow
+def test_an_album_of_twelve_is_one_instagram_carousel_of_ten_and_one_threads_carousel_of_twelve(
+        workspace: dict[str, Path], live_emulator: Emulator, hosted: Path) -> None:
+    live_emulator.state.threads.settings.processing_seconds = 0.0
+    folder = album_folder(workspace["inbox"], "harbour", 12)
+    # One portrait photo among landscapes: Instagram's children are fitted to the first's ratio.
+    portrait = folder / "shot-05.jpg"
+    portrait.write_bytes(jpeg_bytes(105, size=(600, 800), xmp=xmp_of(5)))
+    old = time.time() - 120
+    os.utime(portrait, (old, old))
+    (folder / "album.yaml").write_text("title: Harbour at dawn\nkeywords: [harbour, dawn]\n")
+    with EmulatorServer(live_emulator) as server:
+        config = album_config(workspace, server.url, hosted, ["instagram", "threads"])
+        sign_in(config, live_emulator, ["instagram", "threads"])
+        run = run_cli("run", "--once", config=config, timeout=240)
+        assert run.returncode == 0, run.stderr
+        status = status_of(config)
+        plain = run_cli("status", config=config).stdout
+
+    [carousel] = live_emulator.ig_posts()
+    assert carousel.media_type == "CAROUSEL_ALBUM"
+    assert [c.alt_text for c in carousel.children] == [alt(i) for i in range(10)]
+    assert {round(c.width / c.height, 2) for c in carousel.children} == {round(800 / 600, 2)}
+    assert carousel.caption.startswith("Harbour at dawn") and "#dawn" in carousel.caption
+    [thread] = live_emulator.threads_posts()
+    assert [item["alt_text"] for item in thread["carousel"]] == [alt(i) for i in range(12)]
+    assert thread["text"].startswith("Harbour at dawn")
+    assert {j["state"] for j in status["jobs"]} == {"done"}
+    assert "shot-10.jpg" in plain and "shot-11.jpg" in plain  # the two Instagram could not take
+    assert not list(hosted.iterdir()), "every hosted child is removed after publishing"

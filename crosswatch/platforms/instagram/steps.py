@@ -21,11 +21,16 @@ import httpx
 from crosswatch.config import TargetConfig
 from crosswatch.platforms.base import Finding, JobContext, Kind, LinkState, Outcome, Quota, Step, Verdict
 from crosswatch.platforms.meta_graph import (
+    CarouselMove,
     HostImage,
     Unhost,
     bearer,
+    carousel_children,
+    carousel_move,
+    child_fields,
     discard_hosted,
     graph_object,
+    parse_carousel_step,
     parse_graph_error,
     poll_wait,
     regain_access_seconds,
@@ -38,6 +43,8 @@ if TYPE_CHECKING:
 DEFAULT_GRAPH_BASE = "https://graph.instagram.com"
 INSTAGRAM_SCOPES: tuple[str, ...] = ("instagram_business_basic", "instagram_business_content_publish")
 MAX_ALT_TEXT = 1000
+# A carousel: 2 to 10 images (Meta's content publishing guide); an album's first 10 go out.
+CAROUSEL_MAX = 10
 
 DEFAULT_MAX_POLLS = 12
 # An expired container is recreated this many times before the job fails.
@@ -125,6 +132,25 @@ def build_create_container_request(config: TargetConfig, ctx: JobContext, image_
         fields["alt_text"] = ctx.caption.alt_text.strip()[:MAX_ALT_TEXT]
     return httpx.Request("POST", graph_url(config, f"{user_node(ctx.account_id)}/media"),
                          headers=bearer(ctx.access_token), data=fields)
+
+
+def build_carousel_request(config: TargetConfig, ctx: JobContext, move: CarouselMove) -> httpx.Request:
+    """One move of a carousel: a child's container (``is_carousel_item``, its own alt text), a check
+    of a child's status, or the CAROUSEL container with the children in order and the caption."""
+    node = graph_url(config, f"{user_node(ctx.account_id)}/media")
+    if move.kind == "check":
+        return build_container_status_request(config, carousel_children(ctx)[move.index], ctx.access_token)
+    if move.kind == "child":
+        fields = child_fields(ctx, move.index, CAROUSEL_MAX, MAX_ALT_TEXT)
+    else:
+        fields = {"media_type": "CAROUSEL", "children": ",".join(carousel_children(ctx)),
+                  "caption": ctx.caption.text}
+    return httpx.Request("POST", node, headers=bearer(ctx.access_token), data=fields)
+
+
+def _status_reading(response: httpx.Response) -> tuple[str, str | None] | None:
+    status = parse_container_status(response)
+    return None if status is None else (status.status_code, status.status)
 
 
 def build_container_status_request(config: TargetConfig, container_id: str,
@@ -222,9 +248,16 @@ class CreateContainer:
     safe_to_repeat: bool = True
 
     def build(self, ctx: JobContext) -> httpx.Request:
+        move = carousel_move(ctx, CAROUSEL_MAX)
+        if move is not None:
+            return build_carousel_request(self.config, ctx, move)
         return build_create_container_request(self.config, ctx, str(ctx.data.get("image_url", "")))
 
     def parse(self, ctx: JobContext, response: httpx.Response) -> Outcome:
+        move = carousel_move(ctx, CAROUSEL_MAX)
+        if move is not None:
+            return parse_carousel_step(ctx, move, response, platform="Instagram", error_outcome=error_outcome,
+                                       status_of=_status_reading, max_polls=DEFAULT_MAX_POLLS, first_wait=2.0)
         return parse_created_container(response, poll_count=0)
 
 
@@ -253,6 +286,8 @@ class WaitForContainer:
     def build(self, ctx: JobContext) -> httpx.Request:
         container_id = ctx.data.get("container_id")
         if not container_id:
+            if carousel_move(ctx, CAROUSEL_MAX) is not None:  # its children stand: the carousel again
+                return build_carousel_request(self.config, ctx, CarouselMove("carousel"))
             return build_create_container_request(self.config, ctx, str(ctx.data.get("image_url", "")))
         return build_container_status_request(self.config, str(container_id), ctx.access_token)
 
@@ -359,7 +394,7 @@ class InstagramTarget:
         self.name = config.name
         self.host = host
         self._steps: tuple[Step, ...] = (
-            HostImage(host),
+            HostImage(host, max_children=CAROUSEL_MAX),
             CreateContainer(config),
             WaitForContainer(config, max_polls),
             Publish(config),

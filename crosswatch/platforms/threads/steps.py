@@ -22,11 +22,16 @@ import httpx
 from crosswatch.config import TargetConfig
 from crosswatch.platforms.base import Finding, JobContext, Kind, LinkState, Outcome, Quota, Step, Verdict
 from crosswatch.platforms.meta_graph import (
+    CarouselMove,
     HostImage,
     Unhost,
     bearer,
+    carousel_children,
+    carousel_move,
+    child_fields,
     discard_hosted,
     graph_object,
+    parse_carousel_step,
     parse_graph_error,
     poll_wait,
     regain_access_seconds,
@@ -40,6 +45,8 @@ PLATFORM = "Threads"
 DEFAULT_GRAPH_BASE = "https://graph.threads.net"
 THREADS_SCOPES: tuple[str, ...] = ("threads_basic", "threads_content_publish")
 MAX_ALT_TEXT = 1000
+# A carousel: 2 to 20 images (api-notes C: Ayrshare's figure; Meta's own page is unconfirmed).
+CAROUSEL_MAX = 20
 
 # Meta: wait about 30 s before publishing, then check once a minute for no more than 5 minutes.
 FIRST_POLL_WAIT = 30.0
@@ -97,11 +104,38 @@ def user_node(account_id: str | None) -> str:
 
 
 def build_create_container_request(config: TargetConfig, ctx: JobContext, image_url: str) -> httpx.Request:
-    fields = {"media_type": "IMAGE", "image_url": image_url, "text": ctx.caption.text}
+    fields = {"media_type": "IMAGE", "image_url": image_url, "text": ctx.caption.text, **_reply_field(ctx)}
     if ctx.caption.alt_text and ctx.caption.alt_text.strip():
         fields["alt_text"] = ctx.caption.alt_text.strip()[:MAX_ALT_TEXT]
     return httpx.Request("POST", graph_url(config, f"{user_node(ctx.account_id)}/threads"),
                          headers=bearer(ctx.access_token), data=fields)
+
+
+def _reply_field(ctx: JobContext) -> dict[str, str]:
+    """An album's next post is a reply to its previous one (``reply_to_id``)."""
+    reply_to = ctx.data.get("reply_to")
+    if isinstance(reply_to, Mapping) and reply_to.get("remote_id"):
+        return {"reply_to_id": str(reply_to["remote_id"])}
+    return {}
+
+
+def build_carousel_request(config: TargetConfig, ctx: JobContext, move: CarouselMove) -> httpx.Request:
+    """One move of a carousel: a child's container (``is_carousel_item``, its own alt text), a check
+    of a child's status, or the CAROUSEL container with the children in order and the text."""
+    node = graph_url(config, f"{user_node(ctx.account_id)}/threads")
+    if move.kind == "check":
+        return build_container_status_request(config, carousel_children(ctx)[move.index], ctx.access_token)
+    if move.kind == "child":
+        fields = child_fields(ctx, move.index, CAROUSEL_MAX, MAX_ALT_TEXT)
+    else:
+        fields = {"media_type": "CAROUSEL", "children": ",".join(carousel_children(ctx)),
+                  "text": ctx.caption.text, **_reply_field(ctx)}
+    return httpx.Request("POST", node, headers=bearer(ctx.access_token), data=fields)
+
+
+def _status_reading(response: httpx.Response) -> tuple[str, str | None] | None:
+    status = parse_container_status(response)
+    return None if status is None else (status.status, status.error_message)
 
 
 def build_container_status_request(config: TargetConfig, container_id: str, token: str | None) -> httpx.Request:
@@ -183,9 +217,18 @@ class CreateContainer:
     safe_to_repeat: bool = True
 
     def build(self, ctx: JobContext) -> httpx.Request:
+        move = carousel_move(ctx, CAROUSEL_MAX)
+        if move is not None:
+            return build_carousel_request(self.config, ctx, move)
         return build_create_container_request(self.config, ctx, str(ctx.data.get("image_url", "")))
 
     def parse(self, ctx: JobContext, response: httpx.Response) -> Outcome:
+        move = carousel_move(ctx, CAROUSEL_MAX)
+        if move is not None:
+            # Children are checked as the carousel is: Meta advises about 30 s before the first look.
+            return parse_carousel_step(ctx, move, response, platform=PLATFORM, error_outcome=error_outcome,
+                                       status_of=_status_reading, max_polls=DEFAULT_MAX_POLLS,
+                                       first_wait=FIRST_POLL_WAIT)
         return parse_created_container(response)
 
 
@@ -202,6 +245,8 @@ class WaitForContainer:
     def build(self, ctx: JobContext) -> httpx.Request:
         container_id = ctx.data.get("container_id")
         if not container_id:
+            if carousel_move(ctx, CAROUSEL_MAX) is not None:  # its children stand: the carousel again
+                return build_carousel_request(self.config, ctx, CarouselMove("carousel"))
             return build_create_container_request(self.config, ctx, str(ctx.data.get("image_url", "")))
         return build_container_status_request(self.config, str(container_id), ctx.access_token)
 
@@ -305,7 +350,7 @@ class ThreadsTarget:
         self.name = config.name
         self.host = host
         self._steps: tuple[Step, ...] = (
-            HostImage(host, PLATFORM),
+            HostImage(host, PLATFORM, max_children=CAROUSEL_MAX),
             CreateContainer(config),
             WaitForContainer(config, max_polls),
             Publish(config),
