@@ -26,6 +26,7 @@ Two kinds of job are built differently:
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import shutil
 import time
 from collections import OrderedDict
@@ -160,6 +161,10 @@ class JobContexts:
         photo = self.journal.photo(job.photo_id)
         if photo is not None:
             media.discard_prepared(self.config, photo.hash, job.target)
+            album = job.data.get("album")
+            if isinstance(album, Mapping):
+                for member in _members(album):
+                    media.discard_prepared(self.config, member["hash"], job.target)
             bridge = job.data.get("bridge")
             if isinstance(bridge, Mapping):
                 for index in range(1, len(bridge.get("images") or ())):
@@ -220,10 +225,9 @@ class JobContexts:
                             overflow=self._album_folder(album).overflow, kind=target.kind)
 
     def per_post(self, target: TargetConfig) -> int:
-        """How many images one post of ``target`` takes (a Mastodon server's own limit when known)."""
-        limits = platform_info.learned_limits(self.journal, target)
-        learned = getattr(limits, "max_media_attachments", None)
-        return int(learned) if isinstance(learned, int) and learned > 0 else limits.max_images
+        """How many images one post of ``target`` takes: its platform's ``max_images``, or its
+        server's own where the platform reports one (platform_info: a Mastodon instance)."""
+        return max(1, platform_info.learned_limits(self.journal, target).max_images)
 
     def _target(self, job: Job) -> TargetConfig:
         target = self.config.targets.get(job.target)
@@ -376,8 +380,7 @@ def _members(album: Mapping[str, Any]) -> list[dict[str, str]]:
 
 def _fixed_aspect(spec: TargetSpec, aspect: float) -> TargetSpec:
     """``spec`` narrowed to one aspect ratio (a carousel child fitted to the first image's)."""
-    from dataclasses import replace
-    return replace(spec, min_aspect=aspect, max_aspect=aspect)
+    return dataclasses.replace(spec, min_aspect=aspect, max_aspect=aspect)
 
 
 def _alt_texts(bridge: Mapping[str, Any], count: int) -> list[str | None]:
