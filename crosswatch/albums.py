@@ -24,7 +24,7 @@ import yaml
 
 from crosswatch.config import WatchFolder
 from crosswatch.errors import BadPhoto
-from crosswatch.models import Metadata
+from crosswatch.models import Caption, Metadata
 
 ALBUM_FILE = "album.yaml"
 ALBUM_KEYS = ("title", "description", "keywords")
@@ -165,3 +165,10 @@ def split(count: int, per_post: int, *, overflow: str, kind: str) -> Split:
     why = (f"{kind} has no replies to thread onto: the first {per_post} of {count} went out"
            if kind in NO_REPLIES else f"overflow: first: only the first {per_post} of {count} went out")
     return Split((indexes[:per_post],), indexes[per_post:], why)
+
+
+def reply_caption(caption: Caption, number: int, posts: int, alt_text: str | None) -> Caption:
+    """The caption of an album's reply post ``number`` (from 0) of ``posts``: "n/N", the album's
+    caption having gone with the first post."""
+    words = f"{number + 1}/{posts}"
+    return Caption(text=words, length=len(words), limit=caption.limit, alt_text=alt_text, hashtags=(), shortened=())

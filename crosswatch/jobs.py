@@ -268,8 +268,7 @@ class JobContexts:
         caption = self.caption(job, photo, link)
         if part > 0:
             first_alt = self._member_caption(job, members[plan.posts[part][0]]).alt_text
-            caption = Caption(text=f"{part + 1}/{len(plan.posts)}", length=len(f"{part + 1}/{len(plan.posts)}"),
-                              limit=caption.limit, alt_text=first_alt, hashtags=(), shortened=())
+            caption = albums.reply_caption(caption, part, len(plan.posts), first_alt)
         elif len(plan.posts[0]) == 1:
             caption = Caption(text=caption.text, length=caption.length, limit=caption.limit,
                               alt_text=self._member_caption(job, members[plan.posts[0][0]]).alt_text,

@@ -14,10 +14,11 @@ import pytest
 from crosswatch.emulator import DEFAULT_IG_CLIENT_ID, DEFAULT_X_CLIENT_ID, Emulator, EmulatorServer
 from crosswatch.emulator.threads_state import DEFAULT_THREADS_CLIENT_ID
 from tests.conftest import jpeg_bytes, run_cli, write_config
-from tests.test_mastodon_e2e import CREATOR, credited_photo
+from tests.test_mastodon_e2e import CREATOR
 
 
-def album_folder(inbox: Path, name: str, count: int, *, seed: int = 0, quiet_for: float = 120.0) -> Path:
+def album_folder(inbox: Path, name: str, count: int, *, seed: int = 0, quiet_for: float = 120.0,
+                 size: tuple[int, int] = (800, 600)) -> Path:
     """``count`` credited photos in ``inbox/name``, written ``quiet_for`` seconds ago (a settled export);
     file names sort in the order of their seeds."""
     folder = inbox / name
@@ -25,7 +26,7 @@ def album_folder(inbox: Path, name: str, count: int, *, seed: int = 0, quiet_for
     written = time.time() - quiet_for
     for index in range(count):
         path = folder / f"shot-{index:02d}.jpg"
-        path.write_bytes(credited_photo(seed + index))
+        path.write_bytes(jpeg_bytes(seed + index, size=size, xmp=xmp_of(seed + index)))
         os.utime(path, (written, written))
     return folder
 
@@ -136,3 +137,30 @@ def test_an_album_of_twelve_is_one_instagram_carousel_of_ten_and_one_threads_car
     assert {j["state"] for j in status["jobs"]} == {"done"}
     assert "shot-10.jpg" in plain and "shot-11.jpg" in plain  # the two Instagram could not take
     assert not list(hosted.iterdir()), "every hosted child is removed after publishing"
+
+
+def test_preview_dir_shows_the_album_per_target_with_its_posts_alt_texts_and_what_does_not_go_out(
+        workspace: dict[str, Path], hosted: Path) -> None:
+    folder = album_folder(workspace["inbox"], "harbour", 12, size=(320, 240))
+    config = album_config(workspace, "http://127.0.0.1:9", hosted, ["x", "instagram", "threads"])
+    result = run_cli("preview", str(folder), "--json", config=config)
+    assert result.returncode == 0, result.stderr
+    targets = json.loads(result.stdout)["targets"]
+    assert [len(post) for post in targets["x"]["posts"]] == [4, 4, 4]
+    assert [image["alt_text"] for post in targets["x"]["posts"] for image in post] == [alt(i) for i in range(12)]
+    assert targets["x"]["cost_usd"] > 0 and targets["x"]["not_posted"] == []
+    assert [len(post) for post in targets["instagram"]["posts"]] == [10]
+    assert [Path(p).name for p in targets["instagram"]["not_posted"]] == ["shot-10.jpg", "shot-11.jpg"]
+    assert "no replies" in targets["instagram"]["why_not_posted"]
+    assert [len(post) for post in targets["threads"]["posts"]] == [12]
+    text = run_cli("preview", str(folder), config=config)
+    assert text.returncode == 0, text.stderr
+    assert "3 post(s): 4 + 4 + 4 images" in text.stdout and "not posted: shot-10.jpg, shot-11.jpg" in text.stdout
+    first = album_config(workspace, "http://127.0.0.1:9", hosted, ["x"], overflow="first")
+    only = json.loads(run_cli("preview", str(folder), "--json", config=first).stdout)["targets"]["x"]
+    assert [len(post) for post in only["posts"]] == [4] and len(only["not_posted"]) == 8
+    assert "overflow: first" in only["why_not_posted"]
+    empty = workspace["inbox"] / "empty"
+    empty.mkdir()
+    refused = run_cli("preview", str(empty), config=config)
+    assert refused.returncode == 2 and "holds no photo" in refused.stderr and "Traceback" not in refused.stderr
