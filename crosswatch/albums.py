@@ -9,7 +9,8 @@ What is decided here, for intake (watcher.py), jobs.py, preview and status:
   (one line when they all agree);
 - how the images are split into posts for a platform that takes at most N per post: with replies
   (``overflow: thread``) every N become one post of a thread; otherwise (``overflow: first``, and
-  always on Instagram, which has no replies) only the first N go out and the rest are named.
+  always where the platform's steps make no replies: Instagram has none) only the first N go out and
+  the rest are named.
 """
 
 from __future__ import annotations
@@ -28,9 +29,6 @@ from crosswatch.models import Caption, Metadata
 
 ALBUM_FILE = "album.yaml"
 ALBUM_KEYS = ("title", "description", "keywords")
-# Platforms whose posts cannot be answered by their own account through the API: an album longer
-# than one post there goes out as its first post only.
-NO_REPLIES = frozenset({"instagram", "outbox"})
 
 
 @dataclass(frozen=True)
@@ -153,17 +151,18 @@ def _merged(groups: Sequence[Sequence[str]]) -> tuple[str, ...]:
     return tuple(seen.values())
 
 
-def split(count: int, per_post: int, *, overflow: str, kind: str) -> Split:
-    """How ``count`` images go out on a platform that takes ``per_post`` in one post."""
+def split(count: int, per_post: int, *, overflow: str, kind: str, replies: bool) -> Split:
+    """How ``count`` images go out on a platform (``kind``) that takes ``per_post`` in one post and
+    whose steps can (``replies``) or cannot post a reply."""
     per_post = max(1, per_post)
     indexes = tuple(range(count))
     if count <= per_post:
         return Split((indexes,), (), None)
-    if overflow == "thread" and kind not in NO_REPLIES:
+    if overflow == "thread" and replies:
         posts = tuple(indexes[i:i + per_post] for i in range(0, count, per_post))
         return Split(posts, (), None)
-    why = (f"{kind} has no replies to thread onto: the first {per_post} of {count} went out"
-           if kind in NO_REPLIES else f"overflow: first: only the first {per_post} of {count} went out")
+    why = (f"no replies on {kind} to thread the rest onto: the first {per_post} of {count} went out"
+           if not replies else f"overflow: first: only the first {per_post} of {count} went out")
     return Split((indexes[:per_post],), indexes[per_post:], why)
 
 

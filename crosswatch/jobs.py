@@ -221,8 +221,8 @@ class JobContexts:
     def album_plan(self, job: Job, album: Mapping[str, Any]) -> albums.Split:
         """How this album's members go out on the job's target (posts of a thread, those not posted)."""
         target = self._target(job)
-        return albums.split(len(_members(album)), self.per_post(target),
-                            overflow=self._album_folder(album).overflow, kind=target.kind)
+        return albums.split(len(_members(album)), self.per_post(target), overflow=self._album_folder(album).overflow,
+                            kind=target.kind, replies=registry.limits(target.kind).replies)
 
     def per_post(self, target: TargetConfig) -> int:
         """How many images one post of ``target`` takes: its platform's ``max_images``, or its

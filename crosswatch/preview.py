@@ -106,7 +106,8 @@ def build_album_preview(config: Config, folder: Path) -> dict[str, Any]:
                      if (why := rules.route(config, [target.name], metadata[p]).get(target.name))}
         members = [p for p in order if p not in kept_back]
         limits = learned.get(target.name) or registry_limits(target)
-        plan = albums.split(len(members), max(1, limits.max_images), overflow=watched.overflow, kind=target.kind)
+        plan = albums.split(len(members), max(1, limits.max_images), overflow=watched.overflow, kind=target.kind,
+                            replies=limits.replies)
         merged = albums.album_metadata([metadata[p] for p in members], text)
         caption = compose.compose(config, target.name, merged, folder, limits=learned.get(target.name))
         images = [{"file": p, "alt_text": compose.compose(config, target.name, metadata[p], Path(p),

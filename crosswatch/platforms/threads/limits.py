@@ -38,4 +38,5 @@ LIMITS = PlatformLimits(
     },
     needs_media_host=True,
     max_images=20,  # a carousel: 2 to 20 images
+    replies=True,  # reply_to_id
 )
