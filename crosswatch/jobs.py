@@ -273,17 +273,7 @@ class JobContexts:
             caption = Caption(text=caption.text, length=caption.length, limit=caption.limit,
                               alt_text=self._member_caption(job, members[plan.posts[0][0]]).alt_text,
                               hashtags=caption.hashtags, shortened=caption.shortened)
-        return JobContext(
-            job_id=job.id,
-            target=job.target,
-            photo_hash=photo.hash,
-            photo_path=Path(photo.path),
-            caption=caption,
-            image=prepared[0] if prepared else None,
-            data=data,
-            access_token=access_token,
-            account_id=account_id,
-        )
+        return _context(job, photo, caption, prepared, data, access_token, account_id)
 
     def _member_metadata(self, member: Mapping[str, str]) -> Metadata:
         path = Path(member["path"])
@@ -333,17 +323,7 @@ class JobContexts:
             if len(prepared) > 1:
                 data["images"] = [{"path": image.path, "format": image.format, "alt_text": alt}
                                   for image, alt in zip(prepared, alts, strict=True)]
-        return JobContext(
-            job_id=job.id,
-            target=job.target,
-            photo_hash=photo.hash,
-            photo_path=Path(photo.path),
-            caption=caption,
-            image=prepared[0] if prepared else None,
-            data=data,
-            access_token=access_token,
-            account_id=account_id,
-        )
+        return _context(job, photo, caption, prepared, data, access_token, account_id)
 
     def _bridged_caption(self, job: Job, bridge: Mapping[str, Any]) -> Caption:
         permalink = bridge.get("permalink")
@@ -369,6 +349,14 @@ class JobContexts:
         if result is None:
             raise BadPhoto(f"no image could be prepared for target {job.target}")
         return result
+
+
+def _context(job: Job, photo: Photo, caption: Caption, prepared: list[PreparedImage], data: dict[str, Any],
+             access_token: str | None, account_id: str | None) -> JobContext:
+    """A several-image job's context (an album's, a bridged post's): its first image is ``image``."""
+    return JobContext(job_id=job.id, target=job.target, photo_hash=photo.hash, photo_path=Path(photo.path),
+                      caption=caption, image=prepared[0] if prepared else None, data=data,
+                      access_token=access_token, account_id=account_id)
 
 
 def _members(album: Mapping[str, Any]) -> list[dict[str, str]]:

@@ -11,10 +11,9 @@ from typing import Any
 
 import pytest
 
-from crosswatch.emulator import DEFAULT_IG_CLIENT_ID, DEFAULT_X_CLIENT_ID, Emulator, EmulatorServer
-from crosswatch.emulator.threads_state import DEFAULT_THREADS_CLIENT_ID
-from tests.conftest import jpeg_bytes, run_cli, write_config
-from tests.test_mastodon_e2e import CREATOR
+from crosswatch.emulator import Emulator, EmulatorServer
+from tests.conftest import jpeg_bytes, run_cli, write_config, xmp_packet
+from tests.fault_harness import platform_targets
 
 
 def album_folder(inbox: Path, name: str, count: int, *, seed: int = 0, quiet_for: float = 120.0,
@@ -32,20 +31,9 @@ def album_folder(inbox: Path, name: str, count: int, *, seed: int = 0, quiet_for
 
 
 def album_config(workspace: dict[str, Path], url: str, hosted: Path, targets: list[str], **watch: Any) -> Path:
-    every = {
-        "x": {"client_id": DEFAULT_X_CLIENT_ID, "api_base": url, "authorize_url": f"{url}/i/oauth2/authorize",
-              "web_base": f"{url}/_emulator/x"},
-        "instagram": {"client_id": DEFAULT_IG_CLIENT_ID, "graph_base": url, "api_base": url,
-                      "authorize_url": f"{url}/oauth/authorize",
-                      "media_host": {"type": "directory", "path": str(hosted),
-                                     "public_url": f"{url}/_emulator/hosted/"}},
-        "threads": {"client_id": DEFAULT_THREADS_CLIENT_ID, "graph_base": f"{url}/threads/v1.0",
-                    "authorize_url": f"{url}/threads/oauth/authorize",
-                    "media_host": {"type": "directory", "path": str(hosted),
-                                   "public_url": f"{url}/_emulator/hosted/"}},
-    }
     folder = {"path": str(workspace["inbox"]), "targets": targets, "settle_seconds": 0.3,
               "albums": "folder", "album_settle_seconds": 1.0, **watch}
+    every = platform_targets(url, hosted)
     return write_config(workspace, targets={t: every[t] for t in targets}, watch=[folder])
 
 
@@ -68,17 +56,7 @@ def status_of(config: Path) -> dict[str, Any]:
 
 
 def xmp_of(seed: int) -> bytes:
-    """The XMP credited_photo writes, for a photo of another size."""
-    return (
-        '<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
-        '<rdf:Description rdf:about="" xmlns:dc="http://purl.org/dc/elements/1.1/" '
-        'xmlns:Iptc4xmpCore="http://iptc.org/std/Iptc4xmpCore/1.0/xmlns/">'
-        f'<dc:title><rdf:Alt><rdf:li xml:lang="x-default">Harbour study {seed}</rdf:li></rdf:Alt></dc:title>'
-        f'<dc:creator><rdf:Seq><rdf:li>{CREATOR}</rdf:li></rdf:Seq></dc:creator>'
-        '<Iptc4xmpCore:AltTextAccessibility><rdf:Alt><rdf:li xml:lang="x-default">'
-        f'{alt(seed)}</rdf:li></rdf:Alt></Iptc4xmpCore:AltTextAccessibility>'
-        "</rdf:Description></rdf:RDF></x:xmpmeta>"
-    ).encode()
+    return xmp_packet(f"Harbour study {seed}", alt(seed))
 
 
 def alt(seed: int) -> str:

@@ -164,6 +164,24 @@ def child_fields(ctx: JobContext, index: int, most: int, max_alt_text: int) -> d
     return fields
 
 
+def carousel_request(ctx: JobContext, node: str, move: CarouselMove, *, status_request: httpx.Request | None,
+                     most: int, max_alt_text: int, text_field: str,
+                     extra: Mapping[str, str] | None = None) -> httpx.Request:
+    """One move of a carousel as a request to the account's media ``node``: a child's container
+    (``is_carousel_item``, its own alt text), a check of a child's status (``status_request``, built
+    by the platform for ``carousel_children(ctx)[move.index]``), or the CAROUSEL container with the
+    children in order and the caption in ``text_field`` (and ``extra``: a reply's parent)."""
+    if move.kind == "check":
+        assert status_request is not None  # the platform builds it for a check
+        return status_request
+    if move.kind == "child":
+        fields = child_fields(ctx, move.index, most, max_alt_text)
+    else:
+        fields = {"media_type": "CAROUSEL", "children": ",".join(carousel_children(ctx)),
+                  text_field: ctx.caption.text, **(extra or {})}
+    return httpx.Request("POST", node, headers=bearer(ctx.access_token), data=fields)
+
+
 # The status of a container as each platform words it: (status, detail) or None when it said none.
 StatusReading = Callable[[httpx.Response], tuple[str, str | None] | None]
 

@@ -27,7 +27,7 @@ from crosswatch.platforms.meta_graph import (
     bearer,
     carousel_children,
     carousel_move,
-    child_fields,
+    carousel_request,
     discard_hosted,
     graph_object,
     parse_carousel_step,
@@ -137,15 +137,11 @@ def build_create_container_request(config: TargetConfig, ctx: JobContext, image_
 def build_carousel_request(config: TargetConfig, ctx: JobContext, move: CarouselMove) -> httpx.Request:
     """One move of a carousel: a child's container (``is_carousel_item``, its own alt text), a check
     of a child's status, or the CAROUSEL container with the children in order and the caption."""
-    node = graph_url(config, f"{user_node(ctx.account_id)}/media")
-    if move.kind == "check":
-        return build_container_status_request(config, carousel_children(ctx)[move.index], ctx.access_token)
-    if move.kind == "child":
-        fields = child_fields(ctx, move.index, CAROUSEL_MAX, MAX_ALT_TEXT)
-    else:
-        fields = {"media_type": "CAROUSEL", "children": ",".join(carousel_children(ctx)),
-                  "caption": ctx.caption.text}
-    return httpx.Request("POST", node, headers=bearer(ctx.access_token), data=fields)
+    check = (build_container_status_request(config, carousel_children(ctx)[move.index], ctx.access_token)
+             if move.kind == "check" else None)
+    return carousel_request(ctx, graph_url(config, f"{user_node(ctx.account_id)}/media"), move,
+                            status_request=check, most=CAROUSEL_MAX, max_alt_text=MAX_ALT_TEXT,
+                            text_field="caption")
 
 
 def _status_reading(response: httpx.Response) -> tuple[str, str | None] | None:
