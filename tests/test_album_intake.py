@@ -220,3 +220,20 @@ def test_the_credit_names_each_creator_once_and_is_one_line_when_all_agree(works
     assert one.text.count("Ann Lee") == 1 and "Bob" not in one.text
     assert both.text.count("Ann Lee") == 1 and both.text.count("Bob Roy") == 1
     assert agreed.creator == ("Ann Lee",) and mixed.creator == ("Ann Lee", "Bob Roy")
+
+
+def test_approval_holds_the_album_as_a_whole(workspace: dict[str, Path], clock: FakeClock) -> None:
+    folder = {"path": str(workspace["inbox"]), "targets": ["outbox"], "albums": "folder",
+              "album_settle_seconds": 20}
+    config = load_config(write_config(workspace, watch=[folder], approval=True))
+    with Journal(config.journal_path) as journal:
+        intake = Intake(config, journal, clock=clock)
+        album = workspace["inbox"] / "shoot"
+        album.mkdir()
+        for index in range(3):
+            write_now(album / f"p{index}.jpg", tagged_photo(index), clock)
+        offer_all(intake, album)
+        clock.now += 30
+        intake.process()
+        [job] = journal.jobs()
+        assert job.state is JobState.AWAITING_APPROVAL and len(job.data["album"]["members"]) == 3
