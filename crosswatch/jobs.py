@@ -112,6 +112,12 @@ class JobContexts:
             raise BadPhoto(f"the edited caption no longer fits: {exc}; `crosswatch edit {job.id}`") from None
 
     def image(self, job: Job, photo: Photo) -> PreparedImage:
+        album = job.data.get("album")
+        if isinstance(album, Mapping):
+            members = _members(album)
+            if not members:
+                raise BadPhoto(f"the album {photo.path} has no photo for target {job.target}")
+            return self._album_image(job, members[0], None)  # the album's first image stands for it
         # Only targets still to be served: a finished job's image was discarded and must not be
         # prepared (and cached) again.
         targets = [self.config.targets[t.target] for t in self.journal.jobs_for_photo(photo.id)
