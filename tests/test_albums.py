@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from crosswatch.emulator import Emulator, EmulatorServer
-from tests.conftest import jpeg_bytes, run_cli, write_config, xmp_packet
+from tests.conftest import jpeg_bytes, run_cli, wait_until, write_config, xmp_packet
 from tests.fault_harness import platform_targets
 
 
@@ -142,3 +142,25 @@ def test_preview_dir_shows_the_album_per_target_with_its_posts_alt_texts_and_wha
     empty.mkdir()
     refused = run_cli("preview", str(empty), config=config)
     assert refused.returncode == 2 and "holds no photo" in refused.stderr and "Traceback" not in refused.stderr
+
+
+@pytest.mark.slow
+def test_an_album_still_being_written_is_posted_only_once_its_folder_is_quiet(
+        workspace: dict[str, Path], live_emulator: Emulator, hosted: Path, start_daemon: Any) -> None:
+    with EmulatorServer(live_emulator) as server:
+        config = album_config(workspace, server.url, hosted, ["x"], album_settle_seconds=3.0)
+        sign_in(config, live_emulator, ["x"])
+        daemon = start_daemon(config)
+        daemon.wait_for_log("watching")
+        folder = workspace["inbox"] / "arriving"
+        folder.mkdir()
+        for index in range(4):  # an export writing a photo a second: each settles, the album does not
+            (folder / f"shot-{index:02d}.jpg").write_bytes(jpeg_bytes(index, size=(320, 240), xmp=xmp_of(index)))
+            time.sleep(1.0)
+            assert live_emulator.x_posts() == [], f"posted while photo {index + 1} of 4 had just arrived"
+        last_write = (folder / "shot-03.jpg").stat().st_mtime
+        wait_until(lambda: len(live_emulator.x_posts()) == 1, timeout=60)
+        assert daemon.stop() == 0
+    [post] = live_emulator.x_posts()
+    assert [live_emulator.x_alt_text(m) for m in post.media_ids] == [alt(i) for i in range(4)]
+    assert post.created_at >= last_write + 3.0
