@@ -110,11 +110,14 @@ def status_document(config: Config, journal: Journal, now: float) -> dict[str, A
 def album_views(config: Config, journal: Journal) -> list[dict[str, Any]]:
     """Every album taken (watch[].albums: folder): its photos, those left out or late and why, and per
     target its job: how many posts the album makes there and which photos do not go out, and why."""
+    taken = journal.albums()
+    if not taken:
+        return []  # and nothing heavy imported: `status` starts fast (tests/test_startup.py)
     from crosswatch.jobs import JobContexts
 
     contexts = JobContexts(config, journal)
     views = []
-    for album in journal.albums():
+    for album in taken:
         files: dict[str, list[Any]] = {"member": [], "left_out": [], "late_posted": [], "late_skipped": []}
         for f in album.files:
             files.setdefault(f.role, []).append({"file": printable_path(f.path), "reason": f.reason})
