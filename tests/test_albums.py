@@ -164,3 +164,22 @@ def test_an_album_still_being_written_is_posted_only_once_its_folder_is_quiet(
     [post] = live_emulator.x_posts()
     assert [live_emulator.x_alt_text(m) for m in post.media_ids] == [alt(i) for i in range(4)]
     assert post.created_at >= last_write + 3.0
+
+
+def test_overflow_first_posts_only_the_first_four_on_x_and_status_names_the_rest(
+        workspace: dict[str, Path], live_emulator: Emulator, hosted: Path) -> None:
+    album_folder(workspace["inbox"], "harbour", 6, size=(320, 240))
+    with EmulatorServer(live_emulator) as server:
+        config = album_config(workspace, server.url, hosted, ["x"], overflow="first")
+        sign_in(config, live_emulator, ["x"])
+        run = run_cli("run", "--once", config=config, timeout=120)
+        assert run.returncode == 0, run.stderr
+        status = status_of(config)
+        plain = run_cli("status", config=config).stdout
+    [post] = live_emulator.x_posts()
+    assert [live_emulator.x_alt_text(m) for m in post.media_ids] == [alt(i) for i in range(4)]
+    [album] = status["albums"]
+    entry = album["targets"]["x"]
+    assert entry["state"] == "done" and entry["per_post"] == [4]
+    assert [Path(p).name for p in entry["not_posted"]] == ["shot-04.jpg", "shot-05.jpg"]
+    assert "overflow: first" in entry["why_not_posted"] and "shot-05.jpg" in plain
