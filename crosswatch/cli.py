@@ -394,15 +394,21 @@ def metadata(file: Path, as_json: bool) -> None:
 
 
 @cli.command()
-@click.argument("file", type=click.Path(path_type=Path, dir_okay=False, exists=True))
+@click.argument("file", type=click.Path(path_type=Path, exists=True))
 @click.option("--out", "out_dir", type=click.Path(path_type=Path, file_okay=False),
               help="write the prepared images (<target>.jpg) and preview.json here")
 @click.option("--json", "as_json", is_flag=True, help="print one JSON document instead of text")
 @pass_obj
 def preview(obj: Obj, file: Path, out_dir: Path | None, as_json: bool) -> None:
-    """What would be posted, per target: caption, alt text, length and limit, prepared image."""
+    """What would be posted, per target: caption, alt text, length and limit, prepared image.
+
+    FILE may be an album folder (watch[].albums: folder): then the album per target, its posts and
+    each image's alt text."""
     from crosswatch.preview import build_preview
 
+    if file.is_dir():
+        _preview_album(obj, file, as_json)
+        return
     _require_photo_file(file)
     document = build_preview(obj.config, file, out_dir)
     if as_json:
@@ -422,6 +428,37 @@ def preview(obj: Obj, file: Path, out_dir: Path | None, as_json: bool) -> None:
             click.echo(f"-- image: cannot be prepared: {image['error']}")
         elif image:
             click.echo(f"-- image: {image['width']}x{image['height']} {image['format']}, {image['bytes']} bytes")
+        click.echo("")
+
+
+def _preview_album(obj: Obj, folder: Path, as_json: bool) -> None:
+    from crosswatch.errors import BadPhoto
+    from crosswatch.journal import printable_path
+    from crosswatch.preview import build_album_preview
+
+    try:
+        document = build_album_preview(obj.config, folder)
+    except BadPhoto as exc:
+        raise UsageError(str(exc)) from None
+    if as_json:
+        click.echo(json.dumps(document, indent=2, ensure_ascii=False))
+        return
+    click.echo(f"album {printable_path(document['album'])}: {document['photos']} photos")
+    for name, entry in document["targets"].items():
+        posts = entry["posts"]
+        shape = " + ".join(str(len(post)) for post in posts)
+        click.echo(f"== {name} ({entry['length']} of {entry['limit']}; {len(posts)} post(s): {shape} images)")
+        click.echo(entry["text"])
+        for number, post in enumerate(posts, start=1):
+            for image in post:
+                click.echo(f"-- post {number}: {Path(image['file']).name}: {image['alt_text'] or '(no alt text)'}")
+        if entry["not_posted"]:
+            names = ", ".join(Path(p).name for p in entry["not_posted"])
+            click.echo(f"-- not posted: {names} ({entry['why_not_posted']})")
+        for kept in entry["left_out"]:
+            click.echo(f"-- left out: {Path(kept['file']).name}: {kept['reason']}")
+        if entry.get("cost_usd") is not None:
+            click.echo(f"-- cost: ${entry['cost_usd']:.3f}")
         click.echo("")
 
 

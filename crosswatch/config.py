@@ -41,6 +41,18 @@ class WatchFolder:
     exclude: tuple[str, ...] = ()
     # A file is taken once its size and mtime have not changed for this long.
     settle_seconds: float = 2.0
+    # albums: folder makes each sub-folder of this folder one album: one post per target for the set.
+    albums: Literal["off", "folder"] = "off"
+    # An album is complete when no file in it has changed for this long (an export of a shoot takes
+    # longer than one photo's).
+    album_settle_seconds: float = 30.0
+    # A photo that arrives in an album folder after the album was taken: its own post, or not posted.
+    late: Literal["new_post", "skip"] = "new_post"
+    # The album's order: by file name, or by capture time (EXIF DateTimeOriginal; name breaks ties).
+    album_order: Literal["name", "capture_time"] = "name"
+    # More photos than a platform takes in one post: the rest as replies to the first post (thread),
+    # or only the first ones (first). Instagram has no replies: the rest are named in status.
+    overflow: Literal["thread", "first"] = "thread"
 
 
 @dataclass(frozen=True)
@@ -670,6 +682,7 @@ _DAYS_30 = 30 * 86400
 _ANY_NUMBER = (0, 10**9)
 _NUMBER_RANGES: dict[tuple[type, str], tuple[int, int]] = {
     (WatchFolder, "settle_seconds"): (0, 86400),
+    (WatchFolder, "album_settle_seconds"): (0, 86400),
     (IntakeConfig, "rescan_seconds"): (0, _DAYS_30),
     (MediaHostConfig, "expires_seconds"): (1, 7 * 86400),  # S3 signs an address for a week at most
     (TargetConfig, "redirect_port"): (0, 65535),

@@ -11,6 +11,13 @@ Two kinds of job are built differently:
   downloaded (the photo's path is the first; ``bridge["images"]`` lists all), as many as the target's
   platform takes in one post (``max_images``). With more than one image, ``ctx.data["images"]`` lists
   the prepared images and their alt texts for the target's upload and alt-text steps.
+- An album's job (``data["album"]``, made by intake from a sub-folder under ``watch[].albums:
+  folder``) takes its caption from the album (album.yaml over the first photo, keywords and creators
+  merged; albums.py) and its images from its members, each with its own alt text, as many per post as
+  the target's platform takes (Mastodon: the server's limit). An album longer than that is split by
+  ``albums.split``: ``data["album_part"]`` says which post of the thread this is (the runner moves it
+  on after each post, with ``reply_to``); Instagram's children are fitted to the first image's aspect
+  ratio, as one carousel must be.
 - A job whose target has ``link_to`` (cross-promotion) waits for the same photo's job on that
   target: ``build`` raises ``NotYet`` until it is done, then the caption carries its permalink. If
   that job failed or was rejected, this one goes out without the link (and the log says so).
@@ -19,6 +26,7 @@ Two kinds of job are built differently:
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import shutil
 import time
 from collections import OrderedDict
@@ -26,15 +34,15 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from crosswatch import compose, metadata, platform_info
-from crosswatch.config import Config
+from crosswatch import albums, compose, metadata, platform_info
+from crosswatch.config import Config, TargetConfig, WatchFolder
 from crosswatch.errors import BadPhoto
 from crosswatch.journal import Journal
 from crosswatch.logs import LazyLogger
 from crosswatch.models import TERMINAL_STATES, Caption, Job, JobState, Metadata, Photo, PreparedImage
 from crosswatch.platforms import registry
 from crosswatch.platforms.base import JobContext
-from crosswatch.platforms.limits import PlatformLimits
+from crosswatch.platforms.limits import PlatformLimits, TargetSpec
 
 # media (Pillow) and structlog are imported when an image is prepared or a line logged: `queue` and the
 # console's queue page compose captions with this module and need neither.
@@ -87,8 +95,11 @@ class JobContexts:
         target_cfg = self.config.targets.get(job.target)
         # A server's own limits (Mastodon's instance) where the platform reports them.
         limits = platform_info.learned_limits(self.journal, target_cfg) if target_cfg is not None else None
+        album = job.data.get("album")
         if isinstance(bridge, Mapping):
             composed = self._bridged_caption(job, bridge)
+        elif isinstance(album, Mapping):
+            composed = self._album_caption(job, album, link, limits)
         else:
             composed = compose.compose(self.config, job.target, self.metadata(photo), Path(photo.path),
                                        link=link, limits=limits)
@@ -104,6 +115,12 @@ class JobContexts:
     def image(self, job: Job, photo: Photo) -> PreparedImage:
         from crosswatch import media
 
+        album = job.data.get("album")
+        if isinstance(album, Mapping):
+            members = _members(album)
+            if not members:
+                raise BadPhoto(f"the album {photo.path} has no photo for target {job.target}")
+            return self._album_image(job, members[0], None)  # the album's first image stands for it
         # Only targets still to be served: a finished job's image was discarded and must not be
         # prepared (and cached) again.
         targets = [self.config.targets[t.target] for t in self.journal.jobs_for_photo(photo.id)
@@ -132,6 +149,10 @@ class JobContexts:
         link = job.data.get("link") if isinstance(job.data.get("link"), str) else None
         if link is None:
             link = self.cross_link(job)
+        album = job.data.get("album")
+        if isinstance(album, Mapping):
+            return self._album(job, photo, album, link, access_token=access_token, account_id=account_id,
+                               username=username, need_image=need_image)
         return JobContext(
             job_id=job.id,
             target=job.target,
@@ -151,6 +172,10 @@ class JobContexts:
         photo = self.journal.photo(job.photo_id)
         if photo is not None:
             media.discard_prepared(self.config, photo.hash, job.target)
+            album = job.data.get("album")
+            if isinstance(album, Mapping):
+                for member in _members(album):
+                    media.discard_prepared(self.config, member["hash"], job.target)
             bridge = job.data.get("bridge")
             if isinstance(bridge, Mapping):
                 for index in range(1, len(bridge.get("images") or ())):
@@ -202,6 +227,97 @@ class JobContexts:
             return _WAIT_WHILE_SENDING
         return _WAIT_FOR_A_PERSON  # awaiting approval, pending, in doubt
 
+    # -- albums ------------------------------------------------------------------------------------
+
+    def album_plan(self, job: Job, album: Mapping[str, Any]) -> albums.Split:
+        """How this album's members go out on the job's target (posts of a thread, those not posted)."""
+        target = self._target(job)
+        return albums.split(len(_members(album)), self.per_post(target), overflow=self._album_folder(album).overflow,
+                            kind=target.kind, replies=registry.limits(target.kind).replies)
+
+    def per_post(self, target: TargetConfig) -> int:
+        """How many images one post of ``target`` takes: its platform's ``max_images``, or its
+        server's own where the platform reports one (platform_info: a Mastodon instance)."""
+        return max(1, platform_info.learned_limits(self.journal, target).max_images)
+
+    def _target(self, job: Job) -> TargetConfig:
+        target = self.config.targets.get(job.target)
+        if target is None:
+            raise BadPhoto(f"target {job.target} is not configured")
+        return target
+
+    def _album_folder(self, album: Mapping[str, Any]) -> WatchFolder:
+        folder = Path(str(album.get("folder") or ""))
+        for watched in self.config.watch:
+            if folder.parent in (watched.path, watched.path.resolve()):
+                return watched
+        return WatchFolder(path=folder.parent, targets=(), albums="folder")  # defaults: no longer watched
+
+    def _album(self, job: Job, photo: Photo, album: Mapping[str, Any], link: str | None, *,
+               access_token: str | None, account_id: str | None, username: str | None,
+               need_image: bool) -> JobContext:
+        members = _members(album)
+        plan = self.album_plan(job, album)
+        part = min(int(job.data.get("album_part") or 0), len(plan.posts) - 1)
+        data: dict[str, Any] = {**({"username": username} if username else {}),
+                                **{k: v for k, v in job.data.items() if v is not None},
+                                "album_part": part, "album_parts": len(plan.posts)}
+        prepared: list[PreparedImage] = []
+        if need_image:
+            target = self._target(job)
+            alts = [self._member_caption(job, member).alt_text for member in members]
+            fitted_to: float | None = None
+            if target.kind == "instagram" and part == 0 and len(plan.posts[0]) > 1:
+                # One carousel, one aspect ratio: every child is fitted to the first image's.
+                first = self._album_image(job, members[plan.posts[0][0]], None)
+                fitted_to = first.width / first.height
+            for index in plan.posts[part]:
+                prepared.append(self._album_image(job, members[index], fitted_to if prepared else None))
+            if len(prepared) > 1:
+                data["images"] = [{"path": image.path, "format": image.format, "alt_text": alts[index]}
+                                  for image, index in zip(prepared, plan.posts[part], strict=True)]
+        caption = self.caption(job, photo, link)
+        if part > 0:
+            first_alt = self._member_caption(job, members[plan.posts[part][0]]).alt_text
+            caption = albums.reply_caption(caption, part, len(plan.posts), first_alt)
+        elif len(plan.posts[0]) == 1:
+            caption = Caption(text=caption.text, length=caption.length, limit=caption.limit,
+                              alt_text=self._member_caption(job, members[plan.posts[0][0]]).alt_text,
+                              hashtags=caption.hashtags, shortened=caption.shortened)
+        return _context(job, photo, caption, prepared, data, access_token, account_id)
+
+    def _member_metadata(self, member: Mapping[str, str]) -> Metadata:
+        path = Path(member["path"])
+        if not path.exists():
+            raise BadPhoto(f"the album's photo {path} is gone; it was moved or deleted before posting")
+        return self.metadata(Photo(id=0, hash=member["hash"], path=str(path), size=0, mtime=0.0, first_seen=0.0))
+
+    def _member_caption(self, job: Job, member: Mapping[str, str]) -> Caption:
+        return compose.compose(self.config, job.target, self._member_metadata(member), Path(member["path"]))
+
+    def _album_caption(self, job: Job, album: Mapping[str, Any], link: str | None,
+                       limits: Any) -> Caption:
+        members = _members(album)
+        folder = Path(str(album.get("folder") or ""))
+        merged = albums.album_metadata([self._member_metadata(m) for m in members], albums.read_album_text(folder))
+        return compose.compose(self.config, job.target, merged, folder, link=link, limits=limits)
+
+    def _album_image(self, job: Job, member: Mapping[str, str], aspect: float | None) -> PreparedImage:
+        from crosswatch import media
+
+        target = self._target(job)
+        specs = platform_info.learned_specs(self.journal, [target])
+        if aspect is not None:
+            spec = specs.get(target.name) or media.spec_for(target)
+            specs = {target.name: _fixed_aspect(spec, aspect)}
+        result = media.prepare_all(Path(member["path"]), member["hash"], [target], self.config,
+                                   metadata=self._member_metadata(member), specs=specs).get(job.target)
+        if isinstance(result, BadPhoto):
+            raise result
+        if result is None:
+            raise BadPhoto(f"no image could be prepared for target {job.target}")
+        return result
+
     # -- bridged posts -----------------------------------------------------------------------------
 
     def _bridged(self, job: Job, photo: Photo, bridge: Mapping[str, Any], *, access_token: str | None,
@@ -222,17 +338,7 @@ class JobContexts:
                 data["images"] = [{"path": image.path, "format": image.format, "alt_text": alt,
                                    "width": image.width, "height": image.height}
                                   for image, alt in zip(prepared, alts, strict=True)]
-        return JobContext(
-            job_id=job.id,
-            target=job.target,
-            photo_hash=photo.hash,
-            photo_path=Path(photo.path),
-            caption=caption,
-            image=prepared[0] if prepared else None,
-            data=data,
-            access_token=access_token,
-            account_id=account_id,
-        )
+        return _context(job, photo, caption, prepared, data, access_token, account_id)
 
     def _bridged_caption(self, job: Job, bridge: Mapping[str, Any]) -> Caption:
         permalink = bridge.get("permalink")
@@ -271,6 +377,25 @@ class JobContexts:
         if result is None:
             raise BadPhoto(f"no image could be prepared for target {job.target}")
         return result
+
+
+def _context(job: Job, photo: Photo, caption: Caption, prepared: list[PreparedImage], data: dict[str, Any],
+             access_token: str | None, account_id: str | None) -> JobContext:
+    """A several-image job's context (an album's, a bridged post's): its first image is ``image``."""
+    return JobContext(job_id=job.id, target=job.target, photo_hash=photo.hash, photo_path=Path(photo.path),
+                      caption=caption, image=prepared[0] if prepared else None, data=data,
+                      access_token=access_token, account_id=account_id)
+
+
+def _members(album: Mapping[str, Any]) -> list[dict[str, str]]:
+    """The album's photos for this job, in order: ``{"path", "hash"}`` each."""
+    return [{"path": str(m["path"]), "hash": str(m["hash"])} for m in album.get("members") or ()
+            if isinstance(m, Mapping) and isinstance(m.get("path"), str) and isinstance(m.get("hash"), str)]
+
+
+def _fixed_aspect(spec: TargetSpec, aspect: float) -> TargetSpec:
+    """``spec`` narrowed to one aspect ratio (a carousel child fitted to the first image's)."""
+    return dataclasses.replace(spec, min_aspect=aspect, max_aspect=aspect)
 
 
 def _alt_texts(bridge: Mapping[str, Any], count: int) -> list[str | None]:

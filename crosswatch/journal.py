@@ -14,6 +14,8 @@ Tables:
     bridged every post the Instagram bridge has looked at, and what it did with it (bridge.py)
     bridge_sources  per bridged account: when the bridge started and its baseline (older posts are
             not bridged unless backfill asked for them)
+    albums  one row per album folder (watch[].albums: folder) and its photos row; album_files: each
+            file of an album and what became of it (member, left out, late)
     charges every call a platform bills (X: posts, media calls, each resource read), with its price
             then, for the month's spend and budget (pricing.py); a read resource once per UTC day
     metric_readings, metric_posts, metric_holds  post metrics read over time (analytics.py)
@@ -224,6 +226,29 @@ MIGRATIONS: list[str] = [
         set_at  REAL NOT NULL
     );
     """,
+    # 11: albums (watch[].albums: folder). An album is one photos row (its path the album's folder, its
+    # hash over its members' hashes) with one job per target; ``albums`` finds it by folder, so a photo
+    # arriving later is known as late, and ``album_files`` says what became of each file in it: a
+    # member (with its position), left out (the rules kept it back: why), or late (posted on its own,
+    # or skipped, by ``watch[].late``).
+    """
+    CREATE TABLE albums (
+        id        INTEGER PRIMARY KEY,
+        folder    TEXT NOT NULL UNIQUE,
+        photo_id  INTEGER NOT NULL REFERENCES photos(id),
+        taken_at  REAL NOT NULL
+    );
+    CREATE TABLE album_files (
+        album_id  INTEGER NOT NULL REFERENCES albums(id),
+        path      TEXT NOT NULL,
+        hash      TEXT NOT NULL,
+        role      TEXT NOT NULL,
+        position  INTEGER,
+        reason    TEXT,
+        at        REAL NOT NULL,
+        PRIMARY KEY (album_id, path)
+    );
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -293,6 +318,42 @@ class NewFile:
     skipped: Mapping[str, str] = field(default_factory=dict)
     # Targets whose job waits in awaiting_approval until `crosswatch approve`.
     approval: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class NewAlbum:
+    """An album intake has settled and read (watch[].albums: folder): its members in album order,
+    the files left out and why, and per target its job's data, or why its job is rejected."""
+
+    folder: str
+    content_hash: str
+    size: int
+    mtime_ns: int
+    members: Sequence[NewFile]
+    left_out: Sequence[tuple[NewFile, str]]
+    targets: tuple[str, ...]
+    data: Mapping[str, Mapping[str, Any]]
+    rejected: Mapping[str, str] = field(default_factory=dict)
+    approval: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class AlbumFile:
+    """One file of an album and what became of it: ``member`` (at ``position``), ``left_out``,
+    ``late_posted`` or ``late_skipped``, with why."""
+
+    path: str
+    role: str
+    position: int | None
+    reason: str | None
+
+
+@dataclass(frozen=True)
+class Album:
+    folder: str
+    photo_id: int
+    taken_at: float
+    files: tuple[AlbumFile, ...]
 
 
 @dataclass(frozen=True)
@@ -1061,6 +1122,75 @@ class Journal:
                 job_ids.append(int(job["id"]))
             self._bridge_mark(db, source, remote_id, "bridged", None, photo_id, now)
         return job_ids
+
+    # -- albums ------------------------------------------------------------------------------------
+
+    def add_album(self, new: NewAlbum) -> IntakeResult:
+        """Record an album: its photos row, its files (taken, so rescans skip them), what became of
+        each, and one job per target, in one transaction. A folder already taken is a duplicate."""
+        now = self._clock()
+        folder = _path_to_db(new.folder)
+        with self._write() as db:
+            known = db.execute("SELECT photo_id FROM albums WHERE folder = ?", (folder,)).fetchone()
+            if known is None:
+                known = db.execute("SELECT id AS photo_id FROM photos WHERE hash = ?", (new.content_hash,)).fetchone()
+            if known is not None:
+                return IntakeResult("duplicate", int(known["photo_id"]))
+            cursor = db.execute(
+                "INSERT INTO photos (hash, path, size, mtime, first_seen, status, reason) "
+                "VALUES (?, ?, ?, ?, ?, 'ok', NULL)", (new.content_hash, folder, new.size, new.mtime_ns / 1e9, now))
+            photo_id = int(cursor.lastrowid or 0)
+            album_id = int(db.execute("INSERT INTO albums (folder, photo_id, taken_at) VALUES (?, ?, ?)",
+                                      (folder, photo_id, now)).lastrowid or 0)
+            files: list[tuple[NewFile, str, int | None, str | None]] = [
+                (f, "member", i, None) for i, f in enumerate(new.members)]
+            files += [(f, "left_out", None, why) for f, why in new.left_out]
+            for file, role, position, why in files:
+                self._record_file(db, _path_to_db(file.path), file.size, file.mtime_ns, photo_id, now)
+                db.execute("INSERT INTO album_files (album_id, path, hash, role, position, reason, at) "
+                           "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (album_id, path) DO NOTHING",
+                           (album_id, _path_to_db(file.path), file.content_hash, role, position, why, now))
+            for target in new.targets:
+                self._create_job(db, photo_id, target, now, rejected_reason=new.rejected.get(target),
+                                 approval=target in new.approval)
+                db.execute("UPDATE jobs SET data = ? WHERE photo_id = ? AND target = ?",
+                           (json.dumps(dict(new.data.get(target, {})), sort_keys=True), photo_id, target))
+        return IntakeResult("new", photo_id)
+
+    def album_taken(self, folder: str) -> bool:
+        """Whether the album in ``folder`` has been taken (its jobs exist)."""
+        return self._db.execute("SELECT 1 FROM albums WHERE folder = ?", (_path_to_db(folder),)).fetchone() is not None
+
+    def add_late_file(self, folder: str, new: NewFile, *, post: bool, on_change: str = "skip") -> IntakeResult:
+        """A file that arrived in an album's folder after the album was taken: posted on its own
+        (``post``) or only recorded as skipped; either way the album says what became of it."""
+        now = self._clock()
+        with self._write() as db:
+            album = db.execute("SELECT id, photo_id FROM albums WHERE folder = ?", (_path_to_db(folder),)).fetchone()
+            if album is None:
+                raise JournalError(f"no album was taken from {folder}")
+            if post:
+                result = self._add_file(db, new, on_change, now)
+                role = "late_posted"
+                why = "arrived after the album was taken; posted on its own (watch[].late: new_post)"
+            else:
+                self._record_file(db, _path_to_db(new.path), new.size, new.mtime_ns, int(album["photo_id"]), now)
+                result = IntakeResult("late", int(album["photo_id"]))
+                role, why = "late_skipped", "arrived after the album was taken; not posted (watch[].late: skip)"
+            db.execute("INSERT INTO album_files (album_id, path, hash, role, position, reason, at) "
+                       "VALUES (?, ?, ?, ?, NULL, ?, ?) ON CONFLICT (album_id, path) DO UPDATE SET "
+                       "hash = excluded.hash, role = excluded.role, reason = excluded.reason, at = excluded.at",
+                       (album["id"], _path_to_db(new.path), new.content_hash, role, why, now))
+        return result
+
+    def albums(self) -> list[Album]:
+        """Every album taken, oldest first, with what became of each of its files."""
+        files: dict[int, list[AlbumFile]] = {}
+        for r in self._db.execute("SELECT album_id, path, role, position, reason FROM album_files "
+                                  "ORDER BY album_id, position IS NULL, position, path"):
+            files.setdefault(int(r[0]), []).append(AlbumFile(_path_from_db(r[1]), str(r[2]), r[3], r[4]))
+        return [Album(_path_from_db(r[1]), int(r[2]), float(r[3]), tuple(files.get(int(r[0]), ())))
+                for r in self._db.execute("SELECT id, folder, photo_id, taken_at FROM albums ORDER BY id")]
 
     @staticmethod
     def _bridge_mark(db: sqlite3.Connection, source: str, remote_id: str, outcome: str, reason: str | None,

@@ -1,4 +1,5 @@
-"""``crosswatch preview``: what would be posted for one photo, per target, without posting it."""
+"""``crosswatch preview``: what would be posted for one photo (or one album folder), per target,
+without posting it."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from crosswatch import compose, platform_info, pricing
-from crosswatch.config import Config, TargetConfig
+from crosswatch.config import Config, TargetConfig, WatchFolder
 from crosswatch.journal import Journal
 from crosswatch.metadata import read_metadata
 from crosswatch.models import Caption
@@ -77,3 +78,69 @@ def caption_cost(target: TargetConfig, caption: Caption, *, will_link: bool | No
         will_link = target.link_to is not None and target.link == "permalink"
     flags = list(alt_texts) if alt_texts is not None else [bool(caption.alt_text)]
     return pricing.job_cost(prices, caption.text, flags, will_link=will_link)
+
+
+# ---------------------------------------------------------------------------------------------------
+# An album (`preview DIR`): the album as each target will get it
+
+
+def build_album_preview(config: Config, folder: Path) -> dict[str, Any]:
+    """What the album in ``folder`` would post, per target: the album's caption, each image with its
+    alt text split into posts by the target's limit and ``overflow``, the photos that do not go out
+    and why, the photos the rules leave out, and the cost where the platform charges."""
+    from crosswatch import albums, rules
+    from crosswatch.errors import BadPhoto
+    from crosswatch.models import Metadata
+    from crosswatch.watcher import is_wanted
+
+    watched = _watch_entry(config, folder)
+    paths = [str(p) for p in sorted(folder.rglob("*")) if p.is_file() and is_wanted(p.name, watched)]
+    if not paths:
+        raise BadPhoto(f"{folder} holds no photo that {watched.path} would take ({', '.join(watched.include)})")
+    metadata: dict[str, Metadata] = {path: read_metadata(Path(path)) for path in paths}
+    order = albums.ordered(paths, metadata, watched.album_order)
+    text = albums.read_album_text(folder)
+    targets = [t for t in config.targets.values() if t.enabled and (not watched.targets or t.name in watched.targets)]
+    learned = _learned(config, targets)
+    document: dict[str, Any] = {"album": str(folder), "photos": len(order), "targets": {}}
+    for target in targets:
+        kept_back = {p: why for p in order
+                     if (why := rules.route(config, [target.name], metadata[p]).get(target.name))}
+        members = [p for p in order if p not in kept_back]
+        limits = learned.get(target.name) or registry_limits(target)
+        plan = albums.split(len(members), max(1, limits.max_images), overflow=watched.overflow, kind=target.kind,
+                            replies=limits.replies)
+        merged = albums.album_metadata([metadata[p] for p in members], text)
+        caption = compose.compose(config, target.name, merged, folder, limits=learned.get(target.name))
+        images = [{"file": p, "alt_text": compose.compose(config, target.name, metadata[p], Path(p),
+                                                          limits=learned.get(target.name)).alt_text}
+                  for p in members]
+        entry: dict[str, Any] = {
+            "text": caption.text, "length": caption.length, "limit": caption.limit,
+            "hashtags": list(caption.hashtags), "shortened": list(caption.shortened),
+            "posts": [[images[i] for i in post] for post in plan.posts],
+            "not_posted": [members[i] for i in plan.not_posted], "why_not_posted": plan.why_not,
+            "left_out": [{"file": p, "reason": why} for p, why in kept_back.items()],
+            "cost_usd": None,
+        }
+        costs = [caption_cost(target, caption if n == 0 else albums.reply_caption(caption, n, len(plan.posts), None),
+                              alt_texts=[bool(images[i]["alt_text"]) for i in post])
+                 for n, post in enumerate(plan.posts)]
+        if costs and all(c is not None for c in costs):
+            entry["cost_usd"] = round(sum(c.usd for c in costs if c is not None), 6)
+        document["targets"][target.name] = entry
+    return document
+
+
+def registry_limits(target: TargetConfig) -> PlatformLimits:
+    from crosswatch.platforms import registry
+
+    return registry.limits(target.kind)
+
+
+def _watch_entry(config: Config, folder: Path) -> WatchFolder:
+    """The watch entry whose album this folder is, else the defaults (albums by folder)."""
+    for watched in config.watch:
+        if folder.resolve().parent == watched.path.resolve():
+            return watched
+    return WatchFolder(path=folder.parent, targets=(), albums="folder")

@@ -67,6 +67,10 @@ QUOTA_CACHE_SECONDS = 600.0
 QUOTA_RECHECK_SECONDS = 3600.0
 # A job not started because jobs on their way hold the quota's last room looks again after this long.
 QUOTA_RESERVED_WAIT_SECONDS = 600.0
+# What an album job keeps from one post of its thread to the next (everything else in its data is
+# what the post's own steps returned: uploads, containers, ids).
+ALBUM_KEEPS = frozenset({"album", "album_part", "album_parts", "album_thread", "reply_to", "edit", "post_now",
+                         "link", "username", "reconcile_checks"})
 # How often the runner looks whether a target's server limits (platform_info) are due to be read again.
 PLATFORM_INFO_LOOK_SECONDS = 60.0
 # How often the runner notes which tokens lapse soon with nothing to renew them (for `status`).
@@ -330,6 +334,11 @@ class Runner:
                 outcome = Outcome(Kind.DONE, data=kept)
             if outcome.kind is Kind.DUPLICATE:
                 outcome = self._settle_duplicate(target, ctx, step, outcome)
+            if outcome.kind is Kind.DONE:
+                outcome = self._album_thread(job.id, job.target, ctx.data, outcome)
+                if outcome.kind is Kind.AGAIN:
+                    crashpoint(f"recorded:{step.name}")
+                    return
             self._apply(job.id, job.target, index, outcome, attempts=job.attempts + 1)
             crashpoint(*step_points("recorded", job.target, step.name))
             return
@@ -551,6 +560,38 @@ class Runner:
             self._discard(row)
             log.error("job " + state.value, job=job_id, target=target, reason=outcome.reason)
 
+    def _album_thread(self, job_id: int, target: str, data: Mapping[str, object], done: Outcome) -> Outcome:
+        """An album's post is out. When the album has more posts for this target (``overflow:
+        thread``), record this one in ``album_thread`` and start the next as a reply to it, from the
+        first step, with what this post's steps kept cleared (their uploads and containers were this
+        post's); returns AGAIN then. The last post ends the job with the first post's id and link."""
+        part, parts = data.get("album_part"), data.get("album_parts")
+        if not isinstance(part, int) or not isinstance(parts, int):
+            return done
+        earlier = data.get("album_thread")
+        thread = [*(t for t in (earlier if isinstance(earlier, list) else ()) if isinstance(t, Mapping)),
+                  {"remote_id": done.remote_id, "permalink": done.permalink, "data": dict(done.data)}]
+        if part + 1 >= parts:
+            first = thread[0]
+            return dataclasses.replace(done, data={**done.data, "album_thread": thread},
+                                       remote_id=str(first["remote_id"]) if first["remote_id"] else done.remote_id,
+                                       permalink=str(first["permalink"]) if first["permalink"] else done.permalink)
+        kept = self._job_data(target, done.data)
+        cleared = {key: None for key in {*data, *kept} if key not in ALBUM_KEEPS}
+        reply_to = {"remote_id": done.remote_id, "permalink": done.permalink, "data": kept,
+                    "root_remote_id": thread[0]["remote_id"], "root_data": thread[0]["data"]}
+        first = thread[0]
+        self.journal.transition(
+            job_id, JobState.READY, step_index=0, step="", intent=False, attempts_delta=-1,
+            data={**cleared, "album_part": part + 1, "album_thread": thread, "reply_to": reply_to},
+            remote_id=str(first["remote_id"]) if first["remote_id"] else None,
+            permalink=str(first["permalink"]) if first["permalink"] else None,
+            next_attempt_at=self.clock(), reason=f"post {part + 1} of {parts} of the album is out; next: a reply",
+            detail=f"album post {part + 1} of {parts} done")
+        log.info("album post out; the next goes as a reply", job=job_id, part=part + 1, parts=parts,
+                 remote_id=done.remote_id)
+        return Outcome(Kind.AGAIN)
+
     def _job_data(self, target: str, data: Mapping[str, object]) -> dict[str, object]:
         """Outcome data worth keeping with the job; rate-limit windows go to the target instead.
 
@@ -614,8 +655,12 @@ class Runner:
             data = {**self._job_data(job.target, finding.data), "reconciled": "posted"}
             following = row.step_index + 1
             if following >= len(steps):
-                done = self.journal.transition(job.id, JobState.DONE, remote_id=finding.remote_id,
-                                               permalink=finding.permalink, data=data, intent=False,
+                found = self._album_thread(job.id, job.target, {**job.data, **data}, Outcome(
+                    Kind.DONE, data=data, remote_id=finding.remote_id, permalink=finding.permalink))
+                if found.kind is Kind.AGAIN:
+                    return finding.verdict
+                done = self.journal.transition(job.id, JobState.DONE, remote_id=found.remote_id,
+                                               permalink=found.permalink, data=dict(found.data), intent=False,
                                                detail="found on the platform")
                 self._discard(done)
             else:

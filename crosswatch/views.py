@@ -141,7 +141,68 @@ def status_document(config: Config, journal: Journal, now: float) -> dict[str, A
         "targets": {name: {"waiting_until": hold.until, "why": hold.kind, "reason": hold.reason}
                     for name, hold in holds.items()},
         "spend": spend.month_spend(config, journal, now),
+        "albums": album_views(config, journal),
     }
+
+
+def album_views(config: Config, journal: Journal) -> list[dict[str, Any]]:
+    """Every album taken (watch[].albums: folder): its photos, those left out or late and why, and per
+    target its job: how many posts the album makes there and which photos do not go out, and why."""
+    taken = journal.albums()
+    if not taken:
+        return []  # and nothing heavy imported: `status` starts fast (tests/test_startup.py)
+    from crosswatch.jobs import JobContexts
+
+    contexts = JobContexts(config, journal)
+    views = []
+    for album in taken:
+        files: dict[str, list[Any]] = {"member": [], "left_out": [], "late_posted": [], "late_skipped": []}
+        for f in album.files:
+            files.setdefault(f.role, []).append({"file": printable_path(f.path), "reason": f.reason})
+        targets: dict[str, Any] = {}
+        for job in journal.jobs_for_photo(album.photo_id):
+            data = job.data.get("album")
+            if not isinstance(data, Mapping):
+                continue
+            members = [str(m.get("path")) for m in data.get("members") or () if isinstance(m, Mapping)]
+            entry: dict[str, Any] = {
+                "job": job.id, "state": job.state.value, "reason": job.reason, "permalink": job.permalink,
+                "photos": len(members),
+                "left_out": [{"file": printable_path(str(k.get("path"))), "reason": k.get("reason")}
+                             for k in data.get("left_out") or () if isinstance(k, Mapping)],
+            }
+            if job.target in config.targets and members:
+                plan = contexts.album_plan(job, data)
+                entry["posts"] = len(plan.posts)
+                entry["per_post"] = [len(post) for post in plan.posts]
+                entry["not_posted"] = [printable_path(members[i]) for i in plan.not_posted]
+                entry["why_not_posted"] = plan.why_not
+            targets[job.target] = entry
+        views.append({"folder": printable_path(album.folder), "photos": len(files["member"]),
+                      "left_out": files["left_out"],
+                      "late": [{**f, "posted": role == "late_posted"} for role in ("late_posted", "late_skipped")
+                               for f in files[role]],
+                      "targets": targets})
+    return views
+
+
+def album_lines(config: Config, journal: Journal) -> list[str]:
+    """``status``'s albums part as text: one line per album and target, and what is left out or late."""
+    lines = []
+    for album in album_views(config, journal):
+        lines.append(f"album {album['folder']}: {album['photos']} photos")
+        for name, entry in album["targets"].items():
+            posts = entry.get("posts") or 1
+            shape = "one post" if posts == 1 else f"{posts} posts ({' + '.join(map(str, entry['per_post']))})"
+            line = f"    {name}: {entry['state']}, {entry['photos']} photos in {shape}"
+            if entry.get("not_posted"):
+                line += f"; not posted: {', '.join(entry['not_posted'])} ({entry['why_not_posted']})"
+            lines.append(line)
+            for kept in entry["left_out"]:
+                lines.append(f"      left out: {kept['file']}: {kept['reason']}")
+        for late in album["late"]:
+            lines.append(f"    late: {late['file']}: {late['reason']}")
+    return lines
 
 
 def status_lines(config: Config, journal: Journal, now: float, *, show_all: bool = False) -> list[str]:
@@ -169,6 +230,7 @@ def status_lines(config: Config, journal: Journal, now: float, *, show_all: bool
     for job in jobs:
         if show_all or needs_attention(job, now, holds):
             lines.append("  " + job_line(job, paths.get(job.photo_id, ""), now, holds.get(job.target)))
+    lines.extend("  " + line for line in album_lines(config, journal))
     return lines
 
 

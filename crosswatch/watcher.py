@@ -27,12 +27,14 @@ from typing import BinaryIO
 import structlog
 from PIL import Image, UnidentifiedImageError
 
+from crosswatch import albums
 from crosswatch.config import Config, MediaConfig, WatchFolder
 from crosswatch.crashpoints import crashpoint
 from crosswatch.errors import BadPhoto
-from crosswatch.journal import IntakeResult, Journal, NewFile, printable_path
+from crosswatch.journal import IntakeResult, Journal, NewAlbum, NewFile, printable_path
 from crosswatch.media_source import HEIC_HINT, bomb_reason, collected_warnings, readable_formats, too_many_pixels
 from crosswatch.metadata import read_metadata
+from crosswatch.models import Metadata
 from crosswatch.photofile import NotRegularFile, open_photo
 from crosswatch.rules import route
 
@@ -228,15 +230,16 @@ class Intake:
             return len(self._candidates)
 
     def process(self) -> list[IntakeResult]:
-        """Take every candidate that has settled; returns what was recorded."""
+        """Take every candidate that has settled, and every album that has gone quiet; returns what
+        was recorded."""
+        results: list[IntakeResult] = self._take_albums()
         settled = self._settled()
-        results: list[IntakeResult] = []
         for start in range(0, len(settled), BATCH_SIZE):
             batch = [f for f in (self._read(p, c) for p, c in settled[start:start + BATCH_SIZE]) if f]
             if not batch:
                 continue
             crashpoint("intake:before-commit")
-            results.extend(self.journal.add_files(batch, on_change=self.config.intake.on_change))
+            results.extend(self._add_files(batch))
             crashpoint("intake:after-commit")
             for new_file, result in zip(batch, results[-len(batch):], strict=True):
                 self._taken[new_file.path] = (new_file.size, new_file.mtime_ns)
@@ -267,9 +270,145 @@ class Intake:
                     candidate.size, candidate.mtime_ns = st.st_size, st.st_mtime_ns
                     candidate.stable_since = now
                 continue
+            album = albums.album_of(path, candidate.folder)
+            if album is not None and not self.journal.album_taken(album):
+                continue  # taken with its album, once the whole folder is quiet (_take_albums)
             if now - candidate.stable_since >= candidate.folder.settle_seconds:
                 ready.append((path, candidate))
         return ready
+
+    def _add_files(self, batch: list[NewFile]) -> list[IntakeResult]:
+        """Record settled single files; one that arrived in an album already taken is late and
+        follows its folder's ``late`` policy."""
+        on_change = self.config.intake.on_change
+        results: list[IntakeResult] = []
+        singles: list[NewFile] = []
+        for new_file in batch:
+            folder = self._folder_for(new_file.path)
+            album = albums.album_of(new_file.path, folder) if folder is not None else None
+            if album is None or folder is None:
+                singles.append(new_file)
+                continue
+            if singles:
+                results.extend(self.journal.add_files(singles, on_change=on_change))
+                singles = []
+            results.append(self.journal.add_late_file(album, new_file, post=folder.late == "new_post",
+                                                      on_change=on_change))
+            log.info("late photo in an album already taken", path=printable_path(new_file.path),
+                     album=printable_path(album), late=folder.late)
+        if singles:
+            results.extend(self.journal.add_files(singles, on_change=on_change))
+        return results
+
+    # -- albums ------------------------------------------------------------------------------------
+
+    def _take_albums(self) -> list[IntakeResult]:
+        """Record every album whose folder has been quiet for its settle time."""
+        waiting: dict[str, list[tuple[str, _Candidate]]] = {}
+        with self._lock:
+            items = list(self._candidates.items())
+        for path, candidate in items:
+            album = albums.album_of(path, candidate.folder)
+            if album is not None:
+                waiting.setdefault(album, []).append((path, candidate))
+        results = []
+        for album, members in waiting.items():
+            if self.journal.album_taken(album):
+                continue  # its files are late: _settled takes them one by one
+            folder = members[0][1].folder
+            if not self._album_quiet(album, folder, members):
+                continue
+            result = self._take_album(album, folder, members)
+            if result is not None:
+                results.append(result)
+        return results
+
+    def _album_quiet(self, album: str, folder: WatchFolder, members: list[tuple[str, _Candidate]]) -> bool:
+        """Whether no file of the album has changed for ``album_settle_seconds``; a file of the folder
+        not yet a candidate (its event is still to come) is made one, and the album waits."""
+        now = self._clock()
+        known = {path for path, _ in members}
+        newest = max(candidate.stable_since for _, candidate in members)
+        for path in self._walk_album(album, folder):
+            if path not in known:
+                self._observe(path, folder)
+                return False
+        for path, candidate in members:
+            try:
+                st = _file_stat(path)
+            except OSError:
+                with self._lock:
+                    self._candidates.pop(path, None)
+                return False
+            if (st.st_size, st.st_mtime_ns) != (candidate.size, candidate.mtime_ns):
+                with self._lock:
+                    candidate.size, candidate.mtime_ns, candidate.stable_since = st.st_size, st.st_mtime_ns, now
+                return False
+        return now - newest >= folder.album_settle_seconds
+
+    def _walk_album(self, album: str, folder: WatchFolder) -> Iterable[str]:
+        for dirpath, dirnames, filenames in os.walk(album, followlinks=False):
+            dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+            for name in filenames:
+                if is_wanted(name, folder):
+                    yield os.path.join(dirpath, name)
+
+    def _take_album(self, album: str, folder: WatchFolder,
+                    members: list[tuple[str, _Candidate]]) -> IntakeResult | None:
+        read = [self._read(path, candidate) for path, candidate in members]
+        files = [f for f in read if f is not None]
+        if len(files) != len(read):
+            return None  # a file changed while it was read: the album is looked at again
+        new_album = self._album(album, folder, files)
+        crashpoint("intake:before-commit")
+        result = self.journal.add_album(new_album)
+        crashpoint("intake:after-commit")
+        with self._lock:
+            for new_file in files:
+                self._taken[new_file.path] = (new_file.size, new_file.mtime_ns)
+                self._candidates.pop(new_file.path, None)
+        log.info("album taken", album=printable_path(album), photos=len(new_album.members),
+                 left_out=len(new_album.left_out), outcome=result.outcome)
+        if result.outcome == "new" and self._on_new_jobs:
+            self._on_new_jobs()
+        return result
+
+    def _album(self, album: str, folder: WatchFolder, files: list[NewFile]) -> NewAlbum:
+        """The album's members in order, per target the photos the rules keep back, and its jobs' data."""
+        readable = [f for f in files if f.reason is None]
+        metadata: dict[str, Metadata] = {}
+        for new_file in readable:
+            with contextlib.suppress(BadPhoto):
+                metadata[new_file.path] = read_metadata(Path(new_file.path))
+        by_path = {f.path: f for f in readable}
+        order = [by_path[p] for p in albums.ordered(list(by_path), metadata, folder.album_order)]
+        targets = folder.targets
+        # Left out of the whole album: unreadable, or kept back by the rules for every target.
+        left_out = [(f, f.reason or "") for f in files if f.reason is not None]
+        left_out += [(f, "; ".join(sorted(set(f.skipped.values())))) for f in order
+                     if targets and all(t in f.skipped for t in targets)]
+        members = [f for f in order if not (targets and all(t in f.skipped for t in targets))]
+        data: dict[str, dict[str, object]] = {}
+        rejected: dict[str, str] = {}
+        try:
+            albums.read_album_text(Path(album))
+        except BadPhoto as exc:
+            rejected = dict.fromkeys(targets, str(exc))
+        for target in targets:
+            posted = [f for f in order if target not in f.skipped]
+            kept_back = [{"path": f.path, "reason": f.skipped[target]} for f in order if target in f.skipped]
+            kept_back += [{"path": f.path, "reason": f.reason} for f in files if f.reason is not None]
+            data[target] = {"album": {"folder": album, "members": [{"path": f.path, "hash": f.content_hash}
+                                                                     for f in posted],
+                                      "left_out": kept_back}}
+            if not posted and target not in rejected:
+                rejected[target] = (f"no photo of the album {printable_path(album)} may go to {target}: "
+                                    + "; ".join(sorted({str(k["reason"]) for k in kept_back})))
+        digest = hashlib.sha256(b"album\0" + "\0".join(f.content_hash for f in order).encode()).hexdigest()
+        approval = frozenset(t for t in targets if self.config.needs_approval(t))
+        return NewAlbum(folder=album, content_hash="album-" + digest, size=sum(f.size for f in files),
+                        mtime_ns=max((f.mtime_ns for f in files), default=0), members=members,
+                        left_out=left_out, targets=targets, data=data, rejected=rejected, approval=approval)
 
     def _read(self, path: str, candidate: _Candidate) -> NewFile | None:
         """Hash and check one settled file; None when it changed under us (it is looked at again)."""

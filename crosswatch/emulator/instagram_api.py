@@ -362,6 +362,8 @@ def create_container(call: Call) -> httpx.Response:
     if problem is not None:
         return problem
     state = call.state
+    if params.get("media_type") == "CAROUSEL":
+        return _create_carousel(state, params, user)
     image_url = params["image_url"]
     limit = state.settings.ig_image_max_bytes
     fetch = state.fetch_image
@@ -387,6 +389,7 @@ def create_container(call: Call) -> httpx.Response:
         height=facts.height,
         created_at=now,
         ready_at=now + state.settings.ig_container_processing_seconds,
+        is_carousel_item=params.get("is_carousel_item") == "true",
     )
     fault = state.faults.take(call.endpoint, CONTAINER_ACTIONS)
     if fault is not None:
@@ -395,11 +398,61 @@ def create_container(call: Call) -> httpx.Response:
     return json_response(200, {"id": container.id})
 
 
+# Meta's content publishing guide: a carousel holds up to 10 images or videos; one item is not a carousel.
+CAROUSEL_MIN_CHILDREN = 2
+CAROUSEL_MAX_CHILDREN = 10
+# Children must share one aspect ratio (third parties report Meta crops them to the first's; api-notes
+# item 21): refused here beyond a rounding pixel's difference, so a client that does not fit them finds out.
+CAROUSEL_ASPECT_TOLERANCE = 0.01
+
+
+def _create_carousel(state: EmulatorState, params: dict[str, str], user: IGUser) -> httpx.Response:
+    """``media_type=CAROUSEL`` with ``children`` (comma-separated container ids, in order)."""
+    ids = [part.strip() for part in params.get("children", "").split(",") if part.strip()]
+    if not CAROUSEL_MIN_CHILDREN <= len(ids) <= CAROUSEL_MAX_CHILDREN:
+        return _meta_media_error(
+            100, 2207019, "Invalid parameter", "Carousel size",
+            f"A carousel must have between {CAROUSEL_MIN_CHILDREN} and {CAROUSEL_MAX_CHILDREN} children; "
+            f"{len(ids)} were given.")  # fmt: skip
+    children = [state.ig_containers.get(child_id) for child_id in ids]
+    for child_id, child in zip(ids, children, strict=True):
+        if child is None or child.user_id != user.user_id or not child.is_carousel_item:
+            return graph_error(100, f"The child {child_id} is not a carousel item container of this account.")
+        if state.container_status(child) != "FINISHED":
+            return _meta_media_error(
+                9007, 2207027, "Media ID is not available", "Media not ready",
+                f"The carousel child {child_id} is not ready; wait until its status_code is FINISHED.")  # fmt: skip
+    first = children[0]
+    assert first is not None
+    for child in children[1:]:
+        assert child is not None
+        if abs(child.width / child.height - first.width / first.height) > CAROUSEL_ASPECT_TOLERANCE:
+            return _meta_media_error(
+                36003, 2207009, "The aspect ratio is not supported.", "Unsupported aspect ratio",
+                f"The carousel child {child.id} ({child.width}/{child.height}) does not have the aspect ratio "
+                f"of the first ({first.width}/{first.height}).")  # fmt: skip
+    now = state.now()
+    container = IGContainer(
+        id=state.next_ig_container_id(), user_id=user.user_id, image_url="", caption=params.get("caption", ""),
+        alt_text=None, image=first.image, width=first.width, height=first.height, created_at=now,
+        ready_at=now + state.settings.ig_container_processing_seconds, children=tuple(ids))
+    state.ig_containers[container.id] = container
+    return json_response(200, {"id": container.id})
+
+
 def _container_params_problem(state: EmulatorState, params: dict[str, str]) -> httpx.Response | None:
     settings = state.settings
-    if params.get("media_type") not in (None, "", "IMAGE"):
-        return graph_error(100, "The emulator supports single image posts only (no media_type).")
-    if not params.get("image_url"):
+    media_type = params.get("media_type")
+    if media_type not in (None, "", "IMAGE", "CAROUSEL"):
+        return graph_error(100, "The emulator supports images and carousels only (media_type IMAGE or CAROUSEL).")
+    if params.get("is_carousel_item") not in (None, "true", "false"):
+        return graph_error(100, "is_carousel_item must be true or false.")
+    if media_type == "CAROUSEL":
+        if params.get("image_url") or params.get("is_carousel_item") == "true":
+            return graph_error(100, "A CAROUSEL container takes children, not image_url or is_carousel_item.")
+    elif params.get("children"):
+        return graph_error(100, "children is only for media_type=CAROUSEL.")
+    elif not params.get("image_url"):
         return graph_error(100, "The parameter image_url is required.")
     caption = params.get("caption", "")
     if (
@@ -487,7 +540,11 @@ def publish(call: Call) -> httpx.Response:
     problem = _publish_problem(state, container, user)
     if problem is not None:
         return problem
-    media = publish_media(state, user, container.caption, container.alt_text, container.image, container.id)
+    if container.is_carousel_item:
+        return graph_error(100, "A carousel item cannot be published on its own; publish its CAROUSEL container.")
+    items = [state.ig_containers[child_id] for child_id in container.children]
+    media = publish_media(state, user, container.caption, container.alt_text, container.image, container.id,
+                          carousel=tuple((item.image, item.alt_text) for item in items))
     container.media_id = media.id
     return json_response(200, {"id": media.id})
 

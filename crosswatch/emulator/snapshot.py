@@ -118,6 +118,8 @@ def threads_json(state: EmulatorState, include_bytes: bool) -> dict[str, Any]:
                        for c in threads.containers.values()],
         "posts": [{"id": p.id, "user_id": p.user_id, "text": p.text, "alt_text": p.alt_text,
                    "timestamp": p.timestamp, "container_id": p.container_id, "bytes": len(p.image),
+                   "carousel": [{"alt_text": alt, "bytes": len(image)} for image, alt in p.carousel],
+                   "reply_to": p.reply_to,
                    "url": f"/threads/@{users[p.user_id].username if p.user_id in users else p.user_id}"
                           f"/post/{p.shortcode}",
                    **({"image_b64": base64.b64encode(p.image).decode()} if include_bytes else {})}

@@ -122,6 +122,7 @@ class XPost:
     text: str
     media_ids: tuple[str, ...]
     created_at: float
+    in_reply_to: str | None = None
 
 
 # --- Instagram ------------------------------------------------------------------------------------
@@ -181,6 +182,10 @@ class IGContainer:
     forced_outcome: Literal["ERROR", "EXPIRED"] | None = None
     status_override: ContainerStatus | None = None  # set through the admin API
     media_id: str | None = None  # once published
+    # A carousel's child (is_carousel_item=true), or the carousel itself (media_type CAROUSEL, its
+    # children's container ids; image and size are the first child's).
+    is_carousel_item: bool = False
+    children: tuple[str, ...] = ()
 
 
 @dataclass

@@ -257,6 +257,11 @@ def create_container(call: Call) -> httpx.Response:
         return refused
     state = call.state
     threads = state.threads
+    refused = _reply_problem(threads, params)
+    if refused is not None:
+        return refused
+    if params["media_type"] == "CAROUSEL":
+        return _create_carousel(threads, params, user.user_id, state.now())
     fetch = state.fetch_image
     if fetch is None:
         raise RuntimeError("the emulator was built without an image fetcher")
@@ -267,6 +272,7 @@ def create_container(call: Call) -> httpx.Response:
         id=threads.next_id(CONTAINER_ID_BASE), user_id=user.user_id, image_url=params["image_url"],
         text=params.get("text", ""), alt_text=params.get("alt_text"), image=data or b"", created_at=now,
         ready_at=now + threads.settings.processing_seconds,
+        is_carousel_item=params.get("is_carousel_item") == "true", reply_to=params.get("reply_to_id"),
     )
     # Meta fetches and checks the media while the container processes: a bad image ends in ERROR.
     problem = _image_problem(threads, data)
@@ -287,12 +293,19 @@ def _create_params_problem(threads: ThreadsState, params: dict[str, str]) -> htt
     media_type = params.get("media_type")
     if not media_type:
         return graph_error(100, "The parameter media_type is required.")
-    if media_type != "IMAGE":
-        return graph_error(100, "The emulator supports single image posts only (media_type=IMAGE).")
-    if not params.get("image_url"):
+    if media_type not in ("IMAGE", "CAROUSEL"):
+        return graph_error(100, "The emulator supports images and carousels only (media_type IMAGE or CAROUSEL).")
+    if params.get("is_carousel_item") not in (None, "true", "false"):
+        return graph_error(100, "Param is_carousel_item must be a boolean.")
+    if media_type == "CAROUSEL":
+        if params.get("image_url") or params.get("is_carousel_item") == "true":
+            return graph_error(100, "A CAROUSEL container takes children, not image_url or is_carousel_item.")
+        if not params.get("children"):
+            return graph_error(100, "The parameter children is required for media_type=CAROUSEL.")
+    elif params.get("children"):
+        return graph_error(100, "Param children is only for media_type=CAROUSEL.")
+    elif not params.get("image_url"):
         return graph_error(100, "The parameter image_url is required for media_type=IMAGE.")
-    if params.get("is_carousel_item") not in (None, "false"):
-        return graph_error(100, "The emulator supports single image posts only (is_carousel_item=false).")
     length = threads_text_length(params.get("text", ""))
     if length > threads.settings.text_max:
         return graph_error(100, f"Param text must be at most {threads.settings.text_max} characters long "
@@ -300,6 +313,44 @@ def _create_params_problem(threads: ThreadsState, params: dict[str, str]) -> htt
     if len(params.get("alt_text", "")) > threads.settings.alt_text_max:
         return graph_error(100, f"Param alt_text must be at most {threads.settings.alt_text_max} characters long.")
     return None
+
+
+# A carousel holds 2 to 20 items (api-notes C: Ayrshare's figure, Meta's page unconfirmed).
+CAROUSEL_MIN_CHILDREN = 2
+CAROUSEL_MAX_CHILDREN = 20
+
+
+def _reply_problem(threads: ThreadsState, params: dict[str, str]) -> httpx.Response | None:
+    parent = params.get("reply_to_id")
+    if parent is None:
+        return None
+    if params.get("is_carousel_item") == "true":
+        return graph_error(100, "A carousel item cannot be a reply; give reply_to_id to the CAROUSEL container.")
+    if not any(p.id == parent for p in threads.posts):
+        return graph_error(100, f"Object with ID '{parent}' does not exist, cannot be loaded due to missing "
+                           "permissions, or does not support this operation", subcode=33)
+    return None
+
+
+def _create_carousel(threads: ThreadsState, params: dict[str, str], user_id: str, now: float) -> httpx.Response:
+    ids = [part.strip() for part in params["children"].split(",") if part.strip()]
+    if not CAROUSEL_MIN_CHILDREN <= len(ids) <= CAROUSEL_MAX_CHILDREN:
+        return graph_error(100, f"A carousel must have between {CAROUSEL_MIN_CHILDREN} and "
+                           f"{CAROUSEL_MAX_CHILDREN} children; {len(ids)} were given.")
+    for child_id in ids:
+        child = threads.containers.get(child_id)
+        if child is None or child.user_id != user_id or not child.is_carousel_item:
+            return graph_error(100, f"The child {child_id} is not a carousel item container of this account.")
+        if threads.container_status(child, now) != "FINISHED":
+            return graph_error(9007, "Media ID is not available", subcode=2207027, user_title="Media not ready",
+                               user_msg=f"The carousel item {child_id} is not ready; wait until it is FINISHED.")
+    first = threads.containers[ids[0]]
+    container = ThreadsContainer(
+        id=threads.next_id(CONTAINER_ID_BASE), user_id=user_id, image_url="", text=params.get("text", ""),
+        alt_text=None, image=first.image, created_at=now, ready_at=now + threads.settings.processing_seconds,
+        children=tuple(ids), reply_to=params.get("reply_to_id"))
+    threads.containers[container.id] = container
+    return json_response(200, {"id": container.id})
 
 
 def _image_problem(threads: ThreadsState, data: bytes | None) -> str | None:
@@ -337,9 +388,13 @@ def publish(call: Call) -> httpx.Response:
     problem = _publish_problem(threads, container, state.now())
     if problem is not None:
         return problem
+    if container.is_carousel_item:
+        return graph_error(100, "A carousel item cannot be published on its own; publish its CAROUSEL container.")
     media_id = threads.next_id(MEDIA_ID_BASE)
+    items = tuple((threads.containers[c].image, threads.containers[c].alt_text) for c in container.children)
     threads.posts.append(ThreadsPost(media_id, user.user_id, container.text, container.alt_text, container.image,
-                                     state.now(), shortcode_for(media_id), container.id))
+                                     state.now(), shortcode_for(media_id), container.id, items,
+                                     container.reply_to))
     container.media_id = media_id
     return json_response(200, {"id": media_id})
 

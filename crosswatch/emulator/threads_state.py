@@ -90,6 +90,9 @@ class ThreadsContainer:
     forced: ThreadsContainerStatus | None = None  # a fault: ERROR or EXPIRED once processing ends
     error_message: str | None = None
     media_id: str | None = None
+    is_carousel_item: bool = False
+    children: tuple[str, ...] = ()  # a CAROUSEL container: its items' container ids, in order
+    reply_to: str | None = None
 
 
 @dataclass
@@ -102,6 +105,9 @@ class ThreadsPost:
     timestamp: float
     shortcode: str
     container_id: str
+    # A carousel's items: (image, alt text) each, in order; a reply's parent post.
+    carousel: tuple[tuple[bytes, str | None], ...] = ()
+    reply_to: str | None = None
 
 
 @dataclass

@@ -592,7 +592,9 @@ def create_post(call: Call, grant: XGrant, user: XUser) -> httpx.Response:
     media_ids = tuple((body.get("media") or {}).get("media_ids") or ())
     if _is_duplicate(state, user.id, text, media_ids):
         return problem_response(403, x_blank_problem(403, DUPLICATE_DETAIL))
-    post = XPost(state.next_x_post_id(), user.id, grant.client_id, text, media_ids, state.now())
+    reply = body.get("reply")
+    in_reply_to = str(reply["in_reply_to_tweet_id"]) if isinstance(reply, dict) else None
+    post = XPost(state.next_x_post_id(), user.id, grant.client_id, text, media_ids, state.now(), in_reply_to)
     state.x_posts.append(post)
     return json_response(
         201, {"data": {"id": post.id, "text": post.text, "edit_history_tweet_ids": [post.id]}}
@@ -623,10 +625,37 @@ def _create_post_problem(state: EmulatorState, body: dict[str, Any], user: XUser
         return _invalid(state, "Your media IDs are invalid.", {"media.media_ids": [str(media_ids)]})
     if not text.strip() and media is None:
         return _invalid(state, "Post text is required unless media is attached.", {"text": []})
+    reply = body.get("reply")
+    if reply is not None:
+        refused = _reply_problem(state, reply, user)
+        if refused is not None:
+            return refused
     if text and twitter_text().parse_tweet(text).weightedLength > 280:
         payload = x_invalid_request(state.settings.x_problem_prefix, TOO_LONG_DETAIL, {"text": []})
         payload["detail"] = TOO_LONG_DETAIL
         return problem_response(400, payload)
+    return None
+
+
+# X's words for a reply the self-serve tier does not allow (changelog 23 Feb 2026; api-notes A3).
+REPLY_NOT_SUMMONED = ("Reply to this conversation is not allowed because you have not been mentioned or "
+                      "otherwise engaged by the author of the post you are replying to.")
+
+
+def _reply_problem(state: EmulatorState, reply: object, user: XUser) -> httpx.Response | None:
+    """A reply must name an existing post; since 23 Feb 2026 an API reply is allowed only where the
+    replier was "summoned" (mentioned or quoted by the author). A reply to one's own post (a thread)
+    is allowed: api-notes calls the self-thread case unconfirmed, and this is the reading X's own
+    thread-making clients depend on."""
+    target = reply.get("in_reply_to_tweet_id") if isinstance(reply, dict) else None
+    if not isinstance(target, str) or not ID_PATTERN.match(target):
+        return _invalid(state, "`reply.in_reply_to_tweet_id` must be a post id", {"reply.in_reply_to_tweet_id": []})
+    parent = next((p for p in state.x_posts if p.id == target), None)
+    if parent is None:
+        return _invalid(state, f"The post you are replying to [{target}] does not exist or was deleted.",
+                        {"reply.in_reply_to_tweet_id": [target]})
+    if parent.user_id != user.id and f"@{user.username}".casefold() not in parent.text.casefold():
+        return problem_response(403, x_blank_problem(403, REPLY_NOT_SUMMONED))
     return None
 
 

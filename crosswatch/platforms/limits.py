@@ -54,6 +54,9 @@ class PlatformLimits:
     # Images one post may carry (a bridged carousel keeps its first ones); steps read the second
     # and later from ``ctx.data["images"]``.
     max_images: int = 1
+    # The platform's steps can post an album's next post as a reply to its previous one (they read
+    # ``ctx.data["reply_to"]``), so an album longer than ``max_images`` can be a thread there.
+    replies: bool = False
     # The platform fetches images from a public URL, so a target needs ``media_host`` (Instagram).
     needs_media_host: bool = False
     # The bridge can read the account's own posts and re-share them elsewhere (``bridge.source``,

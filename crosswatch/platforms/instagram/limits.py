@@ -27,4 +27,5 @@ LIMITS = PlatformLimits(
     },
     needs_media_host=True,
     bridge_source=True,
+    max_images=10,  # a carousel: 2 to 10 images
 )

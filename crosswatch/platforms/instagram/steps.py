@@ -12,24 +12,29 @@ header, never in the URL, so it cannot end up in a logged URL.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from crosswatch.config import TargetConfig
-from crosswatch.platforms.base import Finding, JobContext, Kind, LinkState, Outcome, Quota, Step, Verdict
+from crosswatch.platforms.base import JobContext, Kind, LinkState, Outcome, Quota
 from crosswatch.platforms.meta_graph import (
-    HostImage,
-    Unhost,
+    POLL_FIRST_WAIT,
+    CarouselMove,
+    ContainerFlow,
+    ContainerReconciler,
+    ContainerTarget,
+    RecentPosts,
     bearer,
-    discard_hosted,
+    carousel_children,
+    carousel_request,
     graph_object,
     parse_graph_error,
-    poll_wait,
     regain_access_seconds,
 )
+from crosswatch.platforms.meta_graph import poll_wait as poll_wait  # for callers that knew it here
 from crosswatch.platforms.reading import graph_time, id_string, integer, json_body, text
 
 if TYPE_CHECKING:
@@ -38,6 +43,8 @@ if TYPE_CHECKING:
 DEFAULT_GRAPH_BASE = "https://graph.instagram.com"
 INSTAGRAM_SCOPES: tuple[str, ...] = ("instagram_business_basic", "instagram_business_content_publish")
 MAX_ALT_TEXT = 1000
+# A carousel: 2 to 10 images (Meta's content publishing guide); an album's first 10 go out.
+CAROUSEL_MAX = 10
 
 DEFAULT_MAX_POLLS = 12
 # An expired container is recreated this many times before the job fails.
@@ -127,6 +134,21 @@ def build_create_container_request(config: TargetConfig, ctx: JobContext, image_
                          headers=bearer(ctx.access_token), data=fields)
 
 
+def build_carousel_request(config: TargetConfig, ctx: JobContext, move: CarouselMove) -> httpx.Request:
+    """One move of a carousel: a child's container (``is_carousel_item``, its own alt text), a check
+    of a child's status, or the CAROUSEL container with the children in order and the caption."""
+    check = (build_container_status_request(config, carousel_children(ctx)[move.index], ctx.access_token)
+             if move.kind == "check" else None)
+    return carousel_request(ctx, graph_url(config, f"{user_node(ctx.account_id)}/media"), move,
+                            status_request=check, most=CAROUSEL_MAX, max_alt_text=MAX_ALT_TEXT,
+                            text_field="caption")
+
+
+def _status_reading(response: httpx.Response) -> tuple[str, str | None] | None:
+    status = parse_container_status(response)
+    return None if status is None else (status.status_code, status.status)
+
+
 def build_container_status_request(config: TargetConfig, container_id: str,
                                    token: str | None) -> httpx.Request:
     return httpx.Request("GET", graph_url(config, container_id), headers=bearer(token),
@@ -212,170 +234,35 @@ def build_permalink_request(config: TargetConfig, media_id: str, token: str | No
 
 
 # ---------------------------------------------------------------------------------------------------
-# Steps
+# Steps: the shared container flow (meta_graph), with what is Instagram's own
 
 
-@dataclass
-class CreateContainer:
-    config: TargetConfig
-    name: str = "create_container"
-    safe_to_repeat: bool = True
-
-    def build(self, ctx: JobContext) -> httpx.Request:
-        return build_create_container_request(self.config, ctx, str(ctx.data.get("image_url", "")))
-
-    def parse(self, ctx: JobContext, response: httpx.Response) -> Outcome:
-        return parse_created_container(response, poll_count=0)
+def _create_request(config: TargetConfig, ctx: JobContext) -> httpx.Request:
+    return build_create_container_request(config, ctx, str(ctx.data.get("image_url", "")))
 
 
-def parse_created_container(response: httpx.Response, *, poll_count: int) -> Outcome:
-    if not response.is_success:
-        return error_outcome(response)
-    container_id = id_string(graph_object(response).get("id"))
-    if container_id is None:
-        return Outcome(Kind.RETRY, reason="Instagram created no container id")
-    return Outcome.next(container_id=container_id, poll_count=poll_count)
+def _account_url(config: TargetConfig, ctx: JobContext, path: str) -> str:
+    return graph_url(config, f"{user_node(ctx.account_id)}/{path}")
 
 
-@dataclass
-class WaitForContainer:
-    """Poll the container until FINISHED; recreate it once if it EXPIRED.
-
-    After an expiry the step clears ``container_id``; its next build then creates a new container
-    (same request as CreateContainer) and polling starts again.
-    """
-
-    config: TargetConfig
-    max_polls: int = DEFAULT_MAX_POLLS
-    name: str = "wait_for_container"
-    safe_to_repeat: bool = True
-
-    def build(self, ctx: JobContext) -> httpx.Request:
-        container_id = ctx.data.get("container_id")
-        if not container_id:
-            return build_create_container_request(self.config, ctx, str(ctx.data.get("image_url", "")))
-        return build_container_status_request(self.config, str(container_id), ctx.access_token)
-
-    def parse(self, ctx: JobContext, response: httpx.Response) -> Outcome:
-        if not ctx.data.get("container_id"):
-            created = parse_created_container(response, poll_count=0)
-            if created.kind is Kind.NEXT:
-                return Outcome(Kind.AGAIN, data=created.data, retry_after=poll_wait(0))
-            return created
-        if not response.is_success:
-            return error_outcome(response)
-        status = parse_container_status(response)
-        if status is None:
-            return Outcome(Kind.RETRY, reason="Instagram sent no container status_code")
-        return self._on_status(ctx, status)
-
-    def _on_status(self, ctx: JobContext, status: ContainerStatus) -> Outcome:
-        polls = int(ctx.data.get("poll_count", 0) or 0)
-        detail = f" ({status.status})" if status.status else ""
-        match status.status_code:
-            case "FINISHED":
-                return Outcome.next(container_status="FINISHED")
-            case "IN_PROGRESS":
-                if polls + 1 >= self.max_polls:
-                    reason = f"the Instagram container was still IN_PROGRESS after {polls + 1} checks"
-                    return Outcome(Kind.FAILED, data={"poll_count": polls + 1}, reason=reason)
-                return Outcome(Kind.AGAIN, data={"poll_count": polls + 1}, retry_after=poll_wait(polls))
-            case "EXPIRED":
-                recreated = int(ctx.data.get("containers_recreated", 0) or 0)
-                if recreated >= MAX_CONTAINER_RECREATIONS:
-                    return Outcome(Kind.FAILED, reason="the Instagram container expired again" + detail)
-                return Outcome(Kind.AGAIN, retry_after=0.0,
-                               data={"container_id": None, "poll_count": 0,
-                                     "containers_recreated": recreated + 1})
-            case "PUBLISHED":
-                # Only a reconciliation mix-up gets here; the post exists, so never publish again.
-                return Outcome(Kind.UNKNOWN, data={"container_status": "PUBLISHED"},
-                               reason="the Instagram container is already published")
-            case _:
-                return Outcome(Kind.FAILED, data={"container_status": status.status_code},
-                               reason=f"Instagram could not process the image: {status.status_code}{detail}")
+FLOW = ContainerFlow(
+    platform="Instagram", publish_path="media_publish", first_wait=POLL_FIRST_WAIT, status_field="status_code",
+    carousel_max=CAROUSEL_MAX, max_recreations=MAX_CONTAINER_RECREATIONS, max_stale=MAX_STALE_CONTAINERS,
+    error_outcome=error_outcome, create_request=_create_request, carousel_request=build_carousel_request,
+    status_request=build_container_status_request, read_status=_status_reading, account_url=_account_url,
+    permalink_request=build_permalink_request,
+)
 
 
-@dataclass
-class Publish:
-    """``POST /{ig-user-id}/media_publish``. Not safe to repeat; the container status can tell."""
-
-    config: TargetConfig
-    name: str = "publish"
-    safe_to_repeat: bool = False
-
-    def build(self, ctx: JobContext) -> httpx.Request:
-        return httpx.Request("POST", graph_url(self.config, f"{user_node(ctx.account_id)}/media_publish"),
-                             headers=bearer(ctx.access_token),
-                             data={"creation_id": str(ctx.data.get("container_id", ""))})
-
-    def parse(self, ctx: JobContext, response: httpx.Response) -> Outcome:
-        if not response.is_success:
-            stale = int(ctx.data.get("stale_containers", 0) or 0)
-            if parse_graph_error(response).pair == MEDIA_EXPIRED and stale < MAX_STALE_CONTAINERS:
-                # Certainly not published (refused); the container outlived its 24 hours while the
-                # job waited. Make a new one rather than fail the photo.
-                return Outcome(Kind.AGAIN, back_to="wait_for_container", retry_after=0.0,
-                               data={"container_id": None, "poll_count": 0, "container_status": None,
-                                     "stale_containers": stale + 1})
-            return error_outcome(response, applied_if_transient=True)
-        media_id = id_string(graph_object(response).get("id"))
-        if media_id is None:
-            reason = f"Instagram answered {response.status_code} without a media id"
-            return Outcome(Kind.UNKNOWN, reason=reason)
-        return Outcome.next(media_id=media_id)
-
-
-@dataclass
-class ReadPermalink:
-    config: TargetConfig
-    name: str = "read_permalink"
-    safe_to_repeat: bool = True
-
-    def applies(self, ctx: JobContext) -> bool:
-        # A post found by reconciliation without its media id has no node to read.
-        return bool(ctx.data.get("media_id"))
-
-    def build(self, ctx: JobContext) -> httpx.Request:
-        return build_permalink_request(self.config, str(ctx.data.get("media_id", "")), ctx.access_token)
-
-    def parse(self, ctx: JobContext, response: httpx.Response) -> Outcome:
-        if response.is_success:
-            return Outcome.next(permalink=text(graph_object(response).get("permalink")))
-        outcome = error_outcome(response)
-        if outcome.kind is Kind.FAILED:
-            # The post exists; a permalink we cannot read must not turn it into a failed job.
-            return Outcome.next(permalink=None, permalink_error=outcome.reason)
-        return outcome
-
-
-class InstagramTarget:
-    """Posts one photo to Instagram through the container flow."""
+class InstagramTarget(ContainerTarget):
+    """Posts one photo (or a carousel) to Instagram through the container flow."""
 
     kind = "instagram"
 
     def __init__(self, config: TargetConfig, host: MediaHost, *, max_polls: int = DEFAULT_MAX_POLLS) -> None:
-        self.config = config
-        self.name = config.name
-        self.host = host
-        self._steps: tuple[Step, ...] = (
-            HostImage(host),
-            CreateContainer(config),
-            WaitForContainer(config, max_polls),
-            Publish(config),
-            ReadPermalink(config),
-            Unhost(host),
-        )
+        super().__init__(config, host, FLOW, max_polls)
         self.reconciler = InstagramReconciler(config)
         self.quota_check = PublishingLimitCheck(config)
-
-    def steps(self) -> Sequence[Step]:
-        return self._steps
-
-    def discard(self, data: Mapping[str, Any]) -> str | None:
-        """Remove the hosted copy of a job that ended without reaching its last step (failed,
-        rejected): the photo must not stay public. Returns what went wrong, or None."""
-        return discard_hosted(self.host, data)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -413,48 +300,14 @@ def find_media_by_caption(response: httpx.Response, caption: str,
     return None
 
 
-class InstagramReconciler:
+class InstagramReconciler(ContainerReconciler):
     """The container's status says whether ``media_publish`` took effect (PUBLISHED); the media id
     itself is then found among the account's recent media by caption and time."""
 
     def __init__(self, config: TargetConfig) -> None:
-        self.config = config
-        # parse() is not told when the intent was; remember it per job from build().
-        self._not_before: dict[int, float] = {}
-
-    def build(self, ctx: JobContext, step: str, intent_at: float) -> httpx.Request | None:
-        container_id = ctx.data.get("container_id")
-        if step != "publish" or not container_id:
-            return None
-        if ctx.data.get("reconcile_container") == "PUBLISHED":
-            since = int(intent_at) - RECONCILE_LOOKBACK_SECONDS
-            self._not_before[ctx.job_id] = float(since)
-            return build_recent_media_request(self.config, ctx.account_id, ctx.access_token, since)
-        return build_container_status_request(self.config, str(container_id), ctx.access_token)
-
-    def parse(self, ctx: JobContext, step: str, response: httpx.Response) -> Finding:
-        not_before = self._not_before.pop(ctx.job_id, 0.0)
-        if not response.is_success:
-            return Finding(Verdict.UNKNOWN, reason=error_outcome(response).reason)
-        if ctx.data.get("reconcile_container") == "PUBLISHED":
-            return self._find_media(ctx, response, not_before)
-        status = parse_container_status(response)
-        if status is None:
-            return Finding(Verdict.UNKNOWN, reason="Instagram sent no container status_code")
-        if status.published:
-            return Finding(Verdict.ASK_AGAIN, data={"reconcile_container": "PUBLISHED"})
-        # FINISHED (or IN_PROGRESS, ERROR, EXPIRED): nothing was published from this container.
-        return Finding(Verdict.ABSENT, reason=f"the container is {status.status_code}, not published")
-
-    def _find_media(self, ctx: JobContext, response: httpx.Response, not_before: float) -> Finding:
-        found = find_media_by_caption(response, ctx.caption.text, not_before)
-        if found is None:
-            # Published for certain, but the media is not identifiable: never publish again.
-            return Finding(Verdict.POSTED, data={"media_id": None},
-                           reason="the container is published; its media was not found by caption")
-        media_id = found["id"]
-        return Finding(Verdict.POSTED, remote_id=media_id, permalink=found["permalink"],
-                       data={"media_id": media_id, "permalink": found["permalink"]})
+        super().__init__(config, FLOW, RecentPosts(
+            build_recent_media_request, find_media_by_caption,
+            "the container is published; its media was not found by caption", RECONCILE_LOOKBACK_SECONDS))
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -9,5 +9,5 @@ from crosswatch.platforms.instagram.limits import LIMITS as INSTAGRAM_LIMITS
 from crosswatch.platforms.limits import PlatformLimits, TargetSpec
 
 LIMITS: PlatformLimits = replace(INSTAGRAM_LIMITS, image=TargetSpec("outbox", "the outbox"), config_defaults={},
-                                 needs_media_host=False, bridge_source=False,
+                                 needs_media_host=False, bridge_source=False, max_images=1,
                                  required_config={"path": "the folder it writes into"})

@@ -37,4 +37,6 @@ LIMITS = PlatformLimits(
         "authorize_url": "https://threads.net/oauth/authorize",
     },
     needs_media_host=True,
+    max_images=20,  # a carousel: 2 to 20 images
+    replies=True,  # reply_to_id
 )

@@ -13,22 +13,25 @@ container's status once per minute, for no more than 5 minutes"), /docs/threads/
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from crosswatch.config import TargetConfig
-from crosswatch.platforms.base import Finding, JobContext, Kind, LinkState, Outcome, Quota, Step, Verdict
+from crosswatch.platforms.base import JobContext, Kind, LinkState, Outcome, Quota
 from crosswatch.platforms.meta_graph import (
-    HostImage,
-    Unhost,
+    CarouselMove,
+    ContainerFlow,
+    ContainerReconciler,
+    ContainerTarget,
+    RecentPosts,
     bearer,
-    discard_hosted,
+    carousel_children,
+    carousel_request,
     graph_object,
     parse_graph_error,
-    poll_wait,
     regain_access_seconds,
 )
 from crosswatch.platforms.reading import graph_time, id_string, integer, json_body, text
@@ -40,6 +43,8 @@ PLATFORM = "Threads"
 DEFAULT_GRAPH_BASE = "https://graph.threads.net"
 THREADS_SCOPES: tuple[str, ...] = ("threads_basic", "threads_content_publish")
 MAX_ALT_TEXT = 1000
+# A carousel: 2 to 20 images (api-notes C: Ayrshare's figure; Meta's own page is unconfirmed).
+CAROUSEL_MAX = 20
 
 # Meta: wait about 30 s before publishing, then check once a minute for no more than 5 minutes.
 FIRST_POLL_WAIT = 30.0
@@ -97,11 +102,34 @@ def user_node(account_id: str | None) -> str:
 
 
 def build_create_container_request(config: TargetConfig, ctx: JobContext, image_url: str) -> httpx.Request:
-    fields = {"media_type": "IMAGE", "image_url": image_url, "text": ctx.caption.text}
+    fields = {"media_type": "IMAGE", "image_url": image_url, "text": ctx.caption.text, **_reply_field(ctx)}
     if ctx.caption.alt_text and ctx.caption.alt_text.strip():
         fields["alt_text"] = ctx.caption.alt_text.strip()[:MAX_ALT_TEXT]
     return httpx.Request("POST", graph_url(config, f"{user_node(ctx.account_id)}/threads"),
                          headers=bearer(ctx.access_token), data=fields)
+
+
+def _reply_field(ctx: JobContext) -> dict[str, str]:
+    """An album's next post is a reply to its previous one (``reply_to_id``)."""
+    reply_to = ctx.data.get("reply_to")
+    if isinstance(reply_to, Mapping) and reply_to.get("remote_id"):
+        return {"reply_to_id": str(reply_to["remote_id"])}
+    return {}
+
+
+def build_carousel_request(config: TargetConfig, ctx: JobContext, move: CarouselMove) -> httpx.Request:
+    """One move of a carousel: a child's container (``is_carousel_item``, its own alt text), a check
+    of a child's status, or the CAROUSEL container with the children in order and the text."""
+    check = (build_container_status_request(config, carousel_children(ctx)[move.index], ctx.access_token)
+             if move.kind == "check" else None)
+    return carousel_request(ctx, graph_url(config, f"{user_node(ctx.account_id)}/threads"), move,
+                            status_request=check, most=CAROUSEL_MAX, max_alt_text=MAX_ALT_TEXT,
+                            text_field="text", extra=_reply_field(ctx))
+
+
+def _status_reading(response: httpx.Response) -> tuple[str, str | None] | None:
+    status = parse_container_status(response)
+    return None if status is None else (status.status, status.error_message)
 
 
 def build_container_status_request(config: TargetConfig, container_id: str, token: str | None) -> httpx.Request:
@@ -164,162 +192,35 @@ def build_permalink_request(config: TargetConfig, media_id: str, token: str | No
 
 
 # ---------------------------------------------------------------------------------------------------
-# Steps
+# Steps: the shared container flow (meta_graph), with what is Threads's own
 
 
-def parse_created_container(response: httpx.Response) -> Outcome:
-    if not response.is_success:
-        return error_outcome(response)
-    container_id = id_string(graph_object(response).get("id"))
-    if container_id is None:
-        return Outcome(Kind.RETRY, reason="Threads created no container id")
-    return Outcome.next(container_id=container_id, poll_count=0)
+def _create_request(config: TargetConfig, ctx: JobContext) -> httpx.Request:
+    return build_create_container_request(config, ctx, str(ctx.data.get("image_url", "")))
 
 
-@dataclass
-class CreateContainer:
-    config: TargetConfig
-    name: str = "create_container"
-    safe_to_repeat: bool = True
-
-    def build(self, ctx: JobContext) -> httpx.Request:
-        return build_create_container_request(self.config, ctx, str(ctx.data.get("image_url", "")))
-
-    def parse(self, ctx: JobContext, response: httpx.Response) -> Outcome:
-        return parse_created_container(response)
+def _account_url(config: TargetConfig, ctx: JobContext, path: str) -> str:
+    return graph_url(config, f"{user_node(ctx.account_id)}/{path}")
 
 
-@dataclass
-class WaitForContainer:
-    """Check the container until FINISHED (30 s, then once a minute, at most ``max_polls`` times);
-    an EXPIRED one is made again once (the step's next build creates it, then checking starts over)."""
-
-    config: TargetConfig
-    max_polls: int = DEFAULT_MAX_POLLS
-    name: str = "wait_for_container"
-    safe_to_repeat: bool = True
-
-    def build(self, ctx: JobContext) -> httpx.Request:
-        container_id = ctx.data.get("container_id")
-        if not container_id:
-            return build_create_container_request(self.config, ctx, str(ctx.data.get("image_url", "")))
-        return build_container_status_request(self.config, str(container_id), ctx.access_token)
-
-    def parse(self, ctx: JobContext, response: httpx.Response) -> Outcome:
-        if not ctx.data.get("container_id"):
-            created = parse_created_container(response)
-            if created.kind is Kind.NEXT:
-                return Outcome(Kind.AGAIN, data=created.data, retry_after=FIRST_POLL_WAIT)
-            return created
-        if not response.is_success:
-            return error_outcome(response)
-        status = parse_container_status(response)
-        if status is None:
-            return Outcome(Kind.RETRY, reason="Threads sent no container status")
-        return self._on_status(ctx, status)
-
-    def _on_status(self, ctx: JobContext, status: ContainerStatus) -> Outcome:
-        polls = int(ctx.data.get("poll_count", 0) or 0)
-        detail = f" ({status.error_message})" if status.error_message else ""
-        match status.status:
-            case "FINISHED":
-                return Outcome.next(container_status="FINISHED")
-            case "IN_PROGRESS":
-                if polls + 1 >= self.max_polls:
-                    reason = f"the Threads container was still IN_PROGRESS after {polls + 1} checks"
-                    return Outcome(Kind.FAILED, data={"poll_count": polls + 1}, reason=reason)
-                return Outcome(Kind.AGAIN, data={"poll_count": polls + 1},
-                               retry_after=poll_wait(polls, FIRST_POLL_WAIT))
-            case "EXPIRED":
-                recreated = int(ctx.data.get("containers_recreated", 0) or 0)
-                if recreated >= MAX_CONTAINER_RECREATIONS:
-                    return Outcome(Kind.FAILED, reason="the Threads container expired again" + detail)
-                return Outcome(Kind.AGAIN, retry_after=0.0, data={
-                    "container_id": None, "poll_count": 0, "containers_recreated": recreated + 1})
-            case "PUBLISHED":
-                return Outcome(Kind.UNKNOWN, data={"container_status": "PUBLISHED"},
-                               reason="the Threads container is already published")
-            case _:
-                return Outcome(Kind.FAILED, data={"container_status": status.status},
-                               reason=f"Threads could not process the image: {status.status}{detail}")
+FLOW = ContainerFlow(
+    platform=PLATFORM, publish_path="threads_publish", first_wait=FIRST_POLL_WAIT, status_field="status",
+    carousel_max=CAROUSEL_MAX, max_recreations=MAX_CONTAINER_RECREATIONS, max_stale=MAX_STALE_CONTAINERS,
+    error_outcome=error_outcome, create_request=_create_request, carousel_request=build_carousel_request,
+    status_request=build_container_status_request, read_status=_status_reading, account_url=_account_url,
+    permalink_request=build_permalink_request,
+)
 
 
-@dataclass
-class Publish:
-    """``POST /{threads-user-id}/threads_publish``. Not safe to repeat; the container's status can tell."""
-
-    config: TargetConfig
-    name: str = "publish"
-    safe_to_repeat: bool = False
-
-    def build(self, ctx: JobContext) -> httpx.Request:
-        return httpx.Request("POST", graph_url(self.config, f"{user_node(ctx.account_id)}/threads_publish"),
-                             headers=bearer(ctx.access_token),
-                             data={"creation_id": str(ctx.data.get("container_id", ""))})
-
-    def parse(self, ctx: JobContext, response: httpx.Response) -> Outcome:
-        if not response.is_success:
-            stale = int(ctx.data.get("stale_containers", 0) or 0)
-            if parse_graph_error(response, PLATFORM).pair == MEDIA_EXPIRED and stale < MAX_STALE_CONTAINERS:
-                # Refused, so certainly not published: the container outlived its 24 h while the job
-                # waited (a quota, a pause). Make a new one rather than fail the photo.
-                return Outcome(Kind.AGAIN, back_to="wait_for_container", retry_after=0.0, data={
-                    "container_id": None, "poll_count": 0, "container_status": None,
-                    "stale_containers": stale + 1})
-            return error_outcome(response, applied_if_transient=True)
-        media_id = id_string(graph_object(response).get("id"))
-        if media_id is None:
-            return Outcome(Kind.UNKNOWN, reason=f"Threads answered {response.status_code} without a media id")
-        return Outcome.next(media_id=media_id)
-
-
-@dataclass
-class ReadPermalink:
-    config: TargetConfig
-    name: str = "read_permalink"
-    safe_to_repeat: bool = True
-
-    def applies(self, ctx: JobContext) -> bool:
-        return bool(ctx.data.get("media_id"))
-
-    def build(self, ctx: JobContext) -> httpx.Request:
-        return build_permalink_request(self.config, str(ctx.data.get("media_id", "")), ctx.access_token)
-
-    def parse(self, ctx: JobContext, response: httpx.Response) -> Outcome:
-        if response.is_success:
-            return Outcome.next(permalink=text(graph_object(response).get("permalink")))
-        outcome = error_outcome(response)
-        if outcome.kind is Kind.FAILED:
-            # The post exists; a permalink we cannot read must not turn it into a failed job.
-            return Outcome.next(permalink=None, permalink_error=outcome.reason)
-        return outcome
-
-
-class ThreadsTarget:
-    """Posts one photo to Threads through the container flow."""
+class ThreadsTarget(ContainerTarget):
+    """Posts one photo (or a carousel) to Threads through the container flow."""
 
     kind = "threads"
 
     def __init__(self, config: TargetConfig, host: MediaHost, *, max_polls: int = DEFAULT_MAX_POLLS) -> None:
-        self.config = config
-        self.name = config.name
-        self.host = host
-        self._steps: tuple[Step, ...] = (
-            HostImage(host, PLATFORM),
-            CreateContainer(config),
-            WaitForContainer(config, max_polls),
-            Publish(config),
-            ReadPermalink(config),
-            Unhost(host),
-        )
+        super().__init__(config, host, FLOW, max_polls)
         self.reconciler = ThreadsReconciler(config)
         self.quota_check = PublishingLimitCheck(config)
-
-    def steps(self) -> Sequence[Step]:
-        return self._steps
-
-    def discard(self, data: Mapping[str, Any]) -> str | None:
-        return discard_hosted(self.host, data)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -352,45 +253,14 @@ def find_thread_by_text(response: httpx.Response, caption: str, not_before: floa
     return None
 
 
-class ThreadsReconciler:
+class ThreadsReconciler(ContainerReconciler):
     """The container's status says whether ``threads_publish`` took effect (PUBLISHED); the post itself
     is then found among the account's recent threads by text and time (Meta's troubleshooting page)."""
 
     def __init__(self, config: TargetConfig) -> None:
-        self.config = config
-        self._not_before: dict[int, float] = {}
-
-    def build(self, ctx: JobContext, step: str, intent_at: float) -> httpx.Request | None:
-        container_id = ctx.data.get("container_id")
-        if step != "publish" or not container_id:
-            return None
-        if ctx.data.get("reconcile_container") == "PUBLISHED":
-            since = int(intent_at) - RECONCILE_LOOKBACK_SECONDS
-            self._not_before[ctx.job_id] = float(since)
-            return build_recent_threads_request(self.config, ctx.account_id, ctx.access_token, since)
-        return build_container_status_request(self.config, str(container_id), ctx.access_token)
-
-    def parse(self, ctx: JobContext, step: str, response: httpx.Response) -> Finding:
-        not_before = self._not_before.pop(ctx.job_id, 0.0)
-        if not response.is_success:
-            return Finding(Verdict.UNKNOWN, reason=error_outcome(response).reason)
-        if ctx.data.get("reconcile_container") == "PUBLISHED":
-            return self._find_thread(ctx, response, not_before)
-        status = parse_container_status(response)
-        if status is None:
-            return Finding(Verdict.UNKNOWN, reason="Threads sent no container status")
-        if status.status == "PUBLISHED":
-            return Finding(Verdict.ASK_AGAIN, data={"reconcile_container": "PUBLISHED"})
-        return Finding(Verdict.ABSENT, reason=f"the container is {status.status}, not published")
-
-    def _find_thread(self, ctx: JobContext, response: httpx.Response, not_before: float) -> Finding:
-        found = find_thread_by_text(response, ctx.caption.text, not_before)
-        if found is None:
-            return Finding(Verdict.POSTED, data={"media_id": None},
-                           reason="the container is published; its thread was not found by text")
-        media_id = found["id"]
-        return Finding(Verdict.POSTED, remote_id=media_id, permalink=found["permalink"],
-                       data={"media_id": media_id, "permalink": found["permalink"]})
+        super().__init__(config, FLOW, RecentPosts(
+            build_recent_threads_request, find_thread_by_text,
+            "the container is published; its thread was not found by text", RECONCILE_LOOKBACK_SECONDS))
 
 
 # ---------------------------------------------------------------------------------------------------

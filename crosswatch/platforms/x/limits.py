@@ -14,6 +14,7 @@ LIMITS = PlatformLimits(
     default_caption="{title} {attribution} {hashtags}",
     image=TargetSpec("x", "X", max_bytes=5_000_000, max_long_edge=4096),
     max_images=4,
+    replies=True,  # reply.in_reply_to_tweet_id, in our own thread (api-notes item 14)
     prices=X_PRICES,
     config_defaults={"api_base": "https://api.x.com", "authorize_url": "https://x.com/i/oauth2/authorize"},
 )

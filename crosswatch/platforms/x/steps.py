@@ -434,6 +434,12 @@ class CreatePost:
         body: dict[str, Any] = {"text": ctx.caption.text}
         if media_ids:
             body["media"] = {"media_ids": media_ids}
+        reply_to = ctx.data.get("reply_to")
+        if isinstance(reply_to, Mapping) and reply_to.get("remote_id"):
+            # An album's next post, a reply in our own thread: X's self-serve tier allows API replies
+            # only where the replier was "summoned" (api-notes.md item 14 and A3); a thread of one's
+            # own posts is what the emulator allows, and X's 403 otherwise fails the job in its words.
+            body["reply"] = {"in_reply_to_tweet_id": str(reply_to["remote_id"])}
         return httpx.Request("POST", api_url(self.config, "/2/tweets"),
                              headers=bearer(ctx.access_token), json=body)
 
