@@ -183,3 +183,38 @@ def test_overflow_first_posts_only_the_first_four_on_x_and_status_names_the_rest
     assert entry["state"] == "done" and entry["per_post"] == [4]
     assert [Path(p).name for p in entry["not_posted"]] == ["shot-04.jpg", "shot-05.jpg"]
     assert "overflow: first" in entry["why_not_posted"] and "shot-05.jpg" in plain
+
+
+@pytest.mark.slow
+def test_an_album_of_twelve_is_a_bluesky_thread_of_four_four_four_and_a_mastodon_thread_by_its_servers_limit(
+        workspace: dict[str, Path], live_emulator: Emulator, hosted: Path) -> None:
+    live_emulator.state.mastodon.settings.max_media_attachments = 6  # the server's own limit, read at run time
+    album_folder(workspace["inbox"], "harbour", 12)
+    with EmulatorServer(live_emulator) as server:
+        config = album_config(workspace, server.url, hosted, ["mastodon", "bluesky"])
+        session = live_emulator.mint_bsky_session(origin=server.url)
+        for target, token in (("mastodon", live_emulator.mint_mastodon_token()),
+                              ("bluesky", {key: session[key] for key in ("accessJwt", "refreshJwt", "did", "handle")})):
+            imported = run_cli("auth", "import", target, config=config, input=json.dumps(token))
+            assert imported.returncode == 0, imported.stderr
+        run = run_cli("run", "--once", config=config, timeout=180)
+        assert run.returncode == 0, run.stderr
+        status = status_of(config)
+
+    statuses = sorted(live_emulator.mastodon_statuses(), key=lambda s: int(s["id"]))
+    assert [len(s["media"]) for s in statuses] == [6, 6]
+    assert [s["in_reply_to_id"] for s in statuses] == [None, statuses[0]["id"]]
+    assert [m["description"] for s in statuses for m in s["media"]] == [alt(i) for i in range(12)]
+    assert len({s["idempotency_key"] for s in statuses}) == 2, "each post of the thread has its own key"
+
+    posts = sorted(live_emulator.snapshot()["bluesky"]["posts"], key=lambda p: p["record"]["createdAt"])
+    records = [p["record"] for p in posts]
+    assert [len(r["embed"]["images"]) for r in records] == [4, 4, 4]
+    assert [i["alt"] for r in records for i in r["embed"]["images"]] == [alt(i) for i in range(12)]
+    assert "reply" not in records[0]
+    first, second = ({"uri": p["uri"], "cid": p["cid"]} for p in posts[:2])
+    assert records[1]["reply"] == {"root": first, "parent": first}
+    assert records[2]["reply"] == {"root": first, "parent": second}
+    jobs = {job["target"]: job for job in status["jobs"]}
+    assert jobs["mastodon"]["remote_id"] == statuses[0]["id"] and jobs["bluesky"]["remote_id"] == posts[0]["uri"]
+    assert all(job["state"] == "done" for job in jobs.values())

@@ -351,6 +351,8 @@ def status_json(call: Call, status: MastodonStatus) -> dict[str, Any]:
             "account": account_json(call, account),
             "media_attachments": [media_json(call, masto.media[m]) for m in status.media_ids if m in masto.media],
             "application": {"name": status.application} if status.application else None,
+            "in_reply_to_id": status.in_reply_to_id,
+            "in_reply_to_account_id": status.account_id if status.in_reply_to_id else None,
             "mentions": [], "tags": [], "emojis": [], "reblogs_count": seen.shares, "favourites_count": seen.likes,
             "replies_count": seen.comments, "reblog": None, "poll": None, "card": None}
 
@@ -479,13 +481,17 @@ def create_status(call: Call) -> httpx.Response:
             if existing is not None:
                 return json_response(200, status_json(call, existing), headers)
     params, media_ids = _status_params(call)
+    reply_to = str(params.get("in_reply_to_id") or "") or None
+    if reply_to is not None and not any(s.id == reply_to for s in masto.statuses):
+        # PostStatusService: Status.find(in_reply_to_id), ActiveRecord::RecordNotFound -> 404
+        return error(404, NOT_FOUND, headers)
     refusal = _status_refusal(masto, found.account_id, params, media_ids, now)
     if refusal is not None:
         return error(422, refusal, headers)
     app = masto.apps.get(found.client_id)
     status = MastodonStatus(masto.next_id(), found.account_id, str(params.get("status") or ""),
                             str(params.get("visibility") or "public"), params.get("language") or None,
-                            tuple(media_ids), now, app.name if app else None, key)
+                            tuple(media_ids), now, app.name if app else None, key, reply_to)
     for media_id in media_ids:
         masto.media[media_id].status_id = status.id
     masto.statuses.append(status)

@@ -101,6 +101,7 @@ class MastodonStatus:
     created_at: float
     application: str | None
     idempotency_key: str | None = None
+    in_reply_to_id: str | None = None
 
 
 @dataclass

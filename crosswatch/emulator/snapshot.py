@@ -137,6 +137,7 @@ def mastodon_json(state: EmulatorState, include_bytes: bool) -> dict[str, Any]:
             "id": status.id, "account_id": status.account_id, "username": username, "text": status.text,
             "visibility": status.visibility, "language": status.language, "created_at": status.created_at,
             "application": status.application, "idempotency_key": status.idempotency_key,
+            "in_reply_to_id": status.in_reply_to_id,
             "media": [mastodon_media_json(masto.media[m], include_bytes) for m in status.media_ids
                       if m in masto.media],
             "url": f"/mastodon/@{username}/{status.id}",

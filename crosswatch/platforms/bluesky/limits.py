@@ -46,4 +46,5 @@ LIMITS = PlatformLimits(
     image=TargetSpec("bluesky", "Bluesky", max_bytes=MAX_IMAGE_BYTES, max_long_edge=2000),
     config_defaults={"service": "https://bsky.social"},
     max_images=MAX_IMAGES,
+    replies=True,  # the record's reply (root and parent strongRefs): an album past 4 images is a thread
 )

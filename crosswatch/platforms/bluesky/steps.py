@@ -293,7 +293,31 @@ def post_record(config: TargetConfig, ctx: JobContext) -> dict[str, Any]:
         images.append(embedded)
     if images:
         record["embed"] = {"$type": "app.bsky.embed.images", "images": images}
+    reply = reply_refs(ctx)
+    if reply:
+        record["reply"] = reply
     return record
+
+
+def reply_refs(ctx: JobContext) -> dict[str, Any] | None:
+    """An album's next post answers its previous one: app.bsky.feed.post#replyRef, the thread's first
+    post as ``root`` and the previous as ``parent`` (each a strongRef: uri and cid, as createRecord
+    answered them); see runner._album_thread."""
+    reply_to = ctx.data.get("reply_to")
+    if not isinstance(reply_to, Mapping):
+        return None
+    parent, root = reply_to.get("data"), reply_to.get("root_data")
+    refs = {name: _strong_ref(found) for name, found in (("root", root), ("parent", parent))}
+    if refs["root"] is None or refs["parent"] is None:
+        return None
+    return refs
+
+
+def _strong_ref(data: object) -> dict[str, str] | None:
+    if not isinstance(data, Mapping):
+        return None
+    uri, cid = text(data.get("uri")), text(data.get("cid"))
+    return {"uri": uri, "cid": cid} if uri and cid else None
 
 
 @dataclass

@@ -144,6 +144,7 @@ LIMITS = PlatformLimits(
     image=image_spec(FALLBACK),
     alt_text_limit=FALLBACK.description_limit,
     max_images=FALLBACK.max_media_attachments,
+    replies=True,  # in_reply_to_id: an album past the server's attachments goes on as a thread
     config_defaults={"visibility": "public"},
     required_config={"instance": "the server's address, e.g. https://mastodon.social"},
     check_config=check_target_config,

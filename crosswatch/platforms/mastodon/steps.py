@@ -279,8 +279,17 @@ class WaitForMedia:
 
 
 def idempotency_key(ctx: JobContext) -> str:
-    """Derived from the job alone, so a repeat after a crash or a restart carries the same key."""
-    return f"crosswatch-{ctx.target}-{ctx.job_id}-{ctx.photo_hash[:32]}"
+    """Derived from the job alone, so a repeat after a crash or a restart carries the same key; an
+    album's later posts (its thread's replies, ``album_part``) each have their own."""
+    part = ctx.data.get("album_part")
+    suffix = f"-{part}" if isinstance(part, int) and part > 0 else ""
+    return f"crosswatch-{ctx.target}-{ctx.job_id}-{ctx.photo_hash[:32]}{suffix}"
+
+
+def reply_to_id(ctx: JobContext) -> str | None:
+    """An album's next post answers its previous one (``in_reply_to_id``); see runner._album_thread."""
+    reply_to = ctx.data.get("reply_to")
+    return id_string(reply_to.get("remote_id")) if isinstance(reply_to, Mapping) else None
 
 
 # Mastodon's words for a status refused for its text (the input itself cannot be posted as it is).
@@ -312,6 +321,8 @@ class CreateStatus:
             body["visibility"] = self.config.visibility
         if self.config.language:
             body["language"] = self.config.language
+        if reply_to_id(ctx):
+            body["in_reply_to_id"] = reply_to_id(ctx)
         headers = {**bearer(ctx.access_token), "Idempotency-Key": idempotency_key(ctx)}
         return httpx.Request("POST", api_url(self.config, "/api/v1/statuses"), headers=headers, json=body)
 
