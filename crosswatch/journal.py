@@ -1582,6 +1582,16 @@ def _backup_journal_id(backup: Path) -> str | None:
     return None if row is None else str(row[0])
 
 
+def _backup_holds_photos(backup: Path) -> bool:
+    """Whether a backup knows of any photo (one taken of a journal whose first creation was cut short,
+    by a kill before its schema was whole, knows none and has no id yet)."""
+    try:
+        with contextlib.closing(_connect_existing(backup)) as db:
+            return db.execute("SELECT 1 FROM photos LIMIT 1").fetchone() is not None
+    except sqlite3.Error:
+        return True  # unreadable: it may have been a journal in use
+
+
 def replaced_journal(journal: Journal) -> str | None:
     """When ``journal`` is not the one this state folder used before (that one was deleted or lost),
     what says so; None when it is the same journal, or the first."""
@@ -1593,7 +1603,9 @@ def replaced_journal(journal: Journal) -> str | None:
     if journal.count_photos():
         return None  # in use since before journal.id existed (an older crosswatch)
     for backup in list_backups(journal.path)[:1]:
-        if _backup_journal_id(backup) != journal.journal_id:
+        backup_id = _backup_journal_id(backup)
+        # Without an id and without photos it is this journal before its first creation was finished.
+        if backup_id != journal.journal_id and (backup_id is not None or _backup_holds_photos(backup)):
             return f"the backup {backup} is of another journal"
     return None
 

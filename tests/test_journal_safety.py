@@ -3,6 +3,7 @@ an unwritable journal that doctor and status report, and private modes (issue 11
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -454,3 +455,24 @@ def test_skip_records_a_link_to_a_photo_inside_the_folder_like_any_photo(tmp_pat
     fifo = inbox / "pipe.jpg"
     os.mkfifo(fifo)
     assert _skipped_file(str(fifo), folder) is None, "a FIFO is intake's to reject, never opened blocking"
+
+
+def test_a_first_creation_cut_short_by_a_kill_is_not_taken_for_another_journal(tmp_path: Path) -> None:
+    """A SIGKILL while a new journal is being created leaves its first migrations done, no id and no
+    photos; the next start copies it before migrating on (as for any journal with a schema). That
+    copy is this same journal, unfinished: the start must not stop and ask as if one had been lost."""
+    import sqlite3
+
+    from crosswatch.journal import MIGRATIONS, Journal, list_backups, replaced_journal
+
+    path = tmp_path / "state" / "journal.sqlite3"
+    path.parent.mkdir()
+    with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as db:
+        for version in range(4):  # the journal_info id comes with migration 5
+            for statement in MIGRATIONS[version].split(";"):
+                if statement.strip():
+                    db.execute(statement)
+            db.execute(f"PRAGMA user_version = {version + 1}")
+    with Journal(path) as journal:
+        assert list_backups(path), "the unfinished journal was backed up before migrating on"
+        assert replaced_journal(journal) is None
