@@ -67,7 +67,7 @@ from crosswatch.platforms import registry
 from crosswatch.platforms.limits import TargetSpec
 
 # Bumped whenever the pipeline's output changes, so old cache entries are not reused.
-PIPELINE_VERSION = 1
+PIPELINE_VERSION = 2  # 2: resize strips of 128 rows (the strip edges round a hair differently)
 # Decode (JPEG DCT scaling) and pre-reduce to at least this many times the output size, so LANCZOS
 # still has real pixels to work from (the same margin as Pillow's thumbnail()).
 REDUCING_GAP = 2.0
