@@ -15,6 +15,15 @@ of its two runs).
 
 Aim (issue 12): at most 1.3x vipsthumbnail's time and at most 1.5x its peak RSS.
 
+Where crosswatch's peak sits (measured with /proc/self/status around each step): Mastodon's default
+limits take the 6000x4000 photo at full size, so its progressive encode holds the whole decode
+(Pillow keeps 4 bytes a pixel: 92 MiB) beside libjpeg's whole-image coefficient buffer, which any
+progressive encoder needs (6000x4000 at 4:2:0 is 36 M 16-bit coefficients: about 70 MiB), on top of
+the interpreter and its imports (28 MiB): about 197 MiB. vipsthumbnail streams the pixels and holds
+only the coefficients (116 MiB), so 1.5x (174 MiB) is out of reach for any pipeline that holds a
+full decode while encoding it progressively: even with no imports at all the two buffers and a bare
+interpreter come to about 177 MiB.
+
 The specs the targets are prepared for (passed as prepare_all(specs=...), as the Mastodon target
 passes its server's limits):
 - X and Instagram: media.SPECS (4096 px long edge / 5 MB; 1440 wide, 4:5 to 1.91:1, 8 MB).
