@@ -270,7 +270,7 @@ class Daemon:
             targets = self._targets if self._targets is not None else build_targets(self.config)
             tokens = self._token_factory(self.config, client)
             settle_existing_photos(self.config, intake_journal, self._existing)
-            intake = Intake(self.config, intake_journal, on_new_jobs=self.wake_runner.set)
+            intake = Intake(self.config, intake_journal, on_new_jobs=lambda: self._new_jobs(intake_journal))
             contexts = _PreparingContexts(self.config, runner_journal, self.liveness, self.allowances)
             runner = Runner(self.config, runner_journal, targets, client=client, tokens=tokens, contexts=contexts)
             runner.stop_when(self._between_steps)
@@ -281,6 +281,18 @@ class Daemon:
             runner_journal.close()
             intake_journal.close()
             lock.release()
+
+    def _new_jobs(self, journal: Journal) -> None:
+        """New jobs: the runner looks at once; and their captions are composed as `queue` shows them,
+        so that twitter-text's answers for them are kept (twitter_counting.remember_in, set by `run`)
+        and a `queue` soon after need not import it (0.25 s of its start)."""
+        self.wake_runner.set()
+        from crosswatch import views
+
+        try:
+            views.queue_lines(self.config, journal, time.time())
+        except Exception as exc:  # only a head start for `queue`: never a reason for intake to stop
+            log.warning("captions not composed ahead of `queue`", error=str(exc))
 
     # -- liveness ----------------------------------------------------------------------------------
 
