@@ -72,6 +72,8 @@ def test_crosswatchs_own_count_and_url_check_agree_with_twitter_text(text: str) 
     assert weighted_length(text) == twitter_text.parse_tweet(text).weightedLength
     assert twitter_counting.contains_url(text) is bool(twitter_text.extract_urls(text))
     assert pricing.url_spans(text) == [tuple(u["indices"]) for u in twitter_text.extract_urls_with_indices(text)]
+    with_scheme = twitter_text.extract_urls_with_indices(text, extract_urls_without_protocol=False)
+    assert twitter_counting.protocol_url_spans(text) == [tuple(u["indices"]) for u in with_scheme]  # Mastodon's
 
 
 @pytest.mark.parametrize("text", [case["text"] for cases in CASES.values() for case in cases])
