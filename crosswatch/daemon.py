@@ -13,7 +13,6 @@ be recovered at the next start), intake stops between files, and the journal loc
 
 from __future__ import annotations
 
-import datetime as dt
 import math
 import os
 import signal
@@ -29,6 +28,7 @@ from types import FrameType
 import httpx
 import structlog
 
+from crosswatch import views
 from crosswatch.analytics import DAEMON_TICK_SECONDS as ANALYTICS_TICK_SECONDS
 from crosswatch.analytics import Collector, api_bases
 from crosswatch.bridge import Bridge
@@ -287,8 +287,6 @@ class Daemon:
         so that twitter-text's answers for them are kept (twitter_counting.remember_in, set by `run`)
         and a `queue` soon after need not import it (0.25 s of its start)."""
         self.wake_runner.set()
-        from crosswatch import views
-
         try:
             views.queue_lines(self.config, journal, time.time())
         except Exception as exc:  # only a head start for `queue`: never a reason for intake to stop
@@ -650,20 +648,16 @@ def _photos(jobs: list[Job]) -> str:
     return f"{len(jobs)} photo{'' if len(jobs) == 1 else 's'}"
 
 
-def _when(timestamp: float) -> str:
-    return dt.datetime.fromtimestamp(timestamp).astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")
-
-
 def _ready_line(target: str, jobs: list[Job], hold: Hold | None) -> str:
     if hold is not None and hold.kind == "auth":
         hint = "" if "auth login" in hold.reason else f"; run `crosswatch auth login {target}`"
         return f"{target}: sign-in needed, {_photos(jobs)} waiting: {hold.reason}{hint}"
     if hold is not None:
         kind = hold.kind.replace("_", " ")
-        return f"{target}: {_photos(jobs)} waiting until {_when(hold.until)} ({kind}: {hold.reason})"
+        return f"{target}: {_photos(jobs)} waiting until {views.when(hold.until)} ({kind}: {hold.reason})"
     first = min(jobs, key=lambda job: job.next_attempt_at)
     why = f" ({first.reason})" if first.reason else ""
-    return f"{target}: {_photos(jobs)} waiting, the next until {_when(first.next_attempt_at)}{why}"
+    return f"{target}: {_photos(jobs)} waiting, the next until {views.when(first.next_attempt_at)}{why}"
 
 
 def _in_doubt_line(target: str, jobs: list[Job], _hold: Hold | None) -> str:
