@@ -24,7 +24,8 @@ from tests.console_helpers import console_config, drop_photos, take_in
 NEVER_AT_START = {"pkg_resources", "uvicorn", "starlette", "jinja2", "watchdog", "PIL", "httpx", "structlog",
                   "asyncio", "keyring", "apprise", "authlib", "socket", "crosswatch.console.server", "crosswatch.media"}
 # With nothing to show, neither is needed either; `queue` with jobs composes their captions (regex) and
-# counts the X ones (twitter_text), as they will be posted.
+# counts them as they will be posted: where only twitter-text can (a URL may be in them), from its answers
+# as the daemon's intake kept them (twitter_counting.remember_in), else with twitter_text itself.
 NOTHING_TO_CAPTION = {"twitter_text", "regex"}
 STARTUP_COMMANDS = (["--help"], ["status"], ["queue"])
 
