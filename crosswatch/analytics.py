@@ -249,4 +249,6 @@ def _batches(posts: list[dict[str, Any]], size: int, now: float) -> list[tuple[l
 
 
 def _when(moment: float) -> str:
-    return time.strftime("%Y-%m-%d %H:%M", time.localtime(moment))
+    from crosswatch.views import when  # as the console shows every time (its analytics page says this)
+
+    return when(moment)

@@ -210,12 +210,14 @@ def account_lines(document: dict[str, Any]) -> list[str]:
 
 def stored_lines(document: dict[str, Any]) -> list[str]:
     """What is stored where, and the upload checks: one line each, indented for the CLI."""
+    from crosswatch.views import when_iso  # as the console shows times (its accounts page lists these)
+
     stored = document["stored"]
     journal = stored["journal"]
     return [
         f"  keyring ({stored['keyring']['service']}): {', '.join(stored['keyring']['entries']) or 'nothing'}",
         f"  journal {journal['path']}: {journal['bytes']} bytes, {sum(journal['rows'].values())} rows, "
-        f"oldest entry {journal['oldest_entry'] or 'none'}",
+        f"oldest entry {when_iso(journal['oldest_entry'], 'none')}",
         f"  prepared images {stored['prepared_images']['path']}: {stored['prepared_images']['files']} files, "
         f"{stored['prepared_images']['bytes']} bytes",
         f"  media host copies after their post: {len(stored['media_host_copies'])}",

@@ -39,9 +39,13 @@ class Obj:
     @property
     def config(self) -> Config:
         if self._config is None:
+            from crosswatch import twitter_counting
             from crosswatch.config import load_config
 
             self._config = load_config(self.config_path)
+            # X's counting of a caption that may hold a URL, as a process before counted it: `queue`
+            # composes the captions awaiting approval without importing twitter-text (0.25 s).
+            twitter_counting.remember_in(self._config.twitter_text_answers_path)
         return self._config
 
 

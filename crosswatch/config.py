@@ -372,6 +372,11 @@ class Config:
     def media_cache_dir(self) -> Path:
         return self.state_dir / "media"
 
+    @property
+    def twitter_text_answers_path(self) -> Path:
+        """twitter-text's answers kept between processes (twitter_counting.remember_in)."""
+        return self.state_dir / "twitter-text-answers.json"
+
 
 # ---------------------------------------------------------------------------------------------------
 # Finding the file

@@ -38,7 +38,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from crosswatch import twitter_counting
-from crosswatch.twitter_counting import twitter_text
 
 PRICES_SOURCE = "https://docs.x.com/x-api/getting-started/pricing (read 2026-12-01)"
 
@@ -89,9 +88,7 @@ def known_prices(kind: str) -> tuple[str, ...]:
 def url_spans(text: str) -> list[tuple[int, int]]:
     """Where X's autolinker sees a URL in ``text``, as string indices. (The Python port of twitter-text
     reports code points, unlike the JavaScript one's UTF-16 units: "📷 example.com" gives [2, 13].)"""
-    if not twitter_counting.may_hold_url(text):
-        return []
-    return [(u["indices"][0], u["indices"][1]) for u in twitter_text().extract_urls_with_indices(text)]
+    return twitter_counting.url_spans(text)
 
 
 def contains_url(text: str) -> bool:

@@ -69,8 +69,17 @@ def token_warning_lines(journal: Journal, now: float) -> list[str]:
             if isinstance(item, dict) and isinstance(item.get("expires_at"), int | float)]
 
 
-def when(timestamp: float) -> str:
-    return dt.datetime.fromtimestamp(timestamp).astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")
+def when(timestamp: float, zone: dt.tzinfo | None = None) -> str:
+    """A moment as every page of the console and the command line show one ("2026-12-02 16:40:00 CET"):
+    in the local time zone, or in ``zone`` (analytics: the schedule's). The console's templates have it
+    as the filter ``when``."""
+    moment = dt.datetime.fromtimestamp(timestamp, zone) if zone else dt.datetime.fromtimestamp(timestamp).astimezone()
+    return moment.strftime("%Y-%m-%d %H:%M:%S %Z")
+
+
+def when_iso(stamp: str | None, default: str = "") -> str:
+    """An ISO 8601 time as kept in a JSON document (``crosswatch audit --json``) as ``when`` shows it."""
+    return when(dt.datetime.fromisoformat(stamp).timestamp()) if stamp else default
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -657,7 +666,7 @@ def audit_page(config: Config, journal: Journal | None, store: Any, now: float) 
     accounts = {a["target"]: AuditAccount(
         target=a["target"], needed_scopes=" ".join(a["needed_scopes"]), extra_scopes=" ".join(a["extra_scopes"]),
         missing_scopes=" ".join(a["missing_scopes"]), refreshable=bool(a["refreshable"]),
-        used=a["used_at"] or "", revoke_page=a["revoke"]["page"], revoke_command=a["revoke"]["command"],
+        used=when_iso(a["used_at"]), revoke_page=a["revoke"]["page"], revoke_command=a["revoke"]["command"],
     ) for a in document["accounts"]}
     return AuditPage(accounts, tuple(line.strip() for line in audit.stored_lines(document)),
                      tuple(document["problems"]))

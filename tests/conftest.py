@@ -18,6 +18,8 @@ import pytest
 import yaml
 from PIL import Image
 
+from crosswatch import twitter_counting
+
 pytest_plugins = ["tests.emulator_fixtures"]
 
 REPO = Path(__file__).resolve().parent.parent
@@ -36,6 +38,9 @@ def isolated_environment(tmp_path_factory: pytest.TempPathFactory, monkeypatch: 
         monkeypatch.setenv(var, str(home / sub))
     monkeypatch.delenv("CROSSWATCH_CONFIG", raising=False)
     monkeypatch.delenv("NOTIFY_SOCKET", raising=False)
+    # A command run in this process (CliRunner) keeps twitter-text's answers in its state dir: not the
+    # next test's.
+    monkeypatch.setattr(twitter_counting._ANSWERS, "path", None)
 
 
 def xmp_packet(title: str, alt_text: str) -> bytes:

@@ -9,8 +9,11 @@ from pathlib import Path
 
 import httpx
 
+from crosswatch import views
 from crosswatch.auth.tokens import load_tokens
 from crosswatch.emulator import Emulator, EmulatorServer
+from crosswatch.journal import Journal
+from crosswatch.models import JobState
 from crosswatch.platforms.x.steps import X_SCOPES
 from crosswatch.secrets import SecretStore
 from tests.conftest import run_cli
@@ -58,3 +61,32 @@ def test_the_accounts_page_shows_the_audit_and_its_revoke_button_revokes(
     assert re.search(r'data-field="sign-in">sign-in needed<', after)
     for page in (before, after):
         assert token["access_token"] not in page and token["refresh_token"] not in page
+
+
+# Every time on a console page, as views.when shows it: "2026-12-02 16:40:00 UTC".
+READABLE_TIME = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d [^<\s]+"
+
+
+def test_the_accounts_page_shows_every_time_in_one_readable_format(
+        workspace: dict[str, Path], emulator: Emulator) -> None:
+    with EmulatorServer(emulator) as server:
+        config = console_config(workspace, url=server.url, approval=False)
+        token = emulator.mint_x_token(scopes=X_SCOPES)
+        assert run_cli("auth", "import", "x", config=config, input=json.dumps(token)).returncode == 0
+        drop_photos(workspace, 1, real=False)
+        console = make_console(config)
+        try:
+            take_in(console.config)
+            with Journal(console.config.journal_path) as journal:
+                job = next(j for j in journal.jobs() if j.target == "x")
+                # the runner takes the job: the token's last use (the audit's "used_at")
+                journal.transition(job.id, JobState.IN_FLIGHT, expect=JobState.READY, step="upload_media")
+                used_at = journal.last_attempts()["x"]
+            console.sign_in()
+            page = console.client.get("/accounts").text
+        finally:
+            console.close()
+    assert f'data-field="used">{views.when(used_at)}<' in page, "last used, as last refresh: not an ISO time"
+    for field in ("used", "refreshed", "expires"):
+        assert re.search(f'data-field="{field}">{READABLE_TIME} ?<', page), field
+    assert re.search(f'data-field="stored">journal .* oldest entry {READABLE_TIME}<', page)

@@ -389,11 +389,13 @@ def test_the_mastodon_sign_in_button_runs_the_oauth_flow_of_auth_login(rig: Cons
     assert exchange.method == "POST"
 
     def signed_in() -> bool:
+        # The tokens are stored before the account is looked up (auth.commands._store_and_identify, so a
+        # refresh token is never lost): for a moment the page says "signed in" with no account name yet.
         open_page(page, rig, "accounts")
-        return mastodon.locator("[data-field=sign-in]").inner_text().strip() == "signed in"
+        return (mastodon.locator("[data-field=sign-in]").inner_text().strip() == "signed in"
+                and mastodon.locator("[data-field=account]").inner_text().strip() not in ("", "—"))
 
     wait_until(signed_in, timeout=15, interval=0.3)
-    assert mastodon.locator("[data-field=account]").inner_text().strip() not in ("", "—")
     assert "signed in as" in mastodon.locator("[data-field=sign-in-result]").inner_text()
 
 

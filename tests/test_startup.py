@@ -6,6 +6,7 @@ depend on the machine."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -13,8 +14,9 @@ from pathlib import Path
 import yaml
 
 from crosswatch.config import load_config
+from crosswatch.demo import sample_photos
 from crosswatch.platforms import registry
-from tests.conftest import REPO, cli_env
+from tests.conftest import REPO, cli_env, run_cli
 from tests.console_helpers import console_config, drop_photos, take_in
 
 # What none of the three imports, whatever the journal holds: images, HTTP, logging, the console's web
@@ -22,7 +24,8 @@ from tests.console_helpers import console_config, drop_photos, take_in
 NEVER_AT_START = {"pkg_resources", "uvicorn", "starlette", "jinja2", "watchdog", "PIL", "httpx", "structlog",
                   "asyncio", "keyring", "apprise", "authlib", "socket", "crosswatch.console.server", "crosswatch.media"}
 # With nothing to show, neither is needed either; `queue` with jobs composes their captions (regex) and
-# counts the X ones (twitter_text), as they will be posted.
+# counts them as they will be posted: where only twitter-text can (a URL may be in them), from its answers
+# as the daemon's intake kept them (twitter_counting.remember_in), else with twitter_text itself.
 NOTHING_TO_CAPTION = {"twitter_text", "regex"}
 STARTUP_COMMANDS = (["--help"], ["status"], ["queue"])
 
@@ -75,6 +78,47 @@ def test_with_jobs_waiting_status_and_queue_still_import_no_image_http_or_loggin
     assert "Test photo 1" in queue and "crosswatch approve" in queue, "the captions are composed as they will be posted"
     # ... and counted for X without twitter-text, as they hold no URL, emoji or wide character.
     assert "twitter_text" not in queue_modules
+
+
+def demo_samples_waiting(root: Path) -> Path:
+    """A config whose journal holds the demo's sample photos awaiting approval for the outbox, X and
+    Mastodon, taken in by the daemon (`run --once`) as a user's would be."""
+    export = root / "export"
+    export.mkdir()
+    for sample in sample_photos():
+        (export / sample.name).write_bytes(sample.read_bytes())
+    config = root / "config.yaml"
+    config.write_text(yaml.safe_dump({"state_dir": str(root / "state"), "approval": True,
+                                      "watch": [{"path": str(export), "targets": ["outbox", "x", "mastodon"],
+                                                 "settle_seconds": 0}],
+                                      "targets": {"outbox": {"path": str(root / "outbox")},
+                                                  "x": {"client_id": "demo"},
+                                                  "mastodon": {"instance": "https://mastodon.example"}}}))
+    done = run_cli("run", "--once", "--existing", "post", "--no-browser", config=config)
+    assert done.returncode == 0, done.stderr
+    return config
+
+
+def test_queue_of_the_demo_samples_counts_as_twitter_text_without_importing_it(tmp_path: Path) -> None:
+    # Their captions hold a licence's URL and "6:40 a.m." (a dot before a letter): only twitter-text can
+    # count them for X and Mastodon, or strip the URL from X's. The intake composed them and kept its
+    # answers; `queue` reads them.
+    config = demo_samples_waiting(tmp_path)
+    answers = load_config(config).twitter_text_answers_path
+    assert answers.is_file(), "the intake composed the waiting captions and kept twitter-text's answers"
+    modules, fast = imported_by(with_config(config, ["queue"]))
+    assert not modules & (NEVER_AT_START | {"twitter_text"}), modules & (NEVER_AT_START | {"twitter_text"})
+    assert "Harbour, 6:40 a.m." in fast and fast.count("awaiting approval") == 12, fast
+    x_captions = re.findall(r"^#\d+ x +awaiting approval: .*\n    (.*)$", fast, re.M)
+    assert len(x_captions) == 4 and not any("creativecommons.org" in c for c in x_captions), x_captions
+    # Without the kept answers, twitter-text itself counts: the same queue, to the character.
+    answers.unlink()
+    modules, counted = imported_by(with_config(config, ["queue"]))
+    assert "twitter_text" in modules
+    assert counted == fast
+    # ... and keeps its answers again, which the next `queue` reads.
+    modules, again = imported_by(with_config(config, ["queue"]))
+    assert "twitter_text" not in modules and again == fast
 
 
 def test_the_platforms_that_read_their_servers_limits_are_those_whose_limits_module_learns_them() -> None:

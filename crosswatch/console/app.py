@@ -146,6 +146,7 @@ def _origin_ok(request: Request, host: str) -> bool:
 
 _env = jinja2.Environment(loader=jinja2.PackageLoader("crosswatch.console", "templates"), autoescape=True,
                           undefined=jinja2.StrictUndefined)
+_env.filters["when"] = views.when  # every time a page shows: one readable format
 templates = Jinja2Templates(env=_env)
 
 

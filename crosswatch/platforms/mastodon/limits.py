@@ -30,7 +30,7 @@ from typing import Any
 import regex
 
 from crosswatch.platforms.limits import PlatformLimits, TargetSpec
-from crosswatch.twitter_counting import twitter_text
+from crosswatch.twitter_counting import protocol_url_spans
 
 _REMOTE_MENTION = re.compile(r"(?<![\w@])@(\w+)@[\w.-]+\w", re.ASCII)
 _GRAPHEME = regex.compile(r"\X")
@@ -94,8 +94,7 @@ def countable_text(text: str, reserved_per_url: int) -> str:
     ``reserved_per_url`` characters, remote mentions without their domain."""
     pieces: list[str] = []
     position = 0
-    for found in twitter_text().extract_urls_with_indices(text, extract_urls_without_protocol=False):
-        start, end = found["indices"]
+    for start, end in protocol_url_spans(text):
         pieces += [text[position:start], "x" * reserved_per_url]
         position = end
     pieces.append(text[position:])
