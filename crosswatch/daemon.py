@@ -63,6 +63,8 @@ ONCE_HORIZON_SECONDS = 120.0
 JOURNAL_RETRY_SECONDS = 5.0
 # The journal is backed up when its newest backup is backup_interval() old (a day); looked at this often.
 BACKUP_CHECK_SECONDS = 600.0
+# New jobs have their captions composed ahead of `queue` (twitter-text's answers kept) up to this many queued jobs.
+COMPOSE_AHEAD_AT_MOST = 50
 # Platform requests time out after this long (connect: 10 s); tests shorten it to provoke timeouts.
 HTTP_TIMEOUT_SECONDS = 30.0
 HTTP_TIMEOUT_ENV = "CROSSWATCH_HTTP_TIMEOUT"
@@ -288,7 +290,10 @@ class Daemon:
         and a `queue` soon after need not import it (0.25 s of its start)."""
         self.wake_runner.set()
         try:
-            views.queue_lines(self.config, journal, time.time())
+            # Each new photo calls this: past a short queue, composing every waiting caption again
+            # would cost intake more than `queue`'s start-up is worth (and `queue` is slow then anyway).
+            if len(views.queued(journal.jobs())) <= COMPOSE_AHEAD_AT_MOST:
+                views.queue_lines(self.config, journal, time.time())
         except Exception as exc:  # only a head start for `queue`: never a reason for intake to stop
             log.warning("captions not composed ahead of `queue`", error=str(exc))
 

@@ -27,6 +27,7 @@ import json
 import os
 import re
 import sys
+import threading
 import types
 import unicodedata
 from pathlib import Path
@@ -129,9 +130,13 @@ class _Answers:
         self.path: Path | None = None
         self.kept: dict[str, Any] | None = None  # read from the file on the first question
         self.library = ""
+        # The daemon counts from several threads (intake, runner, console): one at a time reads,
+        # changes and writes the answers, so none sees the dict change under it.
+        self.lock = threading.Lock()
 
     def use(self, path: Path | None) -> None:
-        self.path, self.kept = path, None
+        with self.lock:
+            self.path, self.kept = path, None
 
     def length(self, text: str) -> int:
         kept = self._kept("length", text)
@@ -151,21 +156,23 @@ class _Answers:
         return spans
 
     def _kept(self, question: str, text: str) -> Any:
-        if self.path is None:
-            return None
-        if self.kept is None:
-            self.library = _library_stamp()
-            self.kept = _read_answers(self.path, self.library)
-        return self.kept.get(_key(question, text))
+        with self.lock:
+            if self.path is None:
+                return None
+            if self.kept is None:
+                self.library = _library_stamp()
+                self.kept = _read_answers(self.path, self.library)
+            return self.kept.get(_key(question, text))
 
     def _keep(self, question: str, text: str, answer: Any) -> None:
-        if self.path is None or self.kept is None:
-            return
-        self.kept.pop(_key(question, text), None)
-        self.kept[_key(question, text)] = answer  # the newest last: the oldest go first
-        while len(self.kept) > _MAX_ANSWERS:
-            del self.kept[next(iter(self.kept))]
-        _write_answers(self.path, {"format": _FORMAT, "library": self.library, "answers": self.kept})
+        with self.lock:
+            if self.path is None or self.kept is None:
+                return
+            self.kept.pop(_key(question, text), None)
+            self.kept[_key(question, text)] = answer  # the newest last: the oldest go first
+            while len(self.kept) > _MAX_ANSWERS:
+                del self.kept[next(iter(self.kept))]
+            _write_answers(self.path, {"format": _FORMAT, "library": self.library, "answers": self.kept})
 
 
 def _key(question: str, text: str) -> str:

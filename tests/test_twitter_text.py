@@ -204,3 +204,28 @@ def test_no_state_dir_yet_means_no_answers_file_and_still_twitter_texts_answers(
     finally:
         twitter_counting.remember_in(None)
     assert not (tmp_path / "missing").exists()
+
+
+def test_answers_kept_from_several_threads_at_once_stay_whole(answers_file: Path) -> None:
+    # The daemon counts from its intake, runner and console threads: none may see the answers change
+    # under it, and the file stays one whole document.
+    import threading
+
+    texts = [f"Frame {n} at https://example.com/{n} with #tag{n}" for n in range(300)]
+    failures: list[BaseException] = []
+
+    def count(part: list[str]) -> None:
+        try:
+            for text in part:
+                twitter_counting.weighted_length(text)
+        except BaseException as exc:  # any failure in a thread is the test's failure
+            failures.append(exc)
+
+    threads = [threading.Thread(target=count, args=(texts[i::4],)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not failures, failures
+    document = json.loads(answers_file.read_text())
+    assert len(document["answers"]) == len(texts)
