@@ -37,12 +37,18 @@ def album_config(workspace: dict[str, Path], url: str, hosted: Path, targets: li
     return write_config(workspace, targets={t: every[t] for t in targets}, watch=[folder])
 
 
-def sign_in(config: Path, emulator: Emulator, targets: list[str]) -> None:
+def sign_in(config: Path, emulator: Emulator, targets: list[str], *, url: str = "") -> None:
+    """Each target's token through ``auth import``; Bluesky's session is minted for ``url``."""
     for target in targets:
         if target == "x":
             token: dict[str, Any] = dict(emulator.mint_x_token())
         elif target == "instagram":
             token = dict(emulator.mint_ig_token())
+        elif target == "mastodon":
+            token = dict(emulator.mint_mastodon_token())
+        elif target == "bluesky":
+            session = emulator.mint_bsky_session(origin=url)
+            token = {key: session[key] for key in ("accessJwt", "refreshJwt", "did", "handle")}
         else:
             token = dict(emulator.mint_threads_token())
         result = run_cli("auth", "import", target, config=config, input=json.dumps(token))
@@ -192,11 +198,7 @@ def test_an_album_of_twelve_is_a_bluesky_thread_of_four_four_four_and_a_mastodon
     album_folder(workspace["inbox"], "harbour", 12)
     with EmulatorServer(live_emulator) as server:
         config = album_config(workspace, server.url, hosted, ["mastodon", "bluesky"])
-        session = live_emulator.mint_bsky_session(origin=server.url)
-        for target, token in (("mastodon", live_emulator.mint_mastodon_token()),
-                              ("bluesky", {key: session[key] for key in ("accessJwt", "refreshJwt", "did", "handle")})):
-            imported = run_cli("auth", "import", target, config=config, input=json.dumps(token))
-            assert imported.returncode == 0, imported.stderr
+        sign_in(config, live_emulator, ["mastodon", "bluesky"], url=server.url)
         run = run_cli("run", "--once", config=config, timeout=180)
         assert run.returncode == 0, run.stderr
         status = status_of(config)
@@ -218,3 +220,4 @@ def test_an_album_of_twelve_is_a_bluesky_thread_of_four_four_four_and_a_mastodon
     jobs = {job["target"]: job for job in status["jobs"]}
     assert jobs["mastodon"]["remote_id"] == statuses[0]["id"] and jobs["bluesky"]["remote_id"] == posts[0]["uri"]
     assert all(job["state"] == "done" for job in jobs.values())
+
