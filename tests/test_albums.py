@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from PIL import Image, ImageStat
 
 from crosswatch.emulator import Emulator, EmulatorServer
 from tests.conftest import jpeg_bytes, run_cli, wait_until, write_config, xmp_packet
@@ -221,3 +222,39 @@ def test_an_album_of_twelve_is_a_bluesky_thread_of_four_four_four_and_a_mastodon
     assert jobs["mastodon"]["remote_id"] == statuses[0]["id"] and jobs["bluesky"]["remote_id"] == posts[0]["uri"]
     assert all(job["state"] == "done" for job in jobs.values())
 
+
+def mean_colour(path: Path) -> tuple[float, ...]:
+    with Image.open(path) as image:
+        return tuple(ImageStat.Stat(image.convert("RGB")).mean)
+
+
+def test_an_album_to_the_outbox_is_every_image_in_order_and_one_text_with_each_alt_text_even_after_a_kill(
+        workspace: dict[str, Path], start_daemon: Any) -> None:
+    folder = album_folder(workspace["inbox"], "harbour", 5, size=(320, 240))
+    (folder / "album.yaml").write_text("title: Harbour at dawn\n")
+    watch = {"path": str(workspace["inbox"]), "targets": ["outbox"], "settle_seconds": 0.3,
+             "albums": "folder", "album_settle_seconds": 1.0}
+    config = write_config(workspace, watch=[watch])
+    # Killed between the third and the fourth image: the repeat writes them all again, once each.
+    crashed = start_daemon(config, env={"CROSSWATCH_CRASHPOINT": "outbox:between-files:3"})
+    assert crashed.process.wait(timeout=60) == -9, crashed.log_path.read_text()[-2000:]
+    assert len(list(workspace["outbox"].glob("*.jpg"))) == 3 and not list(workspace["outbox"].glob("*.txt"))
+    run = run_cli("run", "--once", config=config, timeout=120)
+    assert run.returncode == 0, run.stderr
+    [job] = status_of(config)["jobs"]
+    assert job["state"] == "done"
+
+    written = sorted(p.name for p in workspace["outbox"].iterdir())
+    base = job["remote_id"]
+    assert written == [*(f"{base}-{n:02d}.jpg" for n in range(1, 6)), f"{base}.txt"], written
+    sources = [folder / f"shot-{i:02d}.jpg" for i in range(5)]
+    for number, source in enumerate(sources, start=1):
+        image = workspace["outbox"] / f"{base}-{number:02d}.jpg"
+        with Image.open(image) as opened:
+            assert opened.format == "JPEG" and opened.size == (320, 240)
+        # Each file is its own photo, in the album's order (the colours differ from seed to seed).
+        assert all(abs(a - b) < 8 for a, b in zip(mean_colour(image), mean_colour(source), strict=True)), number
+    text = (workspace["outbox"] / f"{base}.txt").read_text()
+    assert text.startswith("Harbour at dawn")
+    for number in range(1, 6):
+        assert f"{base}-{number:02d}.jpg: {alt(number - 1)}\n" in text
