@@ -16,12 +16,11 @@ import os
 import shutil
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 from crosswatch.config import TargetConfig
 from crosswatch.crashpoints import crashpoint
-from crosswatch.platforms.base import JobContext, Kind, Outcome, Step, post_images
+from crosswatch.platforms.base import JobContext, Kind, Outcome, PostImage, Step, every_image
 
 
 def outbox_name(ctx: JobContext) -> str:
@@ -30,27 +29,7 @@ def outbox_name(ctx: JobContext) -> str:
     return f"{safe}-{ctx.photo_hash[:12]}"
 
 
-@dataclass(frozen=True)
-class OutboxImage:
-    """One prepared image to write: where it is, its format and its alt text."""
-
-    path: Path
-    format: str
-    alt_text: str | None
-
-
-def outbox_images(ctx: JobContext) -> list[OutboxImage]:
-    """Every image of the job in order: an album's (``ctx.data["images"]``), else the prepared one."""
-    several = post_images(ctx)
-    if several:
-        return [OutboxImage(Path(str(image.get("path"))), str(image.get("format") or "JPEG"),
-                            str(image["alt_text"]) if image.get("alt_text") else None) for image in several]
-    if ctx.image is None:
-        return []
-    return [OutboxImage(Path(ctx.image.path), ctx.image.format, ctx.caption.alt_text)]
-
-
-def image_file_name(base: str, image: OutboxImage, number: int, count: int) -> str:
+def image_file_name(base: str, image: PostImage, number: int, count: int) -> str:
     """``base.jpg`` for one image; ``base-01.jpg``, ``base-02.jpg``, ... for an album's, so that
     their names sort in the album's order."""
     suffix = ".png" if image.format.upper() == "PNG" else ".jpg"
@@ -59,7 +38,7 @@ def image_file_name(base: str, image: OutboxImage, number: int, count: int) -> s
     return f"{base}-{number:0{max(2, len(str(count)))}d}{suffix}"
 
 
-def caption_file_text(ctx: JobContext, images: Sequence[OutboxImage] = ()) -> str:
+def caption_file_text(ctx: JobContext, images: Sequence[PostImage] = ()) -> str:
     lines = [ctx.caption.text, ""]
     if len(images) > 1:
         lines.append("Alt text, image by image:")
@@ -105,7 +84,7 @@ class WriteToOutbox:
         base = outbox_name(ctx)
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
-            images = outbox_images(ctx)
+            images = every_image(ctx)
             for number, image in enumerate(images, start=1):
                 _write_atomically(self.folder / image_file_name(base, image, number, len(images)), image.path)
                 crashpoint("outbox:between-files")
