@@ -258,3 +258,39 @@ def test_an_album_to_the_outbox_is_every_image_in_order_and_one_text_with_each_a
     assert text.startswith("Harbour at dawn")
     for number in range(1, 6):
         assert f"{base}-{number:02d}.jpg: {alt(number - 1)}\n" in text
+
+
+@pytest.mark.parametrize("target, point", [("mastodon", "after:mastodon:create_status:1"),
+                                           ("bluesky", "after:bluesky:create_post:1"),
+                                           ("x", "after:x:create_post:1")])
+def test_a_thread_whose_first_post_answer_was_lost_is_reconciled_and_still_gets_its_replies(
+        target: str, point: str, workspace: dict[str, Path], live_emulator: Emulator, hosted: Path,
+        start_daemon: Any) -> None:
+    album_folder(workspace["inbox"], "harbour", 6, size=(320, 240))
+    with EmulatorServer(live_emulator) as server:
+        config = album_config(workspace, server.url, hosted, [target])
+        sign_in(config, live_emulator, [target], url=server.url)
+        env = {"CROSSWATCH_X_TIMELINE_SETTLE_SECONDS": "1"}
+        # Killed once the first post is made and before its answer is recorded: in doubt at restart,
+        # found on the platform, and the album's second post must still follow as its reply.
+        crashed = start_daemon(config, env={**env, "CROSSWATCH_CRASHPOINT": point})
+        assert crashed.process.wait(timeout=60) == -9, crashed.log_path.read_text()[-2000:]
+        run = run_cli("run", "--once", config=config, timeout=120, env=env)
+        assert run.returncode == 0, run.stderr
+        [job] = status_of(config)["jobs"]
+    # (images, the post it answers) per post, the first post first.
+    if target == "mastodon":
+        statuses = sorted(live_emulator.mastodon_statuses(), key=lambda s: int(s["id"]))
+        posts = [(len(s["media"]), s["in_reply_to_id"]) for s in statuses]
+        first = statuses[0]["id"]
+    elif target == "bluesky":
+        records = sorted(live_emulator.snapshot()["bluesky"]["posts"], key=lambda p: p["record"]["createdAt"])
+        posts = [(len(p["record"]["embed"]["images"]), (p["record"].get("reply") or {}).get("parent", {}).get("uri"))
+                 for p in records]
+        first = records[0]["uri"]
+    else:
+        tweets = sorted(live_emulator.x_posts(), key=lambda p: int(p.id))
+        posts = [(len(p.media_ids), p.in_reply_to) for p in tweets]
+        first = tweets[0].id
+    assert job["state"] == "done" and job["remote_id"] == first
+    assert posts == [(4, None), (2, first)], (posts, job)
