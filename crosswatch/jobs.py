@@ -30,7 +30,7 @@ import dataclasses
 import shutil
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -264,15 +264,9 @@ class JobContexts:
                                 "album_part": part, "album_parts": len(plan.posts)}
         prepared: list[PreparedImage] = []
         if need_image:
-            target = self._target(job)
             alts = [self._member_caption(job, member).alt_text for member in members]
-            fitted_to: float | None = None
-            if target.kind == "instagram" and part == 0 and len(plan.posts[0]) > 1:
-                # One carousel, one aspect ratio: every child is fitted to the first image's.
-                first = self._album_image(job, members[plan.posts[0][0]], None)
-                fitted_to = first.width / first.height
-            for index in plan.posts[part]:
-                prepared.append(self._album_image(job, members[index], fitted_to if prepared else None))
+            prepared = [self._post_image(job, members, plan.posts[part], at, first_post=part == 0)
+                        for at in range(len(plan.posts[part]))]
             if len(prepared) > 1:
                 data["images"] = [{"path": image.path, "format": image.format, "alt_text": alts[index]}
                                   for image, index in zip(prepared, plan.posts[part], strict=True)]
@@ -285,6 +279,42 @@ class JobContexts:
                               alt_text=self._member_caption(job, members[plan.posts[0][0]]).alt_text,
                               hashtags=caption.hashtags, shortened=caption.shortened)
         return _context(job, photo, caption, prepared, data, access_token, account_id)
+
+    def _post_image(self, job: Job, members: Sequence[Mapping[str, str]], post: Sequence[int], at: int, *,
+                    first_post: bool) -> PreparedImage:
+        """The prepared image ``at`` of one post of the album (``post``: its members' indexes)."""
+        fitted_to: float | None = None
+        if at > 0 and first_post and self._target(job).kind == "instagram":
+            # One carousel, one aspect ratio: every child is fitted to the first image's.
+            first = self._album_image(job, members[post[0]], None)
+            fitted_to = first.width / first.height
+        return self._album_image(job, members[post[at]], fitted_to)
+
+    def album_plan_posts(self, job: Job) -> tuple[tuple[int, ...], ...]:
+        album = job.data.get("album")
+        return self.album_plan(job, album).posts if isinstance(album, Mapping) else ()
+
+    def album_alt_texts(self, job: Job) -> list[str]:
+        """The alt text of every image an album job sends, in the order they go out (all its posts);
+        [] for a job that is not an album's."""
+        album = job.data.get("album")
+        if not isinstance(album, Mapping):
+            return []
+        members = _members(album)
+        return [self._member_caption(job, members[index]).alt_text or ""
+                for post in self.album_plan_posts(job) for index in post]
+
+    def album_image(self, job: Job, number: int) -> PreparedImage:
+        """The ``number``-th image (from 0, over all its posts) an album job sends, prepared as it
+        will be uploaded; BadPhoto when the job has no such image."""
+        album = job.data.get("album")
+        members = _members(album) if isinstance(album, Mapping) else []
+        left = number
+        for part, post in enumerate(self.album_plan_posts(job)):
+            if 0 <= left < len(post):
+                return self._post_image(job, members, post, left, first_post=part == 0)
+            left -= len(post)
+        raise BadPhoto(f"job {job.id} has no album image {number}")
 
     def _member_metadata(self, member: Mapping[str, str]) -> Metadata:
         path = Path(member["path"])

@@ -655,7 +655,10 @@ class Runner:
             data = {**self._job_data(job.target, finding.data), "reconciled": "posted"}
             following = row.step_index + 1
             if following >= len(steps):
-                found = self._album_thread(job.id, job.target, {**job.data, **data}, Outcome(
+                # ctx.data, not job.data: only the context says which post of an album's thread this
+                # is (the first post's job has no album_part yet), so a found first post goes on to
+                # its replies instead of ending the job.
+                found = self._album_thread(job.id, job.target, {**ctx.data, **data}, Outcome(
                     Kind.DONE, data=data, remote_id=finding.remote_id, permalink=finding.permalink))
                 if found.kind is Kind.AGAIN:
                     return finding.verdict

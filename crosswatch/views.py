@@ -330,6 +330,15 @@ def _by_photo(jobs: Iterable[Job]) -> dict[int, list[Job]]:
 
 
 @dataclass(frozen=True)
+class CardImage:
+    """One image of an album job's card: its number (from 0, over the album's posts on the target:
+    ``/images/job/{id}/{number}``) and its alt text."""
+
+    number: int
+    alt_text: str
+
+
+@dataclass(frozen=True)
 class JobCard:
     """One job as the queue page shows it."""
 
@@ -348,6 +357,7 @@ class JobCard:
     actions: tuple[str, ...]  # which of approve, reject, edit, retry, resolve, post-now apply
     problem: str = ""  # why the caption could not be built
     hold: str = ""  # what holds the target (quota, budget, rate limit, sign-in …), until when, and why
+    images: tuple[CardImage, ...] = ()  # an album job's: every image it sends, in order; () for one photo
 
     @property
     def over(self) -> bool:
@@ -360,6 +370,7 @@ class PhotoGroup:
     name: str
     path: str
     cards: tuple[JobCard, ...]
+    album: str = ""  # the album's folder name when the photo is an album (watch[].albums: folder)
 
 
 @dataclass(frozen=True)
@@ -408,8 +419,17 @@ def queue_page(config: Config, journal: Journal, now: float, *, page: int = 1, p
         cards = tuple(_card(config, journal, contexts, job, photo, every_sibling.get(photo_id, []), plan, holds, now)
                       for job in grouped[photo_id])
         groups.append(PhotoGroup(photo_id, printable_path(photo.path).rsplit("/", 1)[-1],
-                                 printable_path(photo.path), cards))
+                                 printable_path(photo.path), cards, album=album_name(grouped[photo_id])))
     return QueuePage(tuple(groups), page, pages, len(jobs))
+
+
+def album_name(jobs: Sequence[Job]) -> str:
+    """The folder name of the album these jobs post, or "" when they post a single photo."""
+    for job in jobs:
+        album = job.data.get("album")
+        if isinstance(album, Mapping) and album.get("folder"):
+            return printable_path(str(album["folder"])).rstrip("/").rsplit("/", 1)[-1]
+    return ""
 
 
 def _card(config: Config, journal: Journal, contexts: Any, job: Job, photo: Photo, siblings: Sequence[Job],
@@ -426,6 +446,7 @@ def _card(config: Config, journal: Journal, contexts: Any, job: Job, photo: Phot
         planned = "now" if at <= now else when(at)
         reason = reason or (why or "")
     caption_text, length, limit, alt, problem, cost = "", None, None, "", "", ""
+    album_images: tuple[CardImage, ...] = ()
     if target is None:
         problem = f"target {job.target} is not in the config"
     else:
@@ -433,12 +454,13 @@ def _card(config: Config, journal: Journal, contexts: Any, job: Job, photo: Phot
             caption = contexts.caption(job, photo, spend.job_link(config, journal, job, siblings)[0])
             caption_text, length, limit, alt = caption.text, caption.length, caption.limit, caption.alt_text or ""
             cost = spend.job_cost(config, journal, contexts, job, photo, siblings, caption=caption)
+            album_images = tuple(CardImage(number, text) for number, text in enumerate(contexts.album_alt_texts(job)))
         except CrosswatchError as exc:
             problem = str(exc)
     return JobCard(id=job.id, target=job.target, kind=target.kind if target else "", state=job.state.value,
                    reason=reason, caption=caption_text, length=length, limit=limit, alt_text=alt, cost=cost,
                    planned=planned, edited=isinstance(job.data.get("edit"), dict), actions=actions_for(job),
-                   problem=problem, hold=hold_text(held) if held is not None else "")
+                   problem=problem, hold=hold_text(held) if held is not None else "", images=album_images)
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -104,6 +104,20 @@ class ConsoleRig:
         path.write_bytes(photo_bytes(seed, title or f"Console photo {seed}"))
         return path
 
+    def drop_album(self, name: str, count: int) -> tuple[Path, list[int]]:
+        """A new album: ``count`` distinct photos written beside the albums folder, then moved in
+        whole as sub-folder ``name``; the folder and its photos' seeds, in order."""
+        staging = self.root / f"staging-{name}"
+        staging.mkdir()
+        seeds = []
+        for index in range(count):
+            self.photos += 1
+            seeds.append(1000 + self.photos)
+            (staging / f"shot-{index:02d}.jpg").write_bytes(photo_bytes(seeds[-1], f"Album {name} {index}"))
+        folder = self.inboxes["albums"] / name
+        staging.rename(folder)
+        return folder, seeds
+
     def drop_sample(self, name: str, inbox: str = "main") -> Path:
         """One of the bundled sample photos (each can be dropped once: a photo is known by its bytes)."""
         path = self.inboxes[inbox] / name
@@ -182,11 +196,13 @@ def outside_window_now() -> str:
 def rig_config(root: Path, url: str) -> tuple[Path, dict[str, Path]]:
     """X and Instagram for the main folder; a second X account whose posts wait for a window far off
     (so an approved job stays in the queue to be edited); and a folder for all five platforms, as in
-    the demo (Mastodon signs in from the console's button). X jobs need approval; the others do not."""
+    the demo (Mastodon signs in from the console's button); and a folder of albums (each sub-folder one
+post) for X. X jobs need approval; the others do not."""
     hosted = root / "hosted"
     hosted.mkdir()
     media_host = {"type": "directory", "path": str(hosted), "public_url": f"{url}/_emulator/hosted/"}
-    inboxes = {"main": root / "inbox", "later": root / "inbox-later", "five": root / "inbox-five"}
+    inboxes = {"main": root / "inbox", "later": root / "inbox-later", "five": root / "inbox-five",
+               "albums": root / "inbox-albums"}
     for folder in inboxes.values():
         folder.mkdir()
     x_target = {"client_id": DEFAULT_X_CLIENT_ID, "api_base": url, "authorize_url": f"{url}/i/oauth2/authorize",
@@ -208,7 +224,9 @@ def rig_config(root: Path, url: str) -> tuple[Path, dict[str, Path]]:
         watch=[{"path": str(inboxes["main"]), "targets": ["x", "instagram"], "settle_seconds": 0.3},
                {"path": str(inboxes["later"]), "targets": ["x_later"], "settle_seconds": 0.3},
                {"path": str(inboxes["five"]), "targets": ["x", "instagram", "mastodon", "bluesky", "threads"],
-                "settle_seconds": 0.3}],
+                "settle_seconds": 0.3},
+               {"path": str(inboxes["albums"]), "targets": ["x"], "settle_seconds": 0.3, "albums": "folder",
+                "album_settle_seconds": 1.0}],
         approval=["x", "x_later"],
         schedule={"timezone": "UTC", "targets": {"x_later": {"windows": [outside_window_now()]}}},
         console={"enabled": True, "host": "127.0.0.1", "port": 0},

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from PIL import Image, ImageStat
 
 from crosswatch.emulator import Emulator, EmulatorServer
 from tests.conftest import jpeg_bytes, run_cli, wait_until, write_config, xmp_packet
@@ -37,12 +38,18 @@ def album_config(workspace: dict[str, Path], url: str, hosted: Path, targets: li
     return write_config(workspace, targets={t: every[t] for t in targets}, watch=[folder])
 
 
-def sign_in(config: Path, emulator: Emulator, targets: list[str]) -> None:
+def sign_in(config: Path, emulator: Emulator, targets: list[str], *, url: str = "") -> None:
+    """Each target's token through ``auth import``; Bluesky's session is minted for ``url``."""
     for target in targets:
         if target == "x":
             token: dict[str, Any] = dict(emulator.mint_x_token())
         elif target == "instagram":
             token = dict(emulator.mint_ig_token())
+        elif target == "mastodon":
+            token = dict(emulator.mint_mastodon_token())
+        elif target == "bluesky":
+            session = emulator.mint_bsky_session(origin=url)
+            token = {key: session[key] for key in ("accessJwt", "refreshJwt", "did", "handle")}
         else:
             token = dict(emulator.mint_threads_token())
         result = run_cli("auth", "import", target, config=config, input=json.dumps(token))
@@ -192,11 +199,7 @@ def test_an_album_of_twelve_is_a_bluesky_thread_of_four_four_four_and_a_mastodon
     album_folder(workspace["inbox"], "harbour", 12)
     with EmulatorServer(live_emulator) as server:
         config = album_config(workspace, server.url, hosted, ["mastodon", "bluesky"])
-        session = live_emulator.mint_bsky_session(origin=server.url)
-        for target, token in (("mastodon", live_emulator.mint_mastodon_token()),
-                              ("bluesky", {key: session[key] for key in ("accessJwt", "refreshJwt", "did", "handle")})):
-            imported = run_cli("auth", "import", target, config=config, input=json.dumps(token))
-            assert imported.returncode == 0, imported.stderr
+        sign_in(config, live_emulator, ["mastodon", "bluesky"], url=server.url)
         run = run_cli("run", "--once", config=config, timeout=180)
         assert run.returncode == 0, run.stderr
         status = status_of(config)
@@ -218,3 +221,76 @@ def test_an_album_of_twelve_is_a_bluesky_thread_of_four_four_four_and_a_mastodon
     jobs = {job["target"]: job for job in status["jobs"]}
     assert jobs["mastodon"]["remote_id"] == statuses[0]["id"] and jobs["bluesky"]["remote_id"] == posts[0]["uri"]
     assert all(job["state"] == "done" for job in jobs.values())
+
+
+def mean_colour(path: Path) -> tuple[float, ...]:
+    with Image.open(path) as image:
+        return tuple(ImageStat.Stat(image.convert("RGB")).mean)
+
+
+def test_an_album_to_the_outbox_is_every_image_in_order_and_one_text_with_each_alt_text_even_after_a_kill(
+        workspace: dict[str, Path], start_daemon: Any) -> None:
+    folder = album_folder(workspace["inbox"], "harbour", 5, size=(320, 240))
+    (folder / "album.yaml").write_text("title: Harbour at dawn\n")
+    watch = {"path": str(workspace["inbox"]), "targets": ["outbox"], "settle_seconds": 0.3,
+             "albums": "folder", "album_settle_seconds": 1.0}
+    config = write_config(workspace, watch=[watch])
+    # Killed between the third and the fourth image: the repeat writes them all again, once each.
+    crashed = start_daemon(config, env={"CROSSWATCH_CRASHPOINT": "outbox:between-files:3"})
+    assert crashed.process.wait(timeout=60) == -9, crashed.log_path.read_text()[-2000:]
+    assert len(list(workspace["outbox"].glob("*.jpg"))) == 3 and not list(workspace["outbox"].glob("*.txt"))
+    run = run_cli("run", "--once", config=config, timeout=120)
+    assert run.returncode == 0, run.stderr
+    [job] = status_of(config)["jobs"]
+    assert job["state"] == "done"
+
+    written = sorted(p.name for p in workspace["outbox"].iterdir())
+    base = job["remote_id"]
+    assert written == [*(f"{base}-{n:02d}.jpg" for n in range(1, 6)), f"{base}.txt"], written
+    sources = [folder / f"shot-{i:02d}.jpg" for i in range(5)]
+    for number, source in enumerate(sources, start=1):
+        image = workspace["outbox"] / f"{base}-{number:02d}.jpg"
+        with Image.open(image) as opened:
+            assert opened.format == "JPEG" and opened.size == (320, 240)
+        # Each file is its own photo, in the album's order (the colours differ from seed to seed).
+        assert all(abs(a - b) < 8 for a, b in zip(mean_colour(image), mean_colour(source), strict=True)), number
+    text = (workspace["outbox"] / f"{base}.txt").read_text()
+    assert text.startswith("Harbour at dawn")
+    for number in range(1, 6):
+        assert f"{base}-{number:02d}.jpg: {alt(number - 1)}\n" in text
+
+
+@pytest.mark.parametrize("target, point", [("mastodon", "after:mastodon:create_status:1"),
+                                           ("bluesky", "after:bluesky:create_post:1"),
+                                           ("x", "after:x:create_post:1")])
+def test_a_thread_whose_first_post_answer_was_lost_is_reconciled_and_still_gets_its_replies(
+        target: str, point: str, workspace: dict[str, Path], live_emulator: Emulator, hosted: Path,
+        start_daemon: Any) -> None:
+    album_folder(workspace["inbox"], "harbour", 6, size=(320, 240))
+    with EmulatorServer(live_emulator) as server:
+        config = album_config(workspace, server.url, hosted, [target])
+        sign_in(config, live_emulator, [target], url=server.url)
+        env = {"CROSSWATCH_X_TIMELINE_SETTLE_SECONDS": "1"}
+        # Killed once the first post is made and before its answer is recorded: in doubt at restart,
+        # found on the platform, and the album's second post must still follow as its reply.
+        crashed = start_daemon(config, env={**env, "CROSSWATCH_CRASHPOINT": point})
+        assert crashed.process.wait(timeout=60) == -9, crashed.log_path.read_text()[-2000:]
+        run = run_cli("run", "--once", config=config, timeout=120, env=env)
+        assert run.returncode == 0, run.stderr
+        [job] = status_of(config)["jobs"]
+    # (images, the post it answers) per post, the first post first.
+    if target == "mastodon":
+        statuses = sorted(live_emulator.mastodon_statuses(), key=lambda s: int(s["id"]))
+        posts = [(len(s["media"]), s["in_reply_to_id"]) for s in statuses]
+        first = statuses[0]["id"]
+    elif target == "bluesky":
+        records = sorted(live_emulator.snapshot()["bluesky"]["posts"], key=lambda p: p["record"]["createdAt"])
+        posts = [(len(p["record"]["embed"]["images"]), (p["record"].get("reply") or {}).get("parent", {}).get("uri"))
+                 for p in records]
+        first = records[0]["uri"]
+    else:
+        tweets = sorted(live_emulator.x_posts(), key=lambda p: int(p.id))
+        posts = [(len(p.media_ids), p.in_reply_to) for p in tweets]
+        first = tweets[0].id
+    assert job["state"] == "done" and job["remote_id"] == first
+    assert posts == [(4, None), (2, first)], (posts, job)

@@ -447,8 +447,10 @@ def test_one_post_is_one_job_per_target_once_across_restarts_each_fitted_to_its_
     assert outbox_text.startswith("Fog rolling over the harbour at dawn.") and CREDIT in outbox_text
     assert f"{permalink} " in outbox_text.replace("\n", " ")  # the outbox has no links.utm: the plain permalink
     assert "#seascape" in outbox_text and "Length:" in outbox_text and "of 2200" in outbox_text
-    assert "Alt text:\nBoats" in outbox_text
-    assert len(list((tmp_path / "outbox").glob("*.jpg"))) == 1  # the outbox takes one image a post
+    # The outbox writes the carousel whole: its three images in order, each one's alt text named.
+    images = sorted(p.name for p in (tmp_path / "outbox").glob("*.jpg"))
+    assert [name.rsplit("-", 1)[1] for name in images] == ["01.jpg", "02.jpg", "03.jpg"]
+    assert f"{images[0]}: Boats" in outbox_text
 
 
 def test_bridge_target_the_old_spelling_still_works_and_targets_are_checked(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ the rest of the module, and the screenshots come after it so that every page has
 
 from __future__ import annotations
 
+import io
 import re
 import time
 from collections.abc import Iterator
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from PIL import Image, ImageStat
 
 from crosswatch.emulator.httputil import x_blank_problem
 from crosswatch.journal import Journal
@@ -27,6 +29,7 @@ from tests.console_rig import (
     ConsoleRig,
     chromium_args,
     every_image_loaded,
+    photo_bytes,
     require_chromium,
     screenshot_dir,
     start_rig,
@@ -192,6 +195,37 @@ def test_photos_dropped_in_appear_in_the_queue_with_thumbnails(rig: ConsoleRig, 
         widths = loaded_widths([thumb, shown.locator("img")])
         assert all(width > 0 for width in widths), f"{name}: an image did not load: {widths}"
     assert needs_you_count(page) >= 2  # both wait for approval
+
+
+def mean_colour(data: bytes) -> tuple[float, ...]:
+    with Image.open(io.BytesIO(data)) as image:
+        return tuple(ImageStat.Stat(image.convert("RGB")).mean)
+
+
+def test_an_album_dropped_in_shows_every_image_in_order_with_its_alt_text_in_its_queue_card(
+        rig: ConsoleRig, page: Page) -> None:
+    folder, seeds = rig.drop_album("harbour-set", 6)
+    job = rig.wait_for_job(folder, "x", JobState.AWAITING_APPROVAL)  # X: a thread of 4 + 2, one job
+    open_page(page, rig, "queue")
+    shown = card(page, job.id)
+    shown.wait_for()
+    group = page.locator(f'[data-photo="{job.photo_id}"]')
+    assert group.locator("[data-field=album]").inner_text() == "harbour-set"
+    strip = shown.locator("img.album-image")
+    assert strip.count() == len(seeds)
+    assert [strip.nth(i).get_attribute("src") for i in range(len(seeds))] == [
+        f"/images/job/{job.id}/{i}" for i in range(len(seeds))]
+    widths = loaded_widths([group.locator("img.thumb"), *(strip.nth(i) for i in range(len(seeds)))])
+    assert all(width > 0 for width in widths), f"an image of the album did not load: {widths}"
+    assert field(page, job.id, "image-alt").all_inner_texts() == [
+        f"{i + 1}. A flat test card, number {seed}." for i, seed in enumerate(seeds)]
+    # Each image is its own photo, prepared for X, in the album's order (the seeds' colours differ).
+    for number, seed in enumerate(seeds):
+        answer = page.request.get(f"{rig.base_url}/images/job/{job.id}/{number}")
+        assert answer.status == 200 and answer.headers["content-type"] == "image/jpeg"
+        source = mean_colour(photo_bytes(seed, "any title"))
+        assert all(abs(a - b) < 8 for a, b in zip(mean_colour(answer.body()), source, strict=True)), number
+    assert page.request.get(f"{rig.base_url}/images/job/{job.id}/{len(seeds)}").status == 404
 
 
 def test_an_x_caption_edited_past_280_shows_the_error_and_saves_nothing(rig: ConsoleRig, page: Page) -> None:

@@ -58,7 +58,7 @@ def test_the_builtin_platforms_state_their_facts_in_the_registry() -> None:
     # The outbox copies Instagram's caption rules, but not its media host or its bridge.
     assert flags == {"x": (False, False), "instagram": (True, True), "outbox": (False, False)}
     assert registry.kinds_where("bridge_source") == ("instagram",)
-    assert registry.limits("x").max_images == 4 and registry.limits("outbox").max_images == 1
+    assert registry.limits("x").max_images == 4 and registry.limits("outbox").max_images == 100
     assert registry.doctor("outbox") is not None and registry.doctor("x") is None
 
 

@@ -211,6 +211,7 @@ def build_app(state: ConsoleState) -> Starlette:
         Route("/jobs/{job_id:int}/{action}", page(job_action), methods=["POST"]),
         Route("/check/{job_id:int}", page(check_caption), methods=["POST"]),
         Route("/images/job/{job_id:int}", page(job_image)),
+        Route("/images/job/{job_id:int}/{number:int}", page(job_numbered_image)),
         Route("/images/photo/{photo_id:int}/thumb", page(photo_thumb)),
         Route("/static/{name}", page(static)),
     ]
@@ -479,6 +480,13 @@ async def account_signin(request: Request, state: ConsoleState) -> Response:
 
 async def job_image(request: Request, state: ConsoleState) -> Response:
     return await _image(state, images.job_image, int(request.path_params["job_id"]))
+
+
+async def job_numbered_image(request: Request, state: ConsoleState) -> Response:
+    """An album job's images, by number from 0 (the card's strip)."""
+    number = int(request.path_params["number"])
+    return await _image(state, lambda config, journal, job_id: images.job_image(config, journal, job_id, number),
+                        int(request.path_params["job_id"]))
 
 
 async def photo_thumb(request: Request, state: ConsoleState) -> Response:

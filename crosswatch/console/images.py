@@ -3,7 +3,8 @@
 - A photo's thumbnail is made once (from the photo, turned upright, no metadata at all) and kept in
   state_dir/console/thumbs/<content hash>.jpg; later requests read that file.
 - A job's image is the prepared image as it will be uploaded (media.py's cache in state_dir, the
-  same file the runner sends: padding or crop as the platform gets it).
+  same file the runner sends: padding or crop as the platform gets it); an album job has one for
+  each image it sends, by number.
 """
 
 from __future__ import annotations
@@ -57,9 +58,10 @@ def photo_thumbnail(config: Config, journal: Journal, photo_id: int) -> Path | N
     return cached
 
 
-def job_image(config: Config, journal: Journal, job_id: int) -> Path | None:
-    """The prepared image of a job still to go out, as it will be uploaded; None when there is no
-    such job, it is done (its image was discarded), or the image cannot be prepared."""
+def job_image(config: Config, journal: Journal, job_id: int, number: int = 0) -> Path | None:
+    """The prepared image of a job still to go out, as it will be uploaded (an album job's
+    ``number``-th, from 0, over all its posts); None when there is no such job or image, it is done
+    (its image was discarded), or the image cannot be prepared."""
     from crosswatch.jobs import JobContexts
 
     job = journal.job(job_id)
@@ -67,7 +69,12 @@ def job_image(config: Config, journal: Journal, job_id: int) -> Path | None:
         return None
     contexts = JobContexts(config, journal)
     try:
-        prepared = contexts.image(job, contexts.photo(job))
+        if isinstance(job.data.get("album"), dict):
+            prepared = contexts.album_image(job, number)
+        elif number == 0:
+            prepared = contexts.image(job, contexts.photo(job))
+        else:
+            return None  # a single photo's job has one image
     except CrosswatchError:
         return None
     path = Path(prepared.path)

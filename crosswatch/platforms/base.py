@@ -114,6 +114,26 @@ def post_images(ctx: JobContext) -> list[Mapping[str, Any]]:
     return [image for image in images if isinstance(image, Mapping)]
 
 
+@dataclass(frozen=True)
+class PostImage:
+    """One image a post sends: the prepared file, its format and its alt text."""
+
+    path: Path
+    format: str
+    alt_text: str | None
+
+
+def every_image(ctx: JobContext) -> list[PostImage]:
+    """Every image of the post, in order: ``ctx.data["images"]`` for several, else the prepared one."""
+    several = post_images(ctx)
+    if several:
+        return [PostImage(Path(str(image.get("path"))), str(image.get("format") or "JPEG"),
+                          str(image["alt_text"]) if image.get("alt_text") else None) for image in several]
+    if ctx.image is None:
+        return []
+    return [PostImage(Path(ctx.image.path), ctx.image.format, ctx.caption.alt_text)]
+
+
 def step_applies(step: Step, ctx: JobContext) -> bool:
     """Whether the runner should perform ``step`` for this job.
 

@@ -32,7 +32,6 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import Any, Literal
 
 import httpx
@@ -154,22 +153,8 @@ def _object(response: httpx.Response) -> dict[str, Any]:
 # Steps
 
 
-@dataclass(frozen=True)
-class PostImage:
-    path: Path
-    format: str
-    alt_text: str | None
-
-
-def post_images(ctx: JobContext) -> list[PostImage]:
-    """Every image of the status, in order: ``ctx.data["images"]`` for several, else the prepared one."""
-    several = base.post_images(ctx)
-    if several:
-        return [PostImage(Path(str(image.get("path"))), str(image.get("format") or "JPEG"),
-                          text(image.get("alt_text"))) for image in several]
-    if ctx.image is None:
-        return []
-    return [PostImage(Path(ctx.image.path), ctx.image.format, ctx.caption.alt_text)]
+# Every image of the status, in order (``ctx.data["images"]`` for several, else the prepared one).
+post_images = base.every_image
 
 
 def media_ids(ctx: JobContext) -> list[str]:

@@ -1,9 +1,11 @@
 """The outbox target: writes what it would post into a folder.
 
 It is the dry run of the real platforms and a feature of its own for people who post by hand: per
-photo, the prepared image and a text file with the caption and alt text. Names are derived from the
-photo's content hash and every file is written atomically (temporary name, then rename), so writing
-the same job twice leaves exactly one copy: the step is safe to repeat after a crash.
+photo, the prepared image and a text file with the caption and alt text; per album, every prepared
+image in the album's order (``name-01.jpg``, ``name-02.jpg``, ...) and one text file with the caption
+and each image's alt text. Names are derived from the photo's content hash and every file is written
+atomically (temporary name, then rename), so writing the same job twice leaves exactly one copy: the
+step is safe to repeat after a crash.
 
 Unlike the platform targets this one does local I/O in its step; the runner still decides when.
 """
@@ -18,7 +20,7 @@ from pathlib import Path
 
 from crosswatch.config import TargetConfig
 from crosswatch.crashpoints import crashpoint
-from crosswatch.platforms.base import JobContext, Kind, Outcome, Step
+from crosswatch.platforms.base import JobContext, Kind, Outcome, PostImage, Step, every_image
 
 
 def outbox_name(ctx: JobContext) -> str:
@@ -27,9 +29,24 @@ def outbox_name(ctx: JobContext) -> str:
     return f"{safe}-{ctx.photo_hash[:12]}"
 
 
-def caption_file_text(ctx: JobContext) -> str:
+def image_file_name(base: str, image: PostImage, number: int, count: int) -> str:
+    """``base.jpg`` for one image; ``base-01.jpg``, ``base-02.jpg``, ... for an album's, so that
+    their names sort in the album's order."""
+    suffix = ".png" if image.format.upper() == "PNG" else ".jpg"
+    if count < 2:
+        return base + suffix
+    return f"{base}-{number:0{max(2, len(str(count)))}d}{suffix}"
+
+
+def caption_file_text(ctx: JobContext, images: Sequence[PostImage] = ()) -> str:
     lines = [ctx.caption.text, ""]
-    if ctx.caption.alt_text:
+    if len(images) > 1:
+        lines.append("Alt text, image by image:")
+        base = outbox_name(ctx)
+        for number, image in enumerate(images, start=1):
+            lines.append(f"{image_file_name(base, image, number, len(images))}: {image.alt_text or '(none)'}")
+        lines.append("")
+    elif ctx.caption.alt_text:
         lines += ["Alt text:", ctx.caption.alt_text, ""]
     lines.append(f"Length: {ctx.caption.length} of {ctx.caption.limit}")
     if ctx.caption.shortened:
@@ -67,11 +84,11 @@ class WriteToOutbox:
         base = outbox_name(ctx)
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
-            if ctx.image is not None:
-                suffix = ".png" if ctx.image.format.upper() == "PNG" else ".jpg"
-                _write_atomically(self.folder / (base + suffix), ctx.image.path)
+            images = every_image(ctx)
+            for number, image in enumerate(images, start=1):
+                _write_atomically(self.folder / image_file_name(base, image, number, len(images)), image.path)
                 crashpoint("outbox:between-files")
-            _write_atomically(self.folder / (base + ".txt"), caption_file_text(ctx).encode("utf-8"))
+            _write_atomically(self.folder / (base + ".txt"), caption_file_text(ctx, images).encode("utf-8"))
         except OSError as exc:
             # A full disk or a vanished folder is worth another try later, not a lost photo.
             return Outcome(Kind.RETRY, reason=f"cannot write the outbox {self.folder}: {exc.strerror or exc}")
