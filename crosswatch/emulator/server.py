@@ -46,6 +46,13 @@ class _Server(ThreadingHTTPServer):
             else:
                 self._connections.discard(conn)
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that went away mid-answer (a browser closed while images load, a killed daemon)
+        is no error of the emulator's: only anything else is printed, as the standard library does."""
+        if isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            return
+        super().handle_error(request, client_address)
+
     def cut_connections(self) -> None:
         """Wake handler threads parked on idle keep-alive connections so they can end."""
         with self._connections_lock:
