@@ -50,6 +50,7 @@ from typing import Any
 
 from PIL import Image
 
+from crosswatch import media_passthrough
 from crosswatch.config import Config, MediaConfig, PrivacyConfig, TargetConfig
 from crosswatch.errors import BadPhoto
 from crosswatch.media_source import (
@@ -59,6 +60,7 @@ from crosswatch.media_source import (
     Credit,
     Source,
     decode,
+    is_srgb,
     open_source,
     reject,
 )
@@ -67,7 +69,9 @@ from crosswatch.platforms import registry
 from crosswatch.platforms.limits import TargetSpec
 
 # Bumped whenever the pipeline's output changes, so old cache entries are not reused.
-PIPELINE_VERSION = 2  # 2: resize strips of 128 rows (the strip edges round a hair differently)
+# 2: resize strips of 128 rows (the strip edges round a hair differently); 3: a JPEG that a target takes
+# as it is passes through (its own data, our metadata) instead of being re-encoded.
+PIPELINE_VERSION = 3
 # Decode (JPEG DCT scaling) and pre-reduce to at least this many times the output size, so LANCZOS
 # still has real pixels to work from (the same margin as Pillow's thumbnail()).
 REDUCING_GAP = 2.0
@@ -247,8 +251,7 @@ def _prepare_source(source: Source, targets: Sequence[TargetConfig], config: Con
                     metadata: Metadata | None, specs: Mapping[str, TargetSpec]) -> dict[str, Encoded | BadPhoto]:
     results: dict[str, Encoded | BadPhoto] = {}
     upright = source.upright_size
-    feasible: list[TargetConfig] = []
-    header_scales: list[float] = []
+    feasible: list[tuple[TargetConfig, float]] = []
     for target in targets:
         try:
             geometry = plan_geometry(upright, specs[target.name], config.media.fit)
@@ -257,18 +260,33 @@ def _prepare_source(source: Source, targets: Sequence[TargetConfig], config: Con
                 results[target.name] = reject(source.path, f"{target.name}: {refused}")
                 continue
             geometry = plan_geometry(upright, specs[target.name], "pad")
-        feasible.append(target)
-        header_scales.append(geometry.scale)
+        feasible.append((target, geometry.scale))
     if not feasible:
         return results
-    pixels = decode(source, _draft_size(upright, max(header_scales)), config.media.background)
     credit = _credit(source, metadata)
     exif_bytes = build_exif(credit, source, config.privacy)
     xmp_bytes = build_xmp(credit, config.privacy)
+    passing = _passthrough_plan(source, [target for target, _scale in feasible], specs, config.media, exif_bytes,
+                                xmp_bytes)
+    to_encode = [(target, scale) for target, scale in feasible if passing is None or target.name not in passing.names]
+    if to_encode:
+        _encode_decoded(source, to_encode, config, specs, exif_bytes, xmp_bytes, results)
+    else:
+        _check_decodes(source, config.media.background)
+    if passing is not None:
+        results.update(_passed_through(source, passing))
+    return {target.name: results[target.name] for target in targets}
+
+
+def _encode_decoded(source: Source, feasible: Sequence[tuple[TargetConfig, float]], config: Config,
+                    specs: Mapping[str, TargetSpec], exif_bytes: bytes, xmp_bytes: bytes | None,
+                    results: dict[str, Encoded | BadPhoto]) -> None:
+    """Decode once and encode every target in ``feasible`` (with its header scale) into ``results``."""
+    pixels = decode(source, _draft_size(source.upright_size, max(scale for _target, scale in feasible)),
+                    config.media.background)
     if pixels is not source.image:
         source.image.close()  # converted (mode, profile, alpha): the pixels as read are not needed again
-    ordered = [target for target, _scale in
-               sorted(zip(feasible, header_scales, strict=True), key=lambda pair: -pair[1])]
+    ordered = [target for target, _scale in sorted(feasible, key=lambda pair: -pair[1])]
     with ThreadPoolExecutor(max_workers=2) as ahead:
         # Largest output first, so smaller ones can be resampled from it instead of from the full decode.
         scaled = _ScaledCopies(pixels, source.orientation, release=source.image.close, ahead=ahead,
@@ -282,7 +300,94 @@ def _prepare_source(source: Source, targets: Sequence[TargetConfig], config: Con
                                                       xmp_bytes, source)
             except _Refused as refused:
                 results[target.name] = reject(source.path, f"{target.name}: {refused}")
-    return {target.name: results[target.name] for target in targets}
+
+
+# ---------------------------------------------------------------------------------------------------
+# Lossless passthrough: the source's own JPEG data for targets that take it as it is
+
+
+@dataclass(frozen=True)
+class _Passthrough:
+    """The targets that take the source as it is, and what its re-wrapped JPEG will be: built once to
+    learn its size, then again once the decode is gone (so that it is not held beside the decode),
+    and its digest says that the second build is the first one."""
+
+    names: frozenset[str]
+    header: bytes
+    digest: bytes
+    size: int
+    quality: int
+
+
+def _passthrough_plan(source: Source, targets: Sequence[TargetConfig], specs: Mapping[str, TargetSpec],
+                      media: MediaConfig, exif: bytes, xmp: bytes | None) -> _Passthrough | None:
+    """Which targets can have the source's own JPEG data (re-wrapped with our metadata), if any."""
+    luminance = source.image.quantization.get(0) if _passable(source) else None  # type: ignore[attr-defined]
+    if not luminance:
+        return None
+    fitting = [target for target in targets if _takes_as_is(source, specs[target.name], media)]
+    if not fitting:
+        return None
+    header = media_passthrough.header_segments(encode_jpeg(Image.new("RGB", (1, 1)), media.max_quality,
+                                                           exif=exif, xmp=xmp))
+    rewrapped = _rewrapped(source, header)
+    if rewrapped is None:
+        return None
+    limits = {target.name: specs[target.name].max_bytes for target in fitting}
+    names = frozenset(name for name, limit in limits.items() if limit is None or len(rewrapped) <= limit)
+    if not names:
+        return None
+    return _Passthrough(names=names, header=header, digest=hashlib.sha256(rewrapped).digest(), size=len(rewrapped),
+                        quality=media_passthrough.estimate_quality(luminance))
+
+
+def _passable(source: Source) -> bool:
+    """A JPEG whose pixels media_source would hand on unchanged: upright as stored (no EXIF
+    orientation to apply), greyscale or YCbCr (not CMYK, not RGB-coded by an Adobe transform 0), and
+    in sRGB already (no profile, or an sRGB one: the outputs carry none)."""
+    info = source.image.info
+    return (source.format in ("JPEG", "MPO") and source.metadata_read and source.orientation == 1
+            and source.image.mode in ("RGB", "L") and source.handle is not None
+            and not (source.image.mode == "RGB" and "adobe" in info and info.get("adobe_transform") != 1)
+            and is_srgb(info.get("icc_profile")))
+
+
+def _takes_as_is(source: Source, spec: TargetSpec, media: MediaConfig) -> bool:
+    """Whether this target's output would be the source's pixels: no resize, crop or pad."""
+    try:
+        geometry = plan_geometry(source.upright_size, spec, media.fit)
+    except _Refused:
+        return False
+    return geometry.fit is None and geometry.canvas == geometry.content == source.stored_size
+
+
+def _rewrapped(source: Source, header: bytes) -> bytes | None:
+    assert source.handle is not None
+    descriptor = source.handle.fileno()
+    size = os.fstat(descriptor).st_size
+    data = os.pread(descriptor, size, 0)  # (not the handle's read: its position belongs to the decoder)
+    if len(data) != size:
+        return None
+    return media_passthrough.rewrap(data, header)
+
+
+def _passed_through(source: Source, plan: _Passthrough) -> dict[str, Encoded | BadPhoto]:
+    rewrapped = _rewrapped(source, plan.header)
+    if rewrapped is None or hashlib.sha256(rewrapped).digest() != plan.digest:
+        changed = reject(source.path, "the file changed while it was being prepared; it is prepared again "
+                                      "when it is written anew")
+        return dict.fromkeys(plan.names, changed)
+    width, height = source.stored_size
+    encoded = Encoded(data=rewrapped, width=width, height=height, quality=plan.quality, fit=None,
+                      warnings=tuple(source.warnings))
+    return dict.fromkeys(plan.names, encoded)
+
+
+def _check_decodes(source: Source, background: str) -> None:
+    """Decode the photo at 1/8 scale (every coefficient is still read): when every target passes the
+    JPEG data through, this is what still finds a corrupt or cut-short file (raises BadPhoto)."""
+    decode(source, (1, 1), background).close()
+    source.image.close()
 
 
 def _planned(size: tuple[int, int], specs: Sequence[TargetSpec], fit: str) -> list[Geometry]:
