@@ -25,6 +25,20 @@ media.shrink_floor), else the target is refused. Privacy: the output's EXIF is w
 with only the groups in ``privacy.keep`` (creator and copyright by default), never GPS, maker notes,
 serial numbers, thumbnails, comments or XMP history; XMP carries only dc:creator and dc:rights.
 
+Lossless passthrough (``_passthrough_plan``; media_passthrough.py does the segments): a target
+that would get the source's own pixels unchanged (a JPEG, greyscale or YCbCr, in sRGB or with no
+profile, EXIF orientation absent or 1, no resize, crop or pad needed, and within the byte limit
+once re-wrapped) gets the source's own compressed data with its metadata replaced by ours (the same
+JFIF, EXIF and XMP segments a re-encoded output carries, made by the same encoder), and nothing after
+the first EOI. Why: a re-encode costs a generation of JPEG loss for no gain, while these are the
+photographer's own export bytes; and it costs the most time and memory of all (a full-size
+progressive encode holds libjpeg's whole-image coefficient buffer beside the full decode). Its
+reported quality is the source's, estimated from its luminance table; it may be above
+media.max_quality (a limit for what crosswatch encodes, not for what the photographer exported).
+The full decode is then needed only for the other targets, and is released before the largest of
+those is encoded; when every target passes through, a 1/8-scale decode still checks that the data
+decodes.
+
 Speed and memory: one decode for all targets, shrunk in the DCT domain when every target is much
 smaller; the largest target first, and smaller ones resampled from it (on other threads while the
 larger one is encoded); orientation applied after resizing; the full decode released as soon as no
@@ -79,10 +93,12 @@ REDUCING_GAP = 2.0
 PARALLEL_RESIZE_PIXELS = 1_000_000
 # A split resize works in strips of about this many output rows, pasted into place as each is done:
 # Pillow's horizontal pass holds a whole intermediate image, so one big strip per thread would cost
-# more memory than the output itself. 128 rather than 256: a 4096 px wide strip then costs about
-# 2 MB of output and 3 MB of intermediate per thread, and X's 4096 px render from a 24 MP decode
-# (the decode and X's output held meanwhile) stays below the peak of the full-size encode.
-STRIP_ROWS = 128
+# more memory than the output itself. X's 4096 px render from a 24 MP decode is the peak of five
+# targets now that a full-size target passes through (the decode and X's output held meanwhile:
+# 28 + 92 + 43 MiB), so what the strips in flight add counts: at 32 rows a 4096 px wide strip costs
+# about 0.5 MB of output and 1 MB of intermediate per thread, and the freed strips leave less in
+# the heap (peak RSS 173 MiB; 183 MiB at 128 rows, 170 at 16, which is slower).
+STRIP_ROWS = 32
 
 PreparedResult = PreparedImage | BadPhoto
 
