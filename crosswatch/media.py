@@ -279,14 +279,18 @@ def _prepare_source(source: Source, targets: Sequence[TargetConfig], config: Con
         feasible.append((target, geometry.scale))
     if not feasible:
         return results
-    credit = _credit(source, metadata)
-    exif_bytes = build_exif(credit, source, config.privacy)
-    xmp_bytes = build_xmp(credit, config.privacy)
-    passing = _passthrough_plan(source, [target for target, _scale in feasible], specs, config.media, exif_bytes,
-                                xmp_bytes)
+
+    @functools.cache
+    def credit_segments() -> tuple[bytes, bytes | None]:
+        """The output's EXIF and XMP (once; for a PNG only after the decode has read its metadata)."""
+        credit = _credit(source, metadata)
+        return build_exif(credit, source, config.privacy), build_xmp(credit, config.privacy)
+
+    passing = _passthrough_plan(source, [target for target, _scale in feasible], specs, config.media,
+                                credit_segments)
     to_encode = [(target, scale) for target, scale in feasible if passing is None or target.name not in passing.names]
     if to_encode:
-        _encode_decoded(source, to_encode, config, specs, exif_bytes, xmp_bytes, results)
+        _encode_decoded(source, to_encode, config, specs, credit_segments, results)
     else:
         _check_decodes(source, config.media.background)
     if passing is not None:
@@ -295,11 +299,12 @@ def _prepare_source(source: Source, targets: Sequence[TargetConfig], config: Con
 
 
 def _encode_decoded(source: Source, feasible: Sequence[tuple[TargetConfig, float]], config: Config,
-                    specs: Mapping[str, TargetSpec], exif_bytes: bytes, xmp_bytes: bytes | None,
+                    specs: Mapping[str, TargetSpec], credit_segments: Callable[[], tuple[bytes, bytes | None]],
                     results: dict[str, Encoded | BadPhoto]) -> None:
     """Decode once and encode every target in ``feasible`` (with its header scale) into ``results``."""
     pixels = decode(source, _draft_size(source.upright_size, max(scale for _target, scale in feasible)),
                     config.media.background)
+    exif_bytes, xmp_bytes = credit_segments()
     if pixels is not source.image:
         source.image.close()  # converted (mode, profile, alpha): the pixels as read are not needed again
     ordered = [target for target, _scale in sorted(feasible, key=lambda pair: -pair[1])]
@@ -333,10 +338,12 @@ class _Passthrough:
     digest: bytes
     size: int
     quality: int
+    dimensions: tuple[int, int]  # (read before any decode: a draft decode changes the image's size)
 
 
 def _passthrough_plan(source: Source, targets: Sequence[TargetConfig], specs: Mapping[str, TargetSpec],
-                      media: MediaConfig, exif: bytes, xmp: bytes | None) -> _Passthrough | None:
+                      media: MediaConfig,
+                      credit_segments: Callable[[], tuple[bytes, bytes | None]]) -> _Passthrough | None:
     """Which targets can have the source's own JPEG data (re-wrapped with our metadata), if any."""
     luminance = source.image.quantization.get(0) if _passable(source) else None  # type: ignore[attr-defined]
     if not luminance:
@@ -344,6 +351,7 @@ def _passthrough_plan(source: Source, targets: Sequence[TargetConfig], specs: Ma
     fitting = [target for target in targets if _takes_as_is(source, specs[target.name], media)]
     if not fitting:
         return None
+    exif, xmp = credit_segments()
     header = media_passthrough.header_segments(encode_jpeg(Image.new("RGB", (1, 1)), media.max_quality,
                                                            exif=exif, xmp=xmp))
     rewrapped = _rewrapped(source, header)
@@ -354,7 +362,7 @@ def _passthrough_plan(source: Source, targets: Sequence[TargetConfig], specs: Ma
     if not names:
         return None
     return _Passthrough(names=names, header=header, digest=hashlib.sha256(rewrapped).digest(), size=len(rewrapped),
-                        quality=media_passthrough.estimate_quality(luminance))
+                        quality=media_passthrough.estimate_quality(luminance), dimensions=source.stored_size)
 
 
 def _passable(source: Source) -> bool:
@@ -393,7 +401,7 @@ def _passed_through(source: Source, plan: _Passthrough) -> dict[str, Encoded | B
         changed = reject(source.path, "the file changed while it was being prepared; it is prepared again "
                                       "when it is written anew")
         return dict.fromkeys(plan.names, changed)
-    width, height = source.stored_size
+    width, height = plan.dimensions
     encoded = Encoded(data=rewrapped, width=width, height=height, quality=plan.quality, fit=None,
                       warnings=tuple(source.warnings))
     return dict.fromkeys(plan.names, encoded)
