@@ -29,6 +29,7 @@ from hypothesis import strategies as st
 from PIL import Image, ImageChops, ImageStat
 
 import crosswatch.media as media
+import crosswatch.metadata as metadata
 import crosswatch.media_passthrough as media_passthrough
 import crosswatch.media_source as media_source
 from crosswatch.config import Config, MediaConfig, PrivacyConfig, TargetConfig, config_from_mapping
@@ -913,3 +914,31 @@ def test_preview_writes_one_jpeg_per_target_with_its_facts(tmp_path: Path) -> No
     assert "aspect ratio" in facts["instagram"]["error"]
     json.dumps(facts)  # goes straight into preview.json
     assert not config.media_cache_dir.exists()  # a preview leaves the journal's cache alone
+
+
+@pytest.mark.skipif(EXIFTOOL is None, reason="exiftool is not installed")
+def test_a_passed_through_real_photo_keeps_its_pixels_and_sheds_everything_private(tmp_path: Path) -> None:
+    # A real Nikon D3100 JPEG (GPS and serial number in its EXIF), given GPS, a serial and location
+    # text in XMP and IPTC too, a creator, and data appended after its EOI (as a phone's gain map is).
+    source = tmp_path / "nikon.jpg"
+    shutil.copy(PHOTOS / "exifpy-nikon_D3100_TypeError.jpg", source)
+    assert EXIFTOOL is not None
+    subprocess.run([EXIFTOOL, "-q", "-overwrite_original", "-XMP-exif:GPSLatitude=45.76", "-XMP-aux:SerialNumber=SN1",
+                    "-XMP-photoshop:City=Lyon", "-IPTC:City=Lyon", "-IPTC:Sub-location=Rue Mercière 12",
+                    "-EXIF:Artist=Ana Lima", str(source)], check=True)
+    source.write_bytes(source.read_bytes() + b"\xff\xd8 appended frame \xff\xd9")
+    readings = exiftool_private_keys([source])[str(source)]
+    assert any(key.startswith("GPS:") for key in readings) and any("Serial" in key for key in readings)
+    assert any(key.startswith("IPTC:") for key in readings) and any(key.startswith("XMP-") for key in readings)
+    prepared = media.prepare_all(source, "nikon", [X], make_config(tmp_path))["x"]
+    assert isinstance(prepared, PreparedImage) and passed_through(prepared, source)
+    out = Path(prepared.path)
+    assert exiftool_private_keys([out])[str(out)] == []
+    assert metadata.private_traces(out) == []
+    data = out.read_bytes()
+    assert data.endswith(b"\xff\xd9") and b"appended frame" not in data  # nothing after the first EOI
+    with Image.open(source) as original, Image.open(out) as image:
+        assert original.tobytes() == image.tobytes() and "icc_profile" not in image.info
+    credit = json.loads(subprocess.run([EXIFTOOL, "-json", "-XMP-dc:Creator", str(out)], capture_output=True,
+                                       check=True, text=True).stdout)[0]
+    assert credit["Creator"] == "Ana Lima"
