@@ -29,9 +29,9 @@ from hypothesis import strategies as st
 from PIL import Image, ImageChops, ImageStat
 
 import crosswatch.media as media
-import crosswatch.metadata as metadata
 import crosswatch.media_passthrough as media_passthrough
 import crosswatch.media_source as media_source
+import crosswatch.metadata as metadata
 from crosswatch.config import Config, MediaConfig, PrivacyConfig, TargetConfig, config_from_mapping
 from crosswatch.errors import BadPhoto, ConfigError
 from crosswatch.models import Metadata, PreparedImage
