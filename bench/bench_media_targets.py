@@ -16,13 +16,13 @@ of its two runs).
 Aim (issue 12): at most 1.3x vipsthumbnail's time and at most 1.5x its peak RSS.
 
 Where crosswatch's peak sits (measured with /proc/self/status around each step): Mastodon's default
-limits take the 6000x4000 photo at full size, so its progressive encode holds the whole decode
-(Pillow keeps 4 bytes a pixel: 92 MiB) beside libjpeg's whole-image coefficient buffer, which any
-progressive encoder needs (6000x4000 at 4:2:0 is 36 M 16-bit coefficients: about 70 MiB), on top of
-the interpreter and its imports (28 MiB): about 197 MiB. vipsthumbnail streams the pixels and holds
-only the coefficients (116 MiB), so 1.5x (174 MiB) is out of reach for any pipeline that holds a
-full decode while encoding it progressively: even with no imports at all the two buffers and a bare
-interpreter come to about 177 MiB.
+limits take the 6000x4000 photo at full size, so its output is the photo's own JPEG data passed
+through (media.py: no decode, no encode for it). Before that, its progressive encode held the whole
+decode (Pillow keeps 4 bytes a pixel: 92 MiB) beside libjpeg's whole-image coefficient buffer (about
+70 MiB): 197 MiB, 1.70x. Now the peak is X's 4096 px render from the full decode: the interpreter
+and its imports (28 MiB), the decode (92 MiB), X's output (43 MiB) and the resize strips in flight
+and what they leave in the heap (about 7 MiB at 32 rows): about 173 MiB, and the decode is let go
+before X is encoded.
 
 The specs the targets are prepared for (passed as prepare_all(specs=...), as the Mastodon target
 passes its server's limits):

@@ -25,6 +25,20 @@ media.shrink_floor), else the target is refused. Privacy: the output's EXIF is w
 with only the groups in ``privacy.keep`` (creator and copyright by default), never GPS, maker notes,
 serial numbers, thumbnails, comments or XMP history; XMP carries only dc:creator and dc:rights.
 
+Lossless passthrough (``_passthrough_plan``; media_passthrough.py does the segments): a target
+that would get the source's own pixels unchanged (a JPEG, greyscale or YCbCr, in sRGB or with no
+profile, EXIF orientation absent or 1, no resize, crop or pad needed, and within the byte limit
+once re-wrapped) gets the source's own compressed data with its metadata replaced by ours (the same
+JFIF, EXIF and XMP segments a re-encoded output carries, made by the same encoder), and nothing after
+the first EOI. Why: a re-encode costs a generation of JPEG loss for no gain, while these are the
+photographer's own export bytes; and it costs the most time and memory of all (a full-size
+progressive encode holds libjpeg's whole-image coefficient buffer beside the full decode). Its
+reported quality is the source's, estimated from its luminance table; it may be above
+media.max_quality (a limit for what crosswatch encodes, not for what the photographer exported).
+The full decode is then needed only for the other targets, and is released before the largest of
+those is encoded; when every target passes through, a 1/8-scale decode still checks that the data
+decodes.
+
 Speed and memory: one decode for all targets, shrunk in the DCT domain when every target is much
 smaller; the largest target first, and smaller ones resampled from it (on other threads while the
 larger one is encoded); orientation applied after resizing; the full decode released as soon as no
@@ -50,6 +64,7 @@ from typing import Any
 
 from PIL import Image
 
+from crosswatch import media_passthrough
 from crosswatch.config import Config, MediaConfig, PrivacyConfig, TargetConfig
 from crosswatch.errors import BadPhoto
 from crosswatch.media_source import (
@@ -59,6 +74,7 @@ from crosswatch.media_source import (
     Credit,
     Source,
     decode,
+    is_srgb,
     open_source,
     reject,
 )
@@ -67,7 +83,9 @@ from crosswatch.platforms import registry
 from crosswatch.platforms.limits import TargetSpec
 
 # Bumped whenever the pipeline's output changes, so old cache entries are not reused.
-PIPELINE_VERSION = 2  # 2: resize strips of 128 rows (the strip edges round a hair differently)
+# 2: resize strips of 128 rows (the strip edges round a hair differently); 3: a JPEG that a target takes
+# as it is passes through (its own data, our metadata) instead of being re-encoded.
+PIPELINE_VERSION = 3
 # Decode (JPEG DCT scaling) and pre-reduce to at least this many times the output size, so LANCZOS
 # still has real pixels to work from (the same margin as Pillow's thumbnail()).
 REDUCING_GAP = 2.0
@@ -75,10 +93,12 @@ REDUCING_GAP = 2.0
 PARALLEL_RESIZE_PIXELS = 1_000_000
 # A split resize works in strips of about this many output rows, pasted into place as each is done:
 # Pillow's horizontal pass holds a whole intermediate image, so one big strip per thread would cost
-# more memory than the output itself. 128 rather than 256: a 4096 px wide strip then costs about
-# 2 MB of output and 3 MB of intermediate per thread, and X's 4096 px render from a 24 MP decode
-# (the decode and X's output held meanwhile) stays below the peak of the full-size encode.
-STRIP_ROWS = 128
+# more memory than the output itself. X's 4096 px render from a 24 MP decode is the peak of five
+# targets now that a full-size target passes through (the decode and X's output held meanwhile:
+# 28 + 92 + 43 MiB), so what the strips in flight add counts: at 32 rows a 4096 px wide strip costs
+# about 0.5 MB of output and 1 MB of intermediate per thread, and the freed strips leave less in
+# the heap (peak RSS 173 MiB; 183 MiB at 128 rows, 170 at 16, which is slower).
+STRIP_ROWS = 32
 
 PreparedResult = PreparedImage | BadPhoto
 
@@ -247,8 +267,7 @@ def _prepare_source(source: Source, targets: Sequence[TargetConfig], config: Con
                     metadata: Metadata | None, specs: Mapping[str, TargetSpec]) -> dict[str, Encoded | BadPhoto]:
     results: dict[str, Encoded | BadPhoto] = {}
     upright = source.upright_size
-    feasible: list[TargetConfig] = []
-    header_scales: list[float] = []
+    feasible: list[tuple[TargetConfig, float]] = []
     for target in targets:
         try:
             geometry = plan_geometry(upright, specs[target.name], config.media.fit)
@@ -257,18 +276,38 @@ def _prepare_source(source: Source, targets: Sequence[TargetConfig], config: Con
                 results[target.name] = reject(source.path, f"{target.name}: {refused}")
                 continue
             geometry = plan_geometry(upright, specs[target.name], "pad")
-        feasible.append(target)
-        header_scales.append(geometry.scale)
+        feasible.append((target, geometry.scale))
     if not feasible:
         return results
-    pixels = decode(source, _draft_size(upright, max(header_scales)), config.media.background)
-    credit = _credit(source, metadata)
-    exif_bytes = build_exif(credit, source, config.privacy)
-    xmp_bytes = build_xmp(credit, config.privacy)
+
+    @functools.cache
+    def credit_segments() -> tuple[bytes, bytes | None]:
+        """The output's EXIF and XMP (once; for a PNG only after the decode has read its metadata)."""
+        credit = _credit(source, metadata)
+        return build_exif(credit, source, config.privacy), build_xmp(credit, config.privacy)
+
+    passing = _passthrough_plan(source, [target for target, _scale in feasible], specs, config.media,
+                                credit_segments)
+    to_encode = [(target, scale) for target, scale in feasible if passing is None or target.name not in passing.names]
+    if to_encode:
+        _encode_decoded(source, to_encode, config, specs, credit_segments, results)
+    else:
+        _check_decodes(source, config.media.background)
+    if passing is not None:
+        results.update(_passed_through(source, passing))
+    return {target.name: results[target.name] for target in targets}
+
+
+def _encode_decoded(source: Source, feasible: Sequence[tuple[TargetConfig, float]], config: Config,
+                    specs: Mapping[str, TargetSpec], credit_segments: Callable[[], tuple[bytes, bytes | None]],
+                    results: dict[str, Encoded | BadPhoto]) -> None:
+    """Decode once and encode every target in ``feasible`` (with its header scale) into ``results``."""
+    pixels = decode(source, _draft_size(source.upright_size, max(scale for _target, scale in feasible)),
+                    config.media.background)
+    exif_bytes, xmp_bytes = credit_segments()
     if pixels is not source.image:
         source.image.close()  # converted (mode, profile, alpha): the pixels as read are not needed again
-    ordered = [target for target, _scale in
-               sorted(zip(feasible, header_scales, strict=True), key=lambda pair: -pair[1])]
+    ordered = [target for target, _scale in sorted(feasible, key=lambda pair: -pair[1])]
     with ThreadPoolExecutor(max_workers=2) as ahead:
         # Largest output first, so smaller ones can be resampled from it instead of from the full decode.
         scaled = _ScaledCopies(pixels, source.orientation, release=source.image.close, ahead=ahead,
@@ -282,7 +321,97 @@ def _prepare_source(source: Source, targets: Sequence[TargetConfig], config: Con
                                                       xmp_bytes, source)
             except _Refused as refused:
                 results[target.name] = reject(source.path, f"{target.name}: {refused}")
-    return {target.name: results[target.name] for target in targets}
+
+
+# ---------------------------------------------------------------------------------------------------
+# Lossless passthrough: the source's own JPEG data for targets that take it as it is
+
+
+@dataclass(frozen=True)
+class _Passthrough:
+    """The targets that take the source as it is, and what its re-wrapped JPEG will be: built once to
+    learn its size, then again once the decode is gone (so that it is not held beside the decode),
+    and its digest says that the second build is the first one."""
+
+    names: frozenset[str]
+    header: bytes
+    digest: bytes
+    size: int
+    quality: int
+    dimensions: tuple[int, int]  # (read before any decode: a draft decode changes the image's size)
+
+
+def _passthrough_plan(source: Source, targets: Sequence[TargetConfig], specs: Mapping[str, TargetSpec],
+                      media: MediaConfig,
+                      credit_segments: Callable[[], tuple[bytes, bytes | None]]) -> _Passthrough | None:
+    """Which targets can have the source's own JPEG data (re-wrapped with our metadata), if any."""
+    luminance = source.image.quantization.get(0) if _passable(source) else None  # type: ignore[attr-defined]
+    if not luminance:
+        return None
+    fitting = [target for target in targets if _takes_as_is(source, specs[target.name], media)]
+    if not fitting:
+        return None
+    exif, xmp = credit_segments()
+    header = media_passthrough.header_segments(encode_jpeg(Image.new("RGB", (1, 1)), media.max_quality,
+                                                           exif=exif, xmp=xmp))
+    rewrapped = _rewrapped(source, header)
+    if rewrapped is None:
+        return None
+    limits = {target.name: specs[target.name].max_bytes for target in fitting}
+    names = frozenset(name for name, limit in limits.items() if limit is None or len(rewrapped) <= limit)
+    if not names:
+        return None
+    return _Passthrough(names=names, header=header, digest=hashlib.sha256(rewrapped).digest(), size=len(rewrapped),
+                        quality=media_passthrough.estimate_quality(luminance), dimensions=source.stored_size)
+
+
+def _passable(source: Source) -> bool:
+    """A JPEG whose pixels media_source would hand on unchanged: upright as stored (no EXIF
+    orientation to apply), greyscale or YCbCr (not CMYK, not RGB-coded by an Adobe transform 0), and
+    in sRGB already (no profile, or an sRGB one: the outputs carry none)."""
+    info = source.image.info
+    return (source.format in ("JPEG", "MPO") and source.metadata_read and source.orientation == 1
+            and source.image.mode in ("RGB", "L") and source.handle is not None
+            and not (source.image.mode == "RGB" and "adobe" in info and info.get("adobe_transform") != 1)
+            and is_srgb(info.get("icc_profile")))
+
+
+def _takes_as_is(source: Source, spec: TargetSpec, media: MediaConfig) -> bool:
+    """Whether this target's output would be the source's pixels: no resize, crop or pad."""
+    try:
+        geometry = plan_geometry(source.upright_size, spec, media.fit)
+    except _Refused:
+        return False
+    return geometry.fit is None and geometry.canvas == geometry.content == source.stored_size
+
+
+def _rewrapped(source: Source, header: bytes) -> bytes | None:
+    assert source.handle is not None
+    descriptor = source.handle.fileno()
+    size = os.fstat(descriptor).st_size
+    data = os.pread(descriptor, size, 0)  # (not the handle's read: its position belongs to the decoder)
+    if len(data) != size:
+        return None
+    return media_passthrough.rewrap(data, header)
+
+
+def _passed_through(source: Source, plan: _Passthrough) -> dict[str, Encoded | BadPhoto]:
+    rewrapped = _rewrapped(source, plan.header)
+    if rewrapped is None or hashlib.sha256(rewrapped).digest() != plan.digest:
+        changed = reject(source.path, "the file changed while it was being prepared; it is prepared again "
+                                      "when it is written anew")
+        return dict.fromkeys(plan.names, changed)
+    width, height = plan.dimensions
+    encoded = Encoded(data=rewrapped, width=width, height=height, quality=plan.quality, fit=None,
+                      warnings=tuple(source.warnings))
+    return dict.fromkeys(plan.names, encoded)
+
+
+def _check_decodes(source: Source, background: str) -> None:
+    """Decode the photo at 1/8 scale (every coefficient is still read): when every target passes the
+    JPEG data through, this is what still finds a corrupt or cut-short file (raises BadPhoto)."""
+    decode(source, (1, 1), background).close()
+    source.image.close()
 
 
 def _planned(size: tuple[int, int], specs: Sequence[TargetSpec], fit: str) -> list[Geometry]:

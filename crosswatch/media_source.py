@@ -512,7 +512,7 @@ def _convert_profile(image: Image.Image, source: Source) -> Image.Image:
         return image
     try:
         profile = ImageCms.ImageCmsProfile(io.BytesIO(icc))
-        if "srgb" in ImageCms.getProfileDescription(profile).lower().replace(" ", ""):
+        if _describes_srgb(profile):
             return image  # already sRGB: converting would cost time and change nothing
         output = "RGBA" if "A" in image.mode else "RGB"
         converted = ImageCms.profileToProfile(
@@ -523,6 +523,21 @@ def _convert_profile(image: Image.Image, source: Source) -> Image.Image:
         return image
     assert converted is not None  # profileToProfile returns None only with inPlace=True
     return converted
+
+
+def is_srgb(icc: bytes | None) -> bool:
+    """Whether pixels tagged with this ICC profile are sRGB as they are (no profile: taken as sRGB),
+    so that dropping the profile changes nothing (media.py's outputs carry none)."""
+    if not icc:
+        return True
+    try:
+        return _describes_srgb(ImageCms.ImageCmsProfile(io.BytesIO(icc)))
+    except (ImageCms.PyCMSError, OSError, ValueError, TypeError):
+        return False  # an unreadable profile: the decode path decides what to do with it
+
+
+def _describes_srgb(profile: ImageCms.ImageCmsProfile) -> bool:
+    return "srgb" in ImageCms.getProfileDescription(profile).lower().replace(" ", "")
 
 
 _SRGB: ImageCms.ImageCmsProfile | None = None

@@ -15,6 +15,7 @@ import struct
 import subprocess
 import sys
 import time
+import warnings
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,7 +29,9 @@ from hypothesis import strategies as st
 from PIL import Image, ImageChops, ImageStat
 
 import crosswatch.media as media
+import crosswatch.media_passthrough as media_passthrough
 import crosswatch.media_source as media_source
+import crosswatch.metadata as metadata
 from crosswatch.config import Config, MediaConfig, PrivacyConfig, TargetConfig, config_from_mapping
 from crosswatch.errors import BadPhoto, ConfigError
 from crosswatch.models import Metadata, PreparedImage
@@ -77,16 +80,47 @@ def read_back(prepared: PreparedImage) -> Image.Image:
     return image
 
 
-def assert_meets_spec(prepared: PreparedImage, target: TargetConfig) -> None:
-    """The file on disk, read back, is what the platform accepts and what the record says."""
+def scan_data(data: bytes) -> bytes:
+    """A JPEG's compressed image data: from its first scan (SOS) to its first EOI."""
+    marks = [(marker, start, end) for marker, start, end in media_passthrough.segments(data)]
+    return data[next(start for marker, start, _end in marks if marker == media_passthrough.SOS):marks[-1][2]]
+
+
+def passed_through(prepared: PreparedImage, source: Path) -> bool:
+    """Whether the output carries the source's own compressed data (a lossless passthrough)."""
+    source_data = source.read_bytes()
+    if source_data[:2] != b"\xff\xd8":
+        return False
+    try:
+        return scan_data(Path(prepared.path).read_bytes()) == scan_data(source_data)
+    except (ValueError, StopIteration):  # a source whose structure breaks was re-encoded
+        return False
+
+
+def assert_meets_spec(prepared: PreparedImage, target: TargetConfig, source: Path) -> None:
+    """The file on disk, read back, is what the platform accepts and what the record says; it is
+    either the source's own JPEG data (upright, same size, same pixels) or a progressive re-encode."""
     spec = media.SPECS[target.kind]
     data = Path(prepared.path).read_bytes()
     assert len(data) == prepared.bytes
+    passthrough = passed_through(prepared, source)
     with read_back(prepared) as image:
         assert image.format == "JPEG" and prepared.format == "JPEG"
-        assert image.mode == "RGB"
+        assert image.mode in (("RGB", "L") if passthrough else ("RGB",))
         assert image.size == (prepared.width, prepared.height)
-        assert image.info.get("progressive") or image.info.get("progression")
+        if passthrough:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # a source's broken EXIF (read as no orientation)
+                with Image.open(source) as original:
+                    assert original.size == image.size and original.tobytes() == image.tobytes()
+                with Image.open(source) as original:
+                    try:
+                        orientation = original.getexif().get(ORIENTATION, 1)
+                    except Exception:
+                        orientation = 1
+                    assert orientation == 1
+        else:
+            assert image.info.get("progressive") or image.info.get("progression")
         assert "icc_profile" not in image.info  # untagged JPEG == sRGB
         width, height = image.size
     if spec.max_bytes:
@@ -101,7 +135,9 @@ def assert_meets_spec(prepared: PreparedImage, target: TargetConfig) -> None:
         assert width / height >= spec.min_aspect
     if spec.max_aspect:
         assert width / height <= spec.max_aspect
-    assert prepared.quality is not None and 70 <= prepared.quality <= 92
+    assert prepared.quality is not None
+    # A passthrough reports the source's own quality (estimated); a re-encode is within the settings.
+    assert 1 <= prepared.quality <= 100 if passthrough else 70 <= prepared.quality <= 92
 
 
 def assert_private_free(path: Path) -> None:
@@ -165,7 +201,7 @@ def test_every_good_photo_meets_every_targets_limits(prepared_photos: dict[str, 
     for target in ALL_TARGETS:
         prepared = outcome[target.name]
         assert isinstance(prepared, PreparedImage), prepared
-        assert_meets_spec(prepared, target)
+        assert_meets_spec(prepared, target, PHOTOS / name)
 
 
 @pytest.mark.parametrize("name", sorted(BROKEN_PIXELS))
@@ -487,8 +523,14 @@ def test_sixteen_bit_greyscale_is_scaled_not_clipped(tmp_path: Path) -> None:
 
 
 def test_greyscale_becomes_rgb(tmp_path: Path) -> None:
-    out = _prepare_one(tmp_path, Image.new("L", (32, 32), 200), "grey.jpg")
+    out = _prepare_one(tmp_path, Image.new("L", (32, 32), 200), "grey.png")
     assert out.mode == "RGB" and _colour_at(out, 0.5, 0.5) == pytest.approx((200, 200, 200), abs=3)
+
+
+def test_a_fitting_greyscale_jpeg_passes_through_as_it_is(tmp_path: Path) -> None:
+    # The passthrough rule: a greyscale JPEG that fits is its own (greyscale) data, not an RGB re-encode.
+    out = _prepare_one(tmp_path, Image.new("L", (32, 32), 200), "grey.jpg")
+    assert out.mode == "L" and not out.info.get("progressive") and out.getpixel((16, 16)) == pytest.approx(200, abs=3)
 
 
 def test_palette_transparency_is_flattened_onto_the_background(tmp_path: Path) -> None:
@@ -594,11 +636,11 @@ def test_24_megapixel_extremes_fit_instagram(tmp_path: Path, wide_and_tall: dict
     result = media.prepare_all(wide_and_tall[shape], "extreme", [INSTAGRAM, X], config)
     prepared = result["instagram"]
     assert isinstance(prepared, PreparedImage)
-    assert_meets_spec(prepared, INSTAGRAM)
+    assert_meets_spec(prepared, INSTAGRAM, wide_and_tall[shape])
     assert prepared.fit == fit
     untouched = result["x"]  # X takes any aspect
     assert isinstance(untouched, PreparedImage) and untouched.fit is None
-    assert_meets_spec(untouched, X)
+    assert_meets_spec(untouched, X, wide_and_tall[shape])
     out = read_back(prepared)
     assert _colour_at(out, 0.5, 0.5) == pytest.approx((0, 255, 0), abs=20)  # the centre survives
     edge = (0.5, 0.01) if shape == "4:1" else (0.01, 0.5)
@@ -633,7 +675,8 @@ def test_jpeg_draft_decoding_when_every_target_is_much_smaller(tmp_path: Path, w
 
     monkeypatch.setattr(media, "decode", spy)
     media.prepare_all(wide_and_tall["4:1"], "draft", [INSTAGRAM], make_config(tmp_path))
-    media.prepare_all(wide_and_tall["4:1"], "nodraft", [INSTAGRAM, OUTBOX], make_config(tmp_path))
+    # (Not the outbox: it takes the photo as it is, passed through without a decode for it.)
+    media.prepare_all(wide_and_tall["4:1"], "nodraft", [INSTAGRAM, X], make_config(tmp_path))
     (draft, decoded), (no_draft, full) = seen  # one decode per call, whatever the number of targets
     assert draft is not None and 2 * 1440 <= decoded[0] <= (9798 + 1) // 2  # DCT scaling: 1/2
     assert no_draft is None and full == (9798, 2449)
@@ -660,7 +703,7 @@ def test_40_megabyte_jpeg_is_brought_under_both_limits(tmp_path: Path, noise_jpe
     for target in (X, INSTAGRAM):
         prepared = result[target.name]
         assert isinstance(prepared, PreparedImage)
-        assert_meets_spec(prepared, target)
+        assert_meets_spec(prepared, target, noise_jpeg)
     close = result["x"]  # the search went close to the limit, not far under it
     assert isinstance(close, PreparedImage) and close.bytes > 4_000_000
 
@@ -669,7 +712,7 @@ def test_when_quality_floor_cannot_fit_the_image_is_made_smaller(tmp_path: Path,
     config = make_config(tmp_path, min_quality=88, max_quality=92)
     prepared = media.prepare_all(noise_jpeg, "shrink", [X], config)["x"]
     assert isinstance(prepared, PreparedImage)
-    assert_meets_spec(prepared, X)
+    assert_meets_spec(prepared, X, noise_jpeg)
     assert prepared.quality is not None and prepared.quality >= 88
     assert prepared.width < 4096 and prepared.bytes <= 5_000_000
 
@@ -784,7 +827,7 @@ def test_damaged_files_give_a_result_or_badphoto_never_a_crash(tmp_path: Path, s
     for target in (X, INSTAGRAM):
         outcome = results[target.name]
         if isinstance(outcome, PreparedImage):
-            assert_meets_spec(outcome, target)
+            assert_meets_spec(outcome, target, path)
             assert_private_free(Path(outcome.path))
 
 
@@ -871,3 +914,31 @@ def test_preview_writes_one_jpeg_per_target_with_its_facts(tmp_path: Path) -> No
     assert "aspect ratio" in facts["instagram"]["error"]
     json.dumps(facts)  # goes straight into preview.json
     assert not config.media_cache_dir.exists()  # a preview leaves the journal's cache alone
+
+
+@pytest.mark.skipif(EXIFTOOL is None, reason="exiftool is not installed")
+def test_a_passed_through_real_photo_keeps_its_pixels_and_sheds_everything_private(tmp_path: Path) -> None:
+    # A real Nikon D3100 JPEG (GPS and serial number in its EXIF), given GPS, a serial and location
+    # text in XMP and IPTC too, a creator, and data appended after its EOI (as a phone's gain map is).
+    source = tmp_path / "nikon.jpg"
+    shutil.copy(PHOTOS / "exifpy-nikon_D3100_TypeError.jpg", source)
+    assert EXIFTOOL is not None
+    subprocess.run([EXIFTOOL, "-q", "-overwrite_original", "-XMP-exif:GPSLatitude=45.76", "-XMP-aux:SerialNumber=SN1",
+                    "-XMP-photoshop:City=Lyon", "-IPTC:City=Lyon", "-IPTC:Sub-location=Rue Mercière 12",
+                    "-EXIF:Artist=Ana Lima", str(source)], check=True)
+    source.write_bytes(source.read_bytes() + b"\xff\xd8 appended frame \xff\xd9")
+    readings = exiftool_private_keys([source])[str(source)]
+    assert any(key.startswith("GPS:") for key in readings) and any("Serial" in key for key in readings)
+    assert any(key.startswith("IPTC:") for key in readings) and any(key.startswith("XMP-") for key in readings)
+    prepared = media.prepare_all(source, "nikon", [X], make_config(tmp_path))["x"]
+    assert isinstance(prepared, PreparedImage) and passed_through(prepared, source)
+    out = Path(prepared.path)
+    assert exiftool_private_keys([out])[str(out)] == []
+    assert metadata.private_traces(out) == []
+    data = out.read_bytes()
+    assert data.endswith(b"\xff\xd9") and b"appended frame" not in data  # nothing after the first EOI
+    with Image.open(source) as original, Image.open(out) as image:
+        assert original.tobytes() == image.tobytes() and "icc_profile" not in image.info
+    credit = json.loads(subprocess.run([EXIFTOOL, "-json", "-XMP-dc:Creator", str(out)], capture_output=True,
+                                       check=True, text=True).stdout)[0]
+    assert credit["Creator"] == "Ana Lima"
