@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from crosswatch.config import Config
+from crosswatch.config import Config, TargetConfig
 from crosswatch.errors import CrosswatchError
 from crosswatch.journal import Journal
 from crosswatch.models import Caption, Job, JobState
@@ -91,6 +91,8 @@ def job_cost(config: Config, journal: Journal, contexts: Any, job: Job, photo: A
             caption = contexts.caption(job, photo, link)
         except CrosswatchError:
             return ""
+    if isinstance(job.data.get("album"), dict):
+        return _album_cost(target, caption, job, contexts, will_link)
     bridge = job.data.get("bridge")
     alts = None
     if isinstance(bridge, dict) and len(bridge.get("images") or ()) > 1:
@@ -98,3 +100,27 @@ def job_cost(config: Config, journal: Journal, contexts: Any, job: Job, photo: A
         alts = (given + [False] * len(bridge["images"]))[:min(4, len(bridge["images"]))]
     cost = caption_cost(target, caption, will_link=will_link, alt_texts=alts)
     return "" if cost is None else cost.describe()
+
+
+def _album_cost(target: TargetConfig, caption: Caption, job: Job, contexts: Any, will_link: bool) -> str:
+    """An album job's posts still to go, each priced as the runner prices it (its own caption, its
+    images' alt texts): the first with the album's caption, the replies with their "n/N"."""
+    from crosswatch import albums, pricing
+    from crosswatch.preview import caption_cost
+
+    posts = contexts.album_plan_posts(job)
+    alt_texts = contexts.album_alt_texts(job)
+    starts = [sum(len(post) for post in posts[:n]) for n in range(len(posts))]
+    costs = []
+    for n in range(min(int(job.data.get("album_part") or 0), len(posts)), len(posts)):
+        alts = alt_texts[starts[n]:starts[n] + len(posts[n])]
+        text = caption if n == 0 else albums.reply_caption(caption, n, len(posts), alts[0] or None)
+        cost = caption_cost(target, text, will_link=will_link and n == 0, alt_texts=[bool(a) for a in alts])
+        if cost is None:
+            return ""
+        costs.append(cost)
+    by_item: dict[str, float] = {}  # one figure per kind of call: "post $0.030, alt text $0.030"
+    for name, usd in (item for cost in costs for item in cost.items):
+        by_item[name] = round(by_item.get(name, 0.0) + usd, 6)
+    total = pricing.Cost(round(sum(cost.usd for cost in costs), 6), tuple(by_item.items()))
+    return total.describe() + (f" for {len(costs)} posts" if len(costs) > 1 else "")

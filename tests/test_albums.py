@@ -294,3 +294,26 @@ def test_a_thread_whose_first_post_answer_was_lost_is_reconciled_and_still_gets_
         first = tweets[0].id
     assert job["state"] == "done" and job["remote_id"] == first
     assert posts == [(4, None), (2, first)], (posts, job)
+
+
+def test_an_album_waiting_for_approval_is_priced_in_queue_for_every_post_of_its_thread(
+        workspace: dict[str, Path], live_emulator: Emulator, hosted: Path) -> None:
+    # Six photos to X are a thread of 4 + 2: `queue` (and the console, through the same views) prices
+    # both posts and all six alt texts, as `preview DIR` and the runner's budget check do.
+    folder = album_folder(workspace["inbox"], "harbour", 6)
+    with EmulatorServer(live_emulator) as server:
+        every = platform_targets(server.url, hosted)
+        config = write_config(workspace, targets={"x": every["x"]}, approval=["x"],
+                              watch=[{"path": str(workspace["inbox"]), "targets": ["x"], "settle_seconds": 0.3,
+                                      "albums": "folder", "album_settle_seconds": 1.0}])
+        sign_in(config, live_emulator, ["x"])
+        run = run_cli("run", "--once", config=config, timeout=120)
+        assert run.returncode == 0, run.stderr
+        queue = run_cli("queue", config=config)
+        preview = run_cli("preview", str(folder), "--json", config=config)
+    assert queue.returncode == 0 and preview.returncode == 0, queue.stderr + preview.stderr
+    planned = json.loads(preview.stdout)["targets"]["x"]
+    assert [len(post) for post in planned["posts"]] == [4, 2]
+    [line] = [line for line in queue.stdout.splitlines() if "awaiting approval" in line]
+    assert f"${planned['cost_usd']:.3f} (post $0.030, alt text $0.030) for 2 posts" in line, line
+    assert not live_emulator.x_posts()
